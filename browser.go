@@ -1,0 +1,118 @@
+package slobridge
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/slobridge/slobridge/store"
+)
+
+// SessionCookieName is the name of the bridge session cookie.
+const SessionCookieName = "slobridge_session"
+
+// SessionCookies writes and reads the bridge session cookie. The cookie
+// value is the session ID followed by an HMAC-SHA256 of it under a bridge
+// secret: the session ID is also the OIDC `sid` that relying parties see, so
+// knowing a sid must not be enough to forge the cookie.
+type SessionCookies struct {
+	// Secret keys the HMAC; at least 32 bytes.
+	Secret []byte
+	// Secure sets the Secure attribute. It should be true except when the
+	// bridge is served over plain HTTP on loopback.
+	Secure bool
+	// Path defaults to "/".
+	Path string
+}
+
+// ErrNoSession reports a request without a valid bridge session cookie.
+var ErrNoSession = errors.New("slobridge: no valid bridge session cookie")
+
+func (c SessionCookies) mac(sid string) string {
+	m := hmac.New(sha256.New, c.Secret)
+	m.Write([]byte("slobridge-session-cookie\x00" + sid))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (c SessionCookies) path() string {
+	if c.Path == "" {
+		return "/"
+	}
+	return c.Path
+}
+
+// Set writes the cookie for session sid, expiring with the session.
+// HttpOnly and SameSite=Lax: it must survive the top-level redirects of
+// login flows but not ride on cross-site subrequests.
+func (c SessionCookies) Set(w http.ResponseWriter, sid string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name: SessionCookieName, Value: sid + "." + c.mac(sid), Path: c.path(),
+		Expires: expires, HttpOnly: true, Secure: c.Secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// Clear removes the cookie.
+func (c SessionCookies) Clear(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: SessionCookieName, Value: "", Path: c.path(), MaxAge: -1,
+		HttpOnly: true, Secure: c.Secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// SessionID returns the session ID carried by a valid cookie on r.
+func (c SessionCookies) SessionID(r *http.Request) (string, error) {
+	ck, err := r.Cookie(SessionCookieName)
+	if err != nil {
+		return "", ErrNoSession
+	}
+	sid, mac, ok := strings.Cut(ck.Value, ".")
+	if !ok || sid == "" || !hmac.Equal([]byte(mac), []byte(c.mac(sid))) {
+		return "", ErrNoSession
+	}
+	return sid, nil
+}
+
+// ActiveSession returns the active bridge session of the browser, or
+// ErrNoSession when the cookie is missing, forged, or names a session that
+// has ended or expired.
+func (e *Engine) ActiveSession(ctx context.Context, c SessionCookies, r *http.Request) (store.Session, error) {
+	sid, err := c.SessionID(r)
+	if err != nil {
+		return store.Session{}, err
+	}
+	s, err := e.st.GetSession(ctx, sid)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Session{}, ErrNoSession
+	}
+	if err != nil {
+		return store.Session{}, err
+	}
+	if !s.Active(e.now()) {
+		return store.Session{}, ErrNoSession
+	}
+	return s, nil
+}
+
+// Authenticator logs a browser in at an upstream IdP. The OpenID Provider
+// and the SAML IdP call StartLogin when a request needs a user and there is
+// no bridge session; on success the authenticator creates the bridge
+// session through the engine, sets the session cookie and redirects the
+// browser to returnTo (a path on the bridge, validated by the caller).
+type Authenticator interface {
+	StartLogin(w http.ResponseWriter, r *http.Request, returnTo string) error
+}
+
+// UpstreamLogout ends the user's session at the upstream IdP after the
+// downstream participants were notified. StartLogout either sends the
+// browser to the upstream (which comes back to the bridge, and the bridge
+// then redirects to returnTo) and reports true, or reports false when there
+// is nothing to do (no upstream session, or the upstream started the
+// logout) so the caller continues to returnTo itself.
+type UpstreamLogout interface {
+	StartLogout(w http.ResponseWriter, r *http.Request, lo store.Logout, returnTo string) (started bool, err error)
+}

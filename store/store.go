@@ -1,0 +1,132 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// LogoutSpec says which sessions one logout ends.
+type LogoutSpec struct {
+	// LogoutID is the ID of the logout to create (unguessable; set by the
+	// caller).
+	LogoutID string
+	// SessionIDs lists sessions to end. Unknown IDs yield ErrNotFound
+	// and nothing changes; already ended sessions are skipped.
+	SessionIDs []string
+	// UserID, when set, ends every active session of that user too.
+	UserID    string
+	Initiator Initiator
+	// ExcludeKey is the participant that started the logout: it is kept in
+	// the snapshot but gets no delivery.
+	ExcludeKey string
+	// NewDeliveryID makes the ID of each delivery; it is called inside the
+	// transaction and must not do I/O.
+	NewDeliveryID func() string
+	Now           time.Time
+}
+
+// Store is the persistence interface of slobridge. All methods are safe for
+// concurrent use. Methods that take a context honour its cancellation.
+type Store interface {
+	// CreateSession stores a new session. ErrAlreadyExists if the ID is
+	// taken.
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns one session (active or ended, until swept).
+	GetSession(ctx context.Context, id string) (Session, error)
+	// ListSessionsByUser returns every stored session of a user, active or
+	// not, oldest first.
+	ListSessionsByUser(ctx context.Context, userID string) ([]Session, error)
+	// FindSessionsByNameID returns the sessions of an upstream matching
+	// the NameID value (and its qualifiers when set in the query) and, when
+	// sessionIndex is non-empty, that SessionIndex; oldest first.
+	FindSessionsByNameID(ctx context.Context, upstream string, nameID NameID, sessionIndex string) ([]Session, error)
+	// CountActiveSessions counts sessions neither ended nor expired at now.
+	CountActiveSessions(ctx context.Context, now time.Time) (int, error)
+
+	// AddParticipant adds p to its session (p.SessionID) unless a
+	// participant with the same Key is already there. It reports whether p
+	// was added. ErrNotFound for an unknown session, ErrSessionEnded for an
+	// ended one.
+	AddParticipant(ctx context.Context, p Participant) (added bool, err error)
+	// ListParticipants returns a session's participants in join order.
+	ListParticipants(ctx context.Context, sessionID string) ([]Participant, error)
+
+	// EndSessions is the logout transaction: in ONE transaction it marks
+	// the sessions ended, snapshots their participants into a Logout and
+	// writes one pending Delivery per back-channel participant (except
+	// spec.ExcludeKey), due at spec.Now. It returns the logout and its
+	// deliveries. When no active session matches, it returns a Logout with
+	// no sessions and writes nothing.
+	EndSessions(ctx context.Context, spec LogoutSpec) (Logout, []Delivery, error)
+	// GetLogout returns one logout.
+	GetLogout(ctx context.Context, id string) (Logout, error)
+	// ListLogoutsByUser returns the logouts of a user, newest first.
+	ListLogoutsByUser(ctx context.Context, userID string) ([]Logout, error)
+	// ListDeliveries returns the deliveries of one logout, in creation
+	// order.
+	ListDeliveries(ctx context.Context, logoutID string) ([]Delivery, error)
+	// GetDelivery returns one delivery.
+	GetDelivery(ctx context.Context, id string) (Delivery, error)
+	// ClaimDueDeliveries leases up to limit deliveries that are pending or
+	// retrying, due at or before now, and not under someone else's running
+	// lease, to owner until now+lease; earliest due first.
+	ClaimDueDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
+	// CompleteAttempt appends an attempt to a delivery held by owner, sets
+	// its new state (and NextAttemptAt for retrying), clears the lease and
+	// returns the updated delivery. ErrNotFound when the delivery is gone
+	// or no longer leased by owner (another replica took it over).
+	CompleteAttempt(ctx context.Context, id, owner string, a Attempt, state DeliveryState, next time.Time) (Delivery, error)
+	// RetryDeliveries resets the failed deliveries of a logout to pending,
+	// due at now, and returns how many it reset.
+	RetryDeliveries(ctx context.Context, logoutID string, now time.Time) (int, error)
+	// NextDueAt returns the earliest NextAttemptAt over pending and
+	// retrying deliveries, and false when there is none.
+	NextDueAt(ctx context.Context) (time.Time, bool, error)
+	// CountDeliveries counts deliveries by state.
+	CountDeliveries(ctx context.Context) (map[DeliveryState]int, error)
+
+	// PutClient creates or replaces a client registration.
+	PutClient(ctx context.Context, c Client) error
+	// GetClient returns one client.
+	GetClient(ctx context.Context, id string) (Client, error)
+	// UpdateClient reads, modifies and writes a client in one transaction.
+	UpdateClient(ctx context.Context, id string, update func(Client) (Client, error)) error
+	// DeleteClient removes a client. ErrNotFound when absent.
+	DeleteClient(ctx context.Context, id string) error
+	// ListClients returns every client of a kind ("" for all), by ID.
+	ListClients(ctx context.Context, kind string) ([]Client, error)
+
+	// PutRecord stores an expiring record; ErrAlreadyExists if a live
+	// record with the same namespace and key exists.
+	PutRecord(ctx context.Context, r Record) error
+	// GetRecord returns a live record (not expired at now).
+	GetRecord(ctx context.Context, namespace, key string, now time.Time) (Record, error)
+	// TakeRecord returns and deletes a live record in one transaction:
+	// of two concurrent takes, exactly one succeeds (one-time codes).
+	TakeRecord(ctx context.Context, namespace, key string, now time.Time) (Record, error)
+	// DeleteRecord removes a record; no error if absent.
+	DeleteRecord(ctx context.Context, namespace, key string) error
+
+	// CheckReplay records a one-time identifier until expiresAt. It
+	// returns ErrReplay when the identifier was already recorded and has
+	// not expired at now.
+	CheckReplay(ctx context.Context, namespace, id string, expiresAt, now time.Time) error
+
+	// PutKey stores a signing key (create or replace).
+	PutKey(ctx context.Context, k Key) error
+	// ListKeys returns the keys of a use, oldest first.
+	ListKeys(ctx context.Context, use string) ([]Key, error)
+	// DeleteKey removes a key.
+	DeleteKey(ctx context.Context, id string) error
+
+	// Sweep deletes what has expired at now: sessions past ExpiresAt (or
+	// ended) for longer than retain, logouts whose deliveries are all final
+	// and older than retain (with those deliveries), expired records and
+	// replay entries, keys past RetireAt.
+	Sweep(ctx context.Context, now time.Time, retain time.Duration) (SweepResult, error)
+
+	// Ping reports whether the backend is reachable (readiness).
+	Ping(ctx context.Context) error
+	// Close releases the backend.
+	Close() error
+}
