@@ -1,0 +1,91 @@
+package resource
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+
+	"github.com/slobridge/slobridge/oidc/ssf"
+)
+
+// maxSETBytes caps a pushed SET.
+const maxSETBytes = 64 << 10
+
+// EventHandler is the RFC 8935 push endpoint: it verifies each pushed
+// session-revoked SET (signature against the bridge's keys, typ
+// secevent+jwt, iss, aud) and records the session as ended. It answers 202
+// on success and 400 with {"err","description"} otherwise.
+func (g *Guard) EventHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if want := g.opts.PushAuthorization; want != "" &&
+			subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
+			writePushError(w, http.StatusUnauthorized, "authentication_failed", "missing or wrong credentials")
+			return
+		}
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != ssf.ContentType {
+			writePushError(w, http.StatusBadRequest, "invalid_request", "content type must be "+ssf.ContentType)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSETBytes))
+		if err != nil {
+			writePushError(w, http.StatusBadRequest, "invalid_request", "body too large or unreadable")
+			return
+		}
+		code, err := g.acceptSET(r, string(body))
+		if err != nil {
+			g.log.Warn("resource: SET refused", "err_code", code, "err", err)
+			writePushError(w, http.StatusBadRequest, code, err.Error())
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+}
+
+// acceptSET verifies one SET and applies it; on failure it returns the
+// RFC 8935 §2.4 error code.
+func (g *Guard) acceptSET(r *http.Request, raw string) (string, error) {
+	if err := checkType(raw, ssf.TokenType); err != nil {
+		return "invalid_request", err
+	}
+	payload, err := g.keys.VerifySignature(r.Context(), raw)
+	if err != nil {
+		return "invalid_key", fmt.Errorf("signature: %v", err)
+	}
+	var c ssf.Claims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return "invalid_request", fmt.Errorf("claims: %v", err)
+	}
+	if c.Issuer != g.opts.Issuer {
+		return "invalid_issuer", fmt.Errorf("issuer %q is not the bridge", c.Issuer)
+	}
+	if !slices.Contains(c.Audience, g.opts.Audience) {
+		return "invalid_audience", fmt.Errorf("SET is not addressed to %q", g.opts.Audience)
+	}
+	if _, ok := c.Events[ssf.EventSessionRevoked]; !ok {
+		// Events we do not act on are still accepted (RFC 8417 §2.2 lets
+		// a receiver ignore events it does not understand).
+		return "", nil
+	}
+	sid, err := c.SessionID()
+	if err != nil {
+		return "invalid_request", err
+	}
+	g.EndSession(sid)
+	g.log.Info("resource: session revoked", "sid", sid, "jti", c.ID)
+	return "", nil
+}
+
+func writePushError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"err": code, "description": desc})
+}
