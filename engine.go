@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/slobridge/slobridge/store"
@@ -62,6 +63,8 @@ type Engine struct {
 	rand io.Reader
 	wake chan struct{}
 	hub  *hub
+	// running is set while Run runs (one Run per engine).
+	running atomic.Bool
 }
 
 // NewEngine validates opts, applies defaults and returns an engine.
@@ -107,7 +110,7 @@ func NewEngine(opts Options) (*Engine, error) {
 		st:   opts.Store,
 		log:  opts.Logger,
 		now:  opts.Now,
-		rand: opts.Rand,
+		rand: &lockedReader{r: opts.Rand},
 		wake: make(chan struct{}, 1),
 		hub:  newHub(),
 	}
