@@ -1,0 +1,100 @@
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"time"
+)
+
+// appView is what an app page shows.
+type appView struct {
+	App, Protocol, Channel string
+	LoggedIn               bool
+	User, Email, SID       string
+	API                    string // "", "accepted", or "rejected: ..."
+	LoggedOutJustNow       bool
+}
+
+var appPage = template.Must(template.New("app").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.App}}</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;color:#1d2433}
+.card{border:1px solid #d5dae3;border-radius:.5rem;padding:1rem 1.25rem;margin:1rem 0}
+.ok{color:#0a7a34;font-weight:600}.bad{color:#b3261e;font-weight:600}
+button{font-size:1rem;padding:.4rem 1rem;border-radius:.4rem;border:1px solid #1d2433;background:#fff;cursor:pointer}
+code{background:#f2f4f7;padding:.1rem .3rem;border-radius:.2rem}
+</style></head><body>
+<h1>{{.App}}</h1>
+<p>Signs in through <strong>{{.Protocol}}</strong>; told about logouts by <strong>{{.Channel}}</strong>.</p>
+<div class="card" id="status">
+{{if .LoggedIn}}
+<p id="state" class="ok">Logged in as <strong id="user">{{.User}}</strong>{{if .Email}} ({{.Email}}){{end}}</p>
+<p>Bridge session: <code id="sid">{{.SID}}</code></p>
+{{if .API}}<p>Demo API with this app's access token: <span id="api" class="{{if eq .API "accepted"}}ok{{else}}bad{{end}}">{{.API}}</span></p>{{end}}
+<form method="post" action="/logout"><button id="logout" type="submit">Log out everywhere</button></form>
+{{else}}
+<p id="state" class="bad">Logged out{{if .LoggedOutJustNow}} — single logout finished{{end}}</p>
+<p><a id="login" href="/login">Log in</a></p>
+{{end}}
+</div>
+</body></html>`))
+
+func renderApp(w http.ResponseWriter, v appView) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = appPage.Execute(w, v)
+}
+
+func (a *RP) view(r *http.Request) appView {
+	v := appView{App: a.cfg.Name, Protocol: "OpenID Connect", Channel: "back-channel logout",
+		LoggedOutJustNow: r.URL.Query().Get("logged_out") == "1"}
+	if a.cfg.FrontChannel {
+		v.Channel = "front-channel logout"
+	}
+	_, s := a.session(r)
+	a.mu.Lock()
+	if s != nil && s.Subject != "" {
+		v.LoggedIn, v.User, v.Email, v.SID = true, s.Subject, s.Email, s.SID
+	}
+	var tok string
+	if s != nil && s.Token != nil {
+		tok = s.Token.AccessToken
+	}
+	a.mu.Unlock()
+	if v.LoggedIn && a.cfg.APIURL != "" && tok != "" {
+		v.API = callAPI(r.Context(), a.cfg.HTTPClient, a.cfg.APIURL, tok)
+	}
+	return v
+}
+
+func (a *RP) home(w http.ResponseWriter, r *http.Request) { renderApp(w, a.view(r)) }
+
+// whoami is the page's state as JSON, for scripts and tests.
+func (a *RP) whoami(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(a.view(r))
+}
+
+// callAPI calls the demo API with a bearer token and says whether it was
+// accepted.
+func callAPI(ctx context.Context, c *http.Client, apiURL, token string) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiURL, nil)
+	if err != nil {
+		return "rejected: " + err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		return "unreachable: " + err.Error()
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		return "accepted"
+	}
+	return "rejected: HTTP " + resp.Status + " " + resp.Header.Get("WWW-Authenticate")
+}
