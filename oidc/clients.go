@@ -1,0 +1,272 @@
+package oidc
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+
+	"github.com/slobridge/slobridge/store"
+)
+
+// ClientKind is the store.Client Kind of OIDC clients.
+const ClientKind = "oidc"
+
+// Token endpoint authentication methods (RFC 7591 §2).
+const (
+	AuthSecretBasic = "client_secret_basic"
+	AuthSecretPost  = "client_secret_post"
+	AuthNone        = "none"
+)
+
+// ClientMetadata is an OIDC client registration: RFC 7591 §2 metadata with
+// the OpenID Connect Registration, Front-Channel and Back-Channel Logout
+// fields. It is stored as store.Client.Metadata.
+type ClientMetadata struct {
+	ClientID                          string   `json:"client_id,omitempty" yaml:"client_id"`
+	ClientName                        string   `json:"client_name,omitempty" yaml:"client_name"`
+	RedirectURIs                      []string `json:"redirect_uris" yaml:"redirect_uris"`
+	PostLogoutRedirectURIs            []string `json:"post_logout_redirect_uris,omitempty" yaml:"post_logout_redirect_uris"`
+	FrontchannelLogoutURI             string   `json:"frontchannel_logout_uri,omitempty" yaml:"frontchannel_logout_uri"`
+	FrontchannelLogoutSessionRequired bool     `json:"frontchannel_logout_session_required,omitempty" yaml:"frontchannel_logout_session_required"`
+	BackchannelLogoutURI              string   `json:"backchannel_logout_uri,omitempty" yaml:"backchannel_logout_uri"`
+	BackchannelLogoutSessionRequired  bool     `json:"backchannel_logout_session_required,omitempty" yaml:"backchannel_logout_session_required"`
+	TokenEndpointAuthMethod           string   `json:"token_endpoint_auth_method,omitempty" yaml:"token_endpoint_auth_method"`
+	IDTokenSignedResponseAlg          string   `json:"id_token_signed_response_alg,omitempty" yaml:"id_token_signed_response_alg"`
+	GrantTypes                        []string `json:"grant_types,omitempty" yaml:"grant_types"`
+	ResponseTypes                     []string `json:"response_types,omitempty" yaml:"response_types"`
+}
+
+// Client is a registered client as the provider uses it.
+type Client struct {
+	ID       string
+	Metadata ClientMetadata
+	// SecretHash is the SHA-256 of the client secret (secrets are 256-bit
+	// random values issued by the bridge, or configured; a fast hash is
+	// enough for high-entropy secrets). Empty for public clients.
+	SecretHash string `json:"secret_hash,omitempty"`
+}
+
+// storedClient is the JSON kept in store.Client.Metadata.
+type storedClient struct {
+	Metadata   ClientMetadata `json:"metadata"`
+	SecretHash string         `json:"secret_hash,omitempty"`
+}
+
+// Public reports whether the client has no secret (PKCE is then required).
+func (c Client) Public() bool { return c.Metadata.TokenEndpointAuthMethod == AuthNone }
+
+// Alg is the client's ID token (and logout token) signing algorithm.
+func (c Client) Alg() string {
+	if c.Metadata.IDTokenSignedResponseAlg == "" {
+		return signingAlgs[0]
+	}
+	return c.Metadata.IDTokenSignedResponseAlg
+}
+
+// errUnknownClient reports a client_id that is not registered.
+var errUnknownClient = errors.New("oidc: unknown client")
+
+// client looks a client up: static clients first, then the store.
+func (p *Provider) client(ctx context.Context, id string) (Client, error) {
+	if id == "" {
+		return Client{}, errUnknownClient
+	}
+	if c, ok := p.static[id]; ok {
+		return c, nil
+	}
+	sc, err := p.st.GetClient(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Client{}, errUnknownClient
+	}
+	if err != nil {
+		return Client{}, fmt.Errorf("oidc: get client: %w", err)
+	}
+	if sc.Kind != ClientKind {
+		return Client{}, errUnknownClient
+	}
+	var s storedClient
+	if err := json.Unmarshal(sc.Metadata, &s); err != nil {
+		return Client{}, fmt.Errorf("oidc: decode client %s: %w", id, err)
+	}
+	return Client{ID: sc.ID, Metadata: s.Metadata, SecretHash: s.SecretHash}, nil
+}
+
+// staticClient validates a configured client.
+func (p *Provider) staticClient(sc StaticClient) (Client, error) {
+	if sc.Metadata.ClientID == "" {
+		return Client{}, errors.New("oidc: static client without client_id")
+	}
+	md, err := p.validateMetadata(context.Background(), sc.Metadata)
+	if err != nil {
+		return Client{}, fmt.Errorf("oidc: static client %s: %w", sc.Metadata.ClientID, err)
+	}
+	c := Client{ID: md.ClientID, Metadata: md}
+	switch {
+	case md.TokenEndpointAuthMethod == AuthNone && sc.Secret != "":
+		return Client{}, fmt.Errorf("oidc: static client %s: a public client has no secret", md.ClientID)
+	case md.TokenEndpointAuthMethod != AuthNone && len(sc.Secret) < 16:
+		return Client{}, fmt.Errorf("oidc: static client %s: secret must be at least 16 characters", md.ClientID)
+	case md.TokenEndpointAuthMethod != AuthNone:
+		c.SecretHash = hashSecret(sc.Secret)
+	}
+	return c, nil
+}
+
+func hashSecret(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// checkSecret compares a presented secret with the stored hash in constant
+// time.
+func (c Client) checkSecret(secret string) bool {
+	if c.SecretHash == "" || secret == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(c.SecretHash)) == 1
+}
+
+// validateMetadata checks a registration (RFC 7591 §2, §3.2.2) and fills
+// defaults. It returns *Error with invalid_redirect_uri or
+// invalid_client_metadata.
+func (p *Provider) validateMetadata(ctx context.Context, md ClientMetadata) (ClientMetadata, error) {
+	bad := func(code, desc string) error { return oauthErr(code, http.StatusBadRequest, desc) }
+	if len(md.RedirectURIs) == 0 {
+		return md, bad(ErrInvalidRedirectURI, "redirect_uris is required")
+	}
+	for _, u := range md.RedirectURIs {
+		if err := p.checkURI(u); err != nil {
+			return md, bad(ErrInvalidRedirectURI, "redirect_uri "+err.Error())
+		}
+	}
+	for _, u := range md.PostLogoutRedirectURIs {
+		if err := p.checkURI(u); err != nil {
+			return md, bad(ErrInvalidClientMetadata, "post_logout_redirect_uri "+err.Error())
+		}
+	}
+	if u := md.FrontchannelLogoutURI; u != "" {
+		if err := p.checkURI(u); err != nil {
+			return md, bad(ErrInvalidClientMetadata, "frontchannel_logout_uri "+err.Error())
+		}
+	}
+	if u := md.BackchannelLogoutURI; u != "" {
+		if err := p.checkURI(u); err != nil {
+			return md, bad(ErrInvalidClientMetadata, "backchannel_logout_uri "+err.Error())
+		}
+		if err := p.checkBackchannelHost(ctx, u); err != nil {
+			return md, bad(ErrInvalidClientMetadata, "backchannel_logout_uri "+err.Error())
+		}
+	}
+	switch md.TokenEndpointAuthMethod {
+	case "":
+		md.TokenEndpointAuthMethod = AuthSecretBasic
+	case AuthSecretBasic, AuthSecretPost, AuthNone:
+	default:
+		return md, bad(ErrInvalidClientMetadata, "token_endpoint_auth_method must be client_secret_basic, client_secret_post or none")
+	}
+	if a := md.IDTokenSignedResponseAlg; a != "" && !slices.Contains(signingAlgs, a) {
+		return md, bad(ErrInvalidClientMetadata, "id_token_signed_response_alg must be RS256 or ES256")
+	}
+	if len(md.GrantTypes) == 0 {
+		md.GrantTypes = []string{grantAuthorizationCode, grantRefreshToken}
+	}
+	for _, g := range md.GrantTypes {
+		if g != grantAuthorizationCode && g != grantRefreshToken {
+			return md, bad(ErrInvalidClientMetadata, "unsupported grant type "+g)
+		}
+	}
+	if len(md.ResponseTypes) == 0 {
+		md.ResponseTypes = []string{"code"}
+	}
+	if !slices.Equal(md.ResponseTypes, []string{"code"}) {
+		return md, bad(ErrInvalidClientMetadata, `response_types must be ["code"]`)
+	}
+	return md, nil
+}
+
+// checkURI requires an absolute URI without fragment, https or (when
+// allowed) http on a loopback host.
+func (p *Provider) checkURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return errors.New("must be an absolute URI")
+	}
+	if u.Fragment != "" || u.RawFragment != "" || containsHash(raw) {
+		return errors.New("must not contain a fragment")
+	}
+	if u.User != nil {
+		return errors.New("must not contain user information")
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && p.opts.AllowLoopbackHTTP && isLoopbackHost(u.Hostname()):
+	default:
+		return errors.New("must use https")
+	}
+	return nil
+}
+
+func containsHash(s string) bool { return slices.Contains([]byte(s), '#') }
+
+// checkBackchannelHost resolves the host of a back-channel URI and refuses
+// private, loopback, link-local and other non-public addresses unless the
+// configuration allows them. The sending HTTP client checks the dialled
+// address again, so a DNS answer that changes later does not help.
+func (p *Provider) checkBackchannelHost(ctx context.Context, raw string) error {
+	if p.opts.AllowPrivateBackchannel {
+		return nil
+	}
+	u, _ := url.Parse(raw)
+	host := u.Hostname()
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else {
+		ips, err := p.opts.Resolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return fmt.Errorf("host %q does not resolve", host)
+		}
+		addrs = ips
+	}
+	for _, a := range addrs {
+		a = a.Unmap()
+		if a.IsLoopback() && p.opts.AllowLoopbackHTTP {
+			continue
+		}
+		if !publicAddr(a) {
+			return fmt.Errorf("host %q resolves to a non-public address", host)
+		}
+	}
+	return nil
+}
+
+// nonPublic lists ranges that are not globally routable beyond what
+// netip.Addr's predicates cover.
+var nonPublic = []netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"),  // carrier-grade NAT, RFC 6598
+	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
+	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking, RFC 2544
+	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64, RFC 8215
+	netip.MustParsePrefix("0.0.0.0/8"),
+}
+
+func publicAddr(a netip.Addr) bool {
+	if !a.IsValid() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() ||
+		a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() || a.IsMulticast() || a.IsUnspecified() {
+		return false
+	}
+	for _, pfx := range nonPublic {
+		if pfx.Contains(a) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,366 @@
+package oidc
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/slobridge/slobridge/store"
+)
+
+// Record namespaces of issued tokens.
+const (
+	nsCodeUsed     = "oidc-code-used"    // what a redeemed code issued, for reuse revocation
+	nsRefresh      = "oidc-refresh"      // live refresh tokens, keyed by their hash
+	nsRefreshUsed  = "oidc-refresh-used" // rotated refresh tokens → their successor
+	nsRevokedToken = "oidc-revoked-jti"  // access tokens revoked before their expiry
+	maxRevokeChain = 32
+)
+
+// TokenResponse is a successful token response (RFC 6749 §5.1, OpenID
+// Connect Core §3.1.3.3).
+type TokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// issued is what one code or refresh token produced, kept so that a reuse
+// can revoke it (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+type issued struct {
+	RefreshKey string    `json:"refresh_key,omitempty"`
+	AccessJTI  string    `json:"access_jti,omitempty"`
+	AccessExp  time.Time `json:"access_exp"`
+}
+
+func (p *Provider) handleToken(c *gin.Context) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxFormBytes)
+	if err := c.Request.ParseForm(); err != nil {
+		p.renderJSONError(c, oauthErr(ErrInvalidRequest, http.StatusBadRequest, "malformed form body"))
+		return
+	}
+	ctx := c.Request.Context()
+	form := c.Request.PostForm
+	cl, err := p.AuthenticateClient(ctx, c.Request, form)
+	if err != nil {
+		p.renderJSONError(c, err)
+		return
+	}
+	var resp TokenResponse
+	switch gt := form.Get("grant_type"); gt {
+	case grantAuthorizationCode:
+		resp, err = p.ExchangeCode(ctx, cl, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"))
+	case grantRefreshToken:
+		resp, err = p.Refresh(ctx, cl, form.Get("refresh_token"))
+	case "":
+		err = oauthErr(ErrInvalidRequest, http.StatusBadRequest, "grant_type is required")
+	default:
+		err = oauthErr(ErrUnsupportedGrantType, http.StatusBadRequest, "unsupported grant_type")
+	}
+	if err != nil {
+		p.renderJSONError(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Header("Pragma", "no-cache")
+	c.JSON(http.StatusOK, resp)
+}
+
+// AuthenticateClient authenticates the client at the token endpoint with
+// its registered method: client_secret_basic (RFC 6749 §2.3.1: id and
+// secret form-encoded, then Basic), client_secret_post, or none for public
+// clients.
+func (p *Provider) AuthenticateClient(ctx context.Context, r *http.Request, form url.Values) (Client, error) {
+	unauth := oauthErr(ErrInvalidClient, http.StatusUnauthorized, "client authentication failed")
+	id, secret, basic, err := basicAuth(r)
+	if err != nil {
+		return Client{}, unauth
+	}
+	method := AuthSecretBasic
+	switch {
+	case basic && (form.Has("client_secret") || (form.Has("client_id") && form.Get("client_id") != id)):
+		return Client{}, oauthErr(ErrInvalidRequest, http.StatusBadRequest, "use one client authentication method")
+	case !basic && form.Has("client_secret"):
+		id, secret, method = form.Get("client_id"), form.Get("client_secret"), AuthSecretPost
+	case !basic:
+		id, method = form.Get("client_id"), AuthNone
+	}
+	cl, err := p.client(ctx, id)
+	if errors.Is(err, errUnknownClient) {
+		return Client{}, unauth
+	}
+	if err != nil {
+		return Client{}, serverErr(err)
+	}
+	if cl.Metadata.TokenEndpointAuthMethod != method {
+		return Client{}, unauth
+	}
+	if method != AuthNone && !cl.checkSecret(secret) {
+		return Client{}, unauth
+	}
+	return cl, nil
+}
+
+// basicAuth decodes an Authorization: Basic header per RFC 6749 §2.3.1.
+func basicAuth(r *http.Request) (id, secret string, ok bool, err error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", "", false, nil
+	}
+	scheme, val, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Basic") {
+		return "", "", false, errors.New("unsupported authorization scheme")
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(val))
+	if err != nil {
+		return "", "", false, err
+	}
+	u, pw, found := strings.Cut(string(raw), ":")
+	if !found {
+		return "", "", false, errors.New("malformed basic credentials")
+	}
+	if id, err = url.QueryUnescape(u); err != nil {
+		return "", "", false, err
+	}
+	if secret, err = url.QueryUnescape(pw); err != nil {
+		return "", "", false, err
+	}
+	return id, secret, true, nil
+}
+
+// ExchangeCode redeems an authorization code (RFC 6749 §4.1.3). Everything
+// is checked before the code is taken, so a failed attempt changes
+// nothing; a code presented again after its use revokes what it issued.
+func (p *Provider) ExchangeCode(ctx context.Context, cl Client, code, redirectURI, verifier string) (TokenResponse, error) {
+	invalid := func(desc string) error { return oauthErr(ErrInvalidGrant, http.StatusBadRequest, desc) }
+	if code == "" {
+		return TokenResponse{}, oauthErr(ErrInvalidRequest, http.StatusBadRequest, "code is required")
+	}
+	now := p.now()
+	key := hashKey(code)
+	rec, err := p.st.GetRecord(ctx, nsCode, key, now)
+	if errors.Is(err, store.ErrNotFound) {
+		p.revokeReusedCode(ctx, key, now)
+		return TokenResponse{}, invalid("the code is invalid, expired or already used")
+	}
+	if err != nil {
+		return TokenResponse{}, serverErr(err)
+	}
+	var g grant
+	if err := json.Unmarshal(rec.Value, &g); err != nil {
+		return TokenResponse{}, serverErr(fmt.Errorf("oidc: decode code: %w", err))
+	}
+	switch {
+	case g.ClientID != cl.ID:
+		return TokenResponse{}, invalid("the code was issued to another client")
+	case g.RedirectURI != redirectURI:
+		return TokenResponse{}, invalid("redirect_uri does not match the authorization request")
+	}
+	if err := checkVerifier(g.Challenge, verifier); err != nil {
+		return TokenResponse{}, err
+	}
+	if _, err := p.st.TakeRecord(ctx, nsCode, key, now); err != nil {
+		if errors.Is(err, store.ErrNotFound) { // a concurrent redemption won
+			return TokenResponse{}, invalid("the code is invalid, expired or already used")
+		}
+		return TokenResponse{}, serverErr(err)
+	}
+	s, err := p.activeSession(ctx, g.SessionID, now)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	if _, err := p.eng.AddParticipant(ctx, participantFor(cl, s, p.opts.Issuer)); err != nil {
+		if errors.Is(err, store.ErrSessionEnded) {
+			return TokenResponse{}, invalid("the session has ended")
+		}
+		return TokenResponse{}, serverErr(err)
+	}
+	resp, iss, err := p.issueTokens(ctx, cl, g, s, now)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	if err := p.putJSON(ctx, nsCodeUsed, key, iss, maxTime(iss.AccessExp, now.Add(p.opts.RefreshTokenTTL))); err != nil {
+		return TokenResponse{}, serverErr(err)
+	}
+	p.log.InfoContext(ctx, "code exchanged", "client_id", cl.ID, "sid", s.ID)
+	return resp, nil
+}
+
+// checkVerifier applies RFC 7636 §4.6; a verifier sent for a code issued
+// without a challenge is refused too (PKCE downgrade, RFC 9700 §2.1.1).
+func checkVerifier(challenge, verifier string) error {
+	invalid := oauthErr(ErrInvalidGrant, http.StatusBadRequest, "code_verifier does not match the code_challenge")
+	if challenge == "" {
+		if verifier != "" {
+			return invalid
+		}
+		return nil
+	}
+	if len(verifier) < 43 || len(verifier) > 128 || !isVerifierChars(verifier) {
+		return invalid
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	if subtle.ConstantTimeCompare([]byte(b64(sum[:])), []byte(challenge)) != 1 {
+		return invalid
+	}
+	return nil
+}
+
+func isVerifierChars(s string) bool {
+	for _, c := range s {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.ContainsRune("-._~", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// activeSession returns the session a grant belongs to, refusing ended or
+// expired ones: tokens die with their session.
+func (p *Provider) activeSession(ctx context.Context, sid string, now time.Time) (store.Session, error) {
+	s, err := p.st.GetSession(ctx, sid)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !s.Active(now)) {
+		return store.Session{}, oauthErr(ErrInvalidGrant, http.StatusBadRequest, "the session has ended")
+	}
+	if err != nil {
+		return store.Session{}, serverErr(err)
+	}
+	return s, nil
+}
+
+// issueTokens mints an access token, an ID token and a refresh token.
+func (p *Provider) issueTokens(ctx context.Context, cl Client, g grant, s store.Session, now time.Time) (TokenResponse, issued, error) {
+	at, atc, err := p.mintAccessToken(ctx, g, now)
+	if err != nil {
+		return TokenResponse{}, issued{}, serverErr(err)
+	}
+	idt, err := p.mintIDToken(ctx, cl, g, s, at, now)
+	if err != nil {
+		return TokenResponse{}, issued{}, serverErr(err)
+	}
+	rt, err := p.newToken(32)
+	if err != nil {
+		return TokenResponse{}, issued{}, serverErr(err)
+	}
+	exp := now.Add(p.opts.RefreshTokenTTL)
+	if s.ExpiresAt.Before(exp) {
+		exp = s.ExpiresAt
+	}
+	rg := g
+	rg.Nonce, rg.Challenge, rg.RedirectURI = "", "", ""
+	if err := p.putJSON(ctx, nsRefresh, hashKey(rt), rg, exp); err != nil {
+		return TokenResponse{}, issued{}, serverErr(err)
+	}
+	resp := TokenResponse{
+		AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(p.opts.AccessTokenTTL / time.Second),
+		RefreshToken: rt, IDToken: idt, Scope: g.Scope,
+	}
+	return resp, issued{RefreshKey: hashKey(rt), AccessJTI: atc.JTI, AccessExp: time.Unix(atc.Expiry, 0)}, nil
+}
+
+// Refresh rotates a refresh token (RFC 6749 §6, RFC 9700 §4.14.2): the
+// presented token is taken, a new one issued; presenting a rotated token
+// again revokes its successors.
+func (p *Provider) Refresh(ctx context.Context, cl Client, rt string) (TokenResponse, error) {
+	invalid := oauthErr(ErrInvalidGrant, http.StatusBadRequest, "the refresh token is invalid, expired or revoked")
+	if rt == "" {
+		return TokenResponse{}, oauthErr(ErrInvalidRequest, http.StatusBadRequest, "refresh_token is required")
+	}
+	now := p.now()
+	key := hashKey(rt)
+	rec, err := p.st.GetRecord(ctx, nsRefresh, key, now)
+	if errors.Is(err, store.ErrNotFound) {
+		p.revokeChain(ctx, nsRefreshUsed, key, now)
+		return TokenResponse{}, invalid
+	}
+	if err != nil {
+		return TokenResponse{}, serverErr(err)
+	}
+	var g grant
+	if err := json.Unmarshal(rec.Value, &g); err != nil {
+		return TokenResponse{}, serverErr(fmt.Errorf("oidc: decode refresh token: %w", err))
+	}
+	if g.ClientID != cl.ID {
+		return TokenResponse{}, invalid
+	}
+	s, err := p.activeSession(ctx, g.SessionID, now)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	if _, err := p.st.TakeRecord(ctx, nsRefresh, key, now); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return TokenResponse{}, invalid
+		}
+		return TokenResponse{}, serverErr(err)
+	}
+	resp, iss, err := p.issueTokens(ctx, cl, g, s, now)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	if err := p.putJSON(ctx, nsRefreshUsed, key, iss, maxTime(iss.AccessExp, now.Add(p.opts.RefreshTokenTTL))); err != nil {
+		return TokenResponse{}, serverErr(err)
+	}
+	return resp, nil
+}
+
+// revokeReusedCode revokes what a code issued when it is presented again.
+func (p *Provider) revokeReusedCode(ctx context.Context, key string, now time.Time) {
+	p.revokeChain(ctx, nsCodeUsed, key, now)
+}
+
+// revokeChain follows what a used code or refresh token issued and revokes
+// it: the refresh token and every rotation after it, and the access tokens.
+func (p *Provider) revokeChain(ctx context.Context, ns, key string, now time.Time) {
+	for range maxRevokeChain {
+		rec, err := p.st.GetRecord(ctx, ns, key, now)
+		if err != nil {
+			return
+		}
+		var iss issued
+		if err := json.Unmarshal(rec.Value, &iss); err != nil {
+			return
+		}
+		if iss.AccessJTI != "" && iss.AccessExp.After(now) {
+			err := p.st.PutRecord(ctx, store.Record{Namespace: nsRevokedToken, Key: iss.AccessJTI, ExpiresAt: iss.AccessExp})
+			if err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+				p.log.ErrorContext(ctx, "revoke access token", "error", err)
+			}
+		}
+		if err := p.st.DeleteRecord(ctx, nsRefresh, iss.RefreshKey); err != nil {
+			p.log.ErrorContext(ctx, "revoke refresh token", "error", err)
+		}
+		p.log.WarnContext(ctx, "reused grant: revoked the tokens it issued", "namespace", ns)
+		ns, key = nsRefreshUsed, iss.RefreshKey
+	}
+}
+
+func (p *Provider) putJSON(ctx context.Context, ns, key string, v any, exp time.Time) error {
+	val, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("oidc: encode %s record: %w", ns, err)
+	}
+	if err := p.st.PutRecord(ctx, store.Record{Namespace: ns, Key: key, Value: val, ExpiresAt: exp}); err != nil {
+		return fmt.Errorf("oidc: store %s record: %w", ns, err)
+	}
+	return nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
