@@ -1,0 +1,114 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slobridge/slobridge/store"
+	"github.com/slobridge/slobridge/store/storetest"
+)
+
+// openTemp opens a fresh database file in t.TempDir and closes it at the
+// end of the test.
+func openTemp(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), "slobridge.db"), Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func TestConformance(t *testing.T) {
+	storetest.RunTests(t, storetest.Factory{
+		New: func(t *testing.T) store.Store { return openTemp(t) },
+		Reopen: func(t *testing.T, s store.Store) store.Store {
+			db := s.(*DB)
+			if err := db.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			again, err := Open(db.Path(), Options{})
+			if err != nil {
+				t.Fatalf("reopen: %v", err)
+			}
+			t.Cleanup(func() { _ = again.Close() })
+			return again
+		},
+	})
+}
+
+func TestOpenLocked(t *testing.T) {
+	db := openTemp(t)
+	// bbolt's flock belongs to the open file description, so a second Open
+	// in the same process contends for it like another process would.
+	_, err := Open(db.Path(), Options{Timeout: 50 * time.Millisecond})
+	if !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("second Open: got %v, want store.ErrLocked", err)
+	}
+	if want := "database locked by another process: " + db.Path(); !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not say %q", err, want)
+	}
+	if err := db.Ping(t.Context()); err != nil {
+		t.Fatalf("first handle broken by the refused open: %v", err)
+	}
+}
+
+func TestOpenNotBolt(t *testing.T) {
+	tests := []struct {
+		name    string
+		content []byte
+	}{
+		{"text file", []byte(strings.Repeat("this is not a bbolt database\n", 1000))},
+		{"zeros", make([]byte, 64*1024)},
+		{"tiny", []byte("x")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "not.db")
+			if err := os.WriteFile(path, tc.content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			db, err := Open(path, Options{})
+			if err == nil {
+				_ = db.Close()
+				t.Fatal("Open of a non-bbolt file succeeded")
+			}
+			if !strings.Contains(err.Error(), path) || errors.Is(err, store.ErrLocked) {
+				t.Fatalf("error %q does not name the file, or claims a lock", err)
+			}
+			t.Logf("error: %v", err)
+		})
+	}
+}
+
+func TestClosedIsUnavailable(t *testing.T) {
+	db := openTemp(t)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ping(t.Context()); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Ping after Close: got %v, want store.ErrUnavailable", err)
+	}
+	_, err := db.AddParticipant(context.Background(), store.Participant{SessionID: "s", Key: "k"})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("AddParticipant after Close: got %v, want store.ErrUnavailable", err)
+	}
+}
+
+func TestRefusesNUL(t *testing.T) {
+	db := openTemp(t)
+	s := store.Session{ID: "a\x00b", UserID: "u", ExpiresAt: time.Now().Add(time.Hour)}
+	if err := db.CreateSession(t.Context(), s); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("CreateSession with NUL in ID: got %v, want store.ErrInvalid", err)
+	}
+	s.ID, s.UserID = "s1", "u\x00v"
+	if err := db.CreateSession(t.Context(), s); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("CreateSession with NUL in user ID: got %v, want store.ErrInvalid", err)
+	}
+}

@@ -1,0 +1,198 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
+
+	"github.com/slobridge/slobridge/store"
+)
+
+// Bucket names. Index buckets hold keys only.
+const (
+	bkSessions       = "sessions"
+	bkSessByUser     = "sessions_by_user"
+	bkSessByNameID   = "sessions_by_nameid"
+	bkSessActive     = "sessions_active"
+	bkSessEnded      = "sessions_ended"
+	bkParticipants   = "participants"
+	bkLogouts        = "logouts"
+	bkLogoutsByUser  = "logouts_by_user"
+	bkLogoutsByTime  = "logouts_by_time"
+	bkDeliveries     = "deliveries"
+	bkDelByLogout    = "deliveries_by_logout"
+	bkDelDue         = "deliveries_due"
+	bkDelCounts      = "delivery_counts"
+	bkRecords        = "records"
+	bkRecordsExp     = "records_exp"
+	bkReplay         = "replay"
+	bkReplayExp      = "replay_exp"
+	bkClients        = "clients"
+	bkKeys           = "keys"
+	defaultTimeout   = time.Second
+	defaultFileMode  = fs.FileMode(0o600)
+	defaultBatchSize = 1000
+)
+
+// allBuckets lists every bucket Open creates.
+func allBuckets() []string {
+	return []string{
+		bkSessions, bkSessByUser, bkSessByNameID, bkSessActive, bkSessEnded,
+		bkParticipants, bkLogouts, bkLogoutsByUser, bkLogoutsByTime,
+		bkDeliveries, bkDelByLogout, bkDelDue, bkDelCounts,
+		bkRecords, bkRecordsExp, bkReplay, bkReplayExp, bkClients, bkKeys,
+	}
+}
+
+// Options configure Open. The zero value is ready to use.
+type Options struct {
+	// Timeout is how long Open waits for the file lock held by another
+	// process before it gives up with store.ErrLocked. Zero means 1s; a
+	// negative value waits forever.
+	Timeout time.Duration
+	// NoSync skips fsync after each commit. Faster, but a crash can lose
+	// the last commits (or corrupt the file): for tests and benchmarks only.
+	NoSync bool
+	// FileMode is the mode of a newly created file; zero means 0600.
+	FileMode fs.FileMode
+	// MaxBatchDelay and MaxBatchSize tune the batching of AddParticipant
+	// (bbolt's DB.MaxBatchDelay and DB.MaxBatchSize); zero keeps bbolt's
+	// defaults (10ms) and 1000.
+	MaxBatchDelay time.Duration
+	MaxBatchSize  int
+	// Now is the wall clock, used only where the Store contract passes no
+	// time (PutRecord judges whether an existing record is still live).
+	// Nil means time.Now.
+	Now func() time.Time
+}
+
+// DB is a store.Store backed by one bbolt file.
+type DB struct {
+	bolt *bbolt.DB
+	path string
+	now  func() time.Time
+}
+
+var _ store.Store = (*DB)(nil)
+
+// lockedError reports that another process holds the database file.
+type lockedError struct {
+	path    string
+	timeout time.Duration
+}
+
+func (e *lockedError) Error() string {
+	return fmt.Sprintf("bolt: database locked by another process: %s (gave up after %s)", e.path, e.timeout)
+}
+
+func (e *lockedError) Unwrap() []error { return []error{store.ErrLocked, bberrors.ErrTimeout} }
+
+// Open opens (creating if needed) the bbolt database at path and makes sure
+// every bucket exists. When another process holds the file, Open waits up
+// to opts.Timeout and then fails with an error wrapping store.ErrLocked.
+// A file that is not a bbolt database fails with an error saying so.
+func Open(path string, opts Options) (*DB, error) {
+	timeout := opts.Timeout
+	switch {
+	case timeout == 0:
+		timeout = defaultTimeout
+	case timeout < 0:
+		timeout = 0 // bbolt: wait forever
+	}
+	mode := opts.FileMode
+	if mode == 0 {
+		mode = defaultFileMode
+	}
+	bdb, err := bbolt.Open(path, mode, &bbolt.Options{Timeout: timeout, NoSync: opts.NoSync})
+	if err != nil {
+		return nil, openError(path, timeout, err)
+	}
+	bdb.MaxBatchSize = defaultBatchSize
+	if opts.MaxBatchSize > 0 {
+		bdb.MaxBatchSize = opts.MaxBatchSize
+	}
+	if opts.MaxBatchDelay > 0 {
+		bdb.MaxBatchDelay = opts.MaxBatchDelay
+	}
+	err = bdb.Update(func(tx *bbolt.Tx) error {
+		for _, name := range allBuckets() {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &DB{bolt: bdb, path: path, now: now}, nil
+}
+
+// openError turns bbolt's open errors into ones that say what to do.
+func openError(path string, timeout time.Duration, err error) error {
+	switch {
+	case errors.Is(err, bberrors.ErrTimeout):
+		return &lockedError{path: path, timeout: timeout}
+	case errors.Is(err, bberrors.ErrInvalid), errors.Is(err, bberrors.ErrChecksum),
+		errors.Is(err, bberrors.ErrVersionMismatch):
+		return fmt.Errorf("bolt: open %s: not a bbolt database, or corrupt: %w", path, err)
+	}
+	return fmt.Errorf("bolt: open %s: %w", path, err)
+}
+
+// Path returns the file the database lives in.
+func (db *DB) Path() string { return db.path }
+
+// Close releases the file and its lock.
+func (db *DB) Close() error {
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("bolt: close %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// Ping reports whether the database is open.
+func (db *DB) Ping(ctx context.Context) error {
+	return db.view(ctx, "ping", func(*bbolt.Tx) error { return nil })
+}
+
+// view runs fn in a read-only transaction after checking ctx.
+func (db *DB) view(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bolt: %s: %w", op, err)
+	}
+	if err := db.bolt.View(fn); err != nil {
+		return fmt.Errorf("bolt: %s: %w", op, dbError(err))
+	}
+	return nil
+}
+
+// update runs fn in a read-write transaction after checking ctx; an error
+// from fn rolls everything back.
+func (db *DB) update(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bolt: %s: %w", op, err)
+	}
+	if err := db.bolt.Update(fn); err != nil {
+		return fmt.Errorf("bolt: %s: %w", op, dbError(err))
+	}
+	return nil
+}
+
+// dbError marks a closed database as unavailable.
+func dbError(err error) error {
+	if errors.Is(err, bberrors.ErrDatabaseNotOpen) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}

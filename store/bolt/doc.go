@@ -1,0 +1,40 @@
+// Package bolt is the embedded store.Store backend of slobridge, built on
+// go.etcd.io/bbolt: one file, one writer process, no server to run.
+//
+// # Layout
+//
+// Every record kind has its own bucket keyed by ID, plus secondary index
+// buckets whose keys carry everything a scan needs and whose values are
+// empty:
+//
+//	sessions            id → session (JSON)
+//	sessions_by_user    userID 0x00 createdAt id
+//	sessions_by_nameid  upstream 0x00 nameID 0x00 createdAt id
+//	sessions_active     expiresAt id   (active sessions, for counts and sweeps)
+//	sessions_ended      endedAt id     (ended sessions, for sweeps)
+//	participants        sessionID 0x00 key → join sequence + participant
+//	logouts             id → logout; logouts_by_user (userID 0x00 createdAt id),
+//	                    logouts_by_time (createdAt id)
+//	deliveries          id → delivery; deliveries_by_logout (logoutID 0x00 n → id),
+//	                    deliveries_due (nextAttemptAt id, pending and retrying only),
+//	                    delivery_counts (state → count)
+//	records             namespace 0x00 key → record; records_exp (expiresAt namespace 0x00 key)
+//	replay              namespace 0x00 id → expiresAt; replay_exp (expiresAt namespace 0x00 id)
+//	clients, keys       id → value
+//
+// Times in keys are 8-byte big-endian Unix nanoseconds with the sign bit
+// flipped, so byte order is time order. IDs, namespaces and user IDs may not
+// contain the byte 0x00 (it separates key parts); such input is refused with
+// store.ErrInvalid.
+//
+// # Concurrency
+//
+// bbolt allows one writer at a time. AddParticipant, the hot path of every
+// login, is idempotent and goes through bbolt's Batch so that many
+// concurrent adds share one commit (one fsync). Everything that is not safe
+// to run twice — TakeRecord, PutRecord, CheckReplay, EndSessions, claims —
+// uses a plain Update transaction, since bbolt may re-run a Batch function.
+//
+// Values read inside a transaction are decoded (copied) before the
+// transaction ends: bbolt's memory is only valid inside it.
+package bolt

@@ -1,0 +1,217 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/slobridge/slobridge/store"
+)
+
+// EndSessions is the logout transaction. In one bbolt transaction it ends
+// the active sessions named by spec (skipping ended or expired ones),
+// snapshots their participants into a Logout and queues one pending
+// delivery per back-channel participant other than spec.ExcludeKey, due at
+// spec.Now. An unknown session ID fails the whole call with ErrNotFound and
+// changes nothing; when no active session matches it returns a Logout with
+// no sessions and writes nothing.
+func (db *DB) EndSessions(ctx context.Context, spec store.LogoutSpec) (store.Logout, []store.Delivery, error) {
+	if err := checkIDs("logout ID", spec.LogoutID); err != nil {
+		return store.Logout{}, nil, fmt.Errorf("bolt: end sessions: %w", err)
+	}
+	if spec.NewDeliveryID == nil {
+		return store.Logout{}, nil, fmt.Errorf("bolt: end sessions: %w: no delivery ID generator", store.ErrInvalid)
+	}
+	lo := store.Logout{
+		ID:         spec.LogoutID,
+		UserID:     spec.UserID,
+		Initiator:  spec.Initiator,
+		ExcludeKey: spec.ExcludeKey,
+		CreatedAt:  spec.Now,
+	}
+	var ds []store.Delivery
+	err := db.update(ctx, "end sessions", func(tx *bbolt.Tx) error {
+		lo.SessionIDs, lo.Participants, ds = nil, nil, nil
+		sessions, err := sessionsToEnd(tx, spec)
+		if err != nil || len(sessions) == 0 {
+			return err
+		}
+		if tx.Bucket([]byte(bkLogouts)).Get([]byte(lo.ID)) != nil {
+			return fmt.Errorf("logout: %w", store.ErrAlreadyExists)
+		}
+		if lo.UserID == "" {
+			lo.UserID = sessions[0].UserID
+		}
+		for _, s := range sessions {
+			ended := s
+			ended.EndedAt, ended.LogoutID = spec.Now, lo.ID
+			if err := putSession(tx, &s, ended); err != nil {
+				return err
+			}
+			ps, err := listParticipants(tx, s.ID)
+			if err != nil {
+				return err
+			}
+			lo.SessionIDs = append(lo.SessionIDs, s.ID)
+			lo.Participants = append(lo.Participants, ps...)
+		}
+		if ds, err = queueDeliveries(tx, lo, spec); err != nil {
+			return err
+		}
+		return putLogout(tx, lo)
+	})
+	if err != nil {
+		return store.Logout{}, nil, err
+	}
+	return lo, ds, nil
+}
+
+// sessionsToEnd resolves spec to the distinct active sessions it names, in
+// the order given, then the user's other active sessions oldest first.
+func sessionsToEnd(tx *bbolt.Tx, spec store.LogoutSpec) ([]store.Session, error) {
+	seen := map[string]bool{}
+	var out []store.Session
+	for _, id := range spec.SessionIDs {
+		s, err := getSession(tx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[id] && s.Active(spec.Now) {
+			out = append(out, s)
+		}
+		seen[id] = true
+	}
+	if spec.UserID == "" || !validID(spec.UserID) {
+		return out, nil
+	}
+	mine, err := sessionsByIndex(tx, bkSessByUser, prefix(spec.UserID), func(s store.Session) bool {
+		return !seen[s.ID] && s.Active(spec.Now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(out, mine...), nil
+}
+
+// queueDeliveries writes one pending delivery per back-channel participant
+// of lo except spec.ExcludeKey, in snapshot order.
+func queueDeliveries(tx *bbolt.Tx, lo store.Logout, spec store.LogoutSpec) ([]store.Delivery, error) {
+	var ds []store.Delivery
+	for _, p := range lo.Participants {
+		if !p.Channels.Has(store.ChannelBack) || (spec.ExcludeKey != "" && p.Key == spec.ExcludeKey) {
+			continue
+		}
+		d := store.Delivery{
+			ID:            spec.NewDeliveryID(),
+			LogoutID:      lo.ID,
+			Participant:   p,
+			State:         store.DeliveryPending,
+			CreatedAt:     spec.Now,
+			NextAttemptAt: spec.Now,
+		}
+		if err := checkIDs("delivery ID", d.ID); err != nil {
+			return nil, err
+		}
+		if tx.Bucket([]byte(bkDeliveries)).Get([]byte(d.ID)) != nil {
+			return nil, fmt.Errorf("delivery: %w", store.ErrAlreadyExists)
+		}
+		if err := putDelivery(tx, nil, d); err != nil {
+			return nil, err
+		}
+		ord := key(prefix(lo.ID), u64(uint64(len(ds))))
+		if err := tx.Bucket([]byte(bkDelByLogout)).Put(ord, []byte(d.ID)); err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
+}
+
+// logoutIndexKeys returns the index entries of lo, by bucket.
+func logoutIndexKeys(lo store.Logout) map[string][]byte {
+	idx := map[string][]byte{
+		bkLogoutsByTime: key(timeBytes(lo.CreatedAt), []byte(lo.ID)),
+	}
+	if validID(lo.UserID) {
+		idx[bkLogoutsByUser] = key(prefix(lo.UserID), timeBytes(lo.CreatedAt), []byte(lo.ID))
+	}
+	return idx
+}
+
+// putLogout writes a new logout and its index entries.
+func putLogout(tx *bbolt.Tx, lo store.Logout) error {
+	for name, k := range logoutIndexKeys(lo) {
+		if err := tx.Bucket([]byte(name)).Put(k, nil); err != nil {
+			return err
+		}
+	}
+	return putJSON(tx.Bucket([]byte(bkLogouts)), []byte(lo.ID), lo)
+}
+
+// getLogout loads one logout; ErrNotFound when absent.
+func getLogout(tx *bbolt.Tx, id string) (store.Logout, error) {
+	var lo store.Logout
+	ok, err := getJSON(tx.Bucket([]byte(bkLogouts)), []byte(id), &lo)
+	if err != nil {
+		return store.Logout{}, err
+	}
+	if !ok {
+		return store.Logout{}, fmt.Errorf("logout: %w", store.ErrNotFound)
+	}
+	return lo, nil
+}
+
+// GetLogout returns one logout.
+func (db *DB) GetLogout(ctx context.Context, id string) (store.Logout, error) {
+	var lo store.Logout
+	err := db.view(ctx, "get logout", func(tx *bbolt.Tx) error {
+		var err error
+		lo, err = getLogout(tx, id)
+		return err
+	})
+	return lo, err
+}
+
+// ListLogoutsByUser returns the logouts of a user, newest first.
+func (db *DB) ListLogoutsByUser(ctx context.Context, userID string) ([]store.Logout, error) {
+	if !validID(userID) {
+		return nil, nil
+	}
+	var out []store.Logout
+	err := db.view(ctx, "list logouts by user", func(tx *bbolt.Tx) error {
+		p := prefix(userID)
+		var ids []string
+		err := scanPrefix(tx.Bucket([]byte(bkLogoutsByUser)), p, func(k, _ []byte) error {
+			ids = append(ids, idAfterPrefix(k, len(p)))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		slices.Reverse(ids)
+		for _, id := range ids {
+			lo, err := getLogout(tx, id)
+			if err != nil {
+				return fmt.Errorf("index %s points at a missing logout: %w", bkLogoutsByUser, err)
+			}
+			out = append(out, lo)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// deleteLogout removes a logout, its index entries, and its deliveries.
+func deleteLogout(tx *bbolt.Tx, lo store.Logout) error {
+	for name, k := range logoutIndexKeys(lo) {
+		if err := tx.Bucket([]byte(name)).Delete(k); err != nil {
+			return err
+		}
+	}
+	if err := deleteLogoutDeliveries(tx, lo.ID); err != nil {
+		return err
+	}
+	return tx.Bucket([]byte(bkLogouts)).Delete([]byte(lo.ID))
+}

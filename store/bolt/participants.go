@@ -1,0 +1,123 @@
+package bolt
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/slobridge/slobridge/store"
+)
+
+// AddParticipant adds p to its session unless a participant with the same
+// Key is there already, and reports whether it did. It is idempotent, so it
+// runs in a bbolt Batch: concurrent logins share one commit.
+func (db *DB) AddParticipant(ctx context.Context, p store.Participant) (bool, error) {
+	if err := checkIDs("session ID", p.SessionID, "participant key", p.Key); err != nil {
+		return false, fmt.Errorf("bolt: add participant: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("bolt: add participant: %w", err)
+	}
+	// bbolt may run the function more than once (when a batch fails it
+	// retries each function alone), so the outcome is recorded by
+	// assignment on every run, and "not found"/"ended" are reported outside
+	// the transaction instead of failing the whole batch.
+	var added bool
+	var refused error
+	err := db.bolt.Batch(func(tx *bbolt.Tx) error {
+		added, refused = false, nil
+		s, err := getSession(tx, p.SessionID)
+		if err != nil {
+			refused = err
+			return nil
+		}
+		if !s.EndedAt.IsZero() {
+			refused = fmt.Errorf("session: %w", store.ErrSessionEnded)
+			return nil
+		}
+		pb := tx.Bucket([]byte(bkParticipants))
+		k := key(prefix(p.SessionID), []byte(p.Key))
+		if pb.Get(k) != nil {
+			return nil
+		}
+		v, err := encodeParticipant(pb, p)
+		if err != nil {
+			return err
+		}
+		if err := pb.Put(k, v); err != nil {
+			return err
+		}
+		added = true
+		return nil
+	})
+	if err == nil {
+		err = refused
+	}
+	if err != nil {
+		return false, fmt.Errorf("bolt: add participant: %w", dbError(err))
+	}
+	return added, nil
+}
+
+// encodeParticipant prefixes p's JSON with the next join sequence number of
+// bucket pb, which orders a session's participants by join.
+func encodeParticipant(pb *bbolt.Bucket, p store.Participant) ([]byte, error) {
+	seq, err := pb.NextSequence()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode participant: %w", err)
+	}
+	return append(u64(seq), raw...), nil
+}
+
+// listParticipants returns the participants of a session in join order.
+func listParticipants(tx *bbolt.Tx, sessionID string) ([]store.Participant, error) {
+	type joined struct {
+		seq uint64
+		p   store.Participant
+	}
+	var all []joined
+	err := scanPrefix(tx.Bucket([]byte(bkParticipants)), prefix(sessionID), func(_, v []byte) error {
+		if len(v) < 8 {
+			return fmt.Errorf("participant value too short (%d bytes)", len(v))
+		}
+		j := joined{seq: binary.BigEndian.Uint64(v[:8])}
+		if err := json.Unmarshal(v[8:], &j.p); err != nil {
+			return fmt.Errorf("decode participant: %w", err)
+		}
+		all = append(all, j)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(all, func(a, b joined) int { return cmp.Compare(a.seq, b.seq) })
+	out := make([]store.Participant, len(all))
+	for i, j := range all {
+		out[i] = j.p
+	}
+	return out, nil
+}
+
+// ListParticipants returns a session's participants in join order;
+// ErrNotFound when the session does not exist.
+func (db *DB) ListParticipants(ctx context.Context, sessionID string) ([]store.Participant, error) {
+	var out []store.Participant
+	err := db.view(ctx, "list participants", func(tx *bbolt.Tx) error {
+		if tx.Bucket([]byte(bkSessions)).Get([]byte(sessionID)) == nil {
+			return fmt.Errorf("session: %w", store.ErrNotFound)
+		}
+		var err error
+		out, err = listParticipants(tx, sessionID)
+		return err
+	})
+	return out, err
+}

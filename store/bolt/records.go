@@ -1,0 +1,144 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/slobridge/slobridge/store"
+)
+
+// getRecord loads the record at k, live or not.
+func getRecord(tx *bbolt.Tx, k []byte) (store.Record, bool, error) {
+	var r store.Record
+	ok, err := getJSON(tx.Bucket([]byte(bkRecords)), k, &r)
+	return r, ok, err
+}
+
+// live reports whether something expiring at exp is still live at now.
+func live(exp, now time.Time) bool { return now.Before(exp) }
+
+// deleteRecord removes r and its expiry entry.
+func deleteRecord(tx *bbolt.Tx, r store.Record) error {
+	k := key(prefix(r.Namespace), []byte(r.Key))
+	if err := tx.Bucket([]byte(bkRecordsExp)).Delete(key(timeBytes(r.ExpiresAt), k)); err != nil {
+		return err
+	}
+	return tx.Bucket([]byte(bkRecords)).Delete(k)
+}
+
+// PutRecord stores an expiring record; ErrAlreadyExists when a record with
+// the same namespace and key is live at the wall clock (Options.Now). An
+// expired one is replaced.
+func (db *DB) PutRecord(ctx context.Context, r store.Record) error {
+	if err := checkIDs("record namespace", r.Namespace); err != nil {
+		return fmt.Errorf("bolt: put record: %w", err)
+	}
+	if r.Key == "" {
+		return fmt.Errorf("bolt: put record: %w: empty key", store.ErrInvalid)
+	}
+	return db.update(ctx, "put record", func(tx *bbolt.Tx) error {
+		k := key(prefix(r.Namespace), []byte(r.Key))
+		old, ok, err := getRecord(tx, k)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if live(old.ExpiresAt, db.now()) {
+				return fmt.Errorf("record in %s: %w", r.Namespace, store.ErrAlreadyExists)
+			}
+			if err := deleteRecord(tx, old); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket([]byte(bkRecordsExp)).Put(key(timeBytes(r.ExpiresAt), k), nil); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket([]byte(bkRecords)), k, r)
+	})
+}
+
+// GetRecord returns a record live at now.
+func (db *DB) GetRecord(ctx context.Context, namespace, k string, now time.Time) (store.Record, error) {
+	var r store.Record
+	err := db.view(ctx, "get record", func(tx *bbolt.Tx) error {
+		var ok bool
+		var err error
+		r, ok, err = getRecord(tx, key(prefix(namespace), []byte(k)))
+		if err != nil {
+			return err
+		}
+		if !ok || !live(r.ExpiresAt, now) {
+			return fmt.Errorf("record in %s: %w", namespace, store.ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Record{}, err
+	}
+	return r, nil
+}
+
+// TakeRecord returns and deletes a record live at now, in one write
+// transaction: of concurrent takes exactly one succeeds.
+func (db *DB) TakeRecord(ctx context.Context, namespace, k string, now time.Time) (store.Record, error) {
+	var r store.Record
+	err := db.update(ctx, "take record", func(tx *bbolt.Tx) error {
+		var ok bool
+		var err error
+		r, ok, err = getRecord(tx, key(prefix(namespace), []byte(k)))
+		if err != nil {
+			return err
+		}
+		if !ok || !live(r.ExpiresAt, now) {
+			return fmt.Errorf("record in %s: %w", namespace, store.ErrNotFound)
+		}
+		return deleteRecord(tx, r)
+	})
+	if err != nil {
+		return store.Record{}, err
+	}
+	return r, nil
+}
+
+// DeleteRecord removes a record; no error when absent.
+func (db *DB) DeleteRecord(ctx context.Context, namespace, k string) error {
+	return db.update(ctx, "delete record", func(tx *bbolt.Tx) error {
+		r, ok, err := getRecord(tx, key(prefix(namespace), []byte(k)))
+		if err != nil || !ok {
+			return err
+		}
+		return deleteRecord(tx, r)
+	})
+}
+
+// CheckReplay records a one-time identifier until expiresAt; ErrReplay
+// when it is already recorded and not expired at now.
+func (db *DB) CheckReplay(ctx context.Context, namespace, id string, expiresAt, now time.Time) error {
+	if err := checkIDs("replay namespace", namespace); err != nil {
+		return fmt.Errorf("bolt: check replay: %w", err)
+	}
+	if id == "" {
+		return fmt.Errorf("bolt: check replay: %w: empty identifier", store.ErrInvalid)
+	}
+	return db.update(ctx, "check replay", func(tx *bbolt.Tx) error {
+		b, exp := tx.Bucket([]byte(bkReplay)), tx.Bucket([]byte(bkReplayExp))
+		k := key(prefix(namespace), []byte(id))
+		if old := b.Get(k); old != nil {
+			if bytes.Compare(timeBytes(now), old) < 0 {
+				return fmt.Errorf("identifier in %s: %w", namespace, store.ErrReplay)
+			}
+			if err := exp.Delete(key(old, k)); err != nil {
+				return err
+			}
+		}
+		at := timeBytes(expiresAt)
+		if err := exp.Put(key(at, k), nil); err != nil {
+			return err
+		}
+		return b.Put(k, at)
+	})
+}

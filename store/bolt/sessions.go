@@ -1,0 +1,187 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/slobridge/slobridge/store"
+)
+
+// sessionIndexKeys returns the index entries of s, by bucket.
+func sessionIndexKeys(s store.Session) map[string][]byte {
+	id := []byte(s.ID)
+	idx := map[string][]byte{
+		bkSessByUser: key(prefix(s.UserID), timeBytes(s.CreatedAt), id),
+	}
+	if s.NameID.Value != "" {
+		idx[bkSessByNameID] = key(prefix(s.Upstream, s.NameID.Value), timeBytes(s.CreatedAt), id)
+	}
+	if s.EndedAt.IsZero() {
+		idx[bkSessActive] = key(timeBytes(s.ExpiresAt), id)
+	} else {
+		idx[bkSessEnded] = key(timeBytes(s.EndedAt), id)
+	}
+	return idx
+}
+
+// putSession writes s and its index entries, replacing those of old.
+func putSession(tx *bbolt.Tx, old *store.Session, s store.Session) error {
+	if old != nil {
+		for name, k := range sessionIndexKeys(*old) {
+			if err := tx.Bucket([]byte(name)).Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	for name, k := range sessionIndexKeys(s) {
+		if err := tx.Bucket([]byte(name)).Put(k, nil); err != nil {
+			return err
+		}
+	}
+	return putJSON(tx.Bucket([]byte(bkSessions)), []byte(s.ID), s)
+}
+
+// getSession loads one session; ErrNotFound when absent.
+func getSession(tx *bbolt.Tx, id string) (store.Session, error) {
+	var s store.Session
+	ok, err := getJSON(tx.Bucket([]byte(bkSessions)), []byte(id), &s)
+	if err != nil {
+		return store.Session{}, err
+	}
+	if !ok {
+		return store.Session{}, fmt.Errorf("session: %w", store.ErrNotFound)
+	}
+	return s, nil
+}
+
+// CreateSession stores a new session; ErrAlreadyExists if the ID is taken.
+func (db *DB) CreateSession(ctx context.Context, s store.Session) error {
+	if err := checkIDs("session ID", s.ID, "user ID", s.UserID); err != nil {
+		return fmt.Errorf("bolt: create session: %w", err)
+	}
+	if bytes.IndexByte([]byte(s.Upstream+s.NameID.Value), sep) >= 0 {
+		return fmt.Errorf("bolt: create session: %w: upstream or NameID contains a NUL byte", store.ErrInvalid)
+	}
+	return db.update(ctx, "create session", func(tx *bbolt.Tx) error {
+		if tx.Bucket([]byte(bkSessions)).Get([]byte(s.ID)) != nil {
+			return fmt.Errorf("session: %w", store.ErrAlreadyExists)
+		}
+		return putSession(tx, nil, s)
+	})
+}
+
+// GetSession returns one session, active or ended, until it is swept.
+func (db *DB) GetSession(ctx context.Context, id string) (store.Session, error) {
+	var s store.Session
+	err := db.view(ctx, "get session", func(tx *bbolt.Tx) error {
+		var err error
+		s, err = getSession(tx, id)
+		return err
+	})
+	return s, err
+}
+
+// sessionsByIndex loads the sessions whose IDs end the keys under p in
+// index bucket name, in key order, keeping those keep accepts.
+func sessionsByIndex(tx *bbolt.Tx, name string, p []byte, keep func(store.Session) bool) ([]store.Session, error) {
+	var ids []string
+	err := scanPrefix(tx.Bucket([]byte(name)), p, func(k, _ []byte) error {
+		ids = append(ids, idAfterPrefix(k, len(p)))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Session
+	for _, id := range ids {
+		s, err := getSession(tx, id)
+		if err != nil {
+			return nil, fmt.Errorf("index %s points at a missing session: %w", name, err)
+		}
+		if keep == nil || keep(s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// ListSessionsByUser returns every stored session of a user, oldest first.
+func (db *DB) ListSessionsByUser(ctx context.Context, userID string) ([]store.Session, error) {
+	if !validID(userID) {
+		return nil, nil
+	}
+	var out []store.Session
+	err := db.view(ctx, "list sessions by user", func(tx *bbolt.Tx) error {
+		var err error
+		out, err = sessionsByIndex(tx, bkSessByUser, prefix(userID), nil)
+		return err
+	})
+	return out, err
+}
+
+// FindSessionsByNameID returns the sessions of upstream whose NameID has
+// the value of nameID and, where set in nameID, the same Format,
+// NameQualifier and SPNameQualifier; when sessionIndex is not empty, only
+// the session with that SessionIndex. Oldest first.
+func (db *DB) FindSessionsByNameID(ctx context.Context, upstream string, nameID store.NameID, sessionIndex string) ([]store.Session, error) {
+	if nameID.Value == "" || bytes.IndexByte([]byte(upstream+nameID.Value), sep) >= 0 {
+		return nil, nil
+	}
+	keep := func(s store.Session) bool {
+		return (nameID.Format == "" || nameID.Format == s.NameID.Format) &&
+			(nameID.NameQualifier == "" || nameID.NameQualifier == s.NameID.NameQualifier) &&
+			(nameID.SPNameQualifier == "" || nameID.SPNameQualifier == s.NameID.SPNameQualifier) &&
+			(sessionIndex == "" || sessionIndex == s.SessionIndex)
+	}
+	var out []store.Session
+	err := db.view(ctx, "find sessions by NameID", func(tx *bbolt.Tx) error {
+		var err error
+		out, err = sessionsByIndex(tx, bkSessByNameID, prefix(upstream, nameID.Value), keep)
+		return err
+	})
+	return out, err
+}
+
+// CountActiveSessions counts sessions neither ended nor expired at now.
+func (db *DB) CountActiveSessions(ctx context.Context, now time.Time) (int, error) {
+	n := 0
+	err := db.view(ctx, "count active sessions", func(tx *bbolt.Tx) error {
+		c := tx.Bucket([]byte(bkSessActive)).Cursor()
+		at := timeBytes(now)
+		for k, _ := c.Seek(at); k != nil; k, _ = c.Next() {
+			if bytes.Compare(k[:8], at) > 0 { // expires strictly after now
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// deleteSession removes a session, its index entries and its participants.
+func deleteSession(tx *bbolt.Tx, s store.Session) error {
+	for name, k := range sessionIndexKeys(s) {
+		if err := tx.Bucket([]byte(name)).Delete(k); err != nil {
+			return err
+		}
+	}
+	pb := tx.Bucket([]byte(bkParticipants))
+	var keys [][]byte
+	err := scanPrefix(pb, prefix(s.ID), func(k, _ []byte) error {
+		keys = append(keys, bytes.Clone(k))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := pb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket([]byte(bkSessions)).Delete([]byte(s.ID))
+}

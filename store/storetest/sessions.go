@@ -1,0 +1,153 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/slobridge/slobridge/store"
+)
+
+// testSessions covers CreateSession, GetSession, the user and NameID
+// indexes and CountActiveSessions.
+func testSessions(t *testing.T, f Factory) {
+	runAll(t, f, []subtest{
+		{"CreateGet", testSessionCreateGet},
+		{"Invalid", testSessionInvalid},
+		{"CanceledContext", testSessionCanceled},
+		{"ListByUser", testSessionsByUser},
+		{"FindByNameID", testSessionsByNameID},
+		{"CountActive", testCountActive},
+	})
+}
+
+func testSessionCreateGet(t *testing.T, s store.Store) {
+	want := newSession("s1", "alice", at(0))
+	createSessions(t, s, want)
+	wantEqual(t, getSession(t, s, "s1"), norm(want), "GetSession")
+
+	dup := newSession("s1", "bob", at(time.Minute))
+	wantErr(t, s.CreateSession(ctx(t), dup), store.ErrAlreadyExists, "CreateSession of a taken ID")
+	wantEqual(t, getSession(t, s, "s1"), norm(want), "GetSession after refused duplicate")
+
+	_, err := s.GetSession(ctx(t), "nope")
+	wantErr(t, err, store.ErrNotFound, "GetSession unknown")
+}
+
+func testSessionInvalid(t *testing.T, s store.Store) {
+	wantErr(t, s.CreateSession(ctx(t), newSession("", "alice", at(0))), store.ErrInvalid, "CreateSession with empty ID")
+	_, err := s.AddParticipant(ctx(t), store.Participant{SessionID: "s1"})
+	if err == nil {
+		t.Fatal("AddParticipant with empty key: no error")
+	}
+}
+
+func testSessionCanceled(t *testing.T, s store.Store) {
+	createSessions(t, s, newSession("s1", "alice", at(0)))
+	c, cancel := context.WithCancel(ctx(t))
+	cancel()
+	_, err := s.GetSession(c, "s1")
+	wantErr(t, err, context.Canceled, "GetSession with canceled context")
+	wantErr(t, s.CreateSession(c, newSession("s2", "alice", at(0))), context.Canceled, "CreateSession with canceled context")
+	_, err = s.GetSession(ctx(t), "s2")
+	wantErr(t, err, store.ErrNotFound, "session created under a canceled context")
+}
+
+func testSessionsByUser(t *testing.T, s store.Store) {
+	// Created out of order: the list is oldest first by CreatedAt.
+	createSessions(t, s,
+		newSession("a-mid", "alice", at(time.Minute)),
+		newSession("a-new", "alice", at(2*time.Minute)),
+		newSession("b-1", "bob", at(0)),
+		newSession("a-old", "alice", at(0)),
+	)
+	endSessions(t, s, "lo1", store.LogoutSpec{SessionIDs: []string{"a-mid"}, Now: at(3 * time.Minute)})
+
+	got, err := s.ListSessionsByUser(ctx(t), "alice")
+	must(t, err, "ListSessionsByUser alice")
+	wantEqual(t, sessionIDs(got), []string{"a-old", "a-mid", "a-new"}, "alice's sessions, ended included, oldest first")
+	wantEqual(t, norm(got[0]), norm(newSession("a-old", "alice", at(0))), "listed session")
+	if got[1].EndedAt.IsZero() || got[1].LogoutID != "lo1" {
+		t.Fatalf("listed ended session has EndedAt %v, LogoutID %q", got[1].EndedAt, got[1].LogoutID)
+	}
+
+	got, err = s.ListSessionsByUser(ctx(t), "bob")
+	must(t, err, "ListSessionsByUser bob")
+	wantEqual(t, sessionIDs(got), []string{"b-1"}, "bob's sessions")
+
+	got, err = s.ListSessionsByUser(ctx(t), "carol")
+	must(t, err, "ListSessionsByUser carol")
+	if len(got) != 0 {
+		t.Fatalf("unknown user has sessions %v", sessionIDs(got))
+	}
+	// A user ID that is a prefix of another must not match it.
+	got, err = s.ListSessionsByUser(ctx(t), "ali")
+	must(t, err, "ListSessionsByUser ali")
+	if len(got) != 0 {
+		t.Fatalf("user %q matched sessions %v of another user", "ali", sessionIDs(got))
+	}
+}
+
+func testSessionsByNameID(t *testing.T, s store.Store) {
+	a := newSession("a", "alice", at(0))
+	b := newSession("b", "alice", at(time.Minute))
+	other := newSession("other-upstream", "alice", at(2*time.Minute))
+	other.Upstream = "idp2"
+	qual := newSession("other-qualifier", "alice", at(3*time.Minute))
+	qual.NameID.NameQualifier = "https://elsewhere.example.org"
+	bob := newSession("bob", "bob", at(0))
+	createSessions(t, s, qual, b, bob, other, a)
+
+	nid := a.NameID
+	tests := []struct {
+		name     string
+		upstream string
+		nameID   store.NameID
+		index    string
+		want     []string
+	}{
+		{"value only: every session of the NameID", "idp", store.NameID{Value: nid.Value}, "", []string{"a", "b", "other-qualifier"}},
+		{"all qualifiers", "idp", nid, "", []string{"a", "b"}},
+		{"qualifiers and SessionIndex", "idp", nid, "si-b", []string{"b"}},
+		{"value and SessionIndex", "idp", store.NameID{Value: nid.Value}, "si-other-qualifier", []string{"other-qualifier"}},
+		{"unknown SessionIndex", "idp", nid, "si-zzz", nil},
+		{"other NameQualifier", "idp", store.NameID{Value: nid.Value, NameQualifier: "https://elsewhere.example.org"}, "", []string{"other-qualifier"}},
+		{"wrong SPNameQualifier", "idp", store.NameID{Value: nid.Value, SPNameQualifier: "https://wrong.example.org"}, "", nil},
+		{"wrong Format", "idp", store.NameID{Value: nid.Value, Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"}, "", nil},
+		{"other upstream", "idp2", store.NameID{Value: nid.Value}, "", []string{"other-upstream"}},
+		{"unknown upstream", "idp3", store.NameID{Value: nid.Value}, "", nil},
+		{"unknown value", "idp", store.NameID{Value: "carol@example.org"}, "", nil},
+		{"value prefix does not match", "idp", store.NameID{Value: "alice"}, "", nil},
+	}
+	for _, tc := range tests {
+		got, err := s.FindSessionsByNameID(ctx(t), tc.upstream, tc.nameID, tc.index)
+		must(t, err, "FindSessionsByNameID "+tc.name)
+		wantEqual(t, sessionIDs(got), tc.want, "FindSessionsByNameID "+tc.name)
+	}
+	got, err := s.FindSessionsByNameID(ctx(t), "idp", nid, "si-a")
+	must(t, err, "FindSessionsByNameID")
+	wantEqual(t, norm(got), []store.Session{norm(a)}, "found session")
+}
+
+func testCountActive(t *testing.T, s store.Store) {
+	short := newSession("short", "alice", at(0))
+	short.ExpiresAt = at(time.Hour)
+	createSessions(t, s, short, newSession("long", "alice", at(0)), newSession("ended", "bob", at(0)))
+	endSessions(t, s, "lo1", store.LogoutSpec{SessionIDs: []string{"ended"}, Now: at(time.Minute)})
+
+	tests := []struct {
+		now  time.Time
+		want int
+	}{
+		{at(30 * time.Minute), 2},
+		{at(time.Hour), 1}, // expired at exactly ExpiresAt
+		{at(9 * time.Hour), 0},
+	}
+	for _, tc := range tests {
+		n, err := s.CountActiveSessions(ctx(t), tc.now)
+		must(t, err, "CountActiveSessions")
+		if n != tc.want {
+			t.Fatalf("CountActiveSessions(%v) = %d, want %d", tc.now, n, tc.want)
+		}
+	}
+}
