@@ -1,0 +1,64 @@
+package saml
+
+// SAML 2.0 binding URIs (SAML Bindings §3.2, §3.4, §3.5).
+const (
+	BindingSOAP     = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP"
+	BindingRedirect = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+	BindingPOST     = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+)
+
+// Signature algorithm URIs used in the SigAlg query parameter of the
+// HTTP-Redirect binding and in ds:SignatureMethod (RFC 4051, XMLDSig).
+const (
+	SigAlgRSASHA256   = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+	SigAlgECDSASHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+	// SigAlgRSASHA1 and SigAlgECDSASHA1 are refused unless a Trust allows
+	// SHA-1.
+	SigAlgRSASHA1   = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+	SigAlgECDSASHA1 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1"
+)
+
+// Digest algorithm URIs of ds:DigestMethod.
+const (
+	digestSHA1   = "http://www.w3.org/2000/09/xmldsig#sha1"
+	digestSHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+)
+
+// XML namespaces.
+const (
+	NSProtocol  = "urn:oasis:names:tc:SAML:2.0:protocol"
+	NSAssertion = "urn:oasis:names:tc:SAML:2.0:assertion"
+	NSDSig      = "http://www.w3.org/2000/09/xmldsig#"
+	NSSOAP11    = "http://schemas.xmlsoap.org/soap/envelope/"
+)
+
+// Status codes (SAML Core §3.2.2.2).
+const (
+	StatusSuccess            = "urn:oasis:names:tc:SAML:2.0:status:Success"
+	StatusRequester          = "urn:oasis:names:tc:SAML:2.0:status:Requester"
+	StatusResponder          = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+	StatusVersionMismatch    = "urn:oasis:names:tc:SAML:2.0:status:VersionMismatch"
+	StatusPartialLogout      = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
+	StatusRequestDenied      = "urn:oasis:names:tc:SAML:2.0:status:RequestDenied"
+	StatusUnknownPrincipal   = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"
+	StatusRequestUnsupported = "urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported"
+)
+
+// Logout reasons (SAML Core §3.7.3.3).
+const (
+	ReasonUser  = "urn:oasis:names:tc:SAML:2.0:logout:user"
+	ReasonAdmin = "urn:oasis:names:tc:SAML:2.0:logout:admin"
+)
+
+// Query and form parameter names (Bindings §3.4.4, §3.5.4).
+const (
+	ParamRequest    = "SAMLRequest"
+	ParamResponse   = "SAMLResponse"
+	ParamRelayState = "RelayState"
+	ParamSigAlg     = "SigAlg"
+	ParamSignature  = "Signature"
+)
+
+// MaxRelayState is the largest RelayState the bindings allow (Bindings
+// §3.4.3, §3.5.3: "MUST NOT exceed 80 bytes").
+const MaxRelayState = 80

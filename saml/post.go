@@ -1,0 +1,115 @@
+package saml
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/beevik/etree"
+)
+
+// DecodePOST decodes an HTTP-POST binding message (Bindings §3.5) from a
+// form body of at most lim.MaxBody bytes: SAMLRequest or SAMLResponse,
+// base64 without DEFLATE, and RelayState.
+func DecodePOST(r *http.Request, lim Limits) (*Message, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, lim.body()+1))
+	if err != nil {
+		return nil, malformed("read body: %v", err)
+	}
+	if int64(len(body)) > lim.body() {
+		return nil, malformed("body larger than %d bytes", lim.body())
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, malformed("form: %v", err)
+	}
+	for _, k := range []string{ParamRequest, ParamResponse, ParamRelayState} {
+		if len(form[k]) > 1 {
+			return nil, malformed("form field %s repeated", k)
+		}
+	}
+	param := ParamRequest
+	switch {
+	case form.Has(ParamRequest) && form.Has(ParamResponse):
+		return nil, malformed("both SAMLRequest and SAMLResponse present")
+	case form.Has(ParamResponse):
+		param = ParamResponse
+	case !form.Has(ParamRequest):
+		return nil, malformed("no SAMLRequest or SAMLResponse field")
+	}
+	xmlData, err := decodeBase64(form.Get(param))
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMessage(BindingPOST, param, trimBOM(xmlData), lim)
+	if err != nil {
+		return nil, err
+	}
+	m.RelayState = form.Get(ParamRelayState)
+	if len(m.RelayState) > MaxRelayState {
+		return nil, malformed("RelayState longer than %d bytes", MaxRelayState)
+	}
+	return m, nil
+}
+
+// postForm is the auto-submitting form of the HTTP-POST binding. The
+// <noscript> button lets a browser without JavaScript continue.
+var postForm = template.Must(template.New("post").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Continue</title></head>
+<body>
+<form id="saml" method="post" action="{{.URL}}">
+<input type="hidden" name="{{.Param}}" value="{{.Value}}">
+{{if .RelayState}}<input type="hidden" name="RelayState" value="{{.RelayState}}">{{end}}
+<noscript><p>JavaScript is off: press the button to continue.</p><button type="submit">Continue</button></noscript>
+</form>
+<script nonce="{{.Nonce}}">document.getElementById("saml").submit();</script>
+</body></html>`))
+
+// POSTValue returns the base64 form value of a (signed) protocol message
+// for the HTTP-POST binding.
+func POSTValue(el *etree.Element) (string, error) {
+	doc := etree.NewDocument()
+	doc.SetRoot(el.Copy())
+	b, err := doc.WriteToBytes()
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+// WritePOSTForm answers with the auto-submitting HTML form that carries the
+// protocol message el (already signed with Signer.SignEnveloped) to
+// endpoint by the HTTP-POST binding (Bindings §3.5.4). The page's CSP
+// allows only its own nonce-bearing script and a form post to endpoint.
+func WritePOSTForm(w http.ResponseWriter, endpoint, param string, el *etree.Element, relayState string) error {
+	if len(relayState) > MaxRelayState {
+		return errors.New("saml: RelayState longer than 80 bytes")
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("saml: POST endpoint is not an absolute http(s) URL")
+	}
+	v, err := POSTValue(el)
+	if err != nil {
+		return err
+	}
+	var nb [16]byte
+	if _, err := rand.Read(nb[:]); err != nil {
+		return err
+	}
+	nonce := base64.RawStdEncoding.EncodeToString(nb[:])
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action "+u.Scheme+"://"+u.Host+"; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(http.StatusOK)
+	return postForm.Execute(w, struct {
+		URL                             template.URL
+		Param, Value, RelayState, Nonce string
+	}{template.URL(endpoint), param, v, relayState, nonce})
+}
