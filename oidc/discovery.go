@@ -35,6 +35,12 @@ type Discovery struct {
 	FrontchannelLogoutSessionSupported         bool     `json:"frontchannel_logout_session_supported"`
 	BackchannelLogoutSupported                 bool     `json:"backchannel_logout_supported"`
 	BackchannelLogoutSessionSupported          bool     `json:"backchannel_logout_session_supported"`
+	// RFC 8414 §2 fields of the introspection (RFC 7662) and revocation
+	// (RFC 7009) endpoints.
+	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
+	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationEndpoint                        string   `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
 }
 
 // Grant types served by the token endpoint.
@@ -68,6 +74,12 @@ func (p *Provider) Discovery() Discovery {
 		FrontchannelLogoutSessionSupported:         true,
 		BackchannelLogoutSupported:                 true,
 		BackchannelLogoutSessionSupported:          true,
+		IntrospectionEndpoint:                      p.endpoint(PathIntrospect),
+		IntrospectionEndpointAuthMethodsSupported:  []string{AuthSecretBasic, AuthSecretPost},
+		RevocationEndpoint:                         p.endpoint(PathRevoke),
+		// Public clients revoke their own tokens with client_id alone
+		// (RFC 7009 §5).
+		RevocationEndpointAuthMethodsSupported: []string{AuthSecretBasic, AuthSecretPost, AuthNone},
 	}
 	if p.opts.RegistrationToken != "" {
 		d.RegistrationEndpoint = p.endpoint(PathRegister)

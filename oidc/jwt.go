@@ -64,6 +64,35 @@ type grant struct {
 	AuthTime    time.Time `json:"auth_time"`
 	// Challenge is the PKCE S256 code_challenge, empty when none was sent.
 	Challenge string `json:"code_challenge,omitempty"`
+	// Access lists the unexpired access tokens issued in this refresh
+	// token's family (carried forward on every rotation), so revoking the
+	// family revokes them too (RFC 7009 §2.1).
+	Access []accessRef `json:"at,omitempty"`
+}
+
+// accessRef names one issued access token until it expires.
+type accessRef struct {
+	JTI string    `json:"jti"`
+	Exp time.Time `json:"exp"`
+}
+
+// maxFamilyAccess bounds the access tokens remembered per family.
+const maxFamilyAccess = 64
+
+// liveAccess returns the refs of a that have not expired at now, plus add,
+// keeping at most maxFamilyAccess (the newest).
+func liveAccess(a []accessRef, add accessRef, now time.Time) []accessRef {
+	out := make([]accessRef, 0, len(a)+1)
+	for _, r := range a {
+		if r.Exp.After(now) {
+			out = append(out, r)
+		}
+	}
+	out = append(out, add)
+	if len(out) > maxFamilyAccess {
+		out = out[len(out)-maxFamilyAccess:]
+	}
+	return out
 }
 
 // claimsFor maps the session's attributes to standard claims by scope
@@ -119,11 +148,27 @@ func (p *Provider) mintAccessToken(ctx context.Context, g grant, now time.Time) 
 	}
 	c := AccessTokenClaims{
 		Issuer: p.opts.Issuer, Subject: g.UserID, Audience: p.opts.Issuer,
-		Expiry: now.Add(p.opts.AccessTokenTTL).Unix(), IssuedAt: now.Unix(), JTI: jti,
+		Expiry: now.Add(p.accessTokenTTL(g.ClientID)).Unix(), IssuedAt: now.Unix(), JTI: jti,
 		ClientID: g.ClientID, Scope: g.Scope, AuthTime: g.AuthTime.Unix(), SID: g.SessionID,
 	}
 	tok, err := p.keys.sign(ctx, signingAlgs[0], typAccess, c)
 	return tok, c, err
+}
+
+// accessTokenTTL is the access-token lifetime of a client: its
+// StaticClient.AccessTokenTTL, else Options.AccessTokenTTL.
+func (p *Provider) accessTokenTTL(clientID string) time.Duration {
+	if d, ok := p.clientTTL[clientID]; ok {
+		return d
+	}
+	return p.opts.AccessTokenTTL
+}
+
+// SignJWT signs claims with the provider's current RS256 key and the JOSE
+// header typ; it is the ssf.Signer of the session-revoked SETs, so that
+// receivers verify them against the bridge's JWKS.
+func (p *Provider) SignJWT(ctx context.Context, typ string, claims any) (string, error) {
+	return p.keys.sign(ctx, signingAlgs[0], typ, claims)
 }
 
 // leftHalfHash is at_hash for RS256 and ES256 (OpenID Connect Core

@@ -30,6 +30,8 @@ const (
 	PathEndSession  = "/oidc/logout"
 	PathConfirm     = "/oidc/logout/confirm"
 	PathLogout      = "/logout"
+	PathIntrospect  = "/oidc/introspect"
+	PathRevoke      = "/oidc/revoke"
 	defaultScopes   = "openid"
 	maxFormBytes    = 64 << 10
 	maxRegistration = 64 << 10
@@ -61,6 +63,13 @@ type Options struct {
 
 	// Clients are the static clients from the configuration.
 	Clients []StaticClient
+	// ResourceServers are the APIs allowed to introspect every access
+	// token the bridge issues (RFC 7662 §2.1); see ResourceServer.
+	ResourceServers []ResourceServer
+	// EndSessionOnRefreshReuse ends the whole bridge session (a logout
+	// everywhere, initiator "system") when a rotated refresh token is
+	// presented again; the token family is revoked either way.
+	EndSessionOnRefreshReuse bool
 	// RegistrationToken is the initial access token (RFC 7591 §3) that
 	// protects dynamic registration. Empty disables registration.
 	RegistrationToken string
@@ -100,6 +109,9 @@ type StaticClient struct {
 	// Secret is the client secret in clear (hashed at start-up); empty
 	// for a public client (token_endpoint_auth_method "none").
 	Secret string
+	// AccessTokenTTL is the life of this client's access tokens; default
+	// Options.AccessTokenTTL.
+	AccessTokenTTL time.Duration
 }
 
 // Provider is the OpenID Provider. Create it with New and mount its routes
@@ -115,6 +127,13 @@ type Provider struct {
 	keys    *keyring
 	static  map[string]Client
 	closeFn func()
+	// clientTTL holds per-client access-token lifetimes.
+	clientTTL map[string]time.Duration
+	// resourceServers are the client IDs of ResourceServers.
+	resourceServers map[string]bool
+	// verified caches access tokens whose signature and claims checked
+	// out, for introspection.
+	verified *tokenCache
 }
 
 // New validates opts, applies defaults and returns a Provider.
@@ -140,12 +159,17 @@ func New(opts Options) (*Provider, error) {
 	p := &Provider{
 		opts: opts, issuer: iss, st: opts.Store, eng: opts.Engine,
 		log: opts.Logger, now: opts.Now, rand: opts.Rand,
-		static: map[string]Client{},
+		static: map[string]Client{}, clientTTL: map[string]time.Duration{},
+		resourceServers: map[string]bool{}, verified: newTokenCache(),
+	}
+	maxTTL := max(opts.IDTokenTTL, opts.AccessTokenTTL, logoutTokenTTL)
+	for _, sc := range opts.Clients {
+		maxTTL = max(maxTTL, sc.AccessTokenTTL)
 	}
 	p.keys = newKeyring(opts.Store, opts.Now, opts.Rand, keyringPolicy{
 		rotation:     opts.KeyRotation,
 		publishAhead: opts.KeyPublishAhead,
-		maxTokenTTL:  max(opts.IDTokenTTL, opts.AccessTokenTTL, logoutTokenTTL),
+		maxTokenTTL:  maxTTL,
 	})
 	for _, sc := range opts.Clients {
 		c, err := p.staticClient(sc)
@@ -153,6 +177,12 @@ func New(opts Options) (*Provider, error) {
 			return nil, err
 		}
 		p.static[c.ID] = c
+		if sc.AccessTokenTTL > 0 {
+			p.clientTTL[c.ID] = sc.AccessTokenTTL
+		}
+	}
+	if err := p.addResourceServers(opts.ResourceServers); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -195,7 +225,8 @@ func (p *Provider) endpoint(path string) string { return p.opts.Issuer + path }
 
 // Mount registers the provider's routes on r: discovery, JWKS, authorize,
 // token, userinfo, registration (when a registration token is set),
-// end-session and the bridge's own browser logout at /logout.
+// end-session, the bridge's own browser logout at /logout, token
+// introspection (RFC 7662) and revocation (RFC 7009).
 func (p *Provider) Mount(r gin.IRouter) {
 	r.GET(PathDiscovery, p.handleDiscovery)
 	r.GET(PathJWKS, p.handleJWKS)
@@ -213,6 +244,8 @@ func (p *Provider) Mount(r gin.IRouter) {
 	r.POST(PathConfirm, p.handleConfirm)
 	r.GET(PathLogout, p.handleEndSession)
 	r.POST(PathLogout, p.handleEndSession)
+	r.POST(PathIntrospect, p.handleIntrospect)
+	r.POST(PathRevoke, p.handleRevoke)
 }
 
 // newToken returns n random bytes, base64url without padding.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/store"
 )
 
@@ -41,6 +42,8 @@ type TokenResponse struct {
 // issued is what one code or refresh token produced, kept so that a reuse
 // can revoke it (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
 type issued struct {
+	ClientID   string    `json:"client_id,omitempty"`
+	SessionID  string    `json:"sid,omitempty"`
 	RefreshKey string    `json:"refresh_key,omitempty"`
 	AccessJTI  string    `json:"access_jti,omitempty"`
 	AccessExp  time.Time `json:"access_exp"`
@@ -261,19 +264,22 @@ func (p *Provider) issueTokens(ctx context.Context, cl Client, g grant, s store.
 	}
 	rg := g
 	rg.Nonce, rg.Challenge, rg.RedirectURI = "", "", ""
+	rg.Access = liveAccess(g.Access, accessRef{JTI: atc.JTI, Exp: time.Unix(atc.Expiry, 0)}, now)
 	if err := p.putJSON(ctx, nsRefresh, hashKey(rt), rg, exp); err != nil {
 		return TokenResponse{}, issued{}, serverErr(err)
 	}
 	resp := TokenResponse{
-		AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(p.opts.AccessTokenTTL / time.Second),
+		AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(p.accessTokenTTL(cl.ID) / time.Second),
 		RefreshToken: rt, IDToken: idt, Scope: g.Scope,
 	}
-	return resp, issued{RefreshKey: hashKey(rt), AccessJTI: atc.JTI, AccessExp: time.Unix(atc.Expiry, 0)}, nil
+	return resp, issued{ClientID: cl.ID, SessionID: s.ID, RefreshKey: hashKey(rt), AccessJTI: atc.JTI,
+		AccessExp: time.Unix(atc.Expiry, 0)}, nil
 }
 
 // Refresh rotates a refresh token (RFC 6749 §6, RFC 9700 §4.14.2): the
 // presented token is taken, a new one issued; presenting a rotated token
-// again revokes its successors.
+// again revokes its family (and, with Options.EndSessionOnRefreshReuse,
+// ends the session). It fails with invalid_grant once the session ended.
 func (p *Provider) Refresh(ctx context.Context, cl Client, rt string) (TokenResponse, error) {
 	invalid := oauthErr(ErrInvalidGrant, http.StatusBadRequest, "the refresh token is invalid, expired or revoked")
 	if rt == "" {
@@ -283,7 +289,9 @@ func (p *Provider) Refresh(ctx context.Context, cl Client, rt string) (TokenResp
 	key := hashKey(rt)
 	rec, err := p.st.GetRecord(ctx, nsRefresh, key, now)
 	if errors.Is(err, store.ErrNotFound) {
-		p.revokeChain(ctx, nsRefreshUsed, key, now)
+		if sid := p.revokeChain(ctx, nsRefreshUsed, key, now); sid != "" {
+			p.refreshReused(ctx, sid)
+		}
 		return TokenResponse{}, invalid
 	}
 	if err != nil {
@@ -322,28 +330,72 @@ func (p *Provider) revokeReusedCode(ctx context.Context, key string, now time.Ti
 }
 
 // revokeChain follows what a used code or refresh token issued and revokes
-// it: the refresh token and every rotation after it, and the access tokens.
-func (p *Provider) revokeChain(ctx context.Context, ns, key string, now time.Time) {
+// its whole family: the refresh token and every rotation after it, and the
+// access tokens issued along the way. It returns the family's session, ""
+// when ns/key issued nothing.
+func (p *Provider) revokeChain(ctx context.Context, ns, key string, now time.Time) (sid string) {
 	for range maxRevokeChain {
 		rec, err := p.st.GetRecord(ctx, ns, key, now)
 		if err != nil {
-			return
+			break
 		}
 		var iss issued
 		if err := json.Unmarshal(rec.Value, &iss); err != nil {
-			return
+			break
 		}
-		if iss.AccessJTI != "" && iss.AccessExp.After(now) {
-			err := p.st.PutRecord(ctx, store.Record{Namespace: nsRevokedToken, Key: iss.AccessJTI, ExpiresAt: iss.AccessExp})
-			if err != nil && !errors.Is(err, store.ErrAlreadyExists) {
-				p.log.ErrorContext(ctx, "revoke access token", "error", err)
-			}
+		if sid == "" {
+			p.log.WarnContext(ctx, "used grant presented: revoking its token family", "namespace", ns,
+				"client_id", iss.ClientID, "sid", iss.SessionID)
 		}
-		if err := p.st.DeleteRecord(ctx, nsRefresh, iss.RefreshKey); err != nil {
+		sid = iss.SessionID
+		p.revokeAccess(ctx, accessRef{JTI: iss.AccessJTI, Exp: iss.AccessExp}, now)
+		p.revokeRefresh(ctx, iss.RefreshKey, now)
+		ns, key = nsRefreshUsed, iss.RefreshKey
+	}
+	return sid
+}
+
+// revokeRefresh removes a live refresh token and revokes the access tokens
+// of its family that have not expired.
+func (p *Provider) revokeRefresh(ctx context.Context, key string, now time.Time) {
+	rec, err := p.st.TakeRecord(ctx, nsRefresh, key, now)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
 			p.log.ErrorContext(ctx, "revoke refresh token", "error", err)
 		}
-		p.log.WarnContext(ctx, "reused grant: revoked the tokens it issued", "namespace", ns)
-		ns, key = nsRefreshUsed, iss.RefreshKey
+		return
+	}
+	var g grant
+	if err := json.Unmarshal(rec.Value, &g); err != nil {
+		p.log.ErrorContext(ctx, "revoke refresh token: decode", "error", err)
+		return
+	}
+	for _, a := range g.Access {
+		p.revokeAccess(ctx, a, now)
+	}
+}
+
+// revokeAccess records an access token's jti as revoked until it expires.
+func (p *Provider) revokeAccess(ctx context.Context, a accessRef, now time.Time) {
+	if a.JTI == "" || !a.Exp.After(now) {
+		return
+	}
+	err := p.st.PutRecord(ctx, store.Record{Namespace: nsRevokedToken, Key: a.JTI, ExpiresAt: a.Exp})
+	if err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+		p.log.ErrorContext(ctx, "revoke access token", "error", err)
+	}
+}
+
+// refreshReused ends the session of a reused refresh token when the
+// configuration says so (RFC 9700 §4.14.2: the token may have been stolen).
+func (p *Provider) refreshReused(ctx context.Context, sid string) {
+	if !p.opts.EndSessionOnRefreshReuse {
+		return
+	}
+	_, err := p.eng.Logout(ctx, slobridge.LogoutRequest{SessionIDs: []string{sid},
+		Initiator: store.Initiator{Kind: store.InitiatorSystem, ID: "refresh-token-reuse"}})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		p.log.ErrorContext(ctx, "end session after refresh token reuse", "sid", sid, "error", err)
 	}
 }
 
