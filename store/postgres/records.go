@@ -1,0 +1,124 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/slobridge/slobridge/store"
+)
+
+// putRecordSQL inserts a record, replacing one with the same namespace and
+// key only when that one has expired at $5: the upsert decides under the
+// row lock, so of two concurrent puts of a key at most one succeeds.
+const putRecordSQL = `INSERT INTO records (namespace, key, value, expires_at) VALUES ($1, $2, $3, $4)
+	ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+	WHERE records.expires_at IS NULL OR records.expires_at <= $5`
+
+// PutRecord stores an expiring record; ErrAlreadyExists when a record with
+// the same namespace and key is live at the wall clock (Options.Now). An
+// expired one is replaced.
+func (db *DB) PutRecord(ctx context.Context, r store.Record) error {
+	err := checkIDs("record namespace", r.Namespace, "record key", r.Key)
+	if err != nil {
+		return fmt.Errorf("postgres: put record: %w", err)
+	}
+	var value any
+	if r.Value != nil {
+		value = r.Value
+	}
+	tag, err := db.pool.Exec(ctx, putRecordSQL, r.Namespace, r.Key, value, tz(r.ExpiresAt), db.now())
+	if err != nil {
+		return fmt.Errorf("postgres: put record: %w", dbError(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: put record in %s: %w", r.Namespace, store.ErrAlreadyExists)
+	}
+	return nil
+}
+
+// scanRecord reads namespace, key, value, expires_at.
+func scanRecord(row rowScanner) (store.Record, error) {
+	var r store.Record
+	var exp *time.Time
+	if err := row.Scan(&r.Namespace, &r.Key, &r.Value, &exp); err != nil {
+		return store.Record{}, err
+	}
+	r.ExpiresAt = fromTZ(exp)
+	if len(r.Value) == 0 {
+		r.Value = nil
+	}
+	return r, nil
+}
+
+// recordResult turns the outcome of a one-record query into the Store's
+// errors.
+func recordResult(op, namespace string, r store.Record, err error) (store.Record, error) {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Record{}, fmt.Errorf("postgres: %s: record in %s: %w", op, namespace, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Record{}, fmt.Errorf("postgres: %s: %w", op, dbError(err))
+	}
+	return r, nil
+}
+
+// GetRecord returns a record live at now.
+func (db *DB) GetRecord(ctx context.Context, namespace, key string, now time.Time) (store.Record, error) {
+	if checkIDs("record namespace", namespace, "record key", key) != nil {
+		return store.Record{}, fmt.Errorf("postgres: get record: record in %s: %w", namespace, store.ErrNotFound)
+	}
+	r, err := scanRecord(db.pool.QueryRow(ctx, `SELECT namespace, key, value, expires_at FROM records
+		WHERE namespace = $1 AND key = $2 AND expires_at > $3`, namespace, key, now))
+	return recordResult("get record", namespace, r, err)
+}
+
+// TakeRecord deletes and returns a record live at now, in one statement:
+// of concurrent takes (on any replica) exactly one gets the row, the others
+// find it gone once the winner commits.
+func (db *DB) TakeRecord(ctx context.Context, namespace, key string, now time.Time) (store.Record, error) {
+	if checkIDs("record namespace", namespace, "record key", key) != nil {
+		return store.Record{}, fmt.Errorf("postgres: take record: record in %s: %w", namespace, store.ErrNotFound)
+	}
+	r, err := scanRecord(db.pool.QueryRow(ctx, `DELETE FROM records
+		WHERE namespace = $1 AND key = $2 AND expires_at > $3
+		RETURNING namespace, key, value, expires_at`, namespace, key, now))
+	return recordResult("take record", namespace, r, err)
+}
+
+// DeleteRecord removes a record; no error when absent.
+func (db *DB) DeleteRecord(ctx context.Context, namespace, key string) error {
+	if checkIDs("record namespace", namespace, "record key", key) != nil {
+		return nil
+	}
+	if _, err := db.pool.Exec(ctx, "DELETE FROM records WHERE namespace = $1 AND key = $2", namespace, key); err != nil {
+		return fmt.Errorf("postgres: delete record: %w", dbError(err))
+	}
+	return nil
+}
+
+// checkReplaySQL records an identifier unless it is recorded and live at
+// $4; the upsert decides under the row lock, so of concurrent checks of one
+// identifier exactly one inserts (or renews) it.
+const checkReplaySQL = `INSERT INTO replay (namespace, id, expires_at) VALUES ($1, $2, $3)
+	ON CONFLICT (namespace, id) DO UPDATE SET expires_at = excluded.expires_at
+	WHERE replay.expires_at IS NULL OR replay.expires_at <= $4`
+
+// CheckReplay records a one-time identifier until expiresAt; ErrReplay
+// when it is already recorded and not expired at now.
+func (db *DB) CheckReplay(ctx context.Context, namespace, id string, expiresAt, now time.Time) error {
+	if err := checkIDs("replay namespace", namespace, "identifier", id); err != nil {
+		return fmt.Errorf("postgres: check replay: %w", err)
+	}
+	tag, err := db.pool.Exec(ctx, checkReplaySQL, namespace, id, tz(expiresAt), now)
+	if err != nil {
+		return fmt.Errorf("postgres: check replay: %w", dbError(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: check replay: identifier in %s: %w", namespace, store.ErrReplay)
+	}
+	return nil
+}
