@@ -51,6 +51,11 @@ type Options struct {
 	PollInterval time.Duration
 	// Owner names this engine instance in delivery leases; default random.
 	Owner string
+	// OnSessionCreated, when set, runs after CreateSession stored a
+	// session (the wiring uses it to join Shared Signals receivers to
+	// every new session). Its error fails CreateSession; the stored
+	// session then simply expires unused, since the caller sets no cookie.
+	OnSessionCreated func(ctx context.Context, s store.Session) error
 }
 
 // Engine is the logout engine. Create it with NewEngine, start its delivery
@@ -167,6 +172,11 @@ func (e *Engine) CreateSession(ctx context.Context, s store.Session) (store.Sess
 	}
 	if m := e.opts.Metrics; m != nil {
 		m.sessionsCreated.Inc()
+	}
+	if hook := e.opts.OnSessionCreated; hook != nil {
+		if err := hook(ctx, s); err != nil {
+			return store.Session{}, fmt.Errorf("slobridge: create session: after-create hook: %w", err)
+		}
 	}
 	return s, nil
 }

@@ -1,0 +1,247 @@
+package slobridge
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/slobridge/slobridge/store"
+)
+
+const testAdminToken = "test-admin-token-0123456789"
+
+// adminServer serves the admin API of e on a loopback test server.
+func adminServer(t *testing.T, e *Engine, maxBody int64) *httptest.Server {
+	t.Helper()
+	a, err := NewAdmin(AdminOptions{Engine: e, Token: testAdminToken, MaxBody: maxBody, Logger: testOptions(nil).Logger})
+	if err != nil {
+		t.Fatalf("NewAdmin: %v", err)
+	}
+	gin.SetMode(gin.TestMode)
+	r := gin.New()
+	a.Mount(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// adminCall sends one request and decodes the JSON answer into out (when
+// not nil); it returns the status.
+func adminCall(t *testing.T, srv *httptest.Server, method, path, token string, body io.Reader, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("%s %s: Content-Type %q, body %s", method, path, ct, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// storeSnapshot is what a refused admin request must leave unchanged.
+type storeSnapshot struct {
+	Sessions []store.Session
+	Logouts  []store.Logout
+	Counts   map[store.DeliveryState]int
+}
+
+func snapshot(t *testing.T, st store.Store, user string) storeSnapshot {
+	t.Helper()
+	ctx := context.Background()
+	ss, err := st.ListSessionsByUser(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := st.ListLogoutsByUser(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := st.CountDeliveries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return storeSnapshot{Sessions: ss, Logouts: ls, Counts: cs}
+}
+
+func TestAdminRejectsBadInputAndChangesNothing(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "admin.db"))
+	e, err := NewEngine(testOptions(st)) // no workers: nothing may move
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := newReceiver(t, nil)
+	s := newSession(t, e, "alice", backParticipant("app1", rc.srv.URL))
+	srv := adminServer(t, e, 1024)
+	before := snapshot(t, st, "alice")
+
+	huge := strings.Repeat("x", 4096)
+	tests := []struct {
+		name        string
+		method      string
+		path        string
+		token       string
+		body        string
+		chunked     bool
+		status      int
+		wantErrCode string
+	}{
+		{"no token", "POST", "/admin/v1/logouts", "", `{"session_id":"` + s.ID + `"}`, false, 401, "unauthorized"},
+		{"wrong token", "POST", "/admin/v1/logouts", "wrong-token", `{"session_id":"` + s.ID + `"}`, false, 401, "invalid_token"},
+		{"token prefix", "GET", "/admin/v1/users/alice/sessions", testAdminToken[:10], "", false, 401, "invalid_token"},
+		{"wrong token on status", "GET", "/admin/v1/logouts/x", "nope", "", false, 401, "invalid_token"},
+		{"malformed JSON", "POST", "/admin/v1/logouts", testAdminToken, `{"session_id":`, false, 400, "invalid_request"},
+		{"not an object", "POST", "/admin/v1/logouts", testAdminToken, `["` + s.ID + `"]`, false, 400, "invalid_request"},
+		{"unknown field", "POST", "/admin/v1/logouts", testAdminToken, `{"session":"` + s.ID + `"}`, false, 400, "invalid_request"},
+		{"trailing data", "POST", "/admin/v1/logouts", testAdminToken, `{"session_id":"` + s.ID + `"} {}`, false, 400, "invalid_request"},
+		{"both targets", "POST", "/admin/v1/logouts", testAdminToken, `{"session_id":"` + s.ID + `","user_id":"alice"}`, false, 400, "invalid_request"},
+		{"no target", "POST", "/admin/v1/logouts", testAdminToken, `{}`, false, 400, "invalid_request"},
+		{"empty body", "POST", "/admin/v1/logouts", testAdminToken, ``, false, 400, "invalid_request"},
+		{"unknown session", "POST", "/admin/v1/logouts", testAdminToken, `{"session_id":"no-such-session"}`, false, 404, "not_found"},
+		{"unknown user logout", "POST", "/admin/v1/logouts", testAdminToken, `{"user_id":"mallory"}`, false, 404, "not_found"},
+		{"unknown user sessions", "GET", "/admin/v1/users/mallory/sessions", testAdminToken, "", false, 404, "not_found"},
+		{"unknown logout status", "GET", "/admin/v1/logouts/no-such-logout", testAdminToken, "", false, 404, "not_found"},
+		{"unknown logout retry", "POST", "/admin/v1/logouts/no-such-logout/retry", testAdminToken, "", false, 404, "not_found"},
+		{"huge body", "POST", "/admin/v1/logouts", testAdminToken, `{"session_id":"` + huge + `"}`, false, 413, "request_too_large"},
+		{"huge chunked body", "POST", "/admin/v1/logouts", testAdminToken, `{"session_id":"` + huge + `"}`, true, 413, "request_too_large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+				if tt.chunked {
+					body = io.MultiReader(body) // hides the length: sent chunked
+				}
+			}
+			var ae AdminError
+			got := adminCall(t, srv, tt.method, tt.path, tt.token, body, &ae)
+			if got != tt.status || ae.Error != tt.wantErrCode || ae.Description == "" {
+				t.Errorf("status %d error %q (%q), want %d %q", got, ae.Error, ae.Description, tt.status, tt.wantErrCode)
+			}
+			if after := snapshot(t, st, "alice"); !reflect.DeepEqual(before, after) {
+				t.Errorf("store changed:\nbefore %+v\nafter  %+v", before, after)
+			}
+		})
+	}
+	if ids := rc.got(); len(ids) != 0 {
+		t.Errorf("receiver was notified %d times by refused requests", len(ids))
+	}
+}
+
+func TestAdminLogoutStatusAndRetry(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "admin.db"))
+	var failing atomic.Bool
+	failing.Store(true)
+	rc := newReceiver(t, func(n int, r *http.Request) int {
+		if failing.Load() {
+			return http.StatusGone // permanent: fails at once
+		}
+		return http.StatusOK
+	})
+	opts := testOptions(st)
+	e, _ := runEngine(t, opts)
+	s1 := newSession(t, e, "bob", backParticipant("app1", rc.srv.URL))
+	s2 := newSession(t, e, "bob", backParticipant("app2", rc.srv.URL+"/two"))
+	s3 := newSession(t, e, "bob")
+	srv := adminServer(t, e, 0)
+
+	var list AdminSessions
+	if got := adminCall(t, srv, "GET", "/admin/v1/users/bob/sessions", testAdminToken, nil, &list); got != 200 || len(list.Sessions) != 3 {
+		t.Fatalf("list sessions: %d %+v", got, list)
+	}
+
+	// End one session: its participant fails permanently (410).
+	var lr AdminLogoutResponse
+	if got := adminCall(t, srv, "POST", "/admin/v1/logouts", testAdminToken, strings.NewReader(`{"session_id":"`+s1.ID+`"}`), &lr); got != 201 {
+		t.Fatalf("logout session: %d", got)
+	}
+	if lr.Logout.Initiator.Kind != store.InitiatorAdmin || len(lr.Logout.SessionIDs) != 1 || lr.Logout.SessionIDs[0] != s1.ID {
+		t.Fatalf("logout: %+v", lr.Logout)
+	}
+	waitStatus(t, e, lr.Logout.ID, "failed delivery", allDone)
+	var status LogoutStatus
+	if got := adminCall(t, srv, "GET", lr.StatusURL, testAdminToken, nil, &status); got != 200 {
+		t.Fatalf("status: %d", got)
+	}
+	if len(status.Participants) != 1 || status.Participants[0].State != string(store.DeliveryFailed) || status.Participants[0].LastError == "" {
+		t.Fatalf("status after 410: %+v", status.Participants)
+	}
+
+	// The same session again: already ended.
+	var ae AdminError
+	if got := adminCall(t, srv, "POST", "/admin/v1/logouts", testAdminToken, strings.NewReader(`{"session_id":"`+s1.ID+`"}`), &ae); got != 409 {
+		t.Fatalf("second logout of one session: %d %+v", got, ae)
+	}
+
+	// Retry after the receiver recovers.
+	failing.Store(false)
+	var rr AdminRetryResponse
+	if got := adminCall(t, srv, "POST", lr.StatusURL+"/retry", testAdminToken, nil, &rr); got != 200 || rr.Reset != 1 {
+		t.Fatalf("retry: %d %+v", got, rr)
+	}
+	st1 := waitStatus(t, e, lr.Logout.ID, "delivered after retry", allDone)
+	if st1.Participants[0].State != string(store.DeliveryDelivered) {
+		t.Fatalf("after retry: %+v", st1.Participants)
+	}
+
+	// Log the user out everywhere: the two remaining sessions end.
+	var all AdminLogoutResponse
+	if got := adminCall(t, srv, "POST", "/admin/v1/logouts", testAdminToken, strings.NewReader(`{"user_id":"bob"}`), &all); got != 201 {
+		t.Fatalf("logout user: %d", got)
+	}
+	if len(all.Logout.SessionIDs) != 2 || !containsAll(all.Logout.SessionIDs, s2.ID, s3.ID) {
+		t.Fatalf("logout user ended %v, want %s and %s", all.Logout.SessionIDs, s2.ID, s3.ID)
+	}
+	waitStatus(t, e, all.Logout.ID, "user logout delivered", allDone)
+	if got := adminCall(t, srv, "POST", "/admin/v1/logouts", testAdminToken, strings.NewReader(`{"user_id":"bob"}`), &ae); got != 409 {
+		t.Fatalf("logout of a user without active sessions: %d", got)
+	}
+}
+
+func containsAll(list []string, want ...string) bool {
+	for _, w := range want {
+		found := false
+		for _, l := range list {
+			found = found || l == w
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func TestNewAdminNeedsToken(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "admin.db"))
+	e, err := NewEngine(testOptions(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewAdmin(AdminOptions{Engine: e}); err == nil {
+		t.Fatal("NewAdmin without a token succeeded")
+	}
+}

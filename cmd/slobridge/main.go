@@ -1,0 +1,136 @@
+// Command slobridge is the single-logout bridge.
+//
+//	slobridge serve --config FILE      run the bridge
+//	slobridge migrate --config FILE    migrate the PostgreSQL schema
+//	slobridge demo                     run the bridge with demo apps on 127.0.0.1
+//	slobridge admin …                  call the admin API (see `slobridge admin -h`)
+//	slobridge version                  print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/gin-gonic/gin"
+)
+
+func main() {
+	// gin's mode is process-wide; release mode silences its debug output
+	// (our own access log is structured).
+	gin.SetMode(gin.ReleaseMode)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: slobridge <command> [flags]
+
+commands:
+  serve --config FILE     run the bridge
+  migrate --config FILE   migrate the PostgreSQL schema (store.driver: postgres)
+  demo                    run the bridge and demo apps on 127.0.0.1
+  admin <sub-command>     call the admin API: sessions, logout, status, retry
+  version                 print the version
+`
+
+// errUsage marks a command line that could not be understood; its message
+// was already printed with the usage.
+var errUsage = errors.New("usage")
+
+// run dispatches a command line and returns the exit status: 0 on
+// success, 1 on failure, 2 on a usage error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = runServe(ctx, args[1:], stderr)
+	case "migrate":
+		err = runMigrate(ctx, args[1:], stdout, stderr)
+	case "demo":
+		err = runDemo(ctx, args[1:])
+	case "admin":
+		err = runAdmin(ctx, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "slobridge", version())
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "slobridge: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		return 2
+	}
+	fmt.Fprintf(stderr, "slobridge %s: %v\n", args[0], err)
+	return 1
+}
+
+// version reports the module version and VCS revision the binary was
+// built from.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := bi.Main.Version
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		return fmt.Sprintf("%s (%s%s, %s)", v, rev, dirty, bi.GoVersion)
+	}
+	return fmt.Sprintf("%s (%s)", v, bi.GoVersion)
+}
+
+// newFlagSet returns a flag set that reports errors to stderr.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses flags that may come before or after positional
+// arguments and returns the positionals.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, errUsage
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
