@@ -1,0 +1,31 @@
+// Package idp is slobridge's SAML 2.0 identity provider toward downstream
+// service providers (SPs).
+//
+// crewjam/saml's IdentityProvider serves SSO but has no single logout, does
+// not check AuthnRequest signatures and signs with RSA-SHA1 by default, so
+// this package uses crewjam's XML types only and writes the rest:
+//
+//   - SP registration from metadata (file or URL) in the configuration and
+//     through Register for the admin API (registry.go);
+//   - the IdP metadata at /saml/idp/metadata with SSO and SLO endpoints for
+//     the HTTP-Redirect, HTTP-POST and SOAP bindings (metadata.go);
+//   - SSO: the AuthnRequest is validated (signature, ACS URL against the
+//     SP's metadata, replay, time), the browser is sent to the upstream
+//     login when it has no bridge session, and the SP receives an
+//     RSA-SHA256 signed assertion with a NameID chosen per SP and a
+//     SessionIndex unique to (bridge session, SP); the SP becomes a
+//     participant of the bridge session (sso.go, authnrequest.go,
+//     assertion.go, nameid.go);
+//   - SP-initiated single logout in every binding (slo.go): the engine ends
+//     the session and notifies every other participant, and the initiating
+//     SP gets a signed LogoutResponse, Success or PartialLogout;
+//   - notifying SAML participants: front-channel SPs get their
+//     LogoutRequest from the bridge's logout page, one iframe per SP, and
+//     their LogoutResponses are validated and recorded (front.go);
+//     back-channel SPs get a SOAP LogoutRequest from an engine notifier
+//     (notifier.go).
+//
+// The binding codec (Redirect/POST/SOAP encode, decode, sign, verify) and
+// the LogoutRequest/LogoutResponse builders and validators are shared with
+// the upstream SP and live in package saml.
+package idp

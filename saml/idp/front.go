@@ -1,0 +1,249 @@
+package idp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/gin-gonic/gin"
+
+	bsaml "github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/store"
+)
+
+// logoutRequestTTL is the NotOnOrAfter of our LogoutRequests and how long
+// we wait for a front-channel answer.
+const logoutRequestTTL = 10 * time.Minute
+
+// DataFrameOrigins is the participant Data key that lists (space
+// separated) the extra origins the logout page must allow in frame-src for
+// this participant: the SP's SLO origin, where the iframe navigates.
+const DataFrameOrigins = "frame_origins"
+
+// pendingLogout links a LogoutRequest we sent to the participant it
+// notifies (nsPendingLogout).
+type pendingLogout struct {
+	LogoutID  string `json:"logout_id"`
+	SessionID string `json:"sid"`
+	Key       string `json:"key"`
+	SP        string `json:"sp"`
+}
+
+// buildLogoutRequest makes the LogoutRequest toward a participant with the
+// NameID and SessionIndex it was issued (Profiles §4.4.4.1).
+func (idp *IdP) buildLogoutRequest(lo store.Logout, p store.Participant, destination string) (*bsaml.LogoutRequest, error) {
+	id, err := bsaml.NewID(idp.rand)
+	if err != nil {
+		return nil, err
+	}
+	iss := issuedFrom(p)
+	if iss.NameID.Value == "" {
+		return nil, fmt.Errorf("saml idp: participant %s has no NameID", p.Key)
+	}
+	now := idp.now()
+	reason := bsaml.ReasonUser
+	if lo.Initiator.Kind == store.InitiatorAdmin || lo.Initiator.Kind == store.InitiatorSystem {
+		reason = bsaml.ReasonAdmin
+	}
+	r := &bsaml.LogoutRequest{
+		ID: id, IssueInstant: now, NotOnOrAfter: now.Add(logoutRequestTTL), Destination: destination,
+		Reason: reason, Issuer: idp.entityID,
+		NameID: bsaml.NameID{Value: iss.NameID.Value, Format: iss.NameID.Format,
+			NameQualifier: iss.NameID.NameQualifier, SPNameQualifier: iss.NameID.SPNameQualifier},
+	}
+	if iss.SessionIndex != "" {
+		r.SessionIndexes = []string{iss.SessionIndex}
+	}
+	return r, nil
+}
+
+// frontTarget finds, for a front-channel token, the ended session's logout
+// and the participant to notify.
+func (idp *IdP) frontTarget(ctx context.Context, token string) (store.Logout, store.Participant, error) {
+	ref, err := idp.getRef(ctx, nsFront, token)
+	if err != nil {
+		return store.Logout{}, store.Participant{}, err
+	}
+	s, err := idp.st.GetSession(ctx, ref.SessionID)
+	if err != nil {
+		return store.Logout{}, store.Participant{}, err
+	}
+	if s.EndedAt.IsZero() || s.LogoutID == "" {
+		return store.Logout{}, store.Participant{}, errors.New("saml idp: the session has not been logged out")
+	}
+	lo, err := idp.st.GetLogout(ctx, s.LogoutID)
+	if err != nil {
+		return store.Logout{}, store.Participant{}, err
+	}
+	key := ParticipantKey(ref.SP)
+	for _, p := range lo.Participants {
+		if p.SessionID == s.ID && p.Key == key {
+			return lo, p, nil
+		}
+	}
+	return store.Logout{}, store.Participant{}, fmt.Errorf("saml idp: %s is not a participant of logout %s", key, lo.ID)
+}
+
+// handleFront is the page the logout page frames for a front-channel SP:
+// it sends that SP its LogoutRequest, by a redirect (HTTP-Redirect with the
+// query signature) or an auto-submitting form (HTTP-POST, enveloped
+// signature). It works only once the session has been logged out.
+func (idp *IdP) handleFront(c *gin.Context) {
+	ctx := c.Request.Context()
+	lo, p, err := idp.frontTarget(ctx, c.Param("token"))
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			idp.renderPage(c, http.StatusNotFound, "Nothing to log out here.")
+			return
+		}
+		idp.log.WarnContext(ctx, "saml front-channel page refused", "error", err)
+		idp.renderPage(c, http.StatusBadRequest, "Nothing to log out here.")
+		return
+	}
+	if p.Key == lo.ExcludeKey {
+		idp.renderPage(c, http.StatusOK, "Logged out.")
+		return
+	}
+	binding, loc := p.Data[DataFrontBinding], p.Data[DataFrontLocation]
+	if loc == "" {
+		idp.renderPage(c, http.StatusBadRequest, "Nothing to log out here.")
+		return
+	}
+	lr, err := idp.buildLogoutRequest(lo, p, loc)
+	if err != nil {
+		idp.renderError(c, err)
+		return
+	}
+	pend, err := json.Marshal(pendingLogout{LogoutID: lo.ID, SessionID: p.SessionID, Key: p.Key, SP: p.AppID})
+	if err == nil {
+		err = idp.st.PutRecord(ctx, store.Record{Namespace: nsPendingLogout, Key: lr.ID, Value: pend,
+			ExpiresAt: idp.now().Add(logoutRequestTTL)})
+	}
+	if err != nil {
+		idp.renderError(c, fmt.Errorf("saml idp: remember front-channel request: %w", err))
+		return
+	}
+	idp.log.InfoContext(ctx, "saml front-channel logout request", "logout_id", lo.ID, "participant", p.Key, "binding", binding)
+	c.Header("Cache-Control", "no-store")
+	if binding == BindingPOST {
+		signed, err := idp.opts.Signer.SignEnveloped(lr.Element())
+		if err == nil {
+			err = writeFramedPOST(c.Writer, loc, bsaml.ParamRequest, signed)
+		}
+		if err != nil {
+			idp.log.ErrorContext(ctx, "write front-channel logout form", "participant", p.Key, "error", err)
+		}
+		return
+	}
+	u, err := bsaml.RedirectURL(loc, bsaml.ParamRequest, lr.Element(), "", idp.opts.Signer)
+	if err != nil {
+		idp.renderError(c, err)
+		return
+	}
+	c.Redirect(http.StatusFound, u)
+}
+
+// framedPOST is the auto-submitting HTTP-POST form shown inside the logout
+// page's iframe (so frame-ancestors allows the bridge itself).
+var framedPOST = template.Must(template.New("framed").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Logging out</title></head>
+<body>
+<form id="saml" method="post" action="{{.URL}}">
+<input type="hidden" name="{{.Param}}" value="{{.Value}}">
+<noscript><button type="submit">Continue</button></noscript>
+</form>
+<script nonce="{{.Nonce}}">document.getElementById("saml").submit();</script>
+</body></html>`))
+
+// writeFramedPOST writes the HTTP-POST form of a signed message for an
+// iframe of the bridge's logout page: only the bridge may frame it, and
+// the form may only post to the SP's endpoint.
+func writeFramedPOST(w http.ResponseWriter, endpoint, param string, el *etree.Element) error {
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("saml idp: SLO endpoint is not an absolute http(s) URL")
+	}
+	v, err := bsaml.POSTValue(el)
+	if err != nil {
+		return err
+	}
+	n, err := nonce()
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+n+"'; form-action "+u.Scheme+"://"+u.Host+
+		"; base-uri 'none'; frame-ancestors 'self'")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(http.StatusOK)
+	return framedPOST.Execute(w, struct {
+		URL                 template.URL
+		Param, Value, Nonce string
+	}{template.URL(endpoint), param, v, n})
+}
+
+// handleFrontResponse validates the LogoutResponse of an SP we notified
+// through the logout page and records the outcome.
+func (idp *IdP) handleFrontResponse(c *gin.Context, m *bsaml.Message) {
+	ctx := c.Request.Context()
+	irt := m.Root().SelectAttrValue("InResponseTo", "")
+	rec, err := idp.st.GetRecord(ctx, nsPendingLogout, irt, idp.now())
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			idp.renderError(c, err)
+			return
+		}
+		idp.renderError(c, fmt.Errorf("%w: LogoutResponse answers no request of ours", bsaml.ErrMalformed))
+		return
+	}
+	var pend pendingLogout
+	if err := json.Unmarshal(rec.Value, &pend); err != nil {
+		idp.renderError(c, err)
+		return
+	}
+	sp, err := idp.ServiceProvider(ctx, pend.SP)
+	if err != nil {
+		idp.renderError(c, err)
+		return
+	}
+	if m.UnverifiedIssuer() != sp.EntityID {
+		idp.renderError(c, fmt.Errorf("%w: LogoutResponse to %s's request comes from %q", bsaml.ErrSignature, sp.EntityID, m.UnverifiedIssuer()))
+		return
+	}
+	res := FrontResult{}
+	lr, err := idp.validator().LogoutResponse(ctx, m, sp.trust(), idp.endpoint(PathSLO), irt)
+	if err != nil {
+		res.Error = err.Error()
+	} else {
+		res.OK, res.Status, res.SubStatus = lr.Success() && !lr.Partial(), lr.Status, lr.SubStatus
+		_ = idp.st.DeleteRecord(ctx, nsPendingLogout, irt)
+	}
+	if rerr := idp.recordFront(ctx, pend.LogoutID, pend.SessionID, pend.Key, res); rerr != nil {
+		idp.log.ErrorContext(ctx, "record front-channel logout result", "error", rerr)
+	}
+	idp.log.InfoContext(ctx, "saml front-channel logout response", "logout_id", pend.LogoutID,
+		"participant", pend.Key, "ok", res.OK, "status", res.Status, "error", res.Error)
+	if err != nil {
+		idp.renderError(c, err)
+		return
+	}
+	idp.renderPage(c, http.StatusOK, "Logged out of "+sp.Name+".")
+}
+
+func nonce() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawStdEncoding.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,134 @@
+package idp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/store"
+)
+
+// Partial waits up to wait for the back-channel deliveries of a logout to
+// reach a final state, then reports whether some participant could not be
+// logged out (SAML Core §3.7.3.2, PartialLogout): a delivery not
+// delivered, a participant with no logout channel, and a front-channel
+// participant that the browser did not reach (browser false: no browser
+// at all, as for SOAP) or, for a SAML SP, that did not answer Success.
+// OIDC front-channel iframes give no answer; they count as reached.
+func (idp *IdP) Partial(ctx context.Context, logoutID string, wait time.Duration, browser bool) (bool, error) {
+	events, stop := idp.eng.Subscribe(64)
+	defer stop()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	var st slobridge.LogoutStatus
+	for {
+		var err error
+		st, err = idp.eng.Status(ctx, logoutID)
+		if err != nil {
+			return true, fmt.Errorf("saml idp: logout status: %w", err)
+		}
+		if st.Done {
+			break
+		}
+		select {
+		case <-events:
+			continue
+		case <-timer.C:
+		case <-ctx.Done():
+			return true, ctx.Err()
+		}
+		break
+	}
+	for _, row := range st.Participants {
+		ok, err := idp.reached(ctx, logoutID, row, browser)
+		if err != nil {
+			return true, err
+		}
+		if !ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// reached reports whether one participant of a logout was logged out.
+func (idp *IdP) reached(ctx context.Context, logoutID string, row slobridge.ParticipantStatus, browser bool) (bool, error) {
+	switch row.State {
+	case slobridge.StateInitiator, string(store.DeliveryDelivered):
+		return true, nil
+	case slobridge.StateFrontChannel:
+		if !browser {
+			return false, nil
+		}
+		if row.Kind != ClientKind {
+			return true, nil
+		}
+		res, err := idp.frontResult(ctx, logoutID, row.SessionID, row.Key)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return res.OK, nil
+	}
+	return false, nil
+}
+
+// FrontResult is the recorded outcome of one front-channel LogoutRequest.
+type FrontResult struct {
+	// OK is true when the SP answered a valid LogoutResponse with
+	// top-level Success.
+	OK bool `json:"ok"`
+	// Status and SubStatus are the SP's status codes, when it answered
+	// validly.
+	Status    string `json:"status,omitempty"`
+	SubStatus string `json:"sub_status,omitempty"`
+	// Error says why the answer was not accepted.
+	Error string    `json:"error,omitempty"`
+	At    time.Time `json:"at"`
+}
+
+// frontResultTTL keeps front-channel outcomes for the status and the
+// initiator's answer.
+const frontResultTTL = 24 * time.Hour
+
+func frontResultKey(logoutID, sid, key string) string { return logoutID + "|" + sid + "|" + key }
+
+// recordFront stores the outcome of a front-channel LogoutRequest; the
+// first answer counts (a replayed or late second answer changes nothing).
+func (idp *IdP) recordFront(ctx context.Context, logoutID, sid, key string, res FrontResult) error {
+	res.At = idp.now()
+	val, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	err = idp.st.PutRecord(ctx, store.Record{Namespace: nsFrontResult, Key: frontResultKey(logoutID, sid, key),
+		Value: val, ExpiresAt: res.At.Add(frontResultTTL)})
+	if err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+		return fmt.Errorf("saml idp: record front-channel result: %w", err)
+	}
+	return nil
+}
+
+// FrontResult returns the recorded outcome of the front-channel
+// LogoutRequest to participant key of session sid in a logout, or an
+// error wrapping store.ErrNotFound when the SP has not answered.
+func (idp *IdP) FrontResult(ctx context.Context, logoutID, sid, key string) (FrontResult, error) {
+	return idp.frontResult(ctx, logoutID, sid, key)
+}
+
+func (idp *IdP) frontResult(ctx context.Context, logoutID, sid, key string) (FrontResult, error) {
+	rec, err := idp.st.GetRecord(ctx, nsFrontResult, frontResultKey(logoutID, sid, key), idp.now())
+	if err != nil {
+		return FrontResult{}, err
+	}
+	var res FrontResult
+	if err := json.Unmarshal(rec.Value, &res); err != nil {
+		return FrontResult{}, fmt.Errorf("saml idp: decode front-channel result: %w", err)
+	}
+	return res, nil
+}

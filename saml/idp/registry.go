@@ -1,0 +1,316 @@
+package idp
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/crewjam/saml"
+
+	"github.com/slobridge/slobridge/store"
+)
+
+// ClientKind is the store.Client Kind (and the participant Kind) of SAML
+// service providers.
+const ClientKind = "saml"
+
+// maxMetadataBytes caps an SP metadata document.
+const maxMetadataBytes = 1 << 20
+
+// SAML binding URIs (SAML Bindings §3).
+const (
+	URIRedirect = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+	URIPOST     = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+	URISOAP     = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP"
+)
+
+// ErrUnknownSP reports an entity ID that is not a registered SP.
+var ErrUnknownSP = errors.New("saml idp: unknown service provider")
+
+// SP is a registered service provider, parsed from its metadata.
+type SP struct {
+	// EntityID is the SP's entity ID.
+	EntityID string
+	// Name is the human name (SPConfig.Name or the entity ID).
+	Name string
+	// Config is the registration.
+	Config SPConfig
+	// Descriptor is the SP's SPSSODescriptor.
+	Descriptor saml.SPSSODescriptor
+	// SigningCerts are the certificates of the metadata's signing keys
+	// (KeyDescriptor use="signing" or without use).
+	SigningCerts []*x509.Certificate
+}
+
+// storedSP is the store.Client Metadata of an SP registered at run time.
+type storedSP struct {
+	Config   SPConfig `json:"config"`
+	Metadata []byte   `json:"metadata"`
+}
+
+// parseSP parses SP metadata and applies the registration.
+func parseSP(cfg SPConfig, raw []byte) (*SP, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if len(raw) > maxMetadataBytes {
+		return nil, fmt.Errorf("metadata is larger than %d bytes", maxMetadataBytes)
+	}
+	if err := checkNoDTD(raw); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	var ed saml.EntityDescriptor
+	if err := xml.Unmarshal(raw, &ed); err != nil {
+		return nil, fmt.Errorf("metadata is not an EntityDescriptor: %w", err)
+	}
+	if ed.EntityID == "" {
+		return nil, errors.New("metadata has no entityID")
+	}
+	if cfg.EntityID != "" && cfg.EntityID != ed.EntityID {
+		return nil, fmt.Errorf("metadata entityID %q is not the configured %q", ed.EntityID, cfg.EntityID)
+	}
+	if len(ed.SPSSODescriptors) != 1 {
+		return nil, fmt.Errorf("metadata of %s has %d SPSSODescriptors, want 1", ed.EntityID, len(ed.SPSSODescriptors))
+	}
+	sp := &SP{EntityID: ed.EntityID, Name: cfg.Name, Config: cfg, Descriptor: ed.SPSSODescriptors[0]}
+	if sp.Name == "" {
+		sp.Name = sp.EntityID
+	}
+	for _, kd := range sp.Descriptor.KeyDescriptors {
+		if kd.Use != "" && kd.Use != "signing" {
+			continue
+		}
+		for _, xc := range kd.KeyInfo.X509Data.X509Certificates {
+			der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(xc.Data), ""))
+			if err != nil {
+				return nil, fmt.Errorf("metadata of %s: signing certificate: %w", sp.EntityID, err)
+			}
+			c, err := x509.ParseCertificate(der)
+			if err != nil {
+				return nil, fmt.Errorf("metadata of %s: signing certificate: %w", sp.EntityID, err)
+			}
+			sp.SigningCerts = append(sp.SigningCerts, c)
+		}
+	}
+	var acs int
+	for _, e := range sp.Descriptor.AssertionConsumerServices {
+		if e.Binding == URIPOST {
+			acs++
+		}
+	}
+	if acs == 0 {
+		return nil, fmt.Errorf("metadata of %s has no HTTP-POST AssertionConsumerService", sp.EntityID)
+	}
+	if sp.Config.FrontChannelBinding == "" {
+		sp.Config.FrontChannelBinding = sp.defaultFrontBinding()
+	}
+	if sp.Config.LogoutChannels == nil {
+		sp.Config.LogoutChannels = sp.defaultChannels()
+	}
+	for _, ch := range sp.Config.LogoutChannels {
+		if ch == ChannelBack && sp.SLOLocation(URISOAP) == "" {
+			return nil, fmt.Errorf("%s: logout channel back needs a SOAP SingleLogoutService in the metadata", sp.EntityID)
+		}
+		if ch == ChannelFront && sp.SLOLocation(bindingURI(sp.Config.FrontChannelBinding)) == "" {
+			return nil, fmt.Errorf("%s: logout channel front needs a %s SingleLogoutService in the metadata", sp.EntityID, sp.Config.FrontChannelBinding)
+		}
+	}
+	return sp, nil
+}
+
+// checkNoDTD refuses documents with a document type declaration: no
+// SAML message or metadata needs one, and it is the door to entity
+// expansion attacks.
+func checkNoDTD(raw []byte) error {
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := d.RawToken()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("malformed XML: %w", err)
+		}
+		if _, ok := tok.(xml.Directive); ok {
+			return errors.New("XML with a DTD is refused")
+		}
+	}
+}
+
+func bindingURI(b string) string {
+	if b == BindingPOST {
+		return URIPOST
+	}
+	return URIRedirect
+}
+
+// defaultFrontBinding is the first browser binding of the SP's
+// SingleLogoutServices.
+func (sp *SP) defaultFrontBinding() string {
+	for _, e := range sp.Descriptor.SingleLogoutServices {
+		switch e.Binding {
+		case URIRedirect:
+			return BindingRedirect
+		case URIPOST:
+			return BindingPOST
+		}
+	}
+	return BindingRedirect
+}
+
+// defaultChannels is back (SOAP) when offered, else front when offered.
+func (sp *SP) defaultChannels() []string {
+	switch {
+	case sp.SLOLocation(URISOAP) != "":
+		return []string{ChannelBack}
+	case sp.SLOLocation(URIRedirect) != "" || sp.SLOLocation(URIPOST) != "":
+		return []string{ChannelFront}
+	}
+	return []string{}
+}
+
+// SLOLocation returns the SP's SingleLogoutService location for a binding
+// URI, or "".
+func (sp *SP) SLOLocation(binding string) string {
+	for _, e := range sp.Descriptor.SingleLogoutServices {
+		if e.Binding == binding {
+			return e.Location
+		}
+	}
+	return ""
+}
+
+// SLOResponseLocation returns where LogoutResponses go for a binding: the
+// ResponseLocation when set (SAML Metadata §2.2.2), else the Location.
+func (sp *SP) SLOResponseLocation(binding string) string {
+	for _, e := range sp.Descriptor.SingleLogoutServices {
+		if e.Binding == binding {
+			if e.ResponseLocation != "" {
+				return e.ResponseLocation
+			}
+			return e.Location
+		}
+	}
+	return ""
+}
+
+// channels returns the store channel set of the SP's logout channels.
+func (sp *SP) channels() store.Channel {
+	var c store.Channel
+	for _, ch := range sp.Config.LogoutChannels {
+		switch ch {
+		case ChannelBack:
+			c |= store.ChannelBack
+		case ChannelFront:
+			c |= store.ChannelFront
+		}
+	}
+	return c
+}
+
+// wantsSignedAuthnRequests reports whether this SP's AuthnRequests must be
+// signed.
+func (sp *SP) wantsSignedAuthnRequests(global bool) bool {
+	md := sp.Descriptor.AuthnRequestsSigned != nil && *sp.Descriptor.AuthnRequestsSigned
+	return global || md || sp.Config.RequireSignedAuthnRequests
+}
+
+// sendsAttribute reports whether a session attribute goes to this SP.
+func (sp *SP) sendsAttribute(name string) bool {
+	return sp.Config.Attributes == nil || slices.Contains(sp.Config.Attributes, name)
+}
+
+// loadMetadata reads an SP's metadata from its file or URL.
+func (idp *IdP) loadMetadata(ctx context.Context, cfg SPConfig) ([]byte, error) {
+	if cfg.MetadataFile != "" {
+		f, err := os.Open(cfg.MetadataFile)
+		if err != nil {
+			return nil, fmt.Errorf("read SP metadata: %w", err)
+		}
+		defer f.Close()
+		return io.ReadAll(io.LimitReader(f, maxMetadataBytes+1))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.MetadataURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch SP metadata: %w", err)
+	}
+	req.Header.Set("Accept", "application/samlmetadata+xml, application/xml, text/xml")
+	resp, err := idp.opts.MetadataClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch SP metadata from %s: %w", cfg.MetadataURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch SP metadata from %s: HTTP %d", cfg.MetadataURL, resp.StatusCode)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
+}
+
+// Register loads an SP's metadata (file or URL), validates it and stores
+// the registration, replacing a previous run-time registration of the same
+// entity ID. SPs from the configuration cannot be replaced. It returns the
+// registered SP.
+func (idp *IdP) Register(ctx context.Context, cfg SPConfig) (*SP, error) {
+	raw, err := idp.loadMetadata(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("saml idp: register SP: %w", err)
+	}
+	sp, err := parseSP(cfg, raw)
+	if err != nil {
+		return nil, fmt.Errorf("saml idp: register SP: %w", err)
+	}
+	if _, ok := idp.static[sp.EntityID]; ok {
+		return nil, fmt.Errorf("saml idp: register SP: %s is configured statically", sp.EntityID)
+	}
+	val, err := json.Marshal(storedSP{Config: cfg, Metadata: raw})
+	if err != nil {
+		return nil, fmt.Errorf("saml idp: register SP: %w", err)
+	}
+	now := idp.now()
+	err = idp.st.PutClient(ctx, store.Client{
+		ID: sp.EntityID, Kind: ClientKind, Name: sp.Name, Metadata: val, CreatedAt: now, UpdatedAt: now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("saml idp: register SP %s: %w", sp.EntityID, err)
+	}
+	idp.log.InfoContext(ctx, "saml sp registered", "sp", sp.EntityID)
+	return sp, nil
+}
+
+// ServiceProvider returns the registered SP with an entity ID: from the
+// configuration, else from the store. An unknown SP yields an error
+// wrapping ErrUnknownSP.
+func (idp *IdP) ServiceProvider(ctx context.Context, entityID string) (*SP, error) {
+	if sp, ok := idp.static[entityID]; ok {
+		return sp, nil
+	}
+	if entityID == "" {
+		return nil, fmt.Errorf("%w: no issuer", ErrUnknownSP)
+	}
+	c, err := idp.st.GetClient(ctx, entityID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Kind != ClientKind) {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownSP, entityID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("saml idp: look up SP %q: %w", entityID, err)
+	}
+	var s storedSP
+	if err := json.Unmarshal(c.Metadata, &s); err != nil {
+		return nil, fmt.Errorf("saml idp: decode registration of %q: %w", entityID, err)
+	}
+	sp, err := parseSP(s.Config, s.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("saml idp: registration of %q: %w", entityID, err)
+	}
+	return sp, nil
+}

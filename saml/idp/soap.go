@@ -1,0 +1,107 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	bsaml "github.com/slobridge/slobridge/saml"
+)
+
+// handleSOAP serves the SOAP SLO endpoint (Bindings §3.2): a signed
+// LogoutRequest from an SP's back channel. The bridge ends the sessions,
+// waits (up to SOAPLogoutWait) for the back-channel deliveries to the
+// other participants, and answers a signed LogoutResponse: Success, or
+// Success/PartialLogout when a participant was not reached (front-channel
+// participants never are: there is no browser). A message that cannot be
+// authenticated gets a SOAP fault.
+func (idp *IdP) handleSOAP(c *gin.Context) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes)
+	ctx := c.Request.Context()
+	m, err := bsaml.DecodeSOAP(c.Request, limits)
+	if err != nil {
+		idp.soapFault(c, err)
+		return
+	}
+	if !m.IsRequest() {
+		idp.soapFault(c, errors.New("saml idp: only LogoutRequests are served on the SOAP endpoint"))
+		return
+	}
+	sp, lr, err := idp.ValidateLogoutRequest(ctx, m, idp.endpoint(PathSLOSOAP))
+	if err == nil {
+		var sids []string
+		if sids, err = idp.MatchSessions(ctx, sp, lr, ""); err == nil {
+			var partial bool
+			partial, err = idp.logoutBySOAP(ctx, sp, sids)
+			if err == nil {
+				sub := ""
+				if partial {
+					sub = bsaml.StatusPartialLogout
+				}
+				idp.answerSOAP(c, sp, lr.ID, bsaml.StatusSuccess, sub)
+				return
+			}
+		}
+	}
+	var se *bsaml.Error
+	if sp == nil || !errors.As(err, &se) {
+		idp.soapFault(c, err)
+		return
+	}
+	idp.log.WarnContext(ctx, "saml soap logout request refused", "sp", sp.EntityID, "status", se.Status, "sub_status", se.SubStatus, "error", err)
+	idp.answerSOAP(c, sp, m.Root().SelectAttrValue("ID", ""), se.Status, se.SubStatus)
+}
+
+// logoutBySOAP ends the sessions and reports whether the logout was
+// partial.
+func (idp *IdP) logoutBySOAP(ctx context.Context, sp *SP, sids []string) (bool, error) {
+	lo, err := idp.endSessions(ctx, sp, sids)
+	if err != nil {
+		return false, err
+	}
+	if len(lo.SessionIDs) == 0 {
+		return false, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, idp.cfg.SOAPLogoutWait+idp.cfg.SOAPLogoutWait/2)
+	defer cancel()
+	partial, err := idp.Partial(wctx, lo.ID, idp.cfg.SOAPLogoutWait, false)
+	if err != nil {
+		idp.log.WarnContext(ctx, "saml logout outcome", "logout_id", lo.ID, "error", err)
+		return true, nil
+	}
+	return partial, nil
+}
+
+// answerSOAP sends a signed LogoutResponse in a SOAP envelope.
+func (idp *IdP) answerSOAP(c *gin.Context, sp *SP, inResponseTo, status, sub string) {
+	resp, err := idp.logoutResponse(inResponseTo, "", status, sub)
+	if err != nil {
+		idp.soapFault(c, err)
+		return
+	}
+	signed, err := idp.opts.Signer.SignEnveloped(resp.Element())
+	if err != nil {
+		idp.soapFault(c, err)
+		return
+	}
+	idp.log.InfoContext(c.Request.Context(), "saml soap logout response", "sp", sp.EntityID, "status", status, "sub_status", sub)
+	if err := bsaml.WriteSOAP(c.Writer, signed); err != nil {
+		idp.log.WarnContext(c.Request.Context(), "write soap logout response", "sp", sp.EntityID, "error", err)
+	}
+}
+
+// soapFault answers a SOAP request that cannot get a SAML answer: a
+// Client fault with HTTP 400 for what the sender got wrong, a Server fault
+// with HTTP 500 for our failures (SOAP 1.1 §4.4, §6.2).
+func (idp *IdP) soapFault(c *gin.Context, err error) {
+	st := httpStatus(err)
+	if st < 500 {
+		idp.log.WarnContext(c.Request.Context(), "saml soap request refused", "error", err)
+		bsaml.WriteSOAPFault(c.Writer, http.StatusBadRequest, "Client", "the SAML message is not valid")
+		return
+	}
+	idp.log.ErrorContext(c.Request.Context(), "saml soap request failed", "error", err)
+	bsaml.WriteSOAPFault(c.Writer, http.StatusInternalServerError, "Server", "the logout could not be processed")
+}
