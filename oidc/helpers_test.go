@@ -94,12 +94,23 @@ func openStore(tb testing.TB, noSync bool) store.Store {
 // test ends, with the back-channel notifier on the safe client.
 func newBridge(tb testing.TB, opts ...bridgeOpt) *bridge {
 	tb.Helper()
+	return newBridgeEngine(tb, nil, opts...)
+}
+
+// newBridgeEngine is newBridge with a hook that adjusts the engine's
+// options before the engine is made.
+func newBridgeEngine(tb testing.TB, engOpt func(*slobridge.Options), opts ...bridgeOpt) *bridge {
+	tb.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	clk := &clock{}
 	st := openStore(tb, false)
-	eng, err := slobridge.NewEngine(slobridge.Options{
+	eo := slobridge.Options{
 		Store: st, Logger: quietLogger(), Now: clk.Now, BackoffBase: 50 * time.Millisecond, PollInterval: 50 * time.Millisecond,
-	})
+	}
+	if engOpt != nil {
+		engOpt(&eo)
+	}
+	eng, err := slobridge.NewEngine(eo)
 	if err != nil {
 		tb.Fatalf("engine: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,13 +24,21 @@ type RegistrationResponse struct {
 	ClientSecretExpiresAt int64  `json:"client_secret_expires_at"`
 }
 
+// errNoCredentials reports a registration request without a bearer token:
+// RFC 6750 §3.1 answers it with a bare challenge, no error code.
+var errNoCredentials = errors.New("oidc: no bearer token")
+
 // CheckInitialAccessToken verifies the bearer initial access token (RFC
-// 7591 §3) in constant time.
+// 7591 §3) in constant time. A request without a bearer token gets
+// errNoCredentials, a wrong token invalid_token (RFC 6750 §3.1).
 func (p *Provider) CheckInitialAccessToken(authorization string) error {
 	scheme, tok, _ := strings.Cut(authorization, " ")
+	tok = strings.TrimSpace(tok)
+	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return errNoCredentials
+	}
 	want := p.opts.RegistrationToken
-	if want == "" || !strings.EqualFold(scheme, "Bearer") ||
-		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(want)) != 1 {
+	if want == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(want)) != 1 {
 		return oauthErr(ErrInvalidToken, http.StatusUnauthorized, "a valid initial access token is required")
 	}
 	return nil
@@ -74,6 +83,12 @@ func (p *Provider) Register(ctx context.Context, md ClientMetadata) (Registratio
 
 func (p *Provider) handleRegister(c *gin.Context) {
 	if err := p.CheckInitialAccessToken(c.GetHeader("Authorization")); err != nil {
+		if errors.Is(err, errNoCredentials) {
+			c.Header("Cache-Control", "no-store")
+			c.Header("WWW-Authenticate", `Bearer realm="slobridge"`)
+			c.Status(http.StatusUnauthorized)
+			return
+		}
 		p.renderJSONError(c, err)
 		return
 	}
