@@ -116,7 +116,7 @@ func newTokenEnv(tb testing.TB, opts ...bridgeOpt) *tokenEnv {
 	g, err := resource.New(context.Background(), resource.Options{
 		Issuer: iss, Audience: iss, JWKSURL: iss + PathJWKS, PushAuthorization: pushSecret,
 		Introspection: &resource.Introspector{URL: iss + PathIntrospect, ClientID: rsID, ClientSecret: rsSecret},
-		Logger: quietLogger(),
+		Logger:        quietLogger(),
 	})
 	if err != nil {
 		tb.Fatalf("guard: %v", err)

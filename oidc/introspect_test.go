@@ -1,0 +1,187 @@
+package oidc
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// caller is how a request to the introspection or revocation endpoint
+// authenticates.
+type caller struct {
+	basicID, basicSecret string     // HTTP Basic when basicID is set
+	form                 url.Values // client_id / client_secret in the body
+}
+
+func TestIntrospectionAndRevocationBadInput(t *testing.T) {
+	env := newTokenEnv(t)
+	owner := env.newRPClient(t, "owner")
+	other := env.newRPClient(t, "other")
+	pub := env.register(t, ClientMetadata{ClientName: "spa", RedirectURIs: []string{unusedCallback}, TokenEndpointAuthMethod: AuthNone})
+	_, tok := env.login(t, owner)
+	idt, _ := tok.Extra("id_token").(string)
+
+	asOwner := caller{basicID: owner.id, basicSecret: owner.conf.ClientSecret}
+	asOther := caller{basicID: other.id, basicSecret: other.conf.ClientSecret}
+	inactive := `{"active":false}`
+	tests := []struct {
+		name       string
+		path       string
+		who        caller
+		token      string
+		wantStatus int
+		wantError  string // OAuth error code, for 4xx
+		wantBody   string // exact JSON body, for 200 answers that must leak nothing
+	}{
+		// Client authentication (RFC 7662 §2.1, RFC 7009 §2.1).
+		{"introspect without authentication", PathIntrospect, caller{}, tok.AccessToken, 401, ErrInvalidClient, ""},
+		{"revoke without authentication", PathRevoke, caller{}, tok.RefreshToken, 401, ErrInvalidClient, ""},
+		{"introspect with a wrong secret", PathIntrospect, caller{basicID: owner.id, basicSecret: "wrong-secret-0123456789"}, tok.AccessToken, 401, ErrInvalidClient, ""},
+		{"revoke with a wrong secret", PathRevoke, caller{basicID: owner.id, basicSecret: "wrong-secret-0123456789"}, tok.RefreshToken, 401, ErrInvalidClient, ""},
+		{"introspect as an unknown client", PathIntrospect, caller{basicID: "nobody", basicSecret: "whatever-0123456789"}, tok.AccessToken, 401, ErrInvalidClient, ""},
+		{"introspect with client_id only", PathIntrospect, caller{form: url.Values{"client_id": {owner.id}}}, tok.AccessToken, 401, ErrInvalidClient, ""},
+		{"introspect as a public client", PathIntrospect, caller{form: url.Values{"client_id": {pub.ClientID}}}, tok.AccessToken, 401, ErrInvalidClient, ""},
+		{"introspect with two auth methods", PathIntrospect, caller{basicID: owner.id, basicSecret: owner.conf.ClientSecret,
+			form: url.Values{"client_secret": {owner.conf.ClientSecret}}}, tok.AccessToken, 400, ErrInvalidRequest, ""},
+		{"introspect with the wrong auth method", PathIntrospect, caller{form: url.Values{"client_id": {owner.id},
+			"client_secret": {owner.conf.ClientSecret}}}, tok.AccessToken, 401, ErrInvalidClient, ""},
+		// The token parameter.
+		{"introspect without token", PathIntrospect, asOwner, "", 400, ErrInvalidRequest, ""},
+		{"revoke without token", PathRevoke, asOwner, "", 400, ErrInvalidRequest, ""},
+		{"introspect a malformed token", PathIntrospect, asOwner, "not-a-token", 200, "", inactive},
+		{"introspect a malformed JWT", PathIntrospect, asOwner, "eyJhbGciOiJSUzI1NiJ9.e30.AAAA", 200, "", inactive},
+		{"introspect an ID token", PathIntrospect, asOwner, idt, 200, "", inactive},
+		{"introspect an access token with a forged signature", PathIntrospect, asOwner, forge(tok.AccessToken), 200, "", inactive},
+		{"revoke a malformed token", PathRevoke, asOwner, "not-a-token", 200, "", ""},
+		{"revoke a malformed JWT", PathRevoke, asOwner, "a.b.c", 200, "", ""},
+		// Another client's tokens: nothing leaks (RFC 7662 §4), nothing changes.
+		{"introspect another client's access token", PathIntrospect, asOther, tok.AccessToken, 200, "", inactive},
+		{"introspect another client's refresh token", PathIntrospect, asOther, tok.RefreshToken, 200, "", inactive},
+		{"resource server introspects a refresh token", PathIntrospect, caller{basicID: rsID, basicSecret: rsSecret}, tok.RefreshToken, 200, "", inactive},
+		{"revoke another client's refresh token", PathRevoke, asOther, tok.RefreshToken, 200, "", ""},
+		{"revoke another client's access token", PathRevoke, asOther, tok.AccessToken, 200, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			form := url.Values{}
+			for k, v := range tt.who.form {
+				form[k] = v
+			}
+			if tt.token != "" {
+				form.Set("token", tt.token)
+			}
+			req, _ := http.NewRequest(http.MethodPost, env.p.Issuer()+tt.path, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tt.who.basicID != "" {
+				req.SetBasicAuth(url.QueryEscape(tt.who.basicID), url.QueryEscape(tt.who.basicSecret))
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body bytes.Buffer
+			if _, err := body.ReadFrom(resp.Body); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("HTTP %d %s, want %d", resp.StatusCode, body.String(), tt.wantStatus)
+			}
+			if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+				t.Errorf("Cache-Control %q, want no-store", cc)
+			}
+			switch {
+			case tt.wantError != "":
+				if !strings.Contains(body.String(), `"error":"`+tt.wantError+`"`) {
+					t.Fatalf("body %s, want error %s", body.String(), tt.wantError)
+				}
+				if tt.wantStatus == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
+					t.Errorf("401 without a Basic challenge: %q", resp.Header.Get("WWW-Authenticate"))
+				}
+			case strings.TrimSpace(body.String()) != tt.wantBody:
+				t.Fatalf("body %q, want %q", body.String(), tt.wantBody)
+			}
+		})
+	}
+
+	// Nothing above changed the owner's tokens.
+	m := env.introspect(t, owner.id, owner.conf.ClientSecret, tok.AccessToken)
+	if m["active"] != true {
+		t.Fatalf("owner's access token after the bad requests: %v", m)
+	}
+	if m := env.introspect(t, owner.id, owner.conf.ClientSecret, tok.RefreshToken); m["active"] != true || m["client_id"] != owner.id {
+		t.Fatalf("owner's refresh token after the bad requests: %v", m)
+	}
+	if code, _ := env.callAPI(t, tok.AccessToken); code != http.StatusOK {
+		t.Fatalf("API after the bad requests: HTTP %d", code)
+	}
+}
+
+// forge flips one byte of a JWS signature.
+func forge(jws string) string {
+	b := []byte(jws)
+	i := len(b) - 5
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	return string(b)
+}
+
+func TestIntrospectExpiredAccessToken(t *testing.T) {
+	env := newTokenEnv(t)
+	rp := env.newRPClient(t, "web")
+	_, tok := env.login(t, rp)
+	if m := env.introspect(t, rsID, rsSecret, tok.AccessToken); m["active"] != true {
+		t.Fatalf("fresh token: %v", m)
+	}
+	env.clock.Advance(5*time.Minute + time.Second)
+	wantInactive(t, "expired access token", env.introspect(t, rsID, rsSecret, tok.AccessToken))
+	// Revoking an expired token is accepted and changes nothing.
+	if code, _, _ := env.postToken(t, PathRevoke, rp.id, rp.conf.ClientSecret, url.Values{"token": {tok.AccessToken}}); code != http.StatusOK {
+		t.Fatalf("revoke expired: HTTP %d", code)
+	}
+}
+
+func TestDiscoveryAdvertisesTokenEndpoints(t *testing.T) {
+	env := newTokenEnv(t)
+	d := env.p.Discovery()
+	iss := env.p.Issuer()
+	if d.IntrospectionEndpoint != iss+PathIntrospect || d.RevocationEndpoint != iss+PathRevoke {
+		t.Fatalf("endpoints %q %q", d.IntrospectionEndpoint, d.RevocationEndpoint)
+	}
+	if strings.Join(d.IntrospectionEndpointAuthMethodsSupported, " ") != "client_secret_basic client_secret_post" {
+		t.Fatalf("introspection auth methods %v: public clients cannot introspect", d.IntrospectionEndpointAuthMethodsSupported)
+	}
+	if len(d.RevocationEndpointAuthMethodsSupported) == 0 {
+		t.Fatal("no revocation auth methods")
+	}
+	// A client_secret_post client introspects and revokes its own token
+	// with credentials in the body.
+	reg := env.register(t, ClientMetadata{ClientName: "post", RedirectURIs: []string{unusedCallback}, TokenEndpointAuthMethod: AuthSecretPost})
+	rp := rpClient{id: reg.ClientID, conf: &oauth2.Config{
+		ClientID: reg.ClientID, ClientSecret: reg.ClientSecret, RedirectURL: unusedCallback, Scopes: []string{"openid"},
+		Endpoint: oauth2.Endpoint{AuthURL: iss + PathAuthorize, TokenURL: iss + PathToken, AuthStyle: oauth2.AuthStyleInParams},
+	}}
+	_, tok := env.login(t, rp)
+	creds := url.Values{"client_id": {reg.ClientID}, "client_secret": {reg.ClientSecret}}
+	form := url.Values{"token": {tok.AccessToken}}
+	for k, v := range creds {
+		form[k] = v
+	}
+	if code, _, m := env.postToken(t, PathIntrospect, "", "", form); code != http.StatusOK || m["active"] != true {
+		t.Fatalf("client_secret_post introspection: HTTP %d %v", code, m)
+	}
+	if code, _, _ := env.postToken(t, PathRevoke, "", "", form); code != http.StatusOK {
+		t.Fatalf("client_secret_post revocation: HTTP %d", code)
+	}
+	if _, _, m := env.postToken(t, PathIntrospect, "", "", form); len(m) != 1 || m["active"] != false {
+		t.Fatalf("after revocation: %v", m)
+	}
+}
