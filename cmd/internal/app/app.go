@@ -89,7 +89,7 @@ func (a *App) build(ctx context.Context) error {
 		Store: a.st, Logger: a.log, Metrics: metrics,
 		Workers: d.Workers, PerHost: d.PerHost, AttemptTimeout: d.AttemptTimeout,
 		BackoffBase: d.BackoffBase, BackoffMax: d.BackoffMax, GiveUpAfter: d.GiveUpAfter,
-		PollInterval: d.PollInterval, Lease: d.Lease,
+		PollInterval: d.PollInterval, Lease: d.Lease, Owner: d.Owner,
 		// Every new session is joined by every registered SSF receiver, so
 		// its logout reaches them through the durable outbox.
 		OnSessionCreated: func(ctx context.Context, s store.Session) error {

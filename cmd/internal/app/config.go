@@ -115,6 +115,13 @@ type DeliveryConfig struct {
 	// default attempt_timeout + 30s. After a crash, deliveries this
 	// process had claimed are retried when their lease ends.
 	Lease time.Duration `yaml:"lease"`
+	// Owner names this process in delivery leases. With store.driver bolt
+	// the default is fixed ("bolt"): the file lock guarantees one process,
+	// so after a crash the restarted process takes its own leases back at
+	// once. With postgres the default is random per start, since replicas
+	// share the outbox; a crashed replica's leases then expire after
+	// delivery.lease.
+	Owner string `yaml:"owner"`
 	// AllowLoopback lets back-channel requests reach 127.0.0.0/8 and ::1
 	// (receivers on the same host, tests); default false.
 	AllowLoopback bool `yaml:"allow_loopback"`
@@ -239,7 +246,7 @@ func Parse(doc []byte, lookup func(string) (string, bool)) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(doc))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, annotateYAMLError(doc, err)
 	}
 	if err := c.Finish(lookup); err != nil {
 		return Config{}, err
@@ -317,6 +324,9 @@ func (c *Config) setDefaults() {
 	setDur(&d.GiveUpAfter, 24*time.Hour)
 	setDur(&d.PollInterval, time.Second)
 	setDur(&d.Lease, d.AttemptTimeout+30*time.Second)
+	if c.Store.Driver == "bolt" {
+		setStr(&d.Owner, "bolt")
+	}
 	setDur(&c.Session.Lifetime, 8*time.Hour)
 	setStr(&c.Admin.TokenName, "admin")
 	setStr(&c.Upstream.Type, "saml")
@@ -388,6 +398,9 @@ func (c *Config) validateServer(p *problems) {
 		p.add("server.base_url", "must not have a query or fragment")
 	case u.Scheme == "https":
 	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		if !c.OIDC.AllowLoopbackHTTP {
+			p.add("server.base_url", "is plain http on loopback (%s): set oidc.allow_loopback_http: true to allow it (development only), or use https", c.Server.BaseURL)
+		}
 	default:
 		p.add("server.base_url", "must use https (http is allowed only on a loopback host), not %q", c.Server.BaseURL)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/slobridge/slobridge/store"
 	"github.com/slobridge/slobridge/store/bolt"
+	"github.com/slobridge/slobridge/store/postgres"
 )
 
 // openBolt opens the embedded bbolt store. A file held by another process
@@ -23,19 +24,27 @@ func openBolt(c BoltConfig) (store.Store, error) {
 	return db, nil
 }
 
-// ErrPostgresNotBuilt reports a configuration that selects the PostgreSQL
-// backend in a binary built before that backend was finished.
-var ErrPostgresNotBuilt = errors.New("the postgres store is not built into this binary yet; use store.driver: bolt")
+// pgOptions converts the configuration of the PostgreSQL store.
+func pgOptions(c PostgresConfig) postgres.Options {
+	return postgres.Options{Schema: c.Schema, MaxConns: c.MaxConns, SkipMigrations: c.SkipMigrations}
+}
 
-// openPostgres opens the PostgreSQL store.
+// openPostgres opens the PostgreSQL store (migrating its schema unless
+// store.postgres.skip_migrations is set).
 func openPostgres(ctx context.Context, c PostgresConfig) (store.Store, error) {
-	_ = ctx
-	return nil, fmt.Errorf("app: store.driver: %w", ErrPostgresNotBuilt)
+	db, err := postgres.Open(ctx, c.DSN.Value(), pgOptions(c))
+	if err != nil {
+		return nil, fmt.Errorf("app: store.postgres: %w", err)
+	}
+	return db, nil
 }
 
 // Migrate brings the PostgreSQL schema to the version this binary expects
 // and returns the versions it applied.
 func Migrate(ctx context.Context, c PostgresConfig) ([]int, error) {
-	_ = ctx
-	return nil, fmt.Errorf("app: migrate: %w", ErrPostgresNotBuilt)
+	applied, err := postgres.Migrate(ctx, c.DSN.Value(), pgOptions(c))
+	if err != nil {
+		return nil, fmt.Errorf("app: migrate store.postgres: %w", err)
+	}
+	return applied, nil
 }

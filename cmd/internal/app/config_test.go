@@ -1,0 +1,155 @@
+package app
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testEnv is the environment the config tests resolve secrets from.
+var testEnv = map[string]string{
+	"COOKIE":   "0123456789abcdef0123456789abcdef-cookie",
+	"ADMIN":    "admin-token-0123456789",
+	"PASSWORD": "correct horse battery",
+	"EMPTY":    "",
+}
+
+func lookup(name string) (string, bool) {
+	v, ok := testEnv[name]
+	return v, ok
+}
+
+// validBase is a minimal valid configuration; cases append to it or
+// replace parts of it.
+const validBase = `
+oidc:
+  allow_loopback_http: true
+session:
+  cookie_secret: ${COOKIE}
+upstream:
+  type: static
+  static:
+    users:
+      - username: alice
+        password: {env: PASSWORD}
+`
+
+func TestParseValidConfigAppliesDefaults(t *testing.T) {
+	c, err := Parse([]byte(validBase+"admin:\n  token: ${ADMIN}\n"), lookup)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	checks := []struct {
+		key       string
+		got, want any
+	}{
+		{"server.listen", c.Server.Listen, "127.0.0.1:8080"},
+		{"server.base_url", c.Server.BaseURL, "http://127.0.0.1:8080"},
+		{"server.shutdown_timeout", c.Server.ShutdownTimeout, 30 * time.Second},
+		{"log.format", c.Log.Format, "json"},
+		{"store.driver", c.Store.Driver, "bolt"},
+		{"store.bolt.lock_timeout", c.Store.Bolt.LockTimeout, time.Second},
+		{"delivery.give_up_after", c.Delivery.GiveUpAfter, 24 * time.Hour},
+		{"delivery.lease", c.Delivery.Lease, 40 * time.Second},
+		{"delivery.owner", c.Delivery.Owner, "bolt"},
+		{"session.secure_cookie", *c.Session.SecureCookie, false},
+		{"session.cookie_secret", c.Session.CookieSecret.Value(), testEnv["COOKIE"]},
+		{"admin.token", c.Admin.Token.Value(), testEnv["ADMIN"]},
+		{"upstream.static.users[0].password", c.Upstream.Static.Users[0].Password.Value(), testEnv["PASSWORD"]},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.key, ch.got, ch.want)
+		}
+	}
+}
+
+func TestSecretFromFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cookie")
+	if err := os.WriteFile(path, []byte("file-secret-0123456789abcdef0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(validBase, "${COOKIE}", "{file: "+path+"}", 1)
+	c, err := Parse([]byte(doc), lookup)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if got := c.Session.CookieSecret.Value(); got != "file-secret-0123456789abcdef0123456789" {
+		t.Fatalf("secret from file = %q (trailing newline must be trimmed)", got)
+	}
+	if s := c.Session.CookieSecret.String(); strings.Contains(s, "file-secret") {
+		t.Fatalf("Secret.String leaks the value: %q", s)
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		// want are substrings every one of which the error must contain.
+		want []string
+	}{
+		{"unknown top-level key", validBase + "colour: blue\n", []string{"field colour not found"}},
+		{"unknown nested key", validBase + "store:\n  bolt:\n    pth: x.db\n", []string{"field pth not found"}},
+		{"missing cookie secret", strings.Replace(validBase, "cookie_secret: ${COOKIE}", "lifetime: 1h", 1), []string{"session.cookie_secret: is required"}},
+		{"short cookie secret", strings.Replace(validBase, "${COOKIE}", "short", 1), []string{"session.cookie_secret", "at least 32 bytes"}},
+		{"unset env secret", strings.Replace(validBase, "${COOKIE}", "${NOPE}", 1), []string{"session.cookie_secret: environment variable NOPE is not set"}},
+		{"empty env secret", strings.Replace(validBase, "${COOKIE}", "{env: EMPTY}", 1), []string{"session.cookie_secret: environment variable EMPTY is empty"}},
+		{"missing secret file", strings.Replace(validBase, "${COOKIE}", "{file: /nonexistent/secret}", 1), []string{"session.cookie_secret: read secret file"}},
+		{"secret with env and file", strings.Replace(validBase, "${COOKIE}", "{env: COOKIE, file: /x}", 1), []string{"exactly one of env and file"}},
+		{"secret with unknown field", strings.Replace(validBase, "${COOKIE}", "{vault: x}", 1), []string{`unknown secret field "vault"`}},
+		{"bad log format", validBase + "log:\n  format: xml\n", []string{`log.format: must be json or text, not "xml"`}},
+		{"bad log level", validBase + "log:\n  level: loud\n", []string{"log.level: must be debug, info, warn or error"}},
+		{"bad driver", validBase + "store:\n  driver: mysql\n", []string{`store.driver: must be bolt or postgres, not "mysql"`}},
+		{"postgres without dsn", validBase + "store:\n  driver: postgres\n", []string{"store.postgres.dsn: is required"}},
+		{"bad listen", validBase + "server:\n  listen: nowhere\n", []string{"server.listen: must be host:port"}},
+		{"http base url off loopback", validBase + "server:\n  base_url: http://bridge.example.com\n", []string{"server.base_url: must use https"}},
+		{"base url with query", validBase + "server:\n  base_url: https://bridge.example.com/?a=b\n", []string{"server.base_url: must not have a query"}},
+		{"relative base url", validBase + "server:\n  base_url: /bridge\n", []string{"server.base_url: must be an absolute URL"}},
+		{"bad duration", validBase + "delivery:\n  attempt_timeout: soon\n", []string{"attempt_timeout"}},
+		{"negative duration", validBase + "delivery:\n  give_up_after: -1h\n", []string{"delivery.give_up_after: must be positive"}},
+		{"zero workers", validBase + "delivery:\n  workers: -1\n", []string{"delivery.workers: must be at least 1"}},
+		{"lease shorter than attempt", validBase + "delivery:\n  attempt_timeout: 10s\n  lease: 5s\n", []string{"delivery.lease: must be longer than delivery.attempt_timeout"}},
+		{"backoff base above max", validBase + "delivery:\n  backoff_base: 10m\n  backoff_max: 1m\n", []string{"delivery.backoff_base: must not exceed delivery.backoff_max"}},
+		{"short admin token", validBase + "admin:\n  token: short\n", []string{"admin.token: must be at least 16 characters"}},
+		{"loopback http without opt-in", strings.Replace(validBase, "allow_loopback_http: true", "allow_loopback_http: false", 1), []string{"server.base_url: is plain http on loopback"}},
+		{"small body cap", validBase + "server:\n  max_body_bytes: 10\n", []string{"server.max_body_bytes: must be at least 1024"}},
+		{"client without id", strings.Replace(validBase, "oidc:\n  allow_loopback_http: true\n", "", 1) + "oidc:\n  allow_loopback_http: true\n  clients:\n    - redirect_uris: [https://app.example.com/cb]\n      token_endpoint_auth_method: none\n", []string{"oidc.clients[0].client_id: is required"}},
+		{"client without redirect", strings.Replace(validBase, "oidc:\n  allow_loopback_http: true\n", "", 1) + "oidc:\n  allow_loopback_http: true\n  clients:\n    - client_id: app\n      token_endpoint_auth_method: none\n", []string{"oidc.clients[0].redirect_uris"}},
+		{"confidential client without secret", strings.Replace(validBase, "oidc:\n  allow_loopback_http: true\n", "", 1) + "oidc:\n  allow_loopback_http: true\n  clients:\n    - client_id: app\n      redirect_uris: [https://app.example.com/cb]\n", []string{"oidc.clients[0].client_secret: is required"}},
+		{"duplicate client", strings.Replace(validBase, "oidc:\n  allow_loopback_http: true\n", "", 1) + "oidc:\n  allow_loopback_http: true\n  clients:\n    - {client_id: app, redirect_uris: [https://a/cb], token_endpoint_auth_method: none}\n    - {client_id: app, redirect_uris: [https://a/cb], token_endpoint_auth_method: none}\n", []string{`oidc.clients[1].client_id: "app" is used by two clients`}},
+		{"receiver http push", validBase + "ssf:\n  receivers:\n    - id: rs\n      push_url: http://rs.example.com/events\n", []string{"ssf.receivers[0]", "push_url must use https"}},
+		{"receiver without id", validBase + "ssf:\n  receivers:\n    - push_url: https://rs.example.com/events\n", []string{"ssf.receivers[0]", "id is required"}},
+		{"bad upstream type", strings.Replace(validBase, "type: static", "type: ldap", 1), []string{`upstream.type: must be saml or static, not "ldap"`}},
+		{"static without users", strings.Replace(validBase, "    users:\n      - username: alice\n        password: {env: PASSWORD}\n", "    users: []\n", 1), []string{"upstream.static.users: at least one user"}},
+		{"static user short password", strings.Replace(validBase, "{env: PASSWORD}", "pw", 1), []string{"upstream.static.users[0].password: is required and must be at least 8"}},
+		{"several problems at once", "log:\n  format: xml\nstore:\n  driver: mysql\n", []string{"log.format", "store.driver", "session.cookie_secret", "upstream.type"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc), lookup)
+			if err == nil {
+				t.Fatalf("Parse accepted:\n%s", tt.doc)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+			for _, secret := range []string{testEnv["COOKIE"], testEnv["PASSWORD"]} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error leaks a secret: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "absent.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "absent.yaml") {
+		t.Fatalf("Load of a missing file: %v", err)
+	}
+}
