@@ -1,6 +1,7 @@
 package slobridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -26,10 +27,21 @@ import (
 // that the continue step never takes a redirect target from the query.
 const LogoutReturnNamespace = "logout-return"
 
-// frontChannelWait is how long the logout page gives the front-channel
-// iframes before it continues without JavaScript (meta refresh); with
-// JavaScript it continues as soon as every iframe has loaded.
-const frontChannelWait = 5 * time.Second
+// Default waits of the logout page.
+const (
+	// defaultFrontChannelWait is how long the page gives the front-channel
+	// iframes before it stops waiting for them.
+	defaultFrontChannelWait = 5 * time.Second
+	// defaultBackChannelWait is how long the page waits for every
+	// back-channel delivery to reach a final state before it stops waiting
+	// and lets the person continue (deliveries go on in the background).
+	defaultBackChannelWait = 10 * time.Second
+	// defaultStreamMax bounds one server-sent-events stream.
+	defaultStreamMax = 2 * time.Minute
+	// maxLogoutIDLen rejects absurd path parameters before any store
+	// lookup; logout IDs are 22 characters.
+	maxLogoutIDLen = 128
+)
 
 // LogoutReturn is where the browser goes when a logout is complete.
 type LogoutReturn struct {
@@ -66,15 +78,30 @@ type LogoutPageOptions struct {
 	Upstream UpstreamLogout
 	// BasePath is the path prefix the page is mounted under ("" for /).
 	BasePath string
+	// FrontChannelWait is how long the page waits for the front-channel
+	// iframes; default 5s.
+	FrontChannelWait time.Duration
+	// BackChannelWait is how long the page waits for the back-channel
+	// deliveries to reach a final state before it stops waiting and offers
+	// to continue (the engine keeps retrying in the background); default
+	// 10s. Without JavaScript the server waits this long before it renders
+	// the final state.
+	BackChannelWait time.Duration
+	// StreamMax bounds one server-sent-events stream; default 2m.
+	StreamMax time.Duration
 	// Logger defaults to slog.Default(); Rand (CSP nonces) to crypto/rand.
 	Logger *slog.Logger
 	Rand   io.Reader
 }
 
-// LogoutPage is the browser side of a logout: it renders one iframe per
-// front-channel participant (OIDC Front-Channel Logout 1.0 §4), shows the
-// status of every participant, then continues to the upstream logout and
-// the stored destination.
+// LogoutPage is the browser side of a logout and its live status page. It
+// renders one iframe per front-channel participant (OIDC Front-Channel
+// Logout 1.0 §4) and one row per participant (app, protocol, channel,
+// state, error) that its script keeps current from a server-sent-events
+// stream of the engine's Status; then it continues to the upstream logout
+// and the stored destination. Without JavaScript a <noscript> refresh
+// reloads it once, after the iframes had their time, and the server waits
+// for the back-channel fan-out before it renders the final state.
 type LogoutPage struct {
 	opts LogoutPageOptions
 }
@@ -90,47 +117,83 @@ func NewLogoutPage(opts LogoutPageOptions) (*LogoutPage, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
+	if opts.FrontChannelWait <= 0 {
+		opts.FrontChannelWait = defaultFrontChannelWait
+	}
+	if opts.BackChannelWait <= 0 {
+		opts.BackChannelWait = defaultBackChannelWait
+	}
+	if opts.StreamMax <= 0 {
+		opts.StreamMax = defaultStreamMax
+	}
 	opts.BasePath = strings.TrimSuffix(opts.BasePath, "/")
 	return &LogoutPage{opts: opts}, nil
 }
 
-// Mount registers /logout/page/:logout_id, /logout/continue/:logout_id and
-// /logout/done/:logout_id.
+// Mount registers /logout/page/:logout_id, /logout/events/:logout_id,
+// /logout/continue/:logout_id and /logout/done/:logout_id.
 func (lp *LogoutPage) Mount(r gin.IRouter) {
 	r.GET("/logout/page/:logout_id", lp.handlePage)
+	r.GET("/logout/events/:logout_id", lp.handleEvents)
 	r.GET("/logout/continue/:logout_id", lp.handleContinue)
 	r.GET("/logout/done/:logout_id", lp.handleDone)
 }
 
 // pageFrame is one front-channel iframe.
 type pageFrame struct {
+	Row  string
 	Name string
 	URL  string
 }
 
 // pageData is what the logout page template renders.
 type pageData struct {
-	Nonce    string
-	Frames   []pageFrame
-	Rows     []ParticipantStatus
-	Continue string
-	Wait     int
+	Nonce  string
+	Title  string
+	Frames []pageFrame
+	View   statusView
+	// Continue, Events and Final are the page's links.
+	Continue, Events, Final string
+	// Refresh is the <noscript> refresh: seconds and target; none when
+	// RefreshURL is empty.
+	Refresh    int
+	RefreshURL string
+	// FrontWaitMS and BackWaitMS are the script's waits.
+	FrontWaitMS, BackWaitMS int64
+	// Live is true when the script updates the page; false on the final
+	// server-rendered states.
+	Live bool
+	// Finished is true on the last page of a logout (nothing follows).
+	Finished bool
+	Summary  string
+	// SummaryClass is "ok", "bad" or "" (in progress).
+	SummaryClass string
+}
+
+// frameURL returns the front-channel URL the page frames for participant
+// p of lo. Only http(s) URLs are framed, and never for the initiator.
+func frameURL(lo store.Logout, p store.Participant) (*url.URL, bool) {
+	if !p.Channels.Has(store.ChannelFront) || p.FrontChannelURL == "" || (lo.ExcludeKey != "" && p.Key == lo.ExcludeKey) {
+		return nil, false
+	}
+	u, err := url.Parse(p.FrontChannelURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, false
+	}
+	return u, true
 }
 
 // frames lists the front-channel iframes of a logout and the origins the
-// CSP must allow. Only http(s) URLs are framed.
+// CSP must allow.
 func frames(lo store.Logout) ([]pageFrame, []string) {
 	var fs []pageFrame
 	var origins []string
-	for _, p := range lo.Participants {
-		if !p.Channels.Has(store.ChannelFront) || p.FrontChannelURL == "" || p.Key == lo.ExcludeKey {
+	for i, p := range lo.Participants {
+		u, ok := frameURL(lo, p)
+		if !ok {
 			continue
 		}
-		u, err := url.Parse(p.FrontChannelURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			continue
-		}
-		fs = append(fs, pageFrame{Name: cmpOr(p.Name, p.AppID), URL: p.FrontChannelURL})
+		fs = append(fs, pageFrame{Row: fmt.Sprintf("p%d", i), Name: cmpOr(p.Name, p.AppID), URL: p.FrontChannelURL})
 		if o := u.Scheme + "://" + u.Host; !slices.Contains(origins, o) {
 			origins = append(origins, o)
 		}
@@ -146,52 +209,170 @@ func cmpOr(a, b string) string {
 }
 
 // LogoutPageCSP is the Content-Security-Policy of the logout page: nothing
-// but the participants' origins may be framed, and only the page's own
-// nonce-bearing script runs.
+// but the participants' origins may be framed, only the page's own
+// nonce-bearing script and style apply, and the script may only connect
+// back to the bridge (its event stream).
 func LogoutPageCSP(nonce string, frameOrigins []string) string {
 	fs := "'none'"
 	if len(frameOrigins) > 0 {
 		fs = strings.Join(frameOrigins, " ")
 	}
-	return "default-src 'self'; script-src 'nonce-" + nonce + "'; style-src 'nonce-" + nonce +
-		"'; frame-src " + fs + "; img-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+	return "default-src 'none'; connect-src 'self'; script-src 'nonce-" + nonce + "'; style-src 'nonce-" + nonce +
+		"'; frame-src " + fs + "; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 }
 
-func (lp *LogoutPage) handlePage(c *gin.Context) {
-	ctx := c.Request.Context()
+// logoutID reads and bounds the logout ID path parameter.
+func logoutID(c *gin.Context) (string, bool) {
 	id := c.Param("logout_id")
-	st, err := lp.opts.Engine.Status(ctx, id)
+	return id, id != "" && len(id) <= maxLogoutIDLen
+}
+
+// statusError renders the error of reading a logout's status.
+func (lp *LogoutPage) statusError(c *gin.Context, id string, err error) {
 	if errors.Is(err, store.ErrNotFound) {
 		lp.plain(c, http.StatusNotFound, "This logout is unknown or has expired.")
 		return
 	}
-	if err != nil {
-		lp.opts.Logger.ErrorContext(ctx, "logout page status", "logout_id", id, "error", err)
-		lp.plain(c, http.StatusInternalServerError, "The logout status is unavailable; you are logged out of the bridge.")
+	lp.opts.Logger.ErrorContext(c.Request.Context(), "logout page status", "logout_id", id, "error", err)
+	lp.plain(c, http.StatusInternalServerError, "The logout status is unavailable; you are logged out of the bridge.")
+}
+
+// handlePage renders the live status page. ?step=final is the no-script
+// second load: it waits for the back-channel fan-out and shows the final
+// state without iframes (they were loaded by the first load).
+func (lp *LogoutPage) handlePage(c *gin.Context) {
+	ctx := c.Request.Context()
+	id, ok := logoutID(c)
+	if !ok {
+		lp.plain(c, http.StatusNotFound, "This logout is unknown or has expired.")
 		return
 	}
+	final := c.Query("step") == "final"
+	var (
+		v   statusView
+		lo  store.Logout
+		err error
+	)
+	if final {
+		v, lo, err = lp.waitFinal(ctx, id, lp.opts.BackChannelWait)
+	} else {
+		v, lo, err = lp.view(ctx, id, false)
+	}
+	if err != nil {
+		lp.statusError(c, id, err)
+		return
+	}
+	base := lp.opts.BasePath
+	data := pageData{
+		Title: "Logging you out", View: v, Live: true,
+		Continue:    base + "/logout/continue/" + url.PathEscape(id),
+		Events:      base + "/logout/events/" + url.PathEscape(id),
+		Final:       base + LogoutPagePath(id) + "?step=final",
+		FrontWaitMS: lp.opts.FrontChannelWait.Milliseconds(),
+		BackWaitMS:  lp.opts.BackChannelWait.Milliseconds(),
+		Summary:     fmt.Sprintf("Telling %d application(s) that you logged out…", len(v.Rows)),
+	}
+	var origins []string
+	if final {
+		data.Summary, data.SummaryClass = finalSummary(v)
+		if data.SummaryClass == "ok" {
+			data.Refresh, data.RefreshURL = 2, data.Continue
+		}
+	} else {
+		data.Frames, origins = frames(lo)
+		data.Refresh, data.RefreshURL = 1, data.Final
+		if len(data.Frames) > 0 {
+			data.Refresh = int((lp.opts.FrontChannelWait + time.Second - 1) / time.Second)
+		}
+	}
+	lp.render(c, data, origins)
+}
+
+// finalSummary says how the fan-out ended.
+func finalSummary(v statusView) (string, string) {
+	switch {
+	case v.Problems > 0:
+		return fmt.Sprintf("%d application(s) could not be told yet: you may still be logged in there. The bridge keeps retrying; you can continue.", v.Problems), "bad"
+	case !v.Done:
+		return "Some applications have not answered yet; the bridge keeps trying in the background. You can continue.", "bad"
+	}
+	return "Every application was told that you logged out.", "ok"
+}
+
+// render writes the status page with a fresh CSP nonce.
+func (lp *LogoutPage) render(c *gin.Context, data pageData, frameOrigins []string) {
 	var nb [18]byte
 	if _, err := io.ReadFull(lp.opts.Rand, nb[:]); err != nil {
 		lp.plain(c, http.StatusInternalServerError, "Internal error.")
 		return
 	}
-	nonce := base64.RawStdEncoding.EncodeToString(nb[:])
-	fs, origins := frames(st.Logout)
-	wait := 0
-	if len(fs) > 0 {
-		wait = int(frontChannelWait / time.Second)
-	}
-	data := pageData{Nonce: nonce, Frames: fs, Rows: st.Participants, Wait: wait,
-		Continue: lp.opts.BasePath + "/logout/continue/" + url.PathEscape(id)}
+	data.Nonce = base64.RawStdEncoding.EncodeToString(nb[:])
 	h := c.Writer.Header()
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", LogoutPageCSP(nonce, origins))
+	h.Set("Content-Security-Policy", LogoutPageCSP(data.Nonce, frameOrigins))
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	c.Status(http.StatusOK)
 	if err := logoutPageTmpl.Execute(c.Writer, data); err != nil {
-		lp.opts.Logger.ErrorContext(ctx, "render logout page", "logout_id", id, "error", err)
+		lp.opts.Logger.ErrorContext(c.Request.Context(), "render logout page", "error", err)
+	}
+}
+
+// handleEvents streams the page's view as server-sent events: one event
+// now and one on every change, until every back-channel delivery is final
+// or StreamMax passed. It wakes on engine events and re-reads the store on
+// a tick, since deliveries made by another replica raise no local event.
+func (lp *LogoutPage) handleEvents(c *gin.Context) {
+	ctx := c.Request.Context()
+	id, ok := logoutID(c)
+	if !ok {
+		c.AbortWithStatus(http.StatusNotFound)
+		return
+	}
+	events, unsubscribe := lp.opts.Engine.Subscribe(16)
+	defer unsubscribe()
+	v, _, err := lp.view(ctx, id, false)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			c.AbortWithStatus(http.StatusNotFound)
+			return
+		}
+		lp.opts.Logger.ErrorContext(ctx, "logout events status", "logout_id", id, "error", err)
+		c.AbortWithStatus(http.StatusInternalServerError)
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("X-Content-Type-Options", "nosniff")
+	c.Status(http.StatusOK)
+	ctx, cancel := context.WithTimeout(ctx, lp.opts.StreamMax)
+	defer cancel()
+	tick := time.NewTicker(statusPollInterval)
+	defer tick.Stop()
+	var last []byte
+	for {
+		b, err := json.Marshal(v)
+		if err != nil {
+			lp.opts.Logger.ErrorContext(ctx, "encode logout status", "logout_id", id, "error", err)
+			return
+		}
+		if !bytes.Equal(b, last) {
+			if _, err := fmt.Fprintf(c.Writer, "data: %s\n\n", b); err != nil {
+				return
+			}
+			c.Writer.Flush()
+			last = b
+		}
+		if v.Done || !waitChange(ctx, events, tick.C, id) {
+			return
+		}
+		if v, _, err = lp.view(ctx, id, false); err != nil {
+			lp.opts.Logger.WarnContext(ctx, "logout events status", "logout_id", id, "error", err)
+			return
+		}
 	}
 }
 
@@ -199,7 +380,11 @@ func (lp *LogoutPage) handlePage(c *gin.Context) {
 // upstream logout, then the destination.
 func (lp *LogoutPage) handleContinue(c *gin.Context) {
 	ctx := c.Request.Context()
-	id := c.Param("logout_id")
+	id, ok := logoutID(c)
+	if !ok {
+		lp.plain(c, http.StatusNotFound, "This logout is unknown or has expired.")
+		return
+	}
 	lo, err := lp.opts.Engine.Store().GetLogout(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		lp.plain(c, http.StatusNotFound, "This logout is unknown or has expired.")
@@ -211,12 +396,8 @@ func (lp *LogoutPage) handleContinue(c *gin.Context) {
 		return
 	}
 	done := lp.opts.BasePath + "/logout/done/" + url.PathEscape(id)
-	if lp.opts.Upstream != nil {
-		started, err := lp.opts.Upstream.StartLogout(c.Writer, c.Request, lo, done)
-		if err != nil {
-			lp.opts.Logger.WarnContext(ctx, "upstream logout failed", "logout_id", id, "error", err)
-		}
-		if started {
+	if lp.opts.Upstream != nil && lo.Initiator.Kind != store.InitiatorUpstream {
+		if lp.startUpstream(c, lo, done) {
 			return
 		}
 	}
@@ -224,11 +405,34 @@ func (lp *LogoutPage) handleContinue(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, done)
 }
 
-// handleDone sends the browser to the stored destination or says that the
-// user is logged out.
+// startUpstream hands the browser to the upstream logout and records its
+// state for the status page; it reports whether the upstream took the
+// browser.
+func (lp *LogoutPage) startUpstream(c *gin.Context, lo store.Logout, done string) bool {
+	ctx := c.Request.Context()
+	expires := lp.opts.Engine.Now().Add(upstreamResultTTL)
+	save := func(res UpstreamLogoutResult) {
+		if err := SaveUpstreamLogoutResult(ctx, lp.opts.Engine.Store(), lo.ID, res, expires); err != nil {
+			lp.opts.Logger.WarnContext(ctx, "record upstream logout state", "logout_id", lo.ID, "error", err)
+		}
+	}
+	save(UpstreamLogoutResult{State: RowPending})
+	started, err := lp.opts.Upstream.StartLogout(c.Writer, c.Request, lo, done)
+	switch {
+	case err != nil:
+		lp.opts.Logger.WarnContext(ctx, "upstream logout failed", "logout_id", lo.ID, "error", err)
+		save(UpstreamLogoutResult{State: RowFailed, Error: "the bridge could not send the logout request to the upstream identity provider"})
+	case !started:
+		save(UpstreamLogoutResult{State: RowSkipped})
+	}
+	return started
+}
+
+// handleDone sends the browser to the stored destination or shows the
+// final state of the logout.
 func (lp *LogoutPage) handleDone(c *gin.Context) {
 	ctx := c.Request.Context()
-	id := c.Param("logout_id")
+	id, _ := logoutID(c)
 	c.Header("Cache-Control", "no-store")
 	rec, err := lp.opts.Engine.Store().GetRecord(ctx, LogoutReturnNamespace, id, lp.opts.Engine.Now())
 	var ret LogoutReturn
@@ -242,7 +446,19 @@ func (lp *LogoutPage) handleDone(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, ret.RedirectURI)
 		return
 	}
-	RenderLoggedOut(c.Writer, ret.UILocales)
+	v, _, err := lp.view(ctx, id, true)
+	if err != nil {
+		RenderLoggedOut(c.Writer, ret.UILocales)
+		return
+	}
+	if u := v.Upstream; u != nil && u.State == RowPending {
+		// The upstream sent the browser back without its adapter
+		// recording the answer.
+		u.State, u.Detail = RowSent, "your browser came back from it"
+	}
+	summary, class := finalSummary(v)
+	lp.render(c, pageData{Title: "Logged out", View: v, Finished: true,
+		Summary: "You are logged out of the bridge. " + summary, SummaryClass: class}, nil)
 }
 
 func (lp *LogoutPage) plain(c *gin.Context, status int, msg string) {
@@ -267,29 +483,3 @@ func RenderLoggedOut(w http.ResponseWriter, uiLocales string) {
 var loggedOutTmpl = template.Must(template.New("loggedout").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Logged out</title></head>
 <body><h1>{{.Msg}}</h1></body></html>`))
-
-var logoutPageTmpl = template.Must(template.New("logout").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Logging out</title>
-<meta http-equiv="refresh" content="{{.Wait}};url={{.Continue}}">
-<style nonce="{{.Nonce}}">iframe{display:none}</style>
-</head>
-<body>
-<h1>Logging you out</h1>
-<table>
-<thead><tr><th>Application</th><th>Channel</th><th>Status</th></tr></thead>
-<tbody>{{range .Rows}}<tr><td>{{if .Name}}{{.Name}}{{else}}{{.AppID}}{{end}}</td><td>{{.Channel}}</td><td>{{.State}}</td></tr>{{end}}</tbody>
-</table>
-{{range .Frames}}<iframe class="fc" title="{{.Name}}" src="{{.URL}}"></iframe>
-{{end}}<p><a id="continue" href="{{.Continue}}">Continue</a></p>
-<script nonce="{{.Nonce}}">
-(function(){
-  var next = document.getElementById("continue").getAttribute("href");
-  var frames = document.querySelectorAll("iframe.fc");
-  var left = frames.length, gone = false;
-  function go(){ if (!gone) { gone = true; window.location.replace(next); } }
-  if (left === 0) { go(); return; }
-  frames.forEach(function(f){ f.addEventListener("load", function(){ if (--left === 0) go(); }); });
-  setTimeout(go, {{.Wait}} * 1000);
-})();
-</script>
-</body></html>`))

@@ -1,0 +1,311 @@
+package slobridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/slobridge/slobridge/store"
+)
+
+// The states a row of the logout status page shows. They fold the engine's
+// participant states (delivery states, StateFrontChannel, StateInitiator
+// ...) into what a person needs to know.
+const (
+	// RowPending: the participant has not been told yet.
+	RowPending = "pending"
+	// RowDone: the participant acknowledged the logout (a delivered
+	// back-channel notification, a loaded front-channel iframe, the
+	// initiator itself).
+	RowDone = "done"
+	// RowRetrying: an attempt failed and the engine tries again.
+	RowRetrying = "retrying"
+	// RowFailed: the participant could not be told and the engine gave up
+	// (or it has no way to be told at all).
+	RowFailed = "failed"
+	// RowSent: the browser loaded the participant's front-channel URL but
+	// the page cannot confirm the participant handled it (no JavaScript,
+	// or the iframe did not report back in time).
+	RowSent = "sent"
+	// RowSkipped: there was nothing to do (no upstream session to end).
+	RowSkipped = "skipped"
+)
+
+// UpstreamLogoutNamespace is the store.Record namespace of the upstream
+// IdP's part of a logout, keyed by logout ID (see SaveUpstreamLogoutResult).
+const UpstreamLogoutNamespace = "logout-upstream"
+
+// upstreamResultTTL is how long the upstream part of a logout is kept for
+// the status page: as long as a logout destination.
+const upstreamResultTTL = time.Hour
+
+// maxErrorText caps the error text a row shows; the full text is in the
+// admin API and the logs.
+const maxErrorText = 300
+
+// UpstreamLogoutResult is the state of the upstream IdP's part of a
+// logout, shown as the last row of the logout status page.
+type UpstreamLogoutResult struct {
+	// State is RowPending while the bridge waits for the upstream's
+	// LogoutResponse, RowDone when the upstream confirmed, RowFailed when
+	// it answered with an error status or could not be asked, RowSkipped
+	// when there was no upstream session to end.
+	State string `json:"state"`
+	// Error says why the upstream logout failed.
+	Error string `json:"error,omitempty"`
+}
+
+// SaveUpstreamLogoutResult records the upstream IdP's part of logout
+// logoutID for the status page. The logout page writes RowPending before it
+// hands the browser to UpstreamLogout.StartLogout; the upstream adapter
+// calls it again with RowDone or RowFailed when the LogoutResponse arrives.
+// A later call replaces the earlier state (records are write-once, so it
+// deletes and puts; the state is informational, a lost race between two
+// writers of one logout only shows the older state).
+func SaveUpstreamLogoutResult(ctx context.Context, st store.Store, logoutID string, res UpstreamLogoutResult, expires time.Time) error {
+	val, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("slobridge: encode upstream logout result: %w", err)
+	}
+	if err := st.DeleteRecord(ctx, UpstreamLogoutNamespace, logoutID); err != nil {
+		return fmt.Errorf("slobridge: replace upstream logout result of logout %s: %w", logoutID, err)
+	}
+	err = st.PutRecord(ctx, store.Record{Namespace: UpstreamLogoutNamespace, Key: logoutID, Value: val, ExpiresAt: expires})
+	if err != nil {
+		return fmt.Errorf("slobridge: store upstream logout result of logout %s: %w", logoutID, err)
+	}
+	return nil
+}
+
+// statusRow is one row of the status page, as rendered by the template and
+// sent to the page's script as JSON.
+type statusRow struct {
+	// ID is the row's DOM id; participant rows are numbered in snapshot
+	// order, which a logout never changes.
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Protocol string `json:"protocol"`
+	Channel  string `json:"channel"`
+	State    string `json:"state"`
+	// Detail explains the state in words.
+	Detail   string `json:"detail,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Attempts int    `json:"attempts,omitempty"`
+	// Frame marks a front-channel-only row whose state the page's script
+	// takes from its iframe.
+	Frame bool `json:"frame,omitempty"`
+}
+
+// statusView is the whole state the page shows.
+type statusView struct {
+	Rows     []statusRow `json:"rows"`
+	Upstream *statusRow  `json:"upstream,omitempty"`
+	// Done is true when every back-channel delivery is final.
+	Done bool `json:"done"`
+	// Problems counts rows that failed or are still retrying.
+	Problems int `json:"problems"`
+}
+
+// protocolName names a participant kind for a person.
+func protocolName(kind string) string {
+	switch kind {
+	case "oidc":
+		return "OpenID Connect"
+	case "saml":
+		return "SAML"
+	case "ssf":
+		return "Shared Signals"
+	case "http":
+		return "HTTP"
+	}
+	return kind
+}
+
+// buildView turns a logout status into the rows of the page.
+func buildView(st LogoutStatus, framed map[int]bool, final bool) statusView {
+	v := statusView{Done: st.Done, Rows: make([]statusRow, 0, len(st.Participants))}
+	for i, p := range st.Participants {
+		r := statusRow{
+			ID:       fmt.Sprintf("p%d", i),
+			Name:     cmpOr(p.Name, p.AppID),
+			Protocol: protocolName(p.Kind),
+			Channel:  p.Channel,
+			Attempts: p.Attempts,
+			Error:    truncate(p.LastError, maxErrorText),
+		}
+		fillRowState(&r, p, framed[i], final)
+		if r.State == RowFailed || r.State == RowRetrying {
+			v.Problems++
+		}
+		v.Rows = append(v.Rows, r)
+	}
+	return v
+}
+
+// fillRowState sets a row's state and detail from the engine's state.
+func fillRowState(r *statusRow, p ParticipantStatus, framed, final bool) {
+	switch p.State {
+	case string(store.DeliveryDelivered):
+		r.State, r.Detail = RowDone, "notified by the bridge"
+	case string(store.DeliveryPending):
+		r.State, r.Detail = RowPending, "the bridge is notifying it"
+	case string(store.DeliveryRetrying):
+		r.State, r.Detail = RowRetrying, fmt.Sprintf("attempt %d failed; the bridge keeps trying", p.Attempts)
+	case string(store.DeliveryFailed):
+		r.State, r.Detail = RowFailed, "the bridge gave up; you may still be logged in there"
+	case StateInitiator:
+		r.State, r.Detail = RowDone, "started the logout"
+	case StateFrontChannel:
+		switch {
+		case !framed:
+			r.State, r.Detail = RowFailed, "no usable front-channel logout URL; you may still be logged in there"
+		case final:
+			r.State, r.Detail = RowSent, "your browser sent the logout"
+		default:
+			r.State, r.Detail, r.Frame = RowPending, "your browser is sending the logout", true
+		}
+	case StateNone:
+		r.State, r.Detail = RowFailed, "the app declared no way to be told; log out of it yourself"
+	default:
+		r.State, r.Detail = RowFailed, "the delivery record is missing"
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
+
+// upstreamRow is the row of the upstream IdP, nil when the logout has
+// none: no upstream logout is configured and the upstream did not start it.
+func (lp *LogoutPage) upstreamRow(ctx context.Context, lo store.Logout) *statusRow {
+	r := &statusRow{ID: "upstream", Name: "Upstream identity provider", Protocol: "SAML", Channel: "front"}
+	if name := lp.upstreamName(ctx, lo); name != "" {
+		r.Name = name + " (upstream identity provider)"
+	}
+	if lo.Initiator.Kind == store.InitiatorUpstream {
+		r.State, r.Detail = RowDone, "started the logout"
+		return r
+	}
+	if lp.opts.Upstream == nil {
+		return nil
+	}
+	rec, err := lp.opts.Engine.Store().GetRecord(ctx, UpstreamLogoutNamespace, lo.ID, lp.opts.Engine.Now())
+	var res UpstreamLogoutResult
+	if err == nil {
+		err = json.Unmarshal(rec.Value, &res)
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		r.State, r.Detail = RowPending, "your browser is sent there after the apps"
+	case err != nil:
+		lp.opts.Logger.WarnContext(ctx, "upstream logout result", "logout_id", lo.ID, "error", err)
+		r.State, r.Detail = RowPending, "state unavailable"
+	default:
+		r.State, r.Error = res.State, truncate(res.Error, maxErrorText)
+		switch res.State {
+		case RowDone:
+			r.Detail = "confirmed the logout"
+		case RowFailed:
+			r.Detail = "did not confirm the logout"
+		case RowSkipped:
+			r.Detail = "no upstream session to end"
+		default:
+			r.State, r.Detail = RowPending, "waiting for its answer"
+		}
+	}
+	return r
+}
+
+// upstreamName is the configured name of the upstream IdP of the logout's
+// first session, empty when unknown.
+func (lp *LogoutPage) upstreamName(ctx context.Context, lo store.Logout) string {
+	if len(lo.SessionIDs) == 0 {
+		return ""
+	}
+	s, err := lp.opts.Engine.Store().GetSession(ctx, lo.SessionIDs[0])
+	if err != nil {
+		return ""
+	}
+	return s.Upstream
+}
+
+// view reads the status of logout id and builds the page's rows.
+func (lp *LogoutPage) view(ctx context.Context, id string, final bool) (statusView, store.Logout, error) {
+	st, err := lp.opts.Engine.Status(ctx, id)
+	if err != nil {
+		return statusView{}, store.Logout{}, err
+	}
+	framed := framedRows(st.Logout)
+	v := buildView(st, framed, final)
+	v.Upstream = lp.upstreamRow(ctx, st.Logout)
+	if v.Upstream != nil && v.Upstream.State == RowFailed {
+		v.Problems++
+	}
+	return v, st.Logout, nil
+}
+
+// framedRows reports which participant indexes have an iframe on the page.
+func framedRows(lo store.Logout) map[int]bool {
+	m := map[int]bool{}
+	for i, p := range lo.Participants {
+		if _, ok := frameURL(lo, p); ok {
+			m[i] = true
+		}
+	}
+	return m
+}
+
+// waitFinal waits until every back-channel delivery of logout id is final
+// or wait passed, and returns the last view. It wakes on engine events and
+// re-reads the store on a tick (events of other replicas do not reach this
+// one).
+func (lp *LogoutPage) waitFinal(ctx context.Context, id string, wait time.Duration) (statusView, store.Logout, error) {
+	events, unsubscribe := lp.opts.Engine.Subscribe(16)
+	defer unsubscribe()
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(statusPollInterval)
+	defer tick.Stop()
+	for {
+		v, lo, err := lp.view(context.WithoutCancel(ctx), id, true)
+		if err != nil || v.Done {
+			return v, lo, err
+		}
+		if !waitChange(ctx, events, tick.C, id) {
+			return v, lo, nil
+		}
+	}
+}
+
+// statusPollInterval is how often the page re-reads the store when no
+// event arrives.
+const statusPollInterval = time.Second
+
+// waitChange blocks until an event of logout id, a tick, or the end of
+// ctx; it reports false at the end of ctx.
+func waitChange(ctx context.Context, events <-chan Event, tick <-chan time.Time, id string) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick:
+			return true
+		case ev, ok := <-events:
+			if !ok {
+				return false
+			}
+			if ev.LogoutID == id {
+				return true
+			}
+		}
+	}
+}
