@@ -289,3 +289,24 @@ func TestSignEnvelopedPosition(t *testing.T) {
 		t.Fatalf("children %s", got)
 	}
 }
+
+// TestSHA1AllowedPerPeer checks that the SHA-1 refusal is a per-peer
+// setting: the corpus' SHA-1 messages verify once the peer allows it.
+func TestSHA1AllowedPerPeer(t *testing.T) {
+	c, files := loadCorpus(t)
+	trust := testTrust(t, idpEntity, "idp")
+	trust.AllowSHA1 = true
+	n := 0
+	for _, cs := range c.Case {
+		if !strings.HasPrefix(cs.Name, "sha1-") {
+			continue
+		}
+		n++
+		if err := runCorpusCase(t, testValidator(t), cs, files[cs.File], trust); err != nil {
+			t.Errorf("%s with SHA-1 allowed: %v", cs.Name, err)
+		}
+	}
+	if n != 2 {
+		t.Fatalf("found %d SHA-1 cases, want 2", n)
+	}
+}
