@@ -16,6 +16,7 @@ import (
 // SQLSTATE codes the backend branches on (PostgreSQL Appendix A).
 const (
 	codeUniqueViolation = "23505"
+	codeUndefinedTable  = "42P01"
 	// A transaction that PostgreSQL aborted and that may simply be run
 	// again: serialization failure and deadlock detected.
 	codeSerializationFailure = "40001"

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -167,6 +168,10 @@ func checkVersion(ctx context.Context, pool *pgxpool.Pool) error {
 	want := LatestVersion()
 	var got int
 	err := pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+migrationsTable).Scan(&got)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == codeUndefinedTable {
+		return fmt.Errorf("%w: the database has no slobridge schema (run \"slobridge migrate\" first)", ErrSchemaVersion)
+	}
 	if err != nil {
 		return fmt.Errorf("read schema version (run migrations first?): %w", dbError(err))
 	}

@@ -1,0 +1,236 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/slobridge/slobridge/store"
+)
+
+// Defaults of ListenOptions.
+const (
+	defaultPollInterval = 2 * time.Second
+	defaultListenBuffer = 64
+	// listenAppName marks the listening connections in pg_stat_activity.
+	listenAppName = "slobridge-listen"
+)
+
+// Change is one change that a replica (this one or another) committed: a
+// new logout, or a delivery of a logout that changed state. It carries
+// IDs only; read the logout or delivery from the store for the rest.
+type Change struct {
+	// LogoutID is the logout the change belongs to.
+	LogoutID string
+	// DeliveryID is the delivery that changed state; empty for the change
+	// that announces a new logout.
+	DeliveryID string
+	// State is the delivery's new state; empty for a new logout.
+	State store.DeliveryState
+	// At is when the change was committed, by the database clock.
+	At time.Time
+}
+
+// ListenOptions configure Listen. The zero value is ready to use.
+type ListenOptions struct {
+	// PollInterval is how often the change feed is read when no
+	// notification arrives, and how often a lost LISTEN connection is
+	// re-established. Zero means 2s.
+	PollInterval time.Duration
+	// PollOnly skips LISTEN and only polls: for a database reached through
+	// a pooler that cannot hold a session (PgBouncer in transaction mode).
+	PollOnly bool
+	// Buffer is the capacity of the returned channel; zero means 64.
+	Buffer int
+	// Logger receives warnings about lost connections; nil discards them.
+	Logger *slog.Logger
+}
+
+// pollSQL reads the changes of every transaction that ended since the
+// last read. The window is one of transaction IDs, not of sequence
+// numbers: [cursor, xmin of the current snapshot). Every transaction below
+// that xmin has committed or aborted, so a row is read exactly once even
+// when transactions commit out of the order in which they wrote; a
+// transaction still running holds the window back until it ends. The
+// snapshot is the statement's, so the rows read and the new cursor agree.
+const pollSQL = `WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS hi)
+	SELECT s.hi::text, c.logout_id, c.delivery_id, c.state, c.at
+	FROM s LEFT JOIN changes c ON c.xid >= $1::text::xid8 AND c.xid < s.hi
+	ORDER BY c.xid, c.seq`
+
+// Listen streams the changes committed by every replica on this database
+// (this one included) from the moment it is called until ctx ends, when
+// it closes the channel. A change is written in the same transaction as
+// what it announces, so a rolled-back logout is never announced, and
+// each change is delivered once, in commit order per transaction.
+//
+// The feed is read when a NOTIFY arrives (sent by a trigger when a change
+// commits) and every PollInterval in any case, so changes keep flowing at
+// the poll rate while the LISTEN connection is down; it reconnects by
+// itself. While the database is unreachable nothing arrives; the changes
+// made meanwhile follow once it is back (within an hour, see Sweep).
+// A consumer slower than the feed holds it back: the channel is not
+// lossy.
+//
+// Listen fails only when the database cannot be read at the start (the
+// error wraps store.ErrUnavailable when it is unreachable).
+func (db *DB) Listen(ctx context.Context, opts ListenOptions) (<-chan Change, error) {
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = defaultPollInterval
+	}
+	if opts.Buffer <= 0 {
+		opts.Buffer = defaultListenBuffer
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	l := &listener{db: db, opts: opts, out: make(chan Change, opts.Buffer)}
+	err := db.pool.QueryRow(ctx, `SELECT 'slobridge_' || left(md5(current_schema()), 16),
+		pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&l.channel, &l.cursor)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: listen: %w", dbError(err))
+	}
+	go l.run(ctx)
+	return l.out, nil
+}
+
+// listener is the state of one Listen call.
+type listener struct {
+	db      *DB
+	opts    ListenOptions
+	out     chan Change
+	channel string // the NOTIFY channel of the store's schema
+	cursor  string // xid8: the changes of transactions from here on are unread
+	conn    *pgx.Conn
+}
+
+// run waits for notifications (or the poll interval) and reads the feed
+// until ctx ends.
+func (l *listener) run(ctx context.Context) {
+	defer close(l.out)
+	defer l.closeConn()
+	var lastDial time.Time
+	for {
+		// Right after LISTEN succeeds the feed is read at once: what
+		// committed before the LISTEN sent no notification we could hear.
+		listening := false
+		if l.conn == nil && !l.opts.PollOnly && time.Since(lastDial) >= l.opts.PollInterval {
+			lastDial = time.Now()
+			listening = l.dial(ctx)
+		}
+		if !listening && !l.wait(ctx) {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err := l.poll(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			l.opts.Logger.Warn("postgres: read the change feed", "err", err)
+		}
+	}
+}
+
+// dial opens the LISTEN connection and reports whether it did; on failure
+// the listener polls and tries again later.
+func (l *listener) dial(ctx context.Context) bool {
+	cfg := l.db.pool.Config().ConnConfig
+	cfg.RuntimeParams["application_name"] = listenAppName
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err == nil {
+		_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.channel}.Sanitize())
+		if err != nil {
+			_ = conn.Close(ctx)
+		}
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			l.opts.Logger.Warn("postgres: LISTEN for changes failed; polling", "err", dbError(err))
+		}
+		return false
+	}
+	l.conn = conn
+	return true
+}
+
+// wait returns after a notification or the poll interval; false when ctx
+// ended.
+func (l *listener) wait(ctx context.Context) bool {
+	if l.conn == nil {
+		t := time.NewTimer(l.opts.PollInterval)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, l.opts.PollInterval)
+	_, err := l.conn.WaitForNotification(wctx)
+	cancel()
+	if ctx.Err() != nil {
+		return false
+	}
+	if err != nil && (l.conn.IsClosed() || !errors.Is(err, context.DeadlineExceeded)) {
+		l.opts.Logger.Warn("postgres: LISTEN connection lost; polling until it is back", "err", dbError(err))
+		l.closeConn()
+	}
+	return true
+}
+
+// closeConn closes the LISTEN connection, if any.
+func (l *listener) closeConn() {
+	if l.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = l.conn.Close(ctx)
+	l.conn = nil
+}
+
+// poll reads the changes of the transactions that ended since the last
+// read and sends them on.
+func (l *listener) poll(ctx context.Context) error {
+	rows, err := l.db.pool.Query(ctx, pollSQL, l.cursor)
+	if err != nil {
+		return dbError(err)
+	}
+	var next string
+	var changes []Change
+	for rows.Next() {
+		var hi string
+		var logoutID, deliveryID, state *string
+		var at *time.Time
+		if err := rows.Scan(&hi, &logoutID, &deliveryID, &state, &at); err != nil {
+			rows.Close()
+			return err
+		}
+		next = hi
+		if logoutID != nil {
+			changes = append(changes, Change{LogoutID: *logoutID, DeliveryID: *deliveryID,
+				State: store.DeliveryState(*state), At: fromTZ(at)})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return dbError(err)
+	}
+	for _, c := range changes {
+		select {
+		case l.out <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if next != "" {
+		l.cursor = next
+	}
+	return nil
+}
