@@ -194,11 +194,27 @@ func frames(lo store.Logout) ([]pageFrame, []string) {
 			continue
 		}
 		fs = append(fs, pageFrame{Row: fmt.Sprintf("p%d", i), Name: cmpOr(p.Name, p.AppID), URL: p.FrontChannelURL})
-		if o := u.Scheme + "://" + u.Host; !slices.Contains(origins, o) {
-			origins = append(origins, o)
+		for _, o := range append([]string{u.Scheme + "://" + u.Host}, strings.Fields(p.Data[DataFrameOrigins])...) {
+			if validOrigin(o) && !slices.Contains(origins, o) {
+				origins = append(origins, o)
+			}
 		}
 	}
 	return fs, origins
+}
+
+// DataFrameOrigins is the participant Data key listing (space separated)
+// further origins the logout page's frame-src must allow for the
+// participant: where its front-channel URL redirects the iframe (a SAML
+// SP's SLO endpoint behind the bridge's own front-channel URL).
+const DataFrameOrigins = "frame_origins"
+
+// validOrigin accepts only a bare http(s) origin, so that a participant's
+// data cannot widen the CSP with wildcards, schemes or keywords.
+func validOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" &&
+		u.Scheme+"://"+u.Host == o && !strings.ContainsAny(u.Host, "*;' ")
 }
 
 func cmpOr(a, b string) string {
@@ -306,7 +322,7 @@ func (lp *LogoutPage) render(c *gin.Context, data pageData, frameOrigins []strin
 		lp.plain(c, http.StatusInternalServerError, "Internal error.")
 		return
 	}
-	data.Nonce = base64.RawStdEncoding.EncodeToString(nb[:])
+	data.Nonce = base64.RawURLEncoding.EncodeToString(nb[:])
 	h := c.Writer.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", LogoutPageCSP(data.Nonce, frameOrigins))

@@ -421,6 +421,25 @@ func TestLogoutPageHTTP(t *testing.T) {
 	}
 }
 
+// TestFrameOrigins: a participant's extra frame origins reach frame-src
+// only when they are bare http(s) origins.
+func TestFrameOrigins(t *testing.T) {
+	lo := store.Logout{Participants: []store.Participant{
+		{Key: "saml:a", Channels: store.ChannelFront, FrontChannelURL: "https://bridge.example/saml/idp/front/x",
+			Data: map[string]string{DataFrameOrigins: "https://sp.example:8443 * 'unsafe-inline' https://sp.example/path javascript:alert(1) http://127.0.0.1:8083"}},
+		{Key: "oidc:b", Channels: store.ChannelFront, FrontChannelURL: "javascript:alert(1)"},
+		{Key: "oidc:c", Channels: store.ChannelBack, FrontChannelURL: "https://c.example/fc"},
+	}}
+	fs, origins := frames(lo)
+	if len(fs) != 1 || fs[0].Row != "p0" {
+		t.Errorf("frames = %+v, want only p0", fs)
+	}
+	want := []string{"https://bridge.example", "https://sp.example:8443", "http://127.0.0.1:8083"}
+	if strings.Join(origins, " ") != strings.Join(want, " ") {
+		t.Errorf("origins = %q, want %q", origins, want)
+	}
+}
+
 // TestFillRowState maps every engine state onto a page state.
 func TestFillRowState(t *testing.T) {
 	tests := []struct {
