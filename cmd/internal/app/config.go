@@ -115,12 +115,9 @@ type DeliveryConfig struct {
 	// default attempt_timeout + 30s. After a crash, deliveries this
 	// process had claimed are retried when their lease ends.
 	Lease time.Duration `yaml:"lease"`
-	// Owner names this process in delivery leases. With store.driver bolt
-	// the default is fixed ("bolt"): the file lock guarantees one process,
-	// so after a crash the restarted process takes its own leases back at
-	// once. With postgres the default is random per start, since replicas
-	// share the outbox; a crashed replica's leases then expire after
-	// delivery.lease.
+	// Owner names this process in delivery leases; default random per
+	// start. Deliveries a crashed process had claimed are attempted again
+	// when their lease (delivery.lease) ends.
 	Owner string `yaml:"owner"`
 	// AllowLoopback lets back-channel requests reach 127.0.0.0/8 and ::1
 	// (receivers on the same host, tests); default false.
@@ -324,9 +321,6 @@ func (c *Config) setDefaults() {
 	setDur(&d.GiveUpAfter, 24*time.Hour)
 	setDur(&d.PollInterval, time.Second)
 	setDur(&d.Lease, d.AttemptTimeout+30*time.Second)
-	if c.Store.Driver == "bolt" {
-		setStr(&d.Owner, "bolt")
-	}
 	setDur(&c.Session.Lifetime, 8*time.Hour)
 	setStr(&c.Admin.TokenName, "admin")
 	setStr(&c.Upstream.Type, "saml")

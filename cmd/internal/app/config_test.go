@@ -53,7 +53,6 @@ func TestParseValidConfigAppliesDefaults(t *testing.T) {
 		{"store.bolt.lock_timeout", c.Store.Bolt.LockTimeout, time.Second},
 		{"delivery.give_up_after", c.Delivery.GiveUpAfter, 24 * time.Hour},
 		{"delivery.lease", c.Delivery.Lease, 40 * time.Second},
-		{"delivery.owner", c.Delivery.Owner, "bolt"},
 		{"session.secure_cookie", *c.Session.SecureCookie, false},
 		{"session.cookie_secret", c.Session.CookieSecret.Value(), testEnv["COOKIE"]},
 		{"admin.token", c.Admin.Token.Value(), testEnv["ADMIN"]},
