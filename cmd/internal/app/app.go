@@ -19,6 +19,7 @@ import (
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/oidc"
 	"github.com/slobridge/slobridge/oidc/ssf"
+	"github.com/slobridge/slobridge/saml/idp"
 	"github.com/slobridge/slobridge/store"
 )
 
@@ -32,6 +33,7 @@ type App struct {
 	reg      *prometheus.Registry
 	provider *oidc.Provider
 	ssf      *ssf.Transmitter
+	samlIdP  *idp.IdP
 	handler  http.Handler
 	basePath string
 
@@ -123,6 +125,11 @@ func (a *App) build(ctx context.Context) error {
 	eng.SetNotifier(oidc.ParticipantKind, provider.BackChannelNotifier(client))
 	eng.SetNotifier(ssf.Kind, &ssf.Pusher{Issuer: issuer, Store: a.st, Signer: provider, Client: client, Now: eng.Now})
 
+	if cfg.SAML.IdP.Enabled {
+		if err := a.buildSAMLIdP(ctx, cookies, auth, client); err != nil {
+			return err
+		}
+	}
 	page, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: eng, BasePath: a.basePath, Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("app: logout page: %w", err)
@@ -144,6 +151,9 @@ func (a *App) build(ctx context.Context) error {
 		a.ssf.Mount(r)
 		page.Mount(r)
 		auth.Mount(r)
+		if a.samlIdP != nil {
+			a.samlIdP.Mount(r)
+		}
 		if admin != nil {
 			admin.Mount(r)
 		}
@@ -165,6 +175,34 @@ func (a *App) oidcOptions(issuer string, cookies slobridge.SessionCookies, auth 
 	}
 	return opts
 }
+
+// buildSAMLIdP creates the SAML IdP toward downstream SPs (loading the
+// configured SPs' metadata) and registers its SOAP notifier.
+func (a *App) buildSAMLIdP(ctx context.Context, cookies slobridge.SessionCookies, auth slobridge.Authenticator, client *http.Client) error {
+	ic := a.cfg.SAML.IdP
+	signer, err := ic.signer()
+	if err != nil {
+		return fmt.Errorf("app: saml.idp: %w", err)
+	}
+	var pairwise []byte
+	if v := ic.PairwiseSecret.Value(); v != "" {
+		pairwise = []byte(v)
+	}
+	ip, err := idp.New(ctx, idp.Options{
+		Config: ic.Config, BaseURL: a.BaseURL(), Engine: a.eng, Store: a.st, Cookies: cookies,
+		Authenticator: auth, Signer: signer, PairwiseSecret: pairwise,
+		AllowLoopbackHTTP: a.cfg.OIDC.AllowLoopbackHTTP, Logger: a.log,
+	})
+	if err != nil {
+		return fmt.Errorf("app: saml.idp: %w", err)
+	}
+	a.samlIdP = ip
+	a.eng.SetNotifier(idp.ClientKind, ip.Notifier(client))
+	return nil
+}
+
+// SAMLIdP returns the SAML IdP, nil when saml.idp.enabled is false.
+func (a *App) SAMLIdP() *idp.IdP { return a.samlIdP }
 
 // receiver converts the configuration of a receiver.
 func (r ReceiverConfig) receiver() ssf.Receiver {

@@ -461,3 +461,32 @@ func dropSchema(t *testing.T, dsn, schema string) {
 		t.Errorf("drop schema: %v", err)
 	}
 }
+
+// TestSAMLIdPWiring serves the SAML IdP from the configuration: its
+// metadata is published under the base URL and the configured SP is
+// registered from its metadata file.
+func TestSAMLIdPWiring(t *testing.T) {
+	doc := strings.NewReplacer("{{DB}}", filepath.Join(t.TempDir(), "saml.db"), "{{RP}}", "http://127.0.0.1:1", "{{SSF}}", "http://127.0.0.1:1").
+		Replace(wiringConfig) + `
+saml:
+  idp:
+    enabled: true
+    certificate_file: testdata/idp.crt
+    key: {file: testdata/idp.key}
+    service_providers:
+      - metadata_file: testdata/sp-metadata.xml
+        name: Test SP
+`
+	a, base := startApp(t, doc, map[string]string{
+		"COOKIE": strings.Repeat("c", 40), "ADMIN": "admin-token-0123456789", "PASSWORD": "alice-password",
+		"APP1_SECRET": "app1-secret-0123456789", "SSF_AUTH": "Bearer x",
+	})
+	code, md := get(t, http.DefaultClient, base+"/saml/idp/metadata")
+	if code != http.StatusOK || !strings.Contains(md, `entityID="`+base+`/saml/idp/metadata"`) || !strings.Contains(md, "SingleLogoutService") {
+		t.Fatalf("IdP metadata (%d):\n%s", code, md)
+	}
+	sp, err := a.SAMLIdP().ServiceProvider(context.Background(), "https://sp.example.com/saml/metadata")
+	if err != nil || sp.Name != "Test SP" {
+		t.Fatalf("configured SP not registered: %+v %v", sp, err)
+	}
+}

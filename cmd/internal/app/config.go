@@ -8,11 +8,14 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/slobridge/slobridge/oidc"
+	"github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/saml/idp"
 )
 
 // Config is the whole configuration file of `slobridge serve`. Every key is
@@ -28,6 +31,29 @@ type Config struct {
 	OIDC     OIDCConfig     `yaml:"oidc"`
 	SSF      SSFConfig      `yaml:"ssf"`
 	Upstream UpstreamConfig `yaml:"upstream"`
+	SAML     SAMLConfig     `yaml:"saml"`
+}
+
+// SAMLConfig is the SAML side of the bridge.
+type SAMLConfig struct {
+	// IdP is the SAML identity provider toward downstream SPs.
+	IdP SAMLIdPConfig `yaml:"idp"`
+}
+
+// SAMLIdPConfig enables and configures the SAML IdP. Its other keys are
+// those of idp.Config (entity_id, service_providers, lifetimes …).
+type SAMLIdPConfig struct {
+	// Enabled serves the IdP at /saml/idp/…; default false.
+	Enabled bool `yaml:"enabled"`
+	// CertificateFile is the PEM certificate published in the metadata.
+	CertificateFile string `yaml:"certificate_file"`
+	// Key is the PEM private key of the certificate (a secret: use
+	// {file: …} or ${ENV}).
+	Key Secret `yaml:"key"`
+	// PairwiseSecret keys pairwise persistent NameIDs (at least 32
+	// bytes); default derived from session.cookie_secret.
+	PairwiseSecret Secret `yaml:"pairwise_secret"`
+	idp.Config     `yaml:",inline"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -348,6 +374,8 @@ func (c *Config) resolveSecrets(lookup func(string) (string, bool), p *problems)
 	for i := range c.SSF.Receivers {
 		res(fmt.Sprintf("ssf.receivers[%d].authorization", i), &c.SSF.Receivers[i].Authorization)
 	}
+	res("saml.idp.key", &c.SAML.IdP.Key)
+	res("saml.idp.pairwise_secret", &c.SAML.IdP.PairwiseSecret)
 	for i := range c.Upstream.Static.Users {
 		res(fmt.Sprintf("upstream.static.users[%d].password", i), &c.Upstream.Static.Users[i].Password)
 	}
@@ -378,6 +406,37 @@ func (c *Config) validate(p *problems) {
 	c.validateOIDC(p)
 	c.validateSSF(p)
 	c.validateUpstream(p)
+	c.validateSAMLIdP(p)
+}
+
+func (c *Config) validateSAMLIdP(p *problems) {
+	ic := c.SAML.IdP
+	if !ic.Enabled {
+		return
+	}
+	if _, err := ic.signer(); err != nil {
+		p.add("saml.idp.certificate_file / saml.idp.key", "%v", err)
+	}
+	if ic.PairwiseSecret.IsSet() && len(ic.PairwiseSecret.Value()) < 32 {
+		p.add("saml.idp.pairwise_secret", "must be at least 32 bytes")
+	}
+	if err := ic.Config.Validate(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			p.add("saml.idp", "%s", line)
+		}
+	}
+}
+
+// signer loads the IdP's certificate and key.
+func (ic SAMLIdPConfig) signer() (*saml.Signer, error) {
+	if ic.CertificateFile == "" || ic.Key.Value() == "" {
+		return nil, errors.New("certificate_file and key are required when saml.idp.enabled is true")
+	}
+	cert, err := os.ReadFile(ic.CertificateFile)
+	if err != nil {
+		return nil, fmt.Errorf("read certificate: %w", err)
+	}
+	return saml.ParseSigner(cert, []byte(ic.Key.Value()))
 }
 
 func (c *Config) validateServer(p *problems) {

@@ -124,6 +124,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad upstream type", strings.Replace(validBase, "type: static", "type: ldap", 1), []string{`upstream.type: must be saml or static, not "ldap"`}},
 		{"static without users", strings.Replace(validBase, "    users:\n      - username: alice\n        password: {env: PASSWORD}\n", "    users: []\n", 1), []string{"upstream.static.users: at least one user"}},
 		{"static user short password", strings.Replace(validBase, "{env: PASSWORD}", "pw", 1), []string{"upstream.static.users[0].password: is required and must be at least 8"}},
+		{"saml idp without key", validBase + "saml:\n  idp:\n    enabled: true\n    certificate_file: testdata/idp.crt\n", []string{"saml.idp.certificate_file / saml.idp.key: certificate_file and key are required"}},
+		{"saml idp key mismatch", validBase + "saml:\n  idp:\n    enabled: true\n    certificate_file: testdata/idp.crt\n    key: {file: testdata/sp.key}\n", []string{"saml.idp.certificate_file / saml.idp.key", "does not match"}},
+		{"saml idp bad sp", validBase + "saml:\n  idp:\n    enabled: true\n    certificate_file: testdata/idp.crt\n    key: {file: testdata/idp.key}\n    service_providers:\n      - name: x\n", []string{"saml.idp: service_providers[0]: metadata_file or metadata_url is required"}},
 		{"several problems at once", "log:\n  format: xml\nstore:\n  driver: mysql\n", []string{"log.format", "store.driver", "session.cookie_secret", "upstream.type"}},
 	}
 	for _, tt := range tests {
