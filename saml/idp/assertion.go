@@ -130,4 +130,3 @@ func (idp *IdP) BuildErrorResponse(req AuthnRequest, status, sub string) (*etree
 	}
 	return signed, nil
 }
-

@@ -23,11 +23,6 @@ import (
 // we wait for a front-channel answer.
 const logoutRequestTTL = 10 * time.Minute
 
-// DataFrameOrigins is the participant Data key that lists (space
-// separated) the extra origins the logout page must allow in frame-src for
-// this participant: the SP's SLO origin, where the iframe navigates.
-const DataFrameOrigins = "frame_origins"
-
 // pendingLogout links a LogoutRequest we sent to the participant it
 // notifies (nsPendingLogout).
 type pendingLogout struct {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/slobridge/slobridge"
 	bsaml "github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/store"
 )
@@ -166,7 +167,7 @@ func (idp *IdP) join(ctx context.Context, sp *SP, s store.Session) (issued, erro
 		p.Data[DataFrontBinding] = sp.Config.FrontChannelBinding
 		p.Data[DataFrontLocation] = sp.SLOLocation(bindingURI(sp.Config.FrontChannelBinding))
 		if u, err := url.Parse(p.Data[DataFrontLocation]); err == nil && u.Host != "" {
-			p.Data[DataFrameOrigins] = u.Scheme + "://" + u.Host
+			p.Data[slobridge.DataFrameOrigins] = u.Scheme + "://" + u.Host
 		}
 	}
 	if err := idp.putRef(ctx, nsSessionIndex, si, ref, expires); err != nil {

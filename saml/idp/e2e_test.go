@@ -1,0 +1,312 @@
+package idp
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/slobridge/slobridge"
+	bsaml "github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/store"
+)
+
+func timeNow() time.Time { return time.Now().UTC() }
+
+// newChromium starts headless Chromium with a fresh profile; without it
+// the test is skipped, or fails when CI=true.
+func newChromium(t *testing.T) context.Context {
+	t.Helper()
+	path := "/usr/bin/chromium"
+	if p := os.Getenv("SLOBRIDGE_CHROMIUM"); p != "" {
+		path = p
+	}
+	if _, err := os.Stat(path); err != nil {
+		msg := "headless Chromium not found at " + path + ": install the chromium package or set SLOBRIDGE_CHROMIUM"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return ctx
+}
+
+// browse loads u and waits until the page at a URL starting with want
+// shows #result, whose text it returns.
+func browse(t *testing.T, ctx context.Context, u, want string) string {
+	t.Helper()
+	nctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(nctx, chromedp.Navigate(u)); err != nil {
+		t.Fatalf("navigate %s: %v", u, err)
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	var loc string
+	for time.Now().Before(deadline) {
+		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+		l, err := chromedp.Run(lctx, chromedp.Location())
+		if err == nil {
+			loc = l
+		}
+		if err == nil && strings.HasPrefix(loc, want) {
+			txt, err := chromedp.Run(lctx, chromedp.Evaluate[string](`(document.getElementById("result")||{}).textContent||""`))
+			if err == nil && txt != "" {
+				lcancel()
+				return txt
+			}
+		}
+		lcancel()
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the browser is at %q, want a result page at %q…", loc, want)
+	return ""
+}
+
+// httpReceiver is an OIDC-like back-channel participant: the root
+// HTTPNotifier's receiver.
+type httpReceiver struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got []map[string]string
+}
+
+func newHTTPReceiver(t *testing.T) *httpReceiver {
+	h := &httpReceiver{}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]string
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		h.mu.Lock()
+		h.got = append(h.got, m)
+		h.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *httpReceiver) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.got)
+}
+
+// e2e is the world of the end-to-end tests: the bridge and three SPs.
+type e2e struct {
+	b   *bridge
+	sp1 *crewjamSP
+	sp2 *gosamlSP
+	sp3 *gosamlSP
+}
+
+// newE2E starts SP1 (registered from a metadata file in the
+// configuration), the bridge, SP2 (registered through Register from its
+// metadata URL) and SP3 (SOAP back channel, registered from a file).
+func newE2E(t *testing.T, engine func(*slobridge.Options)) *e2e {
+	t.Helper()
+	xmlsec := requireTool(t, "xmlsec1")
+	dir := t.TempDir()
+	sp1 := newCrewjamSP(t)
+	sp1File := filepath.Join(dir, "sp1.xml")
+	if err := os.WriteFile(sp1File, sp1.metadata(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sp2 := newGosamlSP(t, "sp2")
+	sp3 := newGosamlSP(t, "sp3")
+	sp3.soap = newSOAPSP(t, xmlsec)
+	sp3.soap.issuer = sp3.entityID
+	// samlsp asks for a transient NameID.
+	cfg := Config{ServiceProviders: []SPConfig{{MetadataFile: sp1File, Name: "SP one (samlsp)", NameID: NameIDTransient}}}
+	b := newBridge(t, bridgeOpts{cfg: cfg, engine: engine, before: func(u string) {
+		sp2.start(u)
+		sp3.start(u)
+	}})
+	sp1.setIDP(t, b.url)
+	ctx := context.Background()
+	if _, err := b.idp.Register(ctx, SPConfig{MetadataURL: sp2.url + "/metadata", Name: "SP two (gosaml2)"}); err != nil {
+		t.Fatalf("register sp2: %v", err)
+	}
+	md3, err := sp3.metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp3File := filepath.Join(dir, "sp3.xml")
+	if err := os.WriteFile(sp3File, md3, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.idp.Register(ctx, SPConfig{MetadataFile: sp3File, Name: "SP three (SOAP)"}); err != nil {
+		t.Fatalf("register sp3: %v", err)
+	}
+	return &e2e{b: b, sp1: sp1, sp2: sp2, sp3: sp3}
+}
+
+// activeSession returns alice's only bridge session.
+func (w *e2e) activeSession(t *testing.T) store.Session {
+	t.Helper()
+	ss, err := w.b.st.ListSessionsByUser(context.Background(), "alice")
+	if err != nil || len(ss) != 1 {
+		t.Fatalf("sessions of alice = %d (%v), want 1", len(ss), err)
+	}
+	return ss[0]
+}
+
+// TestBrowserSSOAndSPInitiatedLogout is the acceptance path of issue 5:
+// two SPs not written here (crewjam samlsp, gosaml2) and a SOAP SP log in
+// through the bridge with one upstream login; gosaml2 starts a logout; the
+// bridge ends the session, samlsp gets its LogoutRequest in the logout
+// page's iframe, the SOAP SP and an OIDC-like back-channel receiver are
+// notified, and gosaml2 verifies the LogoutResponse.
+func TestBrowserSSOAndSPInitiatedLogout(t *testing.T) {
+	w := newE2E(t, nil)
+	ctx := newChromium(t)
+	recv := newHTTPReceiver(t)
+
+	if got := browse(t, ctx, w.sp1.url+"/app", w.sp1.url+"/app"); got != "sp1 hello alice@example.com" {
+		t.Fatalf("sp1 page = %q", got)
+	}
+	if got := browse(t, ctx, w.sp2.url+"/login", w.sp2.url+"/acs"); got != "sp2 logged in as alice@example.com" {
+		t.Fatalf("sp2 page = %q (login error %v)", got, w.sp2.loginErr)
+	}
+	if got := browse(t, ctx, w.sp3.url+"/login", w.sp3.url+"/acs"); got != "sp3 logged in as alice@example.com" {
+		t.Fatalf("sp3 page = %q (login error %v)", got, w.sp3.loginErr)
+	}
+	if n := w.b.auth.logins.Load(); n != 1 {
+		t.Fatalf("upstream logins = %d, want 1: the second and third SP must reuse the bridge session", n)
+	}
+	s := w.activeSession(t)
+	checkParticipants(t, w, s)
+	if _, err := w.b.eng.AddParticipant(context.Background(), store.Participant{
+		SessionID: s.ID, Kind: "http", AppID: "oidc-rp", Channels: store.ChannelBack, BackChannelURL: recv.srv.URL,
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	got := browse(t, ctx, w.sp2.url+"/logout", w.sp2.url+"/slo")
+	if got != "sp2 logged out: "+bsaml.StatusSuccess+" " {
+		t.Fatalf("sp2 logout page = %q (gosaml2 validation error %v)", got, w.sp2.logoutErr)
+	}
+	w.sp2.mu.Lock()
+	if w.sp2.logoutInResponseTo != w.sp2.logoutRequestID || w.sp2.logoutSubStatus != "" {
+		t.Errorf("LogoutResponse InResponseTo %q sub-status %q, want %q and none",
+			w.sp2.logoutInResponseTo, w.sp2.logoutSubStatus, w.sp2.logoutRequestID)
+	}
+	w.sp2.mu.Unlock()
+
+	ended, err := w.b.st.GetSession(context.Background(), s.ID)
+	if err != nil || ended.EndedAt.IsZero() || ended.LogoutID == "" {
+		t.Fatalf("session after logout = %+v (%v), want ended", ended, err)
+	}
+	checkNotified(t, w, ended, recv)
+}
+
+// checkParticipants: each SP is a participant with its own NameID and a
+// SessionIndex unique to (session, SP), equal to what the SP received.
+func checkParticipants(t *testing.T, w *e2e, s store.Session) {
+	t.Helper()
+	ps, err := w.b.st.ListParticipants(context.Background(), s.ID)
+	if err != nil || len(ps) != 3 {
+		t.Fatalf("participants = %+v (%v), want 3", ps, err)
+	}
+	byApp := map[string]store.Participant{}
+	seenSI := map[string]bool{}
+	for _, p := range ps {
+		byApp[p.AppID] = p
+		if si := p.Data[DataSessionIndex]; si == "" || seenSI[si] {
+			t.Errorf("participant %s SessionIndex %q is empty or shared", p.Key, si)
+		}
+		seenSI[p.Data[DataSessionIndex]] = true
+	}
+	p1, p2, p3 := byApp[w.sp1.entityID()], byApp[w.sp2.entityID()], byApp[w.sp3.entityID()]
+	w.sp1.mu.Lock()
+	if p1.Data[DataNameID] != w.sp1.subject || p1.Data[DataSessionIndex] != w.sp1.sessionIndex {
+		t.Errorf("sp1 got NameID %q SI %q, participant has %v", w.sp1.subject, w.sp1.sessionIndex, p1.Data)
+	}
+	w.sp1.mu.Unlock()
+	if p2.Data[DataNameID] != w.sp2.nameID || p2.Data[DataSessionIndex] != w.sp2.sessionIndex {
+		t.Errorf("sp2 got NameID %q SI %q, participant has %v", w.sp2.nameID, w.sp2.sessionIndex, p2.Data)
+	}
+	if p1.Data[DataNameID] == p2.Data[DataNameID] {
+		t.Errorf("persistent NameIDs of two SPs are equal (%q): they must be pairwise", p1.Data[DataNameID])
+	}
+	if p1.Channels != store.ChannelFront || !strings.HasPrefix(p1.FrontChannelURL, w.b.url+PathFront+"/") {
+		t.Errorf("sp1 participant channels %v front URL %q", p1.Channels, p1.FrontChannelURL)
+	}
+	if p3.Channels != store.ChannelBack || p3.BackChannelURL != w.sp3.url+"/soap" {
+		t.Errorf("sp3 participant channels %v back URL %q", p3.Channels, p3.BackChannelURL)
+	}
+}
+
+// checkNotified: samlsp got a verified LogoutRequest with its NameID and
+// SessionIndex, its LogoutResponse was recorded as Success, the SOAP SP's
+// request verified with xmlsec1, the HTTP receiver was told, and the
+// status shows it.
+func checkNotified(t *testing.T, w *e2e, s store.Session, recv *httpReceiver) {
+	t.Helper()
+	ctx := context.Background()
+	w.sp1.mu.Lock()
+	if len(w.sp1.logouts) != 1 {
+		t.Errorf("sp1 received %d LogoutRequests, want 1", len(w.sp1.logouts))
+	} else if g := w.sp1.logouts[0]; g.Verified != nil || g.NameID != w.sp1.subject || g.SessionIndex != w.sp1.sessionIndex ||
+		g.Issuer != w.b.idp.EntityID() || g.Destination != w.sp1.url+"/saml/slo" {
+		t.Errorf("sp1 LogoutRequest %+v, want NameID %q SI %q", g, w.sp1.subject, w.sp1.sessionIndex)
+	}
+	w.sp1.mu.Unlock()
+	res, err := w.b.idp.FrontResult(ctx, s.LogoutID, s.ID, ParticipantKey(w.sp1.entityID()))
+	if err != nil || !res.OK || res.Status != bsaml.StatusSuccess {
+		t.Errorf("sp1 front-channel result %+v (%v), want Success recorded", res, err)
+	}
+	waitFor(t, "back-channel deliveries", 10*time.Second, func() bool {
+		st, err := w.b.eng.Status(ctx, s.LogoutID)
+		return err == nil && st.Done
+	})
+	if recv.count() != 1 {
+		t.Errorf("HTTP receiver got %d notifications, want 1", recv.count())
+	}
+	w.sp3.soap.mu.Lock()
+	if len(w.sp3.soap.got) != 1 {
+		t.Errorf("sp3 received %d SOAP LogoutRequests, want 1", len(w.sp3.soap.got))
+	} else if g := w.sp3.soap.got[0]; g.Verified != nil || g.NameID != w.sp3.nameID || g.SessionIndex != w.sp3.sessionIndex {
+		t.Errorf("sp3 LogoutRequest %+v, want verified with NameID %q SI %q", g, w.sp3.nameID, w.sp3.sessionIndex)
+	}
+	w.sp3.soap.mu.Unlock()
+	st, err := w.b.eng.Status(ctx, s.LogoutID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		ParticipantKey(w.sp1.entityID()): slobridge.StateFrontChannel,
+		ParticipantKey(w.sp2.entityID()): slobridge.StateInitiator,
+		ParticipantKey(w.sp3.entityID()): string(store.DeliveryDelivered),
+		"http:oidc-rp":                   string(store.DeliveryDelivered),
+	}
+	for _, row := range st.Participants {
+		if want[row.Key] != row.State {
+			t.Errorf("status of %s = %q, want %q", row.Key, row.State, want[row.Key])
+		}
+	}
+	if st.Logout.Initiator.Kind != store.InitiatorSP || st.Logout.Initiator.ID != w.sp2.entityID() {
+		t.Errorf("initiator = %+v", st.Logout.Initiator)
+	}
+}

@@ -1,0 +1,184 @@
+package idp
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"flag"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/slobridge/slobridge"
+	bsaml "github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/store"
+	"github.com/slobridge/slobridge/store/bolt"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden negative corpus in testdata/corpus")
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// requireTool skips the test when an external binary is missing, and
+// fails it when CI=true.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required in CI: %v", name, err)
+		}
+		t.Skipf("%s not installed (apt-get install %s to run this test)", name, name)
+	}
+	return p
+}
+
+// testSigner loads testdata/<name>.crt and .key.
+func testSigner(t *testing.T, name string) *bsaml.Signer {
+	t.Helper()
+	s, err := bsaml.LoadSigner(filepath.Join("testdata", name+".crt"), filepath.Join("testdata", name+".key"))
+	if err != nil {
+		t.Fatalf("load signer %s: %v", name, err)
+	}
+	return s
+}
+
+func rsaKey(t *testing.T, name string) (*rsa.PrivateKey, *x509.Certificate) {
+	t.Helper()
+	s := testSigner(t, name)
+	k, ok := s.Key.(*rsa.PrivateKey)
+	if !ok {
+		t.Fatalf("%s is not an RSA key", name)
+	}
+	return k, s.Cert
+}
+
+func certPEM(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+// testAuth is the slobridge.Authenticator of the tests: it stands for the
+// upstream login by creating the bridge session through the engine.
+type testAuth struct {
+	eng     *slobridge.Engine
+	cookies slobridge.SessionCookies
+	user    string
+	email   string
+	logins  atomic.Int32
+}
+
+func (a *testAuth) StartLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
+	s, err := a.eng.CreateSession(r.Context(), store.Session{
+		UserID: a.user, Attributes: map[string][]string{"email": {a.email}, "name": {"Alice Example"}},
+		ExpiresAt: a.eng.Now().Add(8 * time.Hour),
+	})
+	if err != nil {
+		return err
+	}
+	a.logins.Add(1)
+	a.cookies.Set(w, s.ID, s.ExpiresAt)
+	http.Redirect(w, r, returnTo, http.StatusFound)
+	return nil
+}
+
+// bridge is a running bridge (engine, IdP, logout page) on 127.0.0.1.
+type bridge struct {
+	url     string
+	srv     *httptest.Server
+	st      store.Store
+	eng     *slobridge.Engine
+	idp     *IdP
+	auth    *testAuth
+	cookies slobridge.SessionCookies
+}
+
+type bridgeOpts struct {
+	cfg    Config
+	now    func() time.Time
+	engine func(*slobridge.Options)
+	// before runs after the listener exists and before New, with the
+	// bridge URL (to write SP metadata that names it).
+	before func(url string)
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// newBridge starts a bridge with a bbolt store in t.TempDir().
+func newBridge(t *testing.T, bo bridgeOpts) *bridge {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	if bo.before != nil {
+		bo.before(url)
+	}
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "bridge.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	eo := slobridge.Options{
+		Store: st, Logger: quietLogger(), Now: bo.now,
+		AttemptTimeout: 2 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+		PollInterval: 50 * time.Millisecond,
+	}
+	if bo.engine != nil {
+		bo.engine(&eo)
+	}
+	eng, err := slobridge.NewEngine(eo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookies := slobridge.SessionCookies{Secret: []byte("0123456789abcdef0123456789abcdef")}
+	auth := &testAuth{eng: eng, cookies: cookies, user: "alice", email: "alice@example.com"}
+	ip, err := New(context.Background(), Options{
+		Config: bo.cfg, BaseURL: url, Engine: eng, Cookies: cookies, Authenticator: auth,
+		Signer: testSigner(t, "idp"), AllowLoopbackHTTP: true, Logger: quietLogger(),
+	})
+	if err != nil {
+		t.Fatalf("new idp: %v", err)
+	}
+	client := slobridge.NewBackChannelClient(slobridge.ClientOptions{AllowLoopback: true})
+	eng.SetNotifier(ClientKind, ip.Notifier(client))
+	eng.SetNotifier("http", &slobridge.HTTPNotifier{Client: client})
+	lp, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: eng, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := gin.New()
+	ip.Mount(r)
+	lp.Mount(r)
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: r}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &bridge{url: url, srv: srv, st: st, eng: eng, idp: ip, auth: auth, cookies: cookies}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,475 @@
+package idp
+
+// Service providers used by the tests. SP1 is crewjam/saml's samlsp
+// middleware and SP2 is russellhaering/gosaml2: neither is written here.
+// Their logout endpoints are test code around those libraries (samlsp has
+// no SLO handler; gosaml2 validates and builds the messages). SP3 is a
+// back-channel SP whose SOAP endpoint checks our signature with xmlsec1.
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/xml"
+	"fmt"
+	"html"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+	"github.com/crewjam/saml/samlsp"
+	saml2 "github.com/russellhaering/gosaml2"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	bsaml "github.com/slobridge/slobridge/saml"
+)
+
+// gotLogout is a LogoutRequest an SP received and verified.
+type gotLogout struct {
+	ID, NameID, Format, SessionIndex, Destination, Issuer string
+	Verified                                              error
+}
+
+// listen returns a listener on 127.0.0.1 and its URL.
+func listen(t *testing.T) (net.Listener, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, "http://" + ln.Addr().String()
+}
+
+func serve(t *testing.T, ln net.Listener, h http.Handler) {
+	t.Helper()
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+}
+
+// crewjamSP is SP1: crewjam/saml's samlsp middleware.
+type crewjamSP struct {
+	url     string
+	m       *samlsp.Middleware
+	idpCert *x509.Certificate
+
+	mu                    sync.Mutex
+	subject, sessionIndex string
+	logouts               []gotLogout
+}
+
+func newCrewjamSP(t *testing.T) *crewjamSP {
+	t.Helper()
+	ln, u := listen(t)
+	key, cert := rsaKey(t, "sp1")
+	root, _ := url.Parse(u)
+	m, err := samlsp.New(samlsp.Options{URL: *root, Key: key, Certificate: cert, SignRequest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// samlsp signs with RSA-SHA1 unless told otherwise; the bridge refuses
+	// SHA-1.
+	m.ServiceProvider.SignatureMethod = dsig.RSASHA256SignatureMethod
+	s := &crewjamSP{url: u, m: m, idpCert: testSigner(t, "idp").Cert}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/saml/slo", s.handleSLO)
+	mux.Handle("/saml/", m)
+	mux.Handle("/app", m.RequireAccount(http.HandlerFunc(s.handleApp)))
+	serve(t, ln, mux)
+	return s
+}
+
+func (s *crewjamSP) entityID() string { return s.m.ServiceProvider.Metadata().EntityID }
+
+func (s *crewjamSP) metadata(t *testing.T) []byte {
+	t.Helper()
+	b, err := xml.Marshal(s.m.ServiceProvider.Metadata())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// setIDP fetches the bridge's metadata the way a deployment does.
+func (s *crewjamSP) setIDP(t *testing.T, bridgeURL string) {
+	t.Helper()
+	mdURL, _ := url.Parse(bridgeURL + PathMetadata)
+	md, err := samlsp.FetchMetadata(context.Background(), http.DefaultClient, *mdURL)
+	if err != nil {
+		t.Fatalf("sp1: fetch bridge metadata: %v", err)
+	}
+	s.m.ServiceProvider.IDPMetadata = md
+}
+
+func (s *crewjamSP) handleApp(w http.ResponseWriter, r *http.Request) {
+	sess, _ := samlsp.SessionFromContext(r.Context()).(samlsp.JWTSessionClaims)
+	s.mu.Lock()
+	s.subject, s.sessionIndex = sess.Subject, sess.Attributes.Get("SessionIndex")
+	s.mu.Unlock()
+	fmt.Fprintf(w, `<p id="result">sp1 hello %s</p>`, html.EscapeString(sess.Attributes.Get("email")))
+}
+
+// handleSLO receives the bridge's front-channel LogoutRequest (HTTP-POST):
+// the enveloped signature is checked with goxmldsig against the bridge's
+// certificate, and the answer is crewjam's signed POST LogoutResponse.
+func (s *crewjamSP) handleSLO(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	raw, err := base64.StdEncoding.DecodeString(r.PostForm.Get("SAMLRequest"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	got := gotLogout{}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	vc := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{s.idpCert}})
+	el, verr := vc.Validate(doc.Root())
+	got.Verified = verr
+	if verr == nil {
+		d := etree.NewDocument()
+		d.SetRoot(el)
+		b, _ := d.WriteToBytes()
+		var lr saml.LogoutRequest
+		if err := xml.Unmarshal(b, &lr); err == nil {
+			got.ID, got.Destination = lr.ID, lr.Destination
+			if lr.Issuer != nil {
+				got.Issuer = lr.Issuer.Value
+			}
+			if lr.NameID != nil {
+				got.NameID, got.Format = lr.NameID.Value, lr.NameID.Format
+			}
+			if lr.SessionIndex != nil {
+				got.SessionIndex = lr.SessionIndex.Value
+			}
+		}
+	}
+	s.mu.Lock()
+	s.logouts = append(s.logouts, got)
+	s.mu.Unlock()
+	if verr != nil {
+		http.Error(w, "bad signature", http.StatusBadRequest)
+		return
+	}
+	body, err := s.m.ServiceProvider.MakePostLogoutResponse(got.ID, r.PostForm.Get("RelayState"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(body)
+}
+
+// gosamlSP is SP2 (and the login side of SP3): russellhaering/gosaml2.
+type gosamlSP struct {
+	t    *testing.T
+	name string
+	ln   net.Listener
+	url  string
+	sp   *saml2.SAMLServiceProvider
+	// soap, when set, serves /soap and replaces the SLO of the metadata
+	// with a SOAP SingleLogoutService.
+	soap *soapSP
+
+	mu                    sync.Mutex
+	nameID, sessionIndex  string
+	logoutRequestID       string
+	logoutStatus          string
+	logoutSubStatus       string
+	logoutInResponseTo    string
+	logoutErr             error
+	logoutResponses       int
+	loginErr              error
+	slo                   []gotLogout
+}
+
+func newGosamlSP(t *testing.T, name string) *gosamlSP {
+	t.Helper()
+	ln, u := listen(t)
+	return &gosamlSP{t: t, name: name, ln: ln, url: u}
+}
+
+func (g *gosamlSP) entityID() string { return g.url + "/metadata" }
+
+// start configures the SP for the bridge at bridgeURL and serves it.
+func (g *gosamlSP) start(bridgeURL string) {
+	t := g.t
+	key, cert := rsaKey(t, g.name)
+	g.sp = &saml2.SAMLServiceProvider{
+		IdentityProviderSSOURL:      bridgeURL + PathSSO,
+		IdentityProviderSSOBinding:  saml2.BindingHttpRedirect,
+		IdentityProviderSLOURL:      bridgeURL + PathSLO,
+		IdentityProviderSLOBinding:  saml2.BindingHttpPost,
+		IdentityProviderIssuer:      bridgeURL + PathMetadata,
+		AssertionConsumerServiceURL: g.url + "/acs",
+		ServiceProviderSLOURL:       g.url + "/slo",
+		ServiceProviderIssuer:       g.entityID(),
+		AudienceURI:                 g.entityID(),
+		SignAuthnRequests:           true,
+		SignAuthnRequestsAlgorithm:  dsig.RSASHA256SignatureMethod,
+		IDPCertificateStore:         &dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{testSigner(t, "idp").Cert}},
+		NameIdFormat:                FormatPersistent,
+	}
+	if err := g.sp.SetSPKeyStore(&saml2.KeyStore{Signer: key, Cert: cert.Raw}); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metadata", g.handleMetadata)
+	mux.HandleFunc("/login", g.handleLogin)
+	mux.HandleFunc("/acs", g.handleACS)
+	mux.HandleFunc("/logout", g.handleLogout)
+	mux.HandleFunc("/slo", g.handleSLO)
+	if g.soap != nil {
+		mux.Handle("/soap", g.soap)
+	}
+	serve(t, g.ln, mux)
+}
+
+func (g *gosamlSP) metadata() ([]byte, error) {
+	if g.soap == nil {
+		md, err := g.sp.MetadataWithSLO(24)
+		if err != nil {
+			return nil, err
+		}
+		return xml.Marshal(md)
+	}
+	yes := true
+	_, cert := rsaKey(g.t, g.name)
+	ed := saml.EntityDescriptor{
+		EntityID: g.entityID(),
+		SPSSODescriptors: []saml.SPSSODescriptor{{
+			SSODescriptor: saml.SSODescriptor{
+				RoleDescriptor: saml.RoleDescriptor{
+					ProtocolSupportEnumeration: bsaml.NSProtocol,
+					KeyDescriptors: []saml.KeyDescriptor{{Use: "signing", KeyInfo: saml.KeyInfo{X509Data: saml.X509Data{
+						X509Certificates: []saml.X509Certificate{{Data: base64.StdEncoding.EncodeToString(cert.Raw)}}}}}},
+				},
+				SingleLogoutServices: []saml.Endpoint{{Binding: URISOAP, Location: g.url + "/soap"}},
+				NameIDFormats:        []saml.NameIDFormat{FormatPersistent},
+			},
+			AuthnRequestsSigned:       &yes,
+			AssertionConsumerServices: []saml.IndexedEndpoint{{Binding: URIPOST, Location: g.url + "/acs", Index: 1}},
+		}},
+	}
+	return xml.Marshal(ed)
+}
+
+func (g *gosamlSP) handleMetadata(w http.ResponseWriter, _ *http.Request) {
+	b, err := g.metadata()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/samlmetadata+xml")
+	_, _ = w.Write(b)
+}
+
+func (g *gosamlSP) handleLogin(w http.ResponseWriter, r *http.Request) {
+	doc, err := g.sp.BuildAuthRequestDocumentNoSig()
+	if err == nil {
+		var u string
+		if u, err = g.sp.BuildAuthURLRedirect("", doc); err == nil {
+			http.Redirect(w, r, u, http.StatusFound)
+			return
+		}
+	}
+	http.Error(w, err.Error(), http.StatusInternalServerError)
+}
+
+func (g *gosamlSP) handleACS(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	info, err := g.sp.RetrieveAssertionInfo(r.PostForm.Get("SAMLResponse"))
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.loginErr = err
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
+	g.nameID, g.sessionIndex = info.NameID, info.SessionIndex
+	fmt.Fprintf(w, `<p id="result">%s logged in as %s</p>`, g.name, html.EscapeString(info.Values.Get("email")))
+}
+
+// handleLogout starts an SP-initiated logout: a signed HTTP-POST
+// LogoutRequest with the NameID and SessionIndex of the login.
+func (g *gosamlSP) handleLogout(w http.ResponseWriter, _ *http.Request) {
+	g.mu.Lock()
+	nameID, si := g.nameID, g.sessionIndex
+	g.mu.Unlock()
+	doc, err := g.sp.BuildLogoutRequestDocument(nameID, si)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	g.mu.Lock()
+	g.logoutRequestID = doc.Root().SelectAttrValue("ID", "")
+	g.mu.Unlock()
+	body, err := g.sp.BuildLogoutBodyPostFromDocument("sp2-relay", doc)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(body)
+}
+
+// handleSLO receives the bridge's LogoutResponse to our request and
+// validates it with gosaml2 (signature, Issuer, Destination, Success).
+func (g *gosamlSP) handleSLO(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	enc := r.PostForm.Get("SAMLResponse")
+	resp, err := g.sp.ValidateEncodedLogoutResponsePOST(enc)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.logoutResponses++
+	g.logoutErr = err
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
+	g.logoutInResponseTo = resp.InResponseTo
+	if resp.Status != nil && resp.Status.StatusCode != nil {
+		g.logoutStatus = resp.Status.StatusCode.Value
+	}
+	raw, _ := base64.StdEncoding.DecodeString(enc)
+	doc := etree.NewDocument()
+	if doc.ReadFromBytes(raw) == nil {
+		if sub := doc.FindElement("//StatusCode/StatusCode"); sub != nil {
+			g.logoutSubStatus = sub.SelectAttrValue("Value", "")
+		}
+	}
+	fmt.Fprintf(w, `<p id="result">%s logged out: %s %s</p>`, g.name, html.EscapeString(g.logoutStatus), html.EscapeString(g.logoutSubStatus))
+}
+
+// soapSP is the SOAP SingleLogoutService of SP3. It checks every
+// LogoutRequest's signature with `xmlsec1 --verify` and answers as told.
+type soapSP struct {
+	t      *testing.T
+	xmlsec string
+	signer *bsaml.Signer
+	issuer func() string
+	// mode: "ok" answers Success, "fail" answers Responder, "hang" never
+	// answers (until the client gives up).
+	mode     atomic.Value
+	requests atomic.Int32
+	mu       sync.Mutex
+	got      []gotLogout
+}
+
+func newSOAPSP(t *testing.T, xmlsec string) *soapSP {
+	s := &soapSP{t: t, xmlsec: xmlsec, signer: testSigner(t, "sp3")}
+	s.mode.Store("ok")
+	return s
+}
+
+var xmlsecOK = regexp.MustCompile(`(?m)^OK$`)
+
+func (s *soapSP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	got := gotLogout{Verified: s.xmlsecVerify(body)}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	lr := doc.FindElement("//LogoutRequest")
+	if lr == nil {
+		http.Error(w, "no LogoutRequest", http.StatusBadRequest)
+		return
+	}
+	got.ID = lr.SelectAttrValue("ID", "")
+	got.Destination = lr.SelectAttrValue("Destination", "")
+	if e := lr.FindElement("Issuer"); e != nil {
+		got.Issuer = e.Text()
+	}
+	if e := lr.FindElement("NameID"); e != nil {
+		got.NameID, got.Format = e.Text(), e.SelectAttrValue("Format", "")
+	}
+	if e := lr.FindElement("SessionIndex"); e != nil {
+		got.SessionIndex = e.Text()
+	}
+	s.mu.Lock()
+	s.got = append(s.got, got)
+	s.mu.Unlock()
+	status := bsaml.StatusSuccess
+	switch s.mode.Load().(string) {
+	case "hang":
+		<-r.Context().Done()
+		return
+	case "fail":
+		status = bsaml.StatusResponder
+	}
+	id, _ := bsaml.NewID(nil)
+	resp := &bsaml.LogoutResponse{ID: id, InResponseTo: got.ID, IssueInstant: timeNow(), Issuer: s.issuer(), Status: status}
+	signed, err := s.signer.SignEnveloped(resp.Element())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	_ = bsaml.WriteSOAP(w, signed)
+}
+
+// xmlsecVerify checks the enveloped signature of the SOAP body's
+// LogoutRequest with xmlsec1 and the bridge's certificate.
+func (s *soapSP) xmlsecVerify(body []byte) error {
+	dir := s.t.TempDir()
+	f := filepath.Join(dir, "req.xml")
+	if err := os.WriteFile(f, body, 0o600); err != nil {
+		return err
+	}
+	out, err := exec.Command(s.xmlsec, "--verify", "--pubkey-cert-pem", filepath.Join("testdata", "idp.crt"),
+		"--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:LogoutRequest", f).CombinedOutput()
+	if err != nil || !xmlsecOK.Match(out) {
+		return fmt.Errorf("xmlsec1 --verify: %v: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// formPost extracts an auto-submitting form's action and fields.
+var (
+	formAction = regexp.MustCompile(`<form[^>]*action="([^"]+)"`)
+	formInput  = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)"`)
+)
+
+func parseForm(page string) (string, url.Values, error) {
+	m := formAction.FindStringSubmatch(page)
+	if m == nil {
+		return "", nil, fmt.Errorf("no form in page: %.300s", page)
+	}
+	v := url.Values{}
+	for _, in := range formInput.FindAllStringSubmatch(page, -1) {
+		v.Set(html.UnescapeString(in[1]), html.UnescapeString(in[2]))
+	}
+	return html.UnescapeString(m[1]), v, nil
+}
+
+func trimLower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
