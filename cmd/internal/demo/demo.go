@@ -1,0 +1,394 @@
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slobridge/slobridge/cmd/internal/app"
+	"github.com/slobridge/slobridge/oidc"
+	"github.com/slobridge/slobridge/oidc/resource"
+)
+
+// DefaultListen is where the demo's bridge listens unless told otherwise;
+// the other parts take the following ports.
+const DefaultListen = "127.0.0.1:8080"
+
+// The demo's parts, in port order after the bridge.
+const (
+	offsetUpstream = 1 + iota
+	offsetBackApp
+	offsetFrontApp
+	offsetSAMLApp
+	offsetAPI
+	parts
+)
+
+// Options configure a demo.
+type Options struct {
+	// Listen is the bridge's address; default DefaultListen. The other
+	// parts listen on the following ports; with port 0 every part gets a
+	// free port (tests).
+	Listen string
+	// DBPath is the bbolt file; default a file in a temporary directory
+	// that Close removes.
+	DBPath string
+	// Logger receives every part's logs; default discards them.
+	Logger *slog.Logger
+	// BackoffBase and GiveUpAfter tune the bridge's delivery retries;
+	// defaults 1s and 2m (a demo participant that is down shows "failed"
+	// after two minutes rather than a day).
+	BackoffBase, GiveUpAfter time.Duration
+}
+
+// User is a demo user of the upstream IdP.
+type User struct {
+	Username, Password, Email, Name string
+}
+
+// AppInfo describes one demo app for the printed instructions and tests.
+type AppInfo struct {
+	Name, URL, Protocol, Channel string
+}
+
+// Demo is a running demo: the bridge and every demo part. Stop it with
+// Close.
+type Demo struct {
+	// BridgeURL is the bridge's base URL (the OIDC issuer).
+	BridgeURL string
+	// UpstreamURL is the upstream IdP's base URL.
+	UpstreamURL string
+	// BackApp and FrontApp are the two OIDC apps, SAMLApp the SAML app
+	// (empty URL when the bridge has no SAML IdP yet), API the resource
+	// server.
+	BackApp, FrontApp, SAMLApp AppInfo
+	APIURL                     string
+	// Users are the upstream IdP's demo users.
+	Users []User
+	// AdminToken authorizes the bridge's admin API.
+	AdminToken string
+	// DBPath is the bbolt file in use.
+	DBPath string
+
+	bridge  *app.App
+	log     *slog.Logger
+	servers map[string]*http.Server
+	tmpDir  string
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	errs    []error
+}
+
+// Start starts the bridge and every demo part and returns once all of
+// them accept connections. ctx bounds start-up only.
+func Start(ctx context.Context, opts Options) (d *Demo, err error) {
+	if opts.Listen == "" {
+		opts.Listen = DefaultListen
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.BackoffBase <= 0 {
+		opts.BackoffBase = time.Second
+	}
+	if opts.GiveUpAfter <= 0 {
+		opts.GiveUpAfter = 2 * time.Minute
+	}
+	lns, err := listen(opts.Listen)
+	if err != nil {
+		return nil, err
+	}
+	d = &Demo{log: opts.Logger, servers: map[string]*http.Server{}}
+	defer func() {
+		if err != nil {
+			for _, ln := range lns {
+				_ = ln.Close()
+			}
+			_ = d.Close()
+			d = nil
+		}
+	}()
+	urls := make([]string, len(lns))
+	for i, ln := range lns {
+		urls[i] = "http://" + ln.Addr().String()
+	}
+	d.BridgeURL, d.UpstreamURL, d.APIURL = urls[0], urls[offsetUpstream], urls[offsetAPI]+"/data"
+	d.BackApp = AppInfo{Name: "Calendar", URL: urls[offsetBackApp], Protocol: "OpenID Connect", Channel: "back-channel logout"}
+	d.FrontApp = AppInfo{Name: "Chat", URL: urls[offsetFrontApp], Protocol: "OpenID Connect", Channel: "front-channel logout"}
+	d.SAMLApp = AppInfo{Name: "Wiki", URL: urls[offsetSAMLApp], Protocol: "SAML 2.0", Channel: "SAML single logout"}
+	if d.DBPath = opts.DBPath; d.DBPath == "" {
+		if d.tmpDir, err = os.MkdirTemp("", "slobridge-demo-"); err != nil {
+			return d, fmt.Errorf("demo: temporary directory: %w", err)
+		}
+		d.DBPath = filepath.Join(d.tmpDir, "slobridge.db")
+	}
+	d.Users = []User{
+		{Username: "alice", Password: password(), Email: "alice@example.org", Name: "Alice Example"},
+		{Username: "bob", Password: password(), Email: "bob@example.org", Name: "Bob Example"},
+	}
+	d.AdminToken = secret()
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.cancel = cancel
+
+	pushAuth := "Bearer " + secret()
+	back := RPConfig{Name: d.BackApp.Name, BaseURL: d.BackApp.URL, Issuer: d.BridgeURL, ClientID: "calendar",
+		ClientSecret: secret(), APIURL: d.APIURL, Logger: opts.Logger}
+	front := RPConfig{Name: d.FrontApp.Name, BaseURL: d.FrontApp.URL, Issuer: d.BridgeURL, ClientID: "chat",
+		ClientSecret: secret(), FrontChannel: true, APIURL: d.APIURL, Logger: opts.Logger}
+	cfg := d.bridgeConfig(opts, lns[0].Addr().String(), pushAuth, back, front)
+	if err := cfg.Finish(func(string) (string, bool) { return "", false }); err != nil {
+		return d, fmt.Errorf("demo: bridge configuration: %w", err)
+	}
+	d.bridge, err = app.New(ctx, cfg, opts.Logger.With("part", "bridge"))
+	if err != nil {
+		return d, fmt.Errorf("demo: bridge: %w", err)
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.bridge.Serve(runCtx, lns[0]); err != nil {
+			d.fail(fmt.Errorf("bridge: %w", err))
+		}
+	}()
+
+	guard, err := resource.New(runCtx, resource.Options{Issuer: d.BridgeURL, Audience: d.BridgeURL,
+		PushAuthorization: pushAuth, Logger: opts.Logger.With("part", "api")})
+	if err != nil {
+		return d, fmt.Errorf("demo: API: %w", err)
+	}
+	d.serve("api", lns[offsetAPI], (&API{Guard: guard}).Handler())
+	for _, rp := range []struct {
+		cfg RPConfig
+		ln  net.Listener
+	}{{back, lns[offsetBackApp]}, {front, lns[offsetFrontApp]}} {
+		a, err := NewRP(ctx, rp.cfg)
+		if err != nil {
+			return d, err
+		}
+		d.serve(rp.cfg.Name, rp.ln, a.Handler())
+	}
+	// Until the bridge is built with a SAML upstream and a SAML IdP, the
+	// upstream and SAML app ports only say so.
+	d.serve("upstream", lns[offsetUpstream], notYet("the upstream SAML IdP"))
+	d.serve("saml-app", lns[offsetSAMLApp], notYet("the SAML app"))
+	return d, nil
+}
+
+// bridgeConfig is the bridge's configuration: what a YAML file would say.
+func (d *Demo) bridgeConfig(opts Options, addr, pushAuth string, rps ...RPConfig) app.Config {
+	var cfg app.Config
+	cfg.Server.Listen = addr
+	cfg.Server.BaseURL = d.BridgeURL
+	cfg.Server.ShutdownTimeout = 5 * time.Second
+	cfg.Store.Driver = "bolt"
+	cfg.Store.Bolt.Path = d.DBPath
+	cfg.Session.CookieSecret = app.LiteralSecret(secret() + secret())
+	cfg.Admin.Token = app.LiteralSecret(d.AdminToken)
+	cfg.Admin.TokenName = "demo-admin"
+	// Every demo part is on 127.0.0.1 over plain HTTP.
+	cfg.OIDC.AllowLoopbackHTTP = true
+	cfg.OIDC.AllowPrivateBackchannel = true
+	cfg.Delivery.AllowLoopback = true
+	cfg.Delivery.AttemptTimeout = 5 * time.Second
+	cfg.Delivery.BackoffBase = opts.BackoffBase
+	cfg.Delivery.BackoffMax = 10 * opts.BackoffBase
+	cfg.Delivery.GiveUpAfter = opts.GiveUpAfter
+	cfg.Delivery.PollInterval = 500 * time.Millisecond
+	cfg.SSF.AllowHTTP = true
+	cfg.SSF.Receivers = []app.ReceiverConfig{{ID: "demo-api", Name: "Reports API",
+		PushURL: strings.TrimSuffix(d.APIURL, "/data") + "/events", Audience: []string{d.BridgeURL},
+		Authorization: app.LiteralSecret(pushAuth)}}
+	for _, rp := range rps {
+		cfg.OIDC.Clients = append(cfg.OIDC.Clients, app.OIDCClientConfig{
+			ClientMetadata: rp.metadata(), ClientSecret: app.LiteralSecret(rp.ClientSecret)})
+	}
+	cfg.Upstream.Type = "static"
+	for _, u := range d.Users {
+		cfg.Upstream.Static.Users = append(cfg.Upstream.Static.Users, app.StaticUser{
+			Username: u.Username, Password: app.LiteralSecret(u.Password), Email: u.Email, Name: u.Name})
+	}
+	return cfg
+}
+
+// metadata is the app's registration at the bridge.
+func (c RPConfig) metadata() oidc.ClientMetadata {
+	m := oidc.ClientMetadata{
+		ClientID: c.ClientID, ClientName: c.Name,
+		RedirectURIs:            []string{c.BaseURL + "/callback"},
+		PostLogoutRedirectURIs:  []string{c.BaseURL + "/logged-out"},
+		TokenEndpointAuthMethod: "client_secret_basic",
+	}
+	if c.FrontChannel {
+		m.FrontchannelLogoutURI, m.FrontchannelLogoutSessionRequired = c.BaseURL+"/frontchannel-logout", true
+	} else {
+		m.BackchannelLogoutURI, m.BackchannelLogoutSessionRequired = c.BaseURL+"/backchannel-logout", true
+	}
+	return m
+}
+
+// listen opens the bridge's listener and one per demo part.
+func listen(addr string) ([]net.Listener, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("demo: --listen %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535-parts {
+		return nil, fmt.Errorf("demo: --listen %q: bad port", addr)
+	}
+	var lns []net.Listener
+	for i := range parts {
+		p := 0
+		if port != 0 {
+			p = port + i
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err != nil {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			return nil, fmt.Errorf("demo: listen: %w (use --listen to pick other ports; the demo needs %d in a row)", err, parts)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// serve runs one demo part's HTTP server until Close.
+func (d *Demo) serve(name string, ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(d.log.With("part", name).Handler(), slog.LevelWarn)}
+	d.mu.Lock()
+	d.servers[name] = srv
+	d.mu.Unlock()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.fail(fmt.Errorf("%s: %w", name, err))
+		}
+	}()
+}
+
+// StopPart stops one demo part ("api", "Calendar", "Chat", "upstream",
+// "saml-app"), to show what the bridge does when a participant is down.
+func (d *Demo) StopPart(name string) error {
+	d.mu.Lock()
+	srv := d.servers[name]
+	delete(d.servers, name)
+	d.mu.Unlock()
+	if srv == nil {
+		return fmt.Errorf("demo: no running part %q", name)
+	}
+	return srv.Close()
+}
+
+func (d *Demo) fail(err error) {
+	d.mu.Lock()
+	d.errs = append(d.errs, err)
+	d.mu.Unlock()
+	d.log.Error("demo part stopped", "err", err)
+}
+
+// Close stops every part, closes the store and removes the temporary
+// directory. It returns the errors the parts stopped with.
+func (d *Demo) Close() error {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.mu.Lock()
+	for _, srv := range d.servers {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Shutdown(ctx)
+		cancel()
+	}
+	d.servers = map[string]*http.Server{}
+	d.mu.Unlock()
+	d.wg.Wait()
+	var errs []error
+	d.mu.Lock()
+	errs = append(errs, d.errs...)
+	d.mu.Unlock()
+	if d.bridge != nil {
+		errs = append(errs, d.bridge.Close())
+	}
+	if d.tmpDir != "" {
+		errs = append(errs, os.RemoveAll(d.tmpDir))
+	}
+	return errors.Join(errs...)
+}
+
+// Instructions writes what to open and what to click.
+func (d *Demo) Instructions(w io.Writer) {
+	fmt.Fprintf(w, `
+slobridge demo is running (Ctrl-C stops it).
+
+  Bridge                   %s   (OIDC discovery: %s/.well-known/openid-configuration)
+  Upstream SAML IdP        %s
+  %-24s %s   (%s, %s)
+  %-24s %s   (%s, %s)
+`, d.BridgeURL, d.BridgeURL, d.UpstreamURL,
+		d.BackApp.Name, d.BackApp.URL, d.BackApp.Protocol, d.BackApp.Channel,
+		d.FrontApp.Name, d.FrontApp.URL, d.FrontApp.Protocol, d.FrontApp.Channel)
+	if d.SAMLApp.URL != "" {
+		fmt.Fprintf(w, "  %-24s %s   (%s, %s)\n", d.SAMLApp.Name, d.SAMLApp.URL, d.SAMLApp.Protocol, d.SAMLApp.Channel)
+	}
+	fmt.Fprintf(w, "  %-24s %s   (resource server; both OIDC apps call it)\n\nDemo users:\n", "Reports API", d.APIURL)
+	for _, u := range d.Users {
+		fmt.Fprintf(w, "  %-8s password %s\n", u.Username, u.Password)
+	}
+	fmt.Fprintf(w, `
+Try it:
+  1. Open %s and click "Log in": sign in as alice.
+  2. Open %s and click "Log in": no password this time (single sign-on).
+     Both apps show alice, and that the Reports API accepts their tokens.
+  3. In either app click "Log out everywhere": the bridge's logout page
+     shows each app being told (live), then you return to the app.
+  4. Reload the other app: it shows "Logged out"; the API now rejects the
+     token it still holds.
+  5. Log alice out everywhere as an operator (admin CLI), from another shell:
+     SLOBRIDGE_URL=%s SLOBRIDGE_ADMIN_TOKEN=%s \
+       go run ./cmd/slobridge admin logout --user alice
+  Stop the demo while logged in and an app is down? Deliveries wait in the
+  outbox; the logout page shows a participant that is down as retrying,
+  then failed.
+`, d.BackApp.URL, d.FrontApp.URL, d.BridgeURL, d.AdminToken)
+}
+
+// password returns a random demo password that is easy to type.
+func password() string {
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// secret returns 256 random bits, base32.
+func secret() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// notYet answers for a demo part this build does not have.
+func notYet(what string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, what+" is not part of this build yet", http.StatusNotImplemented)
+	})
+}

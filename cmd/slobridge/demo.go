@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/slobridge/slobridge/cmd/internal/app"
+	"github.com/slobridge/slobridge/cmd/internal/demo"
+)
+
+// runDemo implements `slobridge demo`: the bridge, an upstream IdP, demo
+// apps and a demo API on 127.0.0.1, with no configuration. It prints the
+// URLs and what to click, and runs until ctx ends (Ctrl-C).
+func runDemo(ctx context.Context, args []string) error {
+	return demoMain(ctx, args, os.Stdout, os.Stderr)
+}
+
+// demoMain is runDemo with its output streams.
+func demoMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo", stderr)
+	listen := fs.String("listen", demo.DefaultListen, "the bridge's address; the demo parts take the next 5 ports")
+	db := fs.String("db", "", "bbolt database file (default: a temporary file removed on exit)")
+	logLevel := fs.String("log-level", "warn", "log level of every part: debug, info, warn or error")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := app.NewLogger(app.LogConfig{Format: "text", Level: *logLevel}, stderr)
+	if err != nil {
+		return err
+	}
+	d, err := demo.Start(ctx, demo.Options{Listen: *listen, DBPath: *db, Logger: log})
+	if err != nil {
+		return err
+	}
+	d.Instructions(stdout)
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "\nstopping the demo…")
+	if err := d.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
