@@ -104,7 +104,10 @@ type bridge struct {
 }
 
 type bridgeOpts struct {
-	cfg    Config
+	cfg Config
+	// baseURL, when set, is the IdP's external URL instead of the
+	// listener's (stable Destinations for the golden corpus).
+	baseURL string
 	now    func() time.Time
 	engine func(*slobridge.Options)
 	// before runs after the listener exists and before New, with the
@@ -144,8 +147,12 @@ func newBridge(t *testing.T, bo bridgeOpts) *bridge {
 	}
 	cookies := slobridge.SessionCookies{Secret: []byte("0123456789abcdef0123456789abcdef")}
 	auth := &testAuth{eng: eng, cookies: cookies, user: "alice", email: "alice@example.com"}
+	base := url
+	if bo.baseURL != "" {
+		base = bo.baseURL
+	}
 	ip, err := New(context.Background(), Options{
-		Config: bo.cfg, BaseURL: url, Engine: eng, Cookies: cookies, Authenticator: auth,
+		Config: bo.cfg, BaseURL: base, Engine: eng, Cookies: cookies, Authenticator: auth,
 		Signer: testSigner(t, "idp"), AllowLoopbackHTTP: true, Logger: quietLogger(),
 	})
 	if err != nil {

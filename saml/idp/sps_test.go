@@ -189,16 +189,16 @@ type gosamlSP struct {
 	// with a SOAP SingleLogoutService.
 	soap *soapSP
 
-	mu                    sync.Mutex
-	nameID, sessionIndex  string
-	logoutRequestID       string
-	logoutStatus          string
-	logoutSubStatus       string
-	logoutInResponseTo    string
-	logoutErr             error
-	logoutResponses       int
-	loginErr              error
-	slo                   []gotLogout
+	mu                   sync.Mutex
+	nameID, sessionIndex string
+	logoutRequestID      string
+	logoutStatus         string
+	logoutSubStatus      string
+	logoutInResponseTo   string
+	logoutErr            error
+	logoutResponses      int
+	loginErr             error
+	slo                  []gotLogout
 }
 
 func newGosamlSP(t *testing.T, name string) *gosamlSP {
