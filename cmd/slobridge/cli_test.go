@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/store"
+	"github.com/slobridge/slobridge/store/bolt"
+)
+
+func TestCommandLineUsage(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"no command", nil, 2, "", "usage: slobridge"},
+		{"unknown command", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{"version", []string{"version"}, 0, "slobridge ", ""},
+		{"help", []string{"help"}, 0, "usage: slobridge", ""},
+		{"serve without config", []string{"serve"}, 2, "", "--config FILE is required"},
+		{"serve bad flag", []string{"serve", "--colour"}, 2, "", "flag provided but not defined: -colour"},
+		{"serve missing file", []string{"serve", "--config", "/nonexistent/slobridge.yaml"}, 1, "", "/nonexistent/slobridge.yaml"},
+		{"migrate without config", []string{"migrate"}, 2, "", "--config FILE is required"},
+		{"admin without sub-command", []string{"admin"}, 2, "", "sub-commands:"},
+		{"admin unknown sub-command", []string{"admin", "purge"}, 2, "", `unknown admin sub-command "purge"`},
+		{"admin logout without target", []string{"admin", "logout"}, 2, "", "exactly one of --session SID and --user USER"},
+		{"admin logout with both", []string{"admin", "logout", "--user", "u", "--session", "s"}, 2, "", "exactly one of"},
+		{"admin status without id", []string{"admin", "status"}, 2, "", "needs one LOGOUT_ID"},
+		{"admin sessions without user", []string{"admin", "sessions"}, 2, "", "needs --user USER"},
+		{"admin bad server", []string{"admin", "status", "x", "--server", "ftp://host"}, 1, "", "is not an http(s) URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(envAdminToken, "some-token")
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tt.args, &stdout, &stderr)
+			if code != tt.code || !strings.Contains(stdout.String(), tt.stdout) || !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout.String(), stderr.String())
+			}
+		})
+	}
+}
+
+// TestAdminCommands runs the admin sub-commands in-process against the
+// real admin API over a bbolt store.
+func TestAdminCommands(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	ctx := context.Background()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "cli.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	eng, err := slobridge.NewEngine(slobridge.Options{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := eng.CreateSession(ctx, store.Session{UserID: "carol", ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, err := slobridge.NewAdmin(slobridge.AdminOptions{Engine: eng, Token: "cli-test-admin-token", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := gin.New()
+	adm.Mount(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("cli-test-admin-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(envAdminURL, srv.URL)
+	t.Setenv(envAdminToken, "")
+
+	call := func(want int, args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := run(ctx, append([]string{"admin"}, args...), &stdout, &stderr); code != want {
+			t.Fatalf("admin %v: exit %d, want %d\n%s%s", args, code, want, stdout.String(), stderr.String())
+		}
+		return stdout.String() + stderr.String()
+	}
+
+	if out := call(1, "sessions", "--user", "carol"); !strings.Contains(out, "no admin token") {
+		t.Fatalf("without a token: %s", out)
+	}
+	var list slobridge.AdminSessions
+	if err := json.Unmarshal([]byte(call(0, "sessions", "--user", "carol", "--token-file", tokenFile)), &list); err != nil || len(list.Sessions) != 1 || list.Sessions[0].ID != s.ID {
+		t.Fatalf("sessions: %+v %v", list, err)
+	}
+	t.Setenv(envAdminToken, "wrong-token-wrong-token")
+	if out := call(1, "sessions", "--user", "carol"); !strings.Contains(out, "server answered 401: invalid_token") {
+		t.Fatalf("wrong token: %s", out)
+	}
+	t.Setenv(envAdminToken, "cli-test-admin-token")
+	if out := call(1, "logout", "--session", "no-such-session"); !strings.Contains(out, "server answered 404: not_found") {
+		t.Fatalf("unknown session: %s", out)
+	}
+	var lo slobridge.AdminLogoutResponse
+	if err := json.Unmarshal([]byte(call(0, "logout", "--user", "carol")), &lo); err != nil || len(lo.Logout.SessionIDs) != 1 {
+		t.Fatalf("logout --user: %+v %v", lo, err)
+	}
+	var status slobridge.LogoutStatus
+	if err := json.Unmarshal([]byte(call(0, "status", lo.Logout.ID)), &status); err != nil || status.Logout.ID != lo.Logout.ID {
+		t.Fatalf("status: %+v %v", status, err)
+	}
+	var rr slobridge.AdminRetryResponse
+	if err := json.Unmarshal([]byte(call(0, "retry", lo.Logout.ID, "--timeout", "10s")), &rr); err != nil || rr.LogoutID != lo.Logout.ID || rr.Reset != 0 {
+		t.Fatalf("retry: %+v %v", rr, err)
+	}
+}
