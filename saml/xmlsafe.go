@@ -12,7 +12,7 @@ import (
 
 // maxDepth caps element nesting; a LogoutRequest is four levels deep, a SOAP
 // envelope adds two, a signature three more.
-const maxDepth = 32
+const maxDepth = 48
 
 // parseXML parses one XML document into an etree document after checking
 // that it is safe to process:
@@ -110,4 +110,13 @@ func countDescendants(el *etree.Element, ns, tag string) int {
 		n += countDescendants(c, ns, tag)
 	}
 	return n
+}
+
+// CheckXML applies the checks of the decoders to a document that is not a
+// protocol message (metadata, an SSO Response before crewjam reads it): no
+// DTD or directive, one root, bounded depth, a clean encoding/xml round
+// trip. The caller caps len(data). Errors wrap ErrMalformed.
+func CheckXML(data []byte) error {
+	_, err := parseXML(data)
+	return err
 }

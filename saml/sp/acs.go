@@ -1,0 +1,216 @@
+package sp
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+	crewjam "github.com/crewjam/saml"
+	"github.com/gin-gonic/gin"
+
+	"github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/store"
+)
+
+// handleACS is the assertion consumer service (HTTP-POST, Profiles
+// §4.1.4.3): it validates the Response with crewjam against the
+// AuthnRequest remembered under RelayState (InResponseTo, Destination,
+// Issuer, signature, audience, times), refuses a replayed assertion ID,
+// creates the bridge session and sets its cookie.
+func (sp *SP) handleACS(c *gin.Context) {
+	ctx := c.Request.Context()
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody(sp.opts.Limits))
+	if err := c.Request.ParseForm(); err != nil {
+		sp.badRequest(c, "unreadable login response", err)
+		return
+	}
+	relay := c.Request.PostForm.Get(saml.ParamRelayState)
+	var st loginState
+	if err := sp.takeState(ctx, nsLogin, relay, &st); err != nil {
+		sp.badRequest(c, "unknown or expired login", err)
+		return
+	}
+	ck, err := c.Request.Cookie(loginCookiePrefix + relay)
+	if err != nil || !hmac.Equal([]byte(ck.Value), []byte(sp.loginMAC(relay))) {
+		sp.badRequest(c, "login started in another browser", errors.New("login cookie missing or wrong"))
+		return
+	}
+	http.SetCookie(c.Writer, &http.Cookie{Name: loginCookiePrefix + relay, Path: "/", MaxAge: -1, HttpOnly: true, Secure: sp.opts.Cookies.Secure})
+	u := sp.reg.Load().byName[st.Upstream]
+	if u == nil {
+		sp.badRequest(c, "identity provider no longer configured", fmt.Errorf("upstream %q", st.Upstream))
+		return
+	}
+	s, err := sp.consumeResponse(ctx, u, st, c.Request.PostForm.Get(saml.ParamResponse))
+	if err != nil {
+		sp.badRequest(c, "login response rejected", err)
+		return
+	}
+	s, err = sp.opts.Engine.CreateSession(ctx, s)
+	if err != nil {
+		sp.log.ErrorContext(ctx, "create bridge session", "upstream", u.cfg.Name, "error", err)
+		sp.page(c, http.StatusInternalServerError, "The session could not be created.")
+		return
+	}
+	sp.log.InfoContext(ctx, "upstream login", "sid", s.ID, "upstream", u.cfg.Name)
+	sp.opts.Cookies.Set(c.Writer, s.ID, s.ExpiresAt)
+	c.Header("Cache-Control", "no-store")
+	c.Redirect(http.StatusSeeOther, st.ReturnTo)
+}
+
+func maxBody(l saml.Limits) int64 {
+	if l.MaxBody > 0 {
+		return l.MaxBody
+	}
+	return saml.DefaultMaxBody
+}
+
+// consumeResponse validates a base64 SAML Response and returns the session
+// to create (not yet stored).
+func (sp *SP) consumeResponse(ctx context.Context, u *upstream, st loginState, b64 string) (store.Session, error) {
+	xmlData, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(b64), ""))
+	if err != nil {
+		return store.Session{}, fmt.Errorf("%w: base64: %v", saml.ErrMalformed, err)
+	}
+	if err := saml.CheckXML(xmlData); err != nil {
+		return store.Session{}, err
+	}
+	if err := oneAssertion(xmlData); err != nil {
+		return store.Session{}, err
+	}
+	acs, _ := url.Parse(sp.url(PathACS))
+	a, err := u.csp.ParseXMLResponse(xmlData, []string{st.RequestID}, *acs)
+	if err != nil {
+		var ire *crewjam.InvalidResponseError
+		if errors.As(err, &ire) {
+			err = ire.PrivateErr
+		}
+		return store.Session{}, fmt.Errorf("response validation: %w", err)
+	}
+	now := sp.opts.Now()
+	exp := now.Add(sp.opts.SessionMaxAge)
+	if a.Conditions != nil && a.Conditions.NotOnOrAfter.After(now) {
+		exp = maxTime(exp, a.Conditions.NotOnOrAfter)
+	}
+	if err := sp.opts.Engine.Store().CheckReplay(ctx, nsAssertion, u.idp.EntityID+" "+a.ID, exp.Add(sp.opts.ClockSkew), now); err != nil {
+		return store.Session{}, fmt.Errorf("assertion %s: %w", a.ID, err)
+	}
+	return sp.sessionFrom(u, a, now)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// oneAssertion refuses a Response that does not hold exactly one
+// (possibly encrypted) assertion: crewjam would use the first valid one,
+// and a second one is never legitimate in a Web SSO response to us.
+func oneAssertion(xmlData []byte) error {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(xmlData); err != nil {
+		return fmt.Errorf("%w: %v", saml.ErrMalformed, err)
+	}
+	root := doc.Root()
+	if root == nil || root.Tag != "Response" || root.NamespaceURI() != saml.NSProtocol {
+		return fmt.Errorf("%w: not a SAML Response", saml.ErrMalformed)
+	}
+	n := 0
+	for _, c := range root.ChildElements() {
+		if c.NamespaceURI() == saml.NSAssertion && (c.Tag == "Assertion" || c.Tag == "EncryptedAssertion") {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("%w: Response holds %d assertions, want 1", saml.ErrMalformed, n)
+	}
+	return nil
+}
+
+// sessionFrom maps a validated assertion to a bridge session: the NameID
+// exactly as issued, the SessionIndex, the mapped attributes, and an expiry
+// capped by SessionNotOnOrAfter.
+func (sp *SP) sessionFrom(u *upstream, a *crewjam.Assertion, now time.Time) (store.Session, error) {
+	if a.Subject == nil || a.Subject.NameID == nil || a.Subject.NameID.Value == "" {
+		return store.Session{}, errors.New("assertion has no NameID")
+	}
+	if len(a.AuthnStatements) == 0 {
+		return store.Session{}, errors.New("assertion has no AuthnStatement")
+	}
+	n := a.Subject.NameID
+	as := a.AuthnStatements[0]
+	s := store.Session{
+		Upstream: u.cfg.Name,
+		NameID: store.NameID{Value: n.Value, Format: n.Format, NameQualifier: n.NameQualifier,
+			SPNameQualifier: n.SPNameQualifier},
+		SessionIndex: as.SessionIndex,
+		AuthTime:     as.AuthnInstant,
+		ExpiresAt:    now.Add(sp.opts.SessionMaxAge),
+		Attributes:   map[string][]string{},
+	}
+	if s.AuthTime.IsZero() || s.AuthTime.After(now.Add(sp.opts.ClockSkew)) {
+		s.AuthTime = now
+	}
+	if as.SessionNotOnOrAfter != nil && as.SessionNotOnOrAfter.Before(s.ExpiresAt) {
+		if !as.SessionNotOnOrAfter.After(now) {
+			return store.Session{}, errors.New("assertion SessionNotOnOrAfter has passed")
+		}
+		s.ExpiresAt = *as.SessionNotOnOrAfter
+	}
+	attrs := attributes(a)
+	for claim, name := range u.cfg.Attributes {
+		if v := attrs[name]; len(v) > 0 {
+			s.Attributes[claim] = v
+		}
+	}
+	uid := n.Value
+	if u.cfg.UserIDAttribute != "" {
+		v := attrs[u.cfg.UserIDAttribute]
+		if len(v) != 1 || v[0] == "" {
+			return store.Session{}, fmt.Errorf("assertion has %d values of user ID attribute %q, want 1", len(v), u.cfg.UserIDAttribute)
+		}
+		uid = v[0]
+	}
+	s.UserID = u.cfg.UserIDPrefix + uid
+	return s, nil
+}
+
+// attributes collects attribute values by Name and by FriendlyName.
+func attributes(a *crewjam.Assertion) map[string][]string {
+	out := map[string][]string{}
+	for _, st := range a.AttributeStatements {
+		for _, at := range st.Attributes {
+			var vs []string
+			for _, v := range at.Values {
+				if t := strings.TrimSpace(v.Value); t != "" {
+					vs = append(vs, t)
+				}
+			}
+			keys := []string{at.Name}
+			if at.FriendlyName != at.Name {
+				keys = append(keys, at.FriendlyName)
+			}
+			for _, k := range keys {
+				if k == "" {
+					continue
+				}
+				for _, v := range vs {
+					if !slices.Contains(out[k], v) {
+						out[k] = append(out[k], v)
+					}
+				}
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,43 @@
+// Package sp is the bridge as a SAML service provider toward its upstream
+// IdPs: users log in there, and single logout runs both ways.
+//
+// Routes (SP.Mount):
+//
+//	GET  /saml/sp/metadata                  SP metadata: signing cert, ACS (POST), SLO (Redirect, POST, SOAP)
+//	GET  /saml/sp/login?state=T[&upstream=N] chooser page when several upstreams fit
+//	POST /saml/sp/acs                       assertion consumer service
+//	GET|POST /saml/sp/slo                   front-channel LogoutRequests from IdPs, LogoutResponses to ours
+//	POST /saml/sp/slo/soap                  back-channel (SOAP) LogoutRequests from IdPs
+//	GET  /saml/sp/slo/complete/:logout_id   answers an IdP's LogoutRequest after the logout page
+//
+// Login (slobridge.Authenticator): StartLogin sends a signed AuthnRequest
+// (Redirect with a query signature, else POST) and remembers its ID under
+// an unguessable RelayState in the store, bound to the browser by a
+// cookie. The ACS validates the Response with crewjam/saml against that ID
+// only, refuses a second assertion and a replayed assertion ID, maps the
+// configured attributes to claims, and creates the bridge session through
+// the engine, keeping the upstream NameID exactly as issued and the
+// SessionIndex; SessionNotOnOrAfter caps the session.
+//
+// IdP-initiated logout: a LogoutRequest in any binding is authenticated
+// and validated by package saml, sessions are matched by NameID (and
+// SessionIndex when given), the engine ends them and fans out; the bridge
+// answers a signed LogoutResponse: Success, or Success/PartialLogout when
+// a participant could not be logged out — for SOAP once the back-channel
+// deliveries are final or SOAPLogoutWait passed, for a browser after the
+// logout page. A refused request gets Requester (RequestDenied,
+// UnknownPrincipal ...) when its signature verified, else HTTP 400 (a SOAP
+// fault for SOAP) and no SAML answer.
+//
+// Logout toward the upstream (slobridge.UpstreamLogout): StartLogout sends
+// the browser to the IdP with a signed LogoutRequest carrying the
+// session's NameID and SessionIndex; the LogoutResponse is validated
+// (signature, Issuer, InResponseTo, Destination) before the logout
+// continues. Logouts without a browser (admin, system) use SOAP when the
+// IdP offers it: SP.Run watches the engine for them, LogoutUpstreamSOAP does
+// it on demand.
+//
+// Wiring: build Options (Config.Options loads the YAML part), call New,
+// Mount the routes, pass the SP as the logout page's Upstream and as the
+// OIDC/SAML IdP Authenticator, and run SP.Run in the background.
+package sp

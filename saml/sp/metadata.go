@@ -1,0 +1,74 @@
+package sp
+
+import (
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/xml"
+	"net/http"
+
+	crewjam "github.com/crewjam/saml"
+	"github.com/gin-gonic/gin"
+
+	"github.com/slobridge/slobridge/saml"
+)
+
+// Metadata returns the SP's metadata (SAML Metadata §2.4.4): the signing
+// certificate (also offered for encryption when it is RSA, so IdPs may
+// encrypt assertions), the ACS for HTTP-POST and the single-logout
+// service for HTTP-Redirect, HTTP-POST and SOAP.
+func (sp *SP) Metadata() *crewjam.EntityDescriptor {
+	yes := true
+	ki := crewjam.KeyInfo{X509Data: crewjam.X509Data{X509Certificates: []crewjam.X509Certificate{
+		{Data: base64.StdEncoding.EncodeToString(sp.opts.Signer.Cert.Raw)}}}}
+	keys := []crewjam.KeyDescriptor{{Use: "signing", KeyInfo: ki}}
+	if _, ok := sp.opts.Signer.Key.Public().(*rsa.PublicKey); ok {
+		keys = append(keys, crewjam.KeyDescriptor{Use: "encryption", KeyInfo: ki, EncryptionMethods: []crewjam.EncryptionMethod{
+			{Algorithm: "http://www.w3.org/2009/xmlenc11#aes128-gcm"},
+			{Algorithm: "http://www.w3.org/2001/04/xmlenc#aes128-cbc"},
+			{Algorithm: "http://www.w3.org/2001/04/xmlenc#aes256-cbc"},
+			{Algorithm: "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"},
+		}})
+	}
+	var formats []crewjam.NameIDFormat
+	seen := map[string]bool{}
+	for _, u := range sp.opts.Upstreams {
+		if !seen[u.NameIDFormat] {
+			seen[u.NameIDFormat] = true
+			formats = append(formats, crewjam.NameIDFormat(u.NameIDFormat))
+		}
+	}
+	slo, soap := sp.url(PathSLO), sp.url(PathSLOSOAP)
+	return &crewjam.EntityDescriptor{
+		EntityID: sp.opts.EntityID,
+		SPSSODescriptors: []crewjam.SPSSODescriptor{{
+			SSODescriptor: crewjam.SSODescriptor{
+				RoleDescriptor: crewjam.RoleDescriptor{
+					ProtocolSupportEnumeration: saml.NSProtocol,
+					KeyDescriptors:             keys,
+				},
+				SingleLogoutServices: []crewjam.Endpoint{
+					{Binding: saml.BindingRedirect, Location: slo},
+					{Binding: saml.BindingPOST, Location: slo},
+					{Binding: saml.BindingSOAP, Location: soap},
+				},
+				NameIDFormats: formats,
+			},
+			AuthnRequestsSigned:  &yes,
+			WantAssertionsSigned: &yes,
+			AssertionConsumerServices: []crewjam.IndexedEndpoint{
+				{Binding: saml.BindingPOST, Location: sp.url(PathACS), Index: 0, IsDefault: &yes},
+			},
+		}},
+	}
+}
+
+func (sp *SP) handleMetadata(c *gin.Context) {
+	b, err := xml.MarshalIndent(sp.Metadata(), "", "  ")
+	if err != nil {
+		sp.log.ErrorContext(c.Request.Context(), "render SP metadata", "error", err)
+		c.Status(http.StatusInternalServerError)
+		return
+	}
+	c.Header("Cache-Control", "public, max-age=3600")
+	c.Data(http.StatusOK, "application/samlmetadata+xml", append([]byte(xml.Header), b...))
+}

@@ -1,0 +1,260 @@
+package sp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/store"
+)
+
+// accepted is an upstream LogoutRequest that passed validation, with the
+// logout it caused (no sessions when none was active).
+type accepted struct {
+	up  *upstream
+	req *saml.LogoutRequest
+	lo  store.Logout
+}
+
+// acceptLogoutRequest is the protocol core of IdP-initiated logout
+// (Profiles §4.4.4): authenticate and validate the request against the
+// issuer's metadata, match the sessions by NameID (and SessionIndex when
+// given: otherwise every session of the principal) and end the active ones
+// through the engine. Errors: saml.ErrMalformed / saml.ErrSignature when
+// nothing may be answered; *saml.Error (with the upstream and request ID
+// in the returned accepted) when a LogoutResponse must carry the failure.
+func (sp *SP) acceptLogoutRequest(ctx context.Context, m *saml.Message, dest string) (accepted, error) {
+	u := sp.reg.Load().byEntity[m.UnverifiedIssuer()]
+	if u == nil {
+		return accepted{}, fmt.Errorf("%w: LogoutRequest from unknown issuer", saml.ErrSignature)
+	}
+	a := accepted{up: u}
+	req, err := sp.validator.LogoutRequest(ctx, m, u.trust, dest)
+	if err != nil {
+		var se *saml.Error
+		if errors.As(err, &se) {
+			// Only returned after the signature verified: the ID is the
+			// authenticated sender's.
+			a.req = &saml.LogoutRequest{ID: m.Root().SelectAttrValue("ID", "")}
+		}
+		return a, err
+	}
+	a.req = req
+	nid := store.NameID{Value: req.NameID.Value, Format: req.NameID.Format,
+		NameQualifier: req.NameID.NameQualifier, SPNameQualifier: req.NameID.SPNameQualifier}
+	indexes := req.SessionIndexes
+	if len(indexes) == 0 {
+		indexes = []string{""}
+	}
+	now := sp.opts.Now()
+	found := 0
+	var ids []string
+	for _, idx := range indexes {
+		ss, err := sp.opts.Engine.Store().FindSessionsByNameID(ctx, u.cfg.Name, nid, idx)
+		if err != nil {
+			return a, fmt.Errorf("sp: find sessions: %w", err)
+		}
+		found += len(ss)
+		for _, s := range ss {
+			if s.Active(now) {
+				ids = append(ids, s.ID)
+			}
+		}
+	}
+	if found == 0 {
+		return a, &saml.Error{Status: saml.StatusRequester, SubStatus: saml.StatusUnknownPrincipal,
+			Err: fmt.Errorf("sp: no session of upstream %q matches the LogoutRequest's NameID", u.cfg.Name)}
+	}
+	if len(ids) == 0 {
+		return a, nil // already logged out: Success
+	}
+	lo, err := sp.opts.Engine.Logout(ctx, slobridge.LogoutRequest{SessionIDs: ids,
+		Initiator: store.Initiator{Kind: store.InitiatorUpstream, ID: u.cfg.Name}})
+	if err != nil {
+		return a, fmt.Errorf("sp: logout: %w", err)
+	}
+	a.lo = lo
+	return a, nil
+}
+
+// handleSLO receives front-channel single-logout messages: LogoutRequests
+// from upstream IdPs and LogoutResponses to the bridge's own requests.
+func (sp *SP) handleSLO(c *gin.Context) {
+	m, err := saml.ReadHTTP(c.Request, sp.opts.Limits)
+	if err == nil && m.Binding == saml.BindingSOAP {
+		err = fmt.Errorf("%w: SOAP messages go to %s", saml.ErrMalformed, PathSLOSOAP)
+	}
+	if err != nil {
+		sp.badRequest(c, "malformed logout message", err)
+		return
+	}
+	if !m.IsRequest() {
+		sp.handleLogoutResponse(c, m)
+		return
+	}
+	ctx := c.Request.Context()
+	a, err := sp.acceptLogoutRequest(ctx, m, sp.url(PathSLO))
+	var se *saml.Error
+	switch {
+	case errors.As(err, &se):
+		sp.log.WarnContext(ctx, "upstream LogoutRequest refused", "upstream", a.up.cfg.Name, "error", err)
+		sp.answerFront(c, a.up, m.Binding, a.req.ID, m.RelayState, se.Status, se.SubStatus)
+		return
+	case err != nil && saml.HTTPStatus(err) == http.StatusBadRequest:
+		sp.badRequest(c, "logout request rejected", err)
+		return
+	case err != nil && a.req == nil:
+		sp.log.ErrorContext(ctx, "upstream LogoutRequest", "error", err)
+		sp.page(c, http.StatusInternalServerError, "The logout could not be processed.")
+		return
+	case err != nil:
+		sp.log.ErrorContext(ctx, "upstream LogoutRequest", "error", err)
+		sp.answerFront(c, a.up, m.Binding, a.req.ID, m.RelayState, saml.StatusResponder, "")
+		return
+	}
+	sp.opts.Cookies.Clear(c.Writer)
+	if len(a.lo.SessionIDs) == 0 {
+		sp.answerFront(c, a.up, m.Binding, a.req.ID, m.RelayState, saml.StatusSuccess, "")
+		return
+	}
+	// Answer after the logout page has notified the front-channel
+	// participants: its "done" step comes back to handleSLOComplete.
+	err = sp.putState(ctx, nsAnswer, a.lo.ID, answerState{Upstream: a.up.cfg.Name, InResponseTo: a.req.ID,
+		RelayState: m.RelayState, Binding: m.Binding})
+	if err == nil {
+		err = slobridge.SaveLogoutReturn(ctx, sp.opts.Engine.Store(), a.lo.ID,
+			slobridge.LogoutReturn{RedirectURI: sp.url(PathSLOComplete + "/" + a.lo.ID)}, sp.opts.Now().Add(stateTTL))
+	}
+	if err != nil {
+		sp.log.ErrorContext(ctx, "remember upstream LogoutRequest", "logout_id", a.lo.ID, "error", err)
+		sp.answerFront(c, a.up, m.Binding, a.req.ID, m.RelayState, saml.StatusSuccess, saml.StatusPartialLogout)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Redirect(http.StatusSeeOther, sp.opts.LogoutPageURL(a.lo.ID))
+}
+
+// handleSLOComplete answers the upstream's front-channel LogoutRequest
+// once the logout page is done: Success, or Success/PartialLogout when a
+// participant could not be logged out.
+func (sp *SP) handleSLOComplete(c *gin.Context) {
+	ctx := c.Request.Context()
+	id := c.Param("logout_id")
+	var st answerState
+	if err := sp.takeState(ctx, nsAnswer, id, &st); err != nil {
+		sp.badRequest(c, "unknown or finished logout", err)
+		return
+	}
+	u := sp.reg.Load().byName[st.Upstream]
+	if u == nil {
+		sp.badRequest(c, "identity provider no longer configured", fmt.Errorf("upstream %q", st.Upstream))
+		return
+	}
+	events, cancel := sp.opts.Engine.Subscribe(64)
+	defer cancel()
+	status, err := sp.awaitDone(ctx, events, id, sp.opts.SOAPLogoutWait)
+	sub := ""
+	if err != nil || partial(status, false) {
+		sub = saml.StatusPartialLogout
+	}
+	sp.answerFront(c, u, st.Binding, st.InResponseTo, st.RelayState, saml.StatusSuccess, sub)
+}
+
+// handleSLOSOAP receives back-channel LogoutRequests (SOAP binding): the
+// answer waits until the back-channel deliveries are final or
+// SOAPLogoutWait has passed. Participants that can only be reached through
+// a browser count as not logged out (PartialLogout).
+func (sp *SP) handleSLOSOAP(c *gin.Context) {
+	ctx := c.Request.Context()
+	m, err := saml.DecodeSOAP(c.Request, sp.opts.Limits)
+	if err == nil && !m.IsRequest() {
+		err = fmt.Errorf("%w: not a request", saml.ErrMalformed)
+	}
+	if err != nil {
+		sp.log.WarnContext(ctx, "SOAP logout message refused", "error", err)
+		saml.WriteSOAPFault(c.Writer, http.StatusBadRequest, "Client", "malformed SAML SOAP message")
+		return
+	}
+	events, cancel := sp.opts.Engine.Subscribe(256)
+	defer cancel()
+	a, err := sp.acceptLogoutRequest(ctx, m, sp.url(PathSLOSOAP))
+	status, sub := saml.StatusSuccess, ""
+	var se *saml.Error
+	switch {
+	case errors.As(err, &se):
+		sp.log.WarnContext(ctx, "upstream SOAP LogoutRequest refused", "upstream", a.up.cfg.Name, "error", err)
+		status, sub = se.Status, se.SubStatus
+	case err != nil && saml.HTTPStatus(err) == http.StatusBadRequest:
+		sp.log.WarnContext(ctx, "SOAP LogoutRequest rejected", "error", err)
+		saml.WriteSOAPFault(c.Writer, http.StatusBadRequest, "Client", "the LogoutRequest could not be authenticated")
+		return
+	case err != nil && a.req == nil:
+		sp.log.ErrorContext(ctx, "upstream SOAP LogoutRequest", "error", err)
+		saml.WriteSOAPFault(c.Writer, http.StatusInternalServerError, "Server", "internal error")
+		return
+	case err != nil:
+		sp.log.ErrorContext(ctx, "upstream SOAP LogoutRequest", "error", err)
+		status = saml.StatusResponder
+	case len(a.lo.SessionIDs) > 0:
+		st, err := sp.awaitDone(ctx, events, a.lo.ID, sp.opts.SOAPLogoutWait)
+		if err != nil || partial(st, true) {
+			sub = saml.StatusPartialLogout
+		}
+	}
+	resp, err := sp.signedResponse(a.up, "", a.req.ID, status, sub)
+	if err != nil {
+		sp.log.ErrorContext(ctx, "sign LogoutResponse", "error", err)
+		saml.WriteSOAPFault(c.Writer, http.StatusInternalServerError, "Server", "internal error")
+		return
+	}
+	_ = saml.WriteSOAP(c.Writer, resp)
+}
+
+// awaitDone waits until every back-channel delivery of a logout is final,
+// wait has passed or ctx ends, and returns the logout's status then.
+// events must have been subscribed before the logout was made.
+func (sp *SP) awaitDone(ctx context.Context, events <-chan slobridge.Event, logoutID string, wait time.Duration) (slobridge.LogoutStatus, error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		st, err := sp.opts.Engine.Status(ctx, logoutID)
+		if err != nil || st.Done {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, nil
+		case <-timer.C:
+			return sp.opts.Engine.Status(ctx, logoutID)
+		case _, ok := <-events:
+			if !ok {
+				return st, nil
+			}
+		}
+	}
+}
+
+// partial reports whether some participant was not logged out: a
+// back-channel delivery that is not delivered (failed, or still retrying
+// when the wait ended), a participant with no logout channel, and — when
+// frontFails, i.e. there is no browser — a front-channel-only one.
+func partial(st slobridge.LogoutStatus, frontFails bool) bool {
+	for _, p := range st.Participants {
+		switch p.State {
+		case string(store.DeliveryDelivered), slobridge.StateInitiator:
+		case slobridge.StateFrontChannel:
+			if frontFails {
+				return true
+			}
+		default:
+			return true
+		}
+	}
+	return false
+}

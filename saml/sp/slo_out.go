@@ -1,0 +1,254 @@
+package sp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/beevik/etree"
+	"github.com/gin-gonic/gin"
+
+	"github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/store"
+)
+
+// signedResponse builds and signs a LogoutResponse to upstream u.
+func (sp *SP) signedResponse(u *upstream, dest, inResponseTo, status, sub string) (*etree.Element, error) {
+	id, err := saml.NewID(nil)
+	if err != nil {
+		return nil, err
+	}
+	r := &saml.LogoutResponse{ID: id, InResponseTo: inResponseTo, IssueInstant: sp.opts.Now(), Destination: dest,
+		Issuer: sp.opts.EntityID, Status: status, SubStatus: sub}
+	return sp.opts.Signer.SignEnveloped(r.Element())
+}
+
+// answerFront sends a LogoutResponse to upstream u through the browser, by
+// the binding the request came by when the IdP offers it (else the other
+// front-channel one), to the endpoint's ResponseLocation or Location.
+func (sp *SP) answerFront(c *gin.Context, u *upstream, binding, inResponseTo, relay, status, sub string) {
+	ctx := c.Request.Context()
+	other := saml.BindingPOST
+	if binding == saml.BindingPOST {
+		other = saml.BindingRedirect
+	}
+	ep, ok := u.slo(binding, other)
+	if !ok {
+		sp.log.WarnContext(ctx, "upstream has no front-channel SLO endpoint to answer", "upstream", u.cfg.Name)
+		sp.page(c, http.StatusOK, "You are logged out.")
+		return
+	}
+	loc := ep.Location
+	if ep.ResponseLocation != "" {
+		loc = ep.ResponseLocation
+	}
+	id, err := saml.NewID(nil)
+	if err == nil {
+		r := &saml.LogoutResponse{ID: id, InResponseTo: inResponseTo, IssueInstant: sp.opts.Now(), Destination: loc,
+			Issuer: sp.opts.EntityID, Status: status, SubStatus: sub}
+		err = sp.send(c.Writer, c.Request, ep.Binding, loc, saml.ParamResponse, r.Element(), relay)
+	}
+	if err != nil {
+		sp.log.ErrorContext(ctx, "send LogoutResponse", "upstream", u.cfg.Name, "error", err)
+		sp.page(c, http.StatusInternalServerError, "The logout answer could not be sent.")
+	}
+}
+
+// send delivers the unsigned message el by a front-channel binding:
+// Redirect with a query signature, or POST with an enveloped one.
+func (sp *SP) send(w http.ResponseWriter, r *http.Request, binding, loc, param string, el *etree.Element, relay string) error {
+	w.Header().Set("Cache-Control", "no-store")
+	if binding == saml.BindingRedirect {
+		to, err := saml.RedirectURL(loc, param, el, relay, sp.opts.Signer)
+		if err != nil {
+			return err
+		}
+		http.Redirect(w, r, to, http.StatusSeeOther)
+		return nil
+	}
+	signed, err := sp.opts.Signer.SignEnveloped(el)
+	if err != nil {
+		return err
+	}
+	return saml.WritePOSTForm(w, loc, param, signed, relay)
+}
+
+// upstreamSession returns the first ended session of lo that an upstream
+// knows (it has a NameID), with that upstream.
+func (sp *SP) upstreamSession(ctx context.Context, lo store.Logout) (*upstream, store.Session, error) {
+	reg := sp.reg.Load()
+	for _, id := range lo.SessionIDs {
+		s, err := sp.opts.Engine.Store().GetSession(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, store.Session{}, err
+		}
+		if u := reg.byName[s.Upstream]; u != nil && s.NameID.Value != "" {
+			return u, s, nil
+		}
+	}
+	return nil, store.Session{}, nil
+}
+
+// newLogoutRequest builds the LogoutRequest for session s at upstream u:
+// the NameID exactly as the upstream issued it, and its SessionIndex
+// (Core §3.7.1).
+func (sp *SP) newLogoutRequest(s store.Session, dest, reason string) (*saml.LogoutRequest, error) {
+	id, err := saml.NewID(nil)
+	if err != nil {
+		return nil, err
+	}
+	now := sp.opts.Now()
+	r := &saml.LogoutRequest{ID: id, IssueInstant: now, NotOnOrAfter: now.Add(stateTTL), Destination: dest,
+		Reason: reason, Issuer: sp.opts.EntityID,
+		NameID: saml.NameID{Value: s.NameID.Value, Format: s.NameID.Format, NameQualifier: s.NameID.NameQualifier,
+			SPNameQualifier: s.NameID.SPNameQualifier}}
+	if s.SessionIndex != "" {
+		r.SessionIndexes = []string{s.SessionIndex}
+	}
+	return r, nil
+}
+
+// StartLogout implements slobridge.UpstreamLogout: after the downstream
+// participants were notified, it sends the browser to the upstream IdP
+// with a signed LogoutRequest (Redirect with a query signature, or POST,
+// as the IdP's metadata offers) and reports true; the IdP's LogoutResponse
+// comes back to PathSLO, which continues to returnTo. It reports false
+// when the upstream started the logout, no ended session came from an
+// upstream, or the upstream has no front-channel SLO endpoint (then a SOAP
+// one is used directly when offered).
+func (sp *SP) StartLogout(w http.ResponseWriter, r *http.Request, lo store.Logout, returnTo string) (bool, error) {
+	if lo.Initiator.Kind == store.InitiatorUpstream {
+		return false, nil
+	}
+	ctx := r.Context()
+	u, s, err := sp.upstreamSession(ctx, lo)
+	if err != nil || u == nil {
+		return false, err
+	}
+	ep, ok := u.slo(saml.BindingRedirect, saml.BindingPOST)
+	if !ok {
+		return false, sp.LogoutUpstreamSOAP(ctx, lo)
+	}
+	req, err := sp.newLogoutRequest(s, ep.Location, saml.ReasonUser)
+	if err != nil {
+		return false, err
+	}
+	relay := sp.opts.Engine.NewID()
+	if err := sp.putState(ctx, nsLogout, relay, logoutState{Upstream: u.cfg.Name, RequestID: req.ID,
+		LogoutID: lo.ID, ReturnTo: returnTo}); err != nil {
+		return false, err
+	}
+	if err := sp.send(w, r, ep.Binding, ep.Location, saml.ParamRequest, req.Element(), relay); err != nil {
+		return false, fmt.Errorf("sp: send LogoutRequest to %q: %w", u.cfg.Name, err)
+	}
+	sp.log.InfoContext(ctx, "upstream logout sent", "logout_id", lo.ID, "upstream", u.cfg.Name, "binding", ep.Binding)
+	return true, nil
+}
+
+// handleLogoutResponse completes a logout the bridge sent upstream: the
+// response must verify against the IdP's keys, come from that IdP, answer
+// our request ID and be addressed to us; only then is the state consumed
+// and the browser sent on. A rejected response changes nothing.
+func (sp *SP) handleLogoutResponse(c *gin.Context, m *saml.Message) {
+	ctx := c.Request.Context()
+	var st logoutState
+	if err := sp.getState(ctx, nsLogout, m.RelayState, &st); err != nil {
+		sp.badRequest(c, "unknown or expired logout", err)
+		return
+	}
+	u := sp.reg.Load().byName[st.Upstream]
+	if u == nil {
+		sp.badRequest(c, "identity provider no longer configured", fmt.Errorf("upstream %q", st.Upstream))
+		return
+	}
+	resp, err := sp.validator.LogoutResponse(ctx, m, u.trust, sp.url(PathSLO), st.RequestID)
+	if err != nil {
+		sp.badRequest(c, "logout response rejected", err)
+		return
+	}
+	if err := sp.takeState(ctx, nsLogout, m.RelayState, &st); err != nil {
+		sp.badRequest(c, "logout already completed", err)
+		return
+	}
+	if !resp.Success() {
+		sp.log.WarnContext(ctx, "upstream logout failed", "logout_id", st.LogoutID, "upstream", u.cfg.Name,
+			"status", resp.Status, "sub_status", resp.SubStatus)
+	} else {
+		sp.log.InfoContext(ctx, "upstream logout done", "logout_id", st.LogoutID, "upstream", u.cfg.Name, "partial", resp.Partial())
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Redirect(http.StatusSeeOther, st.ReturnTo)
+}
+
+// LogoutUpstreamSOAP ends the upstream sessions of lo by the SOAP binding
+// (for logouts without a browser: admin, system, or a downstream SOAP
+// LogoutRequest). Upstreams that offer no SOAP SLO endpoint are skipped.
+// It returns the first failure; a SOAP fault or a non-Success status is a
+// failure.
+func (sp *SP) LogoutUpstreamSOAP(ctx context.Context, lo store.Logout) error {
+	if lo.Initiator.Kind == store.InitiatorUpstream {
+		return nil
+	}
+	reg := sp.reg.Load()
+	var errs []error
+	for _, id := range lo.SessionIDs {
+		s, err := sp.opts.Engine.Store().GetSession(ctx, id)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		u := reg.byName[s.Upstream]
+		if u == nil || s.NameID.Value == "" {
+			continue
+		}
+		ep, ok := u.slo(saml.BindingSOAP)
+		if !ok {
+			continue
+		}
+		reason := saml.ReasonAdmin
+		if lo.Initiator.Kind == store.InitiatorUser {
+			reason = saml.ReasonUser
+		}
+		if err := sp.soapLogout(ctx, u, s, ep.Location, reason); err != nil {
+			errs = append(errs, fmt.Errorf("upstream %q: %w", u.cfg.Name, err))
+			continue
+		}
+		sp.log.InfoContext(ctx, "upstream SOAP logout done", "logout_id", lo.ID, "sid", s.ID, "upstream", u.cfg.Name)
+	}
+	return errors.Join(errs...)
+}
+
+func (sp *SP) soapLogout(ctx context.Context, u *upstream, s store.Session, loc, reason string) error {
+	req, err := sp.newLogoutRequest(s, loc, reason)
+	if err != nil {
+		return err
+	}
+	signed, err := sp.opts.Signer.SignEnveloped(req.Element())
+	if err != nil {
+		return err
+	}
+	m, err := saml.CallSOAP(ctx, sp.opts.BackChannelClient, loc, signed, sp.opts.Limits)
+	if err != nil {
+		return err
+	}
+	resp, err := sp.validator.LogoutResponse(ctx, m, u.trust, sp.url(PathSLOSOAP), req.ID)
+	if err != nil {
+		return err
+	}
+	if !resp.Success() {
+		return fmt.Errorf("upstream answered %s %s", resp.Status, resp.SubStatus)
+	}
+	return nil
+}
+
+// noBrowser reports initiator kinds whose logouts have no browser to
+// carry a front-channel LogoutRequest.
+func noBrowser(k store.InitiatorKind) bool {
+	return k == store.InitiatorAdmin || k == store.InitiatorSystem
+}

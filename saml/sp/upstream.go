@@ -1,0 +1,227 @@
+package sp
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	crewjam "github.com/crewjam/saml"
+	"github.com/crewjam/saml/samlsp"
+
+	"github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/store"
+)
+
+// metadataNamespace keeps the last good metadata of URL upstreams in the
+// store, so that a bridge restarting while an IdP's metadata URL is down
+// still starts.
+const (
+	metadataNamespace = "saml-sp-metadata"
+	metadataKeep      = 30 * 24 * time.Hour
+	maxMetadata       = 2 << 20
+)
+
+// upstream is one IdP with its parsed metadata.
+type upstream struct {
+	cfg   UpstreamConfig
+	raw   []byte
+	idp   *crewjam.EntityDescriptor
+	trust saml.Trust
+	// csp is crewjam's service provider toward this IdP, used for the
+	// AuthnRequest and the SSO Response validation.
+	csp *crewjam.ServiceProvider
+}
+
+// registry is an immutable snapshot of the upstreams, swapped on refresh.
+type registry struct {
+	byName   map[string]*upstream
+	byEntity map[string]*upstream
+	order    []*upstream
+}
+
+// loadAll builds a registry from every configured upstream. For an
+// upstream whose metadata cannot be loaded it keeps the copy in prev, then
+// the one in the store; with neither it fails.
+func (sp *SP) loadAll(ctx context.Context, prev *registry) (*registry, error) {
+	reg := &registry{byName: map[string]*upstream{}, byEntity: map[string]*upstream{}}
+	var errs []error
+	for _, cfg := range sp.opts.Upstreams {
+		u, err := sp.loadUpstream(ctx, cfg)
+		if err != nil {
+			old := (*upstream)(nil)
+			if prev != nil {
+				old = prev.byName[cfg.Name]
+			}
+			if old == nil {
+				old, _ = sp.storedUpstream(ctx, cfg)
+			}
+			if old == nil {
+				errs = append(errs, fmt.Errorf("upstream %q: %w", cfg.Name, err))
+				continue
+			}
+			sp.log.WarnContext(ctx, "SAML upstream metadata unavailable, keeping the last good copy",
+				"upstream", cfg.Name, "error", err)
+			u = old
+		}
+		if other, dup := reg.byEntity[u.idp.EntityID]; dup {
+			errs = append(errs, fmt.Errorf("upstreams %q and %q have the same entity ID %q", other.cfg.Name, cfg.Name, u.idp.EntityID))
+			continue
+		}
+		reg.byName[cfg.Name] = u
+		reg.byEntity[u.idp.EntityID] = u
+		reg.order = append(reg.order, u)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("sp: load upstream metadata: %w", errors.Join(errs...))
+	}
+	return reg, nil
+}
+
+func (sp *SP) loadUpstream(ctx context.Context, cfg UpstreamConfig) (*upstream, error) {
+	var data []byte
+	var err error
+	if cfg.MetadataFile != "" {
+		data, err = os.ReadFile(cfg.MetadataFile)
+		if err == nil && len(data) > maxMetadata {
+			err = fmt.Errorf("metadata file larger than %d bytes", maxMetadata)
+		}
+	} else {
+		data, err = sp.fetch(ctx, cfg.MetadataURL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, err := sp.buildUpstream(cfg, data)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MetadataURL != "" {
+		now := sp.opts.Now()
+		_ = sp.opts.Engine.Store().DeleteRecord(ctx, metadataNamespace, cfg.Name)
+		if err := sp.opts.Engine.Store().PutRecord(ctx, store.Record{Namespace: metadataNamespace, Key: cfg.Name,
+			Value: data, ExpiresAt: now.Add(metadataKeep)}); err != nil {
+			sp.log.WarnContext(ctx, "keep SAML upstream metadata", "upstream", cfg.Name, "error", err)
+		}
+	}
+	return u, nil
+}
+
+func (sp *SP) storedUpstream(ctx context.Context, cfg UpstreamConfig) (*upstream, error) {
+	if cfg.MetadataURL == "" {
+		return nil, store.ErrNotFound
+	}
+	rec, err := sp.opts.Engine.Store().GetRecord(ctx, metadataNamespace, cfg.Name, sp.opts.Now())
+	if err != nil {
+		return nil, err
+	}
+	return sp.buildUpstream(cfg, rec.Value)
+}
+
+// fetch GETs metadata, capped at maxMetadata bytes.
+func (sp *SP) fetch(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := sp.opts.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch metadata: HTTP %d", resp.StatusCode)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadata+1))
+	if err != nil {
+		return nil, fmt.Errorf("fetch metadata: %w", err)
+	}
+	if len(data) > maxMetadata {
+		return nil, fmt.Errorf("metadata larger than %d bytes", maxMetadata)
+	}
+	return data, nil
+}
+
+// buildUpstream parses IdP metadata (an EntityDescriptor, or an
+// EntitiesDescriptor holding exactly one IdP) and prepares the keys.
+func (sp *SP) buildUpstream(cfg UpstreamConfig, data []byte) (*upstream, error) {
+	if err := saml.CheckXML(data); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	ed, err := samlsp.ParseMetadata(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse metadata: %w", err)
+	}
+	if len(ed.IDPSSODescriptors) == 0 {
+		return nil, fmt.Errorf("metadata of %q has no IDPSSODescriptor", ed.EntityID)
+	}
+	if !ed.ValidUntil.IsZero() && ed.ValidUntil.Before(sp.opts.Now()) {
+		return nil, fmt.Errorf("metadata of %q expired at %s", ed.EntityID, ed.ValidUntil.Format(time.RFC3339))
+	}
+	var certs []*x509.Certificate
+	for _, kd := range ed.IDPSSODescriptors[0].KeyDescriptors {
+		if kd.Use != "" && kd.Use != "signing" {
+			continue
+		}
+		for _, xc := range kd.KeyInfo.X509Data.X509Certificates {
+			c, err := saml.ParseCertificateBase64(xc.Data)
+			if err != nil {
+				return nil, fmt.Errorf("metadata of %q: %w", ed.EntityID, err)
+			}
+			certs = append(certs, c)
+		}
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("metadata of %q has no signing certificate", ed.EntityID)
+	}
+	acs, _ := url.Parse(sp.url(PathACS))
+	md, _ := url.Parse(sp.url(PathMetadata))
+	slo, _ := url.Parse(sp.url(PathSLO))
+	csp := &crewjam.ServiceProvider{
+		EntityID:          sp.opts.EntityID,
+		Key:               sp.opts.Signer.Key,
+		Certificate:       sp.opts.Signer.Cert,
+		MetadataURL:       *md,
+		AcsURL:            *acs,
+		SloURL:            *slo,
+		IDPMetadata:       ed,
+		AuthnNameIDFormat: crewjam.NameIDFormat(cfg.NameIDFormat),
+		AllowIDPInitiated: false,
+		HTTPClient:        sp.opts.HTTPClient,
+	}
+	return &upstream{cfg: cfg, raw: data, idp: ed, csp: csp,
+		trust: saml.Trust{EntityID: ed.EntityID, Certs: certs, AllowSHA1: cfg.AllowSHA1}}, nil
+}
+
+// endpoint returns the first endpoint of the upstream's IdP role among
+// services with one of the bindings, in the order of bindings.
+func endpoint(eps []crewjam.Endpoint, bindings ...string) (crewjam.Endpoint, bool) {
+	for _, b := range bindings {
+		for _, e := range eps {
+			if e.Binding == b && e.Location != "" {
+				return e, true
+			}
+		}
+	}
+	return crewjam.Endpoint{}, false
+}
+
+func (u *upstream) sso(bindings ...string) (crewjam.Endpoint, bool) {
+	return endpoint(u.idp.IDPSSODescriptors[0].SingleSignOnServices, bindings...)
+}
+
+func (u *upstream) slo(bindings ...string) (crewjam.Endpoint, bool) {
+	return endpoint(u.idp.IDPSSODescriptors[0].SingleLogoutServices, bindings...)
+}
+
+func (u *upstream) displayName() string {
+	if u.cfg.DisplayName != "" {
+		return u.cfg.DisplayName
+	}
+	return u.cfg.Name
+}
