@@ -1,47 +1,25 @@
 package saml
 
 import (
-	"crypto/ecdsa"
-	"crypto/x509"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/beevik/etree"
+
+	"github.com/slobridge/slobridge/saml/internal/samltest"
 )
 
-// requireTool returns the path of an external verifier, skipping the test
-// when it is missing — except under CI=true, where a missing tool fails.
-func requireTool(t *testing.T, name string) string {
+func docBytes(t *testing.T, el *etree.Element) []byte {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI (apt-get install %s)", name, name)
-		}
-		t.Skipf("%s not installed; install the Debian package %s to run this test", name, name)
-	}
-	return p
-}
-
-// XMLSecVerify checks an enveloped signature with xmlsec1, an
-// implementation independent of ours. idAttrNode is the element whose ID
-// attribute the Reference points at, e.g. "LogoutRequest".
-func xmlsecVerify(t *testing.T, el *etree.Element, certFile, idAttrNode string) {
-	t.Helper()
-	bin := requireTool(t, "xmlsec1")
 	doc := etree.NewDocument()
 	doc.SetRoot(el.Copy())
-	f := filepath.Join(t.TempDir(), "signed.xml")
-	if err := doc.WriteToFile(f); err != nil {
+	b, err := doc.WriteToBytes()
+	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(bin, "--verify", "--pubkey-cert-pem", certFile,
-		"--id-attr:ID", NSProtocol+":"+idAttrNode, f).CombinedOutput()
-	if err != nil {
-		t.Fatalf("xmlsec1 --verify: %v\n%s", err, out)
-	}
+	return b
 }
 
 func TestXMLSecVerifiesOurSignatures(t *testing.T) {
@@ -52,7 +30,7 @@ func TestXMLSecVerifiesOurSignatures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			xmlsecVerify(t, signed, filepath.Join("testdata", key+".crt"), "LogoutRequest")
+			samltest.XMLSecVerify(t, docBytes(t, signed), filepath.Join("testdata", key+".crt"), NSProtocol+":LogoutRequest")
 		})
 	}
 	t.Run("response", func(t *testing.T) {
@@ -62,14 +40,14 @@ func TestXMLSecVerifiesOurSignatures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		xmlsecVerify(t, signed, filepath.Join("testdata", "sp.crt"), "LogoutResponse")
+		samltest.XMLSecVerify(t, docBytes(t, signed), filepath.Join("testdata", "sp.crt"), NSProtocol+":LogoutResponse")
 	})
 }
 
 // TestXMLSecSignedVerifiesHere checks the other direction: a signature
 // made by xmlsec1 verifies with VerifyEnveloped.
 func TestXMLSecSignedVerifiesHere(t *testing.T) {
-	bin := requireTool(t, "xmlsec1")
+	bin := samltest.RequireTool(t, "xmlsec1")
 	el := sampleRequest("_x3").Element()
 	tmpl := etree.NewElement("ds:Signature")
 	tmpl.CreateAttr("xmlns:ds", NSDSig)
@@ -85,11 +63,9 @@ func TestXMLSecSignedVerifiesHere(t *testing.T) {
 	ref.CreateElement("ds:DigestValue")
 	tmpl.CreateElement("ds:SignatureValue")
 	el.InsertChildAt(1, tmpl)
-	doc := etree.NewDocument()
-	doc.SetRoot(el)
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "tmpl.xml"), filepath.Join(dir, "signed.xml")
-	if err := doc.WriteToFile(in); err != nil {
+	if err := os.WriteFile(in, docBytes(t, el), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	msg, err := exec.Command(bin, "--sign", "--privkey-pem", filepath.Join("testdata", "idp.key"),
@@ -114,53 +90,6 @@ func TestXMLSecSignedVerifiesHere(t *testing.T) {
 	}
 }
 
-// OpenSSLVerifyRedirect checks a Redirect-binding query signature with
-// `openssl dgst -sha256 -verify` over the octets Bindings §3.4.4.1
-// defines, taken from the raw query string.
-func OpenSSLVerifyRedirect(t *testing.T, rawQuery, certFile string) {
-	t.Helper()
-	bin := requireTool(t, "openssl")
-	m, err := DecodeRedirect(rawQuery, Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(m.Signature) == 0 {
-		t.Fatal("query has no Signature")
-	}
-	dir := t.TempDir()
-	pub, octets, sig := filepath.Join(dir, "pub.pem"), filepath.Join(dir, "octets"), filepath.Join(dir, "sig")
-	if out, err := exec.Command(bin, "x509", "-in", certFile, "-pubkey", "-noout", "-out", pub).CombinedOutput(); err != nil {
-		t.Fatalf("openssl x509: %v\n%s", err, out)
-	}
-	raw := m.Signature
-	if m.SigAlg == SigAlgECDSASHA256 {
-		raw = rawToDER(raw, mustCert(t, certFile).PublicKey.(*ecdsa.PublicKey))
-	}
-	if err := os.WriteFile(octets, m.SignedOctets, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(sig, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bin, "dgst", "-sha256", "-verify", pub, "-signature", sig, octets).CombinedOutput()
-	if err != nil {
-		t.Fatalf("openssl dgst -verify: %v\n%s", err, out)
-	}
-}
-
-func mustCert(t *testing.T, file string) *x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := ParseCertificatesPEM(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs[0]
-}
-
 func TestOpenSSLVerifiesRedirect(t *testing.T) {
 	for _, key := range []string{"sp", "idp-ec"} {
 		t.Run(key, func(t *testing.T) {
@@ -168,7 +97,11 @@ func TestOpenSSLVerifiesRedirect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			OpenSSLVerifyRedirect(t, queryOf(t, u), filepath.Join("testdata", key+".crt"))
+			m, err := DecodeRedirect(queryOf(t, u), Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			samltest.OpenSSLVerify(t, m.SignedOctets, m.Signature, filepath.Join("testdata", key+".crt"))
 		})
 	}
 }

@@ -83,7 +83,7 @@ func (sp *SP) consumeResponse(ctx context.Context, u *upstream, st loginState, b
 	if err := saml.CheckXML(xmlData); err != nil {
 		return store.Session{}, err
 	}
-	if err := oneAssertion(xmlData); err != nil {
+	if err := oneAssertion(xmlData, u.cfg.AllowSHA1); err != nil {
 		return store.Session{}, err
 	}
 	acs, _ := url.Parse(sp.url(PathACS))
@@ -116,7 +116,10 @@ func maxTime(a, b time.Time) time.Time {
 // oneAssertion refuses a Response that does not hold exactly one
 // (possibly encrypted) assertion: crewjam would use the first valid one,
 // and a second one is never legitimate in a Web SSO response to us.
-func oneAssertion(xmlData []byte) error {
+//
+// It also refuses SHA-1 signatures and digests unless the upstream allows
+// them: crewjam accepts whatever goxmldsig knows.
+func oneAssertion(xmlData []byte, allowSHA1 bool) error {
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(xmlData); err != nil {
 		return fmt.Errorf("%w: %v", saml.ErrMalformed, err)
@@ -133,6 +136,18 @@ func oneAssertion(xmlData []byte) error {
 	}
 	if n != 1 {
 		return fmt.Errorf("%w: Response holds %d assertions, want 1", saml.ErrMalformed, n)
+	}
+	if !allowSHA1 {
+		for _, el := range root.FindElements("//SignatureMethod") {
+			if alg := el.SelectAttrValue("Algorithm", ""); alg == saml.SigAlgRSASHA1 || alg == saml.SigAlgECDSASHA1 {
+				return fmt.Errorf("%w: SHA-1 signature %s refused", saml.ErrSignature, alg)
+			}
+		}
+		for _, el := range root.FindElements("//DigestMethod") {
+			if el.SelectAttrValue("Algorithm", "") == "http://www.w3.org/2000/09/xmldsig#sha1" {
+				return fmt.Errorf("%w: SHA-1 digest refused", saml.ErrSignature)
+			}
+		}
 	}
 	return nil
 }
