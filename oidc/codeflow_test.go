@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
 	"github.com/slobridge/slobridge"
@@ -57,17 +59,18 @@ func (b *bridge) bridgeSID(tb testing.TB, br *http.Client) string {
 // makes the client a participant with the channels it registered.
 func TestCodeFlowGoOIDC(t *testing.T) {
 	tests := []struct {
-		name string
-		cfg  rpConfig
-		want store.Channel
+		name      string
+		cfg       rpConfig
+		want      store.Channel
+		accessAlg string // Options.AccessTokenAlg, "" for the default
 	}{
-		{"client_secret_basic RS256 back-channel", rpConfig{Name: "basic", AuthMethod: AuthSecretBasic, BackChannel: true}, store.ChannelBack},
-		{"client_secret_post ES256 front-channel", rpConfig{Name: "post", AuthMethod: AuthSecretPost, Alg: "ES256", FrontChannel: true}, store.ChannelFront},
-		{"public client with PKCE, both channels", rpConfig{Name: "public", AuthMethod: AuthNone, BackChannel: true, FrontChannel: true}, store.ChannelBack | store.ChannelFront},
+		{"client_secret_basic RS256 back-channel", rpConfig{Name: "basic", AuthMethod: AuthSecretBasic, BackChannel: true}, store.ChannelBack, ""},
+		{"client_secret_post ES256 front-channel", rpConfig{Name: "post", AuthMethod: AuthSecretPost, Alg: "ES256", FrontChannel: true}, store.ChannelFront, "ES256"},
+		{"public client with PKCE, both channels", rpConfig{Name: "public", AuthMethod: AuthNone, BackChannel: true, FrontChannel: true}, store.ChannelBack | store.ChannelFront, "RS256"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBridge(t)
+			b := newBridge(t, func(o *Options) { o.AccessTokenAlg = tc.accessAlg })
 			rp := newRP(t, b, tc.cfg)
 			br := browser(t)
 			login := signIn(t, br, rp, "")
@@ -88,6 +91,13 @@ func TestCodeFlowGoOIDC(t *testing.T) {
 			}
 			if login.RefreshToken == "" || login.AccessToken == "" {
 				t.Fatal("token response lacks access_token or refresh_token")
+			}
+			wantAlg := cmp.Or(tc.accessAlg, "RS256")
+			if alg, typ := jwsHeader(t, login.AccessToken); alg != wantAlg || typ != "at+jwt" {
+				t.Fatalf("access token alg %q typ %q, want %s at+jwt", alg, typ, wantAlg)
+			}
+			if alg, typ := jwsHeader(t, login.RawIDToken); alg != cmp.Or(tc.cfg.Alg, "RS256") || typ != "JWT" {
+				t.Fatalf("ID token alg %q typ %q", alg, typ)
 			}
 			parts, err := b.st.ListParticipants(t.Context(), sid)
 			if err != nil {
@@ -226,6 +236,18 @@ func TestSSOAndSingleLogout(t *testing.T) {
 	if len(st.Logout.Participants) != 2 {
 		t.Fatalf("logout snapshot has %d participants, want 2", len(st.Logout.Participants))
 	}
+}
+
+// jwsHeader returns the alg and typ of a compact JWS.
+func jwsHeader(tb testing.TB, raw string) (alg, typ string) {
+	tb.Helper()
+	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	if err != nil || len(jws.Signatures) != 1 {
+		tb.Fatalf("parse JWS: %v", err)
+	}
+	h := jws.Signatures[0].Header
+	typ, _ = h.ExtraHeaders[jose.HeaderType].(string)
+	return h.Algorithm, typ
 }
 
 func get(tb testing.TB, c *http.Client, u string) *http.Response {

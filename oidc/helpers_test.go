@@ -101,9 +101,14 @@ func newBridge(tb testing.TB, opts ...bridgeOpt) *bridge {
 // options before the engine is made.
 func newBridgeEngine(tb testing.TB, engOpt func(*slobridge.Options), opts ...bridgeOpt) *bridge {
 	tb.Helper()
+	return newBridgeStore(tb, openStore(tb, false), engOpt, opts...)
+}
+
+// newBridgeStore is newBridgeEngine over a given store.
+func newBridgeStore(tb testing.TB, st store.Store, engOpt func(*slobridge.Options), opts ...bridgeOpt) *bridge {
+	tb.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	clk := &clock{}
-	st := openStore(tb, false)
 	eo := slobridge.Options{
 		Store: st, Logger: quietLogger(), Now: clk.Now, BackoffBase: 50 * time.Millisecond, PollInterval: 50 * time.Millisecond,
 	}

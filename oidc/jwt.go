@@ -151,7 +151,7 @@ func (p *Provider) mintAccessToken(ctx context.Context, g grant, now time.Time) 
 		Expiry: now.Add(p.accessTokenTTL(g.ClientID)).Unix(), IssuedAt: now.Unix(), JTI: jti,
 		ClientID: g.ClientID, Scope: g.Scope, AuthTime: g.AuthTime.Unix(), SID: g.SessionID,
 	}
-	tok, err := p.keys.sign(ctx, signingAlgs[0], typAccess, c)
+	tok, err := p.keys.sign(ctx, p.opts.AccessTokenAlg, typAccess, c)
 	return tok, c, err
 }
 
