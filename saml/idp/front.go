@@ -188,7 +188,9 @@ func writeFramedPOST(w http.ResponseWriter, endpoint, param string, el *etree.El
 }
 
 // handleFrontResponse validates the LogoutResponse of an SP we notified
-// through the logout page and records the outcome.
+// through the logout page and records the outcome: Success, the SP's
+// other status, or why its authenticated answer was invalid. A response
+// that cannot be authenticated records nothing.
 func (idp *IdP) handleFrontResponse(c *gin.Context, m *bsaml.Message) {
 	ctx := c.Request.Context()
 	irt := m.Root().SelectAttrValue("InResponseTo", "")
@@ -215,14 +217,21 @@ func (idp *IdP) handleFrontResponse(c *gin.Context, m *bsaml.Message) {
 		idp.renderError(c, fmt.Errorf("%w: LogoutResponse to %s's request comes from %q", bsaml.ErrSignature, sp.EntityID, m.UnverifiedIssuer()))
 		return
 	}
-	res := FrontResult{}
 	lr, err := idp.validator().LogoutResponse(ctx, m, sp.trust(), idp.endpoint(PathSLO), irt)
+	var se *bsaml.Error
+	if err != nil && !errors.As(err, &se) {
+		// Not authenticated: it must change nothing, or anyone could spoil
+		// the outcome of a pending request before the SP answers.
+		idp.renderError(c, err)
+		return
+	}
+	res := FrontResult{}
 	if err != nil {
 		res.Error = err.Error()
 	} else {
 		res.OK, res.Status, res.SubStatus = lr.Success() && !lr.Partial(), lr.Status, lr.SubStatus
-		_ = idp.st.DeleteRecord(ctx, nsPendingLogout, irt)
 	}
+	_ = idp.st.DeleteRecord(ctx, nsPendingLogout, irt)
 	if rerr := idp.recordFront(ctx, pend.LogoutID, pend.SessionID, pend.Key, res); rerr != nil {
 		idp.log.ErrorContext(ctx, "record front-channel logout result", "error", rerr)
 	}

@@ -108,6 +108,8 @@ type bridgeOpts struct {
 	// baseURL, when set, is the IdP's external URL instead of the
 	// listener's (stable Destinations for the golden corpus).
 	baseURL string
+	// rand, when set, is the IdP's random source.
+	rand   io.Reader
 	now    func() time.Time
 	engine func(*slobridge.Options)
 	// before runs after the listener exists and before New, with the
@@ -153,7 +155,7 @@ func newBridge(t *testing.T, bo bridgeOpts) *bridge {
 	}
 	ip, err := New(context.Background(), Options{
 		Config: bo.cfg, BaseURL: base, Engine: eng, Cookies: cookies, Authenticator: auth,
-		Signer: testSigner(t, "idp"), AllowLoopbackHTTP: true, Logger: quietLogger(),
+		Signer: testSigner(t, "idp"), AllowLoopbackHTTP: true, Logger: quietLogger(), Rand: bo.rand,
 	})
 	if err != nil {
 		t.Fatalf("new idp: %v", err)

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -142,7 +143,7 @@ func New(ctx context.Context, opts Options) (*IdP, error) {
 	}
 	idp := &IdP{
 		opts: opts, cfg: opts.Config.withDefaults(), base: base,
-		st: opts.Store, eng: opts.Engine, log: opts.Logger, now: opts.Now, rand: opts.Rand,
+		st: opts.Store, eng: opts.Engine, log: opts.Logger, now: opts.Now, rand: &lockedReader{r: opts.Rand},
 		static: map[string]*SP{},
 	}
 	idp.entityID = idp.cfg.EntityID
@@ -216,4 +217,17 @@ func isLoopback(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// lockedReader serializes reads of a random source that may not be safe
+// for concurrent use (a seeded generator in tests).
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
 }
