@@ -76,13 +76,57 @@ func NewAdmin(opts AdminOptions) (*Admin, error) {
 	return &Admin{opts: opts, tokenHash: sha256.Sum256([]byte(opts.Token))}, nil
 }
 
-// Mount registers the admin routes under AdminPrefix on r.
-func (a *Admin) Mount(r gin.IRouter) {
+// Mount registers the admin routes under AdminPrefix on r and returns the
+// authenticated, body-capped route group, on which the wiring adds the
+// admin routes of protocol packages (receivers, SAML SPs).
+func (a *Admin) Mount(r gin.IRouter) *gin.RouterGroup {
 	g := r.Group(AdminPrefix, a.authenticate, a.limitBody)
 	g.GET("/users/:user_id/sessions", a.handleUserSessions)
 	g.POST("/logouts", a.handleLogout)
 	g.GET("/logouts/:logout_id", a.handleStatus)
 	g.POST("/logouts/:logout_id/retry", a.handleRetry)
+	return g
+}
+
+// WriteAdminError answers an admin request with a JSON AdminError and
+// aborts the handler chain.
+func WriteAdminError(c *gin.Context, status int, code, desc string) {
+	adminError(c, status, code, desc)
+}
+
+// DecodeAdminJSON decodes an admin request body holding exactly one JSON
+// object with known fields only into v. On failure it has answered 400 (or
+// 413 for a body over the cap) and returns false.
+func DecodeAdminJSON(c *gin.Context, v any) bool {
+	status, aerr := decodeStrict(c.Request.Body, v)
+	if status != 0 {
+		adminError(c, status, aerr.Error, aerr.Description)
+		return false
+	}
+	return true
+}
+
+// decodeStrict decodes one JSON object with known fields only.
+func decodeStrict(r io.Reader, v any) (int, AdminError) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+			err = terr
+			if err == nil {
+				err = errors.New("body must hold exactly one JSON object")
+			}
+		}
+	}
+	if err == nil {
+		return 0, AdminError{}
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return http.StatusRequestEntityTooLarge, AdminError{"request_too_large", fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit)}
+	}
+	return http.StatusBadRequest, AdminError{"invalid_request", "body is not a valid JSON request: " + err.Error()}
 }
 
 // AdminError is the JSON body of every admin API error.
@@ -174,21 +218,8 @@ func (a *Admin) handleUserSessions(c *gin.Context) {
 // known fields only, exactly one target.
 func decodeLogoutRequest(r io.Reader) (AdminLogoutRequest, int, AdminError) {
 	var req AdminLogoutRequest
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return req, http.StatusRequestEntityTooLarge, AdminError{"request_too_large", fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit)}
-		}
-		return req, http.StatusBadRequest, AdminError{"invalid_request", "body is not a valid JSON logout request: " + err.Error()}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return req, http.StatusRequestEntityTooLarge, AdminError{"request_too_large", fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit)}
-		}
-		return req, http.StatusBadRequest, AdminError{"invalid_request", "body must hold exactly one JSON object"}
+	if status, aerr := decodeStrict(r, &req); status != 0 {
+		return req, status, aerr
 	}
 	if (req.SessionID == "") == (req.UserID == "") {
 		return req, http.StatusBadRequest, AdminError{"invalid_request", "give exactly one of session_id and user_id"}

@@ -155,7 +155,7 @@ func (a *App) build(ctx context.Context) error {
 			a.samlIdP.Mount(r)
 		}
 		if admin != nil {
-			admin.Mount(r)
+			a.mountAdminRoutes(admin.Mount(r))
 		}
 	})
 	return nil
