@@ -20,6 +20,7 @@ import (
 	"github.com/slobridge/slobridge/oidc"
 	"github.com/slobridge/slobridge/oidc/ssf"
 	"github.com/slobridge/slobridge/saml/idp"
+	"github.com/slobridge/slobridge/saml/sp"
 	"github.com/slobridge/slobridge/store"
 )
 
@@ -34,6 +35,7 @@ type App struct {
 	provider *oidc.Provider
 	ssf      *ssf.Transmitter
 	samlIdP  *idp.IdP
+	samlSP   *sp.SP
 	handler  http.Handler
 	basePath string
 
@@ -113,9 +115,23 @@ func (a *App) build(ctx context.Context) error {
 	cookies := slobridge.SessionCookies{
 		Secret: []byte(cfg.Session.CookieSecret.Value()), Secure: *cfg.Session.SecureCookie, Path: a.basePath + "/",
 	}
-	auth := newStaticAuth(eng, cookies, cfg.Upstream.Static, cfg.Session.Lifetime, a.basePath, a.log)
-	if cfg.Upstream.Type != "static" {
-		return fmt.Errorf("app: upstream.type: %q is not built into this binary yet", cfg.Upstream.Type)
+	var (
+		auth     slobridge.Authenticator
+		upstream slobridge.UpstreamLogout
+		mountUp  func(gin.IRouter)
+	)
+	switch cfg.Upstream.Type {
+	case "static":
+		st := newStaticAuth(eng, cookies, cfg.Upstream.Static, cfg.Session.Lifetime, a.basePath, a.log)
+		auth, mountUp = st, st.Mount
+	case "saml":
+		up, err := a.buildSAMLSP(ctx, cookies)
+		if err != nil {
+			return err
+		}
+		a.samlSP, auth, upstream, mountUp = up, up, up, up.Mount
+	default:
+		return fmt.Errorf("app: upstream.type: unknown type %q", cfg.Upstream.Type)
 	}
 	provider, err := oidc.New(a.oidcOptions(issuer, cookies, auth))
 	if err != nil {
@@ -130,7 +146,7 @@ func (a *App) build(ctx context.Context) error {
 			return err
 		}
 	}
-	page, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: eng, BasePath: a.basePath, Logger: a.log})
+	page, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: eng, Upstream: upstream, BasePath: a.basePath, Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("app: logout page: %w", err)
 	}
@@ -150,7 +166,7 @@ func (a *App) build(ctx context.Context) error {
 		provider.Mount(r)
 		a.ssf.Mount(r)
 		page.Mount(r)
-		auth.Mount(r)
+		mountUp(r)
 		if a.samlIdP != nil {
 			a.samlIdP.Mount(r)
 		}
@@ -200,6 +216,26 @@ func (a *App) buildSAMLIdP(ctx context.Context, cookies slobridge.SessionCookies
 	a.eng.SetNotifier(idp.ClientKind, ip.Notifier(client))
 	return nil
 }
+
+// buildSAMLSP creates the SAML service provider toward the upstream IdPs
+// (loading their metadata): the authenticator of the OpenID Provider and
+// the SAML IdP, and the upstream leg of logouts.
+func (a *App) buildSAMLSP(ctx context.Context, cookies slobridge.SessionCookies) (*sp.SP, error) {
+	opts, err := a.cfg.SAML.SP.Options()
+	if err != nil {
+		return nil, fmt.Errorf("app: saml.sp: %w", err)
+	}
+	opts.Engine, opts.Cookies, opts.BaseURL, opts.Logger = a.eng, cookies, a.BaseURL(), a.log
+	up, err := sp.New(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("app: saml.sp: %w", err)
+	}
+	return up, nil
+}
+
+// SAMLSP returns the SAML service provider, nil unless upstream.type is
+// saml.
+func (a *App) SAMLSP() *sp.SP { return a.samlSP }
 
 // SAMLIdP returns the SAML IdP, nil when saml.idp.enabled is false.
 func (a *App) SAMLIdP() *idp.IdP { return a.samlIdP }
@@ -332,6 +368,17 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); engErr <- a.eng.Run(bg) }()
 	go func() { defer wg.Done(); a.sweep(bg) }()
+	if a.samlSP != nil {
+		// Metadata refresh and SOAP logouts toward the upstream for
+		// logouts without a browser (admin, system).
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.samlSP.Run(bg); err != nil {
+				a.log.ErrorContext(bg, "saml sp", "err", err)
+			}
+		}()
+	}
 
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()

@@ -539,3 +539,54 @@ func TestAdminReceivers(t *testing.T) {
 		t.Fatalf("wrong token: %v", got)
 	}
 }
+
+// TestSAMLUpstreamWiring runs the bridge with upstream.type saml: the SP
+// metadata is served, and an OIDC authorization request without a bridge
+// session sends the browser to the upstream IdP with a signed
+// AuthnRequest (the SP is the OpenID Provider's authenticator).
+func TestSAMLUpstreamWiring(t *testing.T) {
+	doc := strings.NewReplacer("{{DB}}", filepath.Join(t.TempDir(), "up.db"), "{{RP}}", "http://127.0.0.1:1", "{{SSF}}", "http://127.0.0.1:2").
+		Replace(wiringConfig)
+	doc = strings.Replace(doc, "  type: static\n", "  type: saml\n", 1) + `
+saml:
+  sp:
+    cert_file: testdata/bridge-sp.crt
+    key_file: testdata/bridge-sp.key
+    upstreams:
+      - name: corp
+        metadata_file: testdata/upstream-metadata.xml
+`
+	a, base := startApp(t, doc, map[string]string{
+		"COOKIE": strings.Repeat("c", 40), "ADMIN": "admin-token-0123456789", "PASSWORD": "alice-password",
+		"APP1_SECRET": "app1-secret-0123456789", "SSF_AUTH": "Bearer x",
+	})
+	if a.SAMLSP() == nil {
+		t.Fatal("no SAML SP with upstream.type saml")
+	}
+	code, md := get(t, http.DefaultClient, base+"/saml/sp/metadata")
+	if code != http.StatusOK || !strings.Contains(md, `entityID="`+base+`/saml/sp/metadata"`) || !strings.Contains(md, base+"/saml/sp/acs") {
+		t.Fatalf("SP metadata (%d):\n%s", code, md)
+	}
+	if code, _ := get(t, http.DefaultClient, base+"/login/static"); code != http.StatusNotFound {
+		t.Fatalf("static login served with upstream.type saml: %d", code)
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+		if r.URL.Host == "idp.example.com" {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	q := url.Values{"client_id": {"app1"}, "redirect_uri": {"http://127.0.0.1:1/cb"}, "response_type": {"code"},
+		"scope": {"openid"}, "state": {"s"}}
+	resp, err := browser.Get(base + "/oidc/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if loc == nil || loc.Host != "idp.example.com" || loc.Path != "/sso" || loc.Query().Get("SAMLRequest") == "" ||
+		loc.Query().Get("Signature") == "" || loc.Query().Get("SigAlg") == "" {
+		t.Fatalf("authorize without a session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/slobridge/slobridge/oidc"
 	"github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/saml/idp"
+	"github.com/slobridge/slobridge/saml/sp"
 )
 
 // Config is the whole configuration file of `slobridge serve`. Every key is
@@ -36,6 +37,9 @@ type Config struct {
 
 // SAMLConfig is the SAML side of the bridge.
 type SAMLConfig struct {
+	// SP is the bridge as SAML service provider toward the upstream IdPs
+	// (used when upstream.type is saml).
+	SP sp.Config `yaml:"sp"`
 	// IdP is the SAML identity provider toward downstream SPs.
 	IdP SAMLIdPConfig `yaml:"idp"`
 }
@@ -600,7 +604,13 @@ func (c *Config) validateUpstream(p *problems) {
 			}
 		}
 	case "saml":
-		p.add("upstream.type", "saml upstreams are not built into this binary yet; use static for development")
+		probs := c.SAML.SP.Validate("saml.sp")
+		*p = append(*p, probs...)
+		if len(probs) == 0 {
+			if _, err := saml.LoadSigner(c.SAML.SP.CertFile, c.SAML.SP.KeyFile); err != nil {
+				p.add("saml.sp.cert_file / saml.sp.key_file", "%v", err)
+			}
+		}
 	default:
 		p.add("upstream.type", "must be saml or static, not %q", c.Upstream.Type)
 	}

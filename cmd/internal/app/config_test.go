@@ -127,7 +127,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"saml idp without key", validBase + "saml:\n  idp:\n    enabled: true\n    certificate_file: testdata/idp.crt\n", []string{"saml.idp.certificate_file / saml.idp.key: certificate_file and key are required"}},
 		{"saml idp key mismatch", validBase + "saml:\n  idp:\n    enabled: true\n    certificate_file: testdata/idp.crt\n    key: {file: testdata/sp.key}\n", []string{"saml.idp.certificate_file / saml.idp.key", "does not match"}},
 		{"saml idp bad sp", validBase + "saml:\n  idp:\n    enabled: true\n    certificate_file: testdata/idp.crt\n    key: {file: testdata/idp.key}\n    service_providers:\n      - name: x\n", []string{"saml.idp: service_providers[0]: metadata_file or metadata_url is required"}},
-		{"several problems at once", "log:\n  format: xml\nstore:\n  driver: mysql\n", []string{"log.format", "store.driver", "session.cookie_secret", "upstream.type"}},
+		{"saml upstream without sp", strings.Replace(validBase, "type: static", "type: saml", 1), []string{"saml.sp.cert_file: required", "saml.sp.upstreams: at least one upstream IdP is required"}},
+		{"saml upstream bad key", strings.Replace(validBase, "type: static", "type: saml", 1) + "saml:\n  sp:\n    cert_file: testdata/bridge-sp.crt\n    key_file: testdata/sp.key\n    upstreams:\n      - {name: corp, metadata_file: testdata/upstream-metadata.xml}\n", []string{"saml.sp.cert_file / saml.sp.key_file", "does not match"}},
+		{"saml upstream bad name", strings.Replace(validBase, "type: static", "type: saml", 1) + "saml:\n  sp:\n    cert_file: testdata/bridge-sp.crt\n    key_file: testdata/bridge-sp.key\n    upstreams:\n      - {name: Corp IdP, metadata_file: testdata/upstream-metadata.xml}\n", []string{"saml.sp.upstreams[0].name: use only a-z 0-9 . _ -"}},
+		{"several problems at once", "log:\n  format: xml\nstore:\n  driver: mysql\n", []string{"log.format", "store.driver", "session.cookie_secret", "saml.sp.upstreams"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Regenerates the test keys of package app: the SAML IdP's signing
-# certificate and the certificate of the test SP whose metadata is
-# sp-metadata.xml (the certificate is pasted into it).
+# Regenerates the test keys of package app and the metadata that embeds
+# them: the bridge's SAML IdP certificate (idp.*), the bridge's SAML SP
+# certificate (bridge-sp.*), a downstream test SP (sp.*, sp-metadata.xml)
+# and an upstream test IdP (upstream.*, upstream-metadata.xml).
 set -euo pipefail
 cd "$(dirname "$0")"
-for n in idp sp; do
+for n in idp bridge-sp sp upstream; do
   openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
     -subj "/CN=slobridge test $n" -keyout "$n.key" -out "$n.crt" 2>/dev/null
 done
-cert=$(grep -v -- '-----' sp.crt | tr -d '\n')
-sed "s|CERT|$cert|" sp-metadata.xml.in > sp-metadata.xml
+for n in sp upstream; do
+  cert=$(grep -v -- '-----' "$n.crt" | tr -d '\n')
+  sed "s|CERT|$cert|" "$n-metadata.xml.in" > "$n-metadata.xml"
+done
