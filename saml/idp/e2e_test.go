@@ -124,7 +124,7 @@ type e2e struct {
 // newE2E starts SP1 (registered from a metadata file in the
 // configuration), the bridge, SP2 (registered through Register from its
 // metadata URL) and SP3 (SOAP back channel, registered from a file).
-func newE2E(t *testing.T, engine func(*slobridge.Options)) *e2e {
+func newE2E(t *testing.T, engine func(*slobridge.Options), sp2Opts ...func(*gosamlSP)) *e2e {
 	t.Helper()
 	xmlsec := requireTool(t, "xmlsec1")
 	dir := t.TempDir()
@@ -134,6 +134,9 @@ func newE2E(t *testing.T, engine func(*slobridge.Options)) *e2e {
 		t.Fatal(err)
 	}
 	sp2 := newGosamlSP(t, "sp2")
+	for _, o := range sp2Opts {
+		o(sp2)
+	}
 	sp3 := newGosamlSP(t, "sp3")
 	sp3.soap = newSOAPSP(t, xmlsec)
 	sp3.soap.issuer = sp3.entityID
@@ -179,10 +182,59 @@ func (w *e2e) activeSession(t *testing.T) store.Session {
 // page's iframe, the SOAP SP and an OIDC-like back-channel receiver are
 // notified, and gosaml2 verifies the LogoutResponse.
 func TestBrowserSSOAndSPInitiatedLogout(t *testing.T) {
-	w := newE2E(t, nil)
-	ctx := newChromium(t)
-	recv := newHTTPReceiver(t)
+	for _, tc := range []struct {
+		name, logoutPath string
+		sp2              func(*gosamlSP)
+	}{
+		// gosaml2's own metadata (HTTP-POST SLO); its request and our
+		// response by HTTP-POST, both checked by gosaml2.
+		{name: "post", logoutPath: "/logout"},
+		// An HTTP-Redirect request (gosaml2 signs the query); our
+		// HTTP-Redirect response's query signature is checked by openssl.
+		{name: "redirect", logoutPath: "/logout?binding=redirect", sp2: func(g *gosamlSP) { g.openssl = requireTool(t, "openssl") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []func(*gosamlSP)
+			if tc.sp2 != nil {
+				opts = append(opts, tc.sp2)
+			}
+			w := newE2E(t, nil, opts...)
+			ctx := newChromium(t)
+			recv := newHTTPReceiver(t)
+			s := browserLogins(t, ctx, w)
+			if _, err := w.b.eng.AddParticipant(context.Background(), store.Participant{
+				SessionID: s.ID, Kind: "http", AppID: "oidc-rp", Channels: store.ChannelBack, BackChannelURL: recv.srv.URL,
+			}); err != nil {
+				t.Fatal(err)
+			}
 
+			got := browse(t, ctx, w.sp2.url+tc.logoutPath, w.sp2.url+"/slo")
+			if got != "sp2 logged out: "+bsaml.StatusSuccess+" " {
+				t.Fatalf("sp2 logout page = %q (validation error %v)", got, w.sp2.logoutErr)
+			}
+			w.sp2.mu.Lock()
+			if w.sp2.logoutErr != nil || w.sp2.logoutInResponseTo != w.sp2.logoutRequestID || w.sp2.logoutSubStatus != "" {
+				t.Errorf("LogoutResponse error %v InResponseTo %q sub-status %q, want %q and none",
+					w.sp2.logoutErr, w.sp2.logoutInResponseTo, w.sp2.logoutSubStatus, w.sp2.logoutRequestID)
+			}
+			if wantRedirect := tc.sp2 != nil; (w.sp2.redirectResponses == 1) != wantRedirect || w.sp2.logoutResponses != 1 {
+				t.Errorf("sp2 got %d LogoutResponses, %d by HTTP-Redirect", w.sp2.logoutResponses, w.sp2.redirectResponses)
+			}
+			w.sp2.mu.Unlock()
+
+			ended, err := w.b.st.GetSession(context.Background(), s.ID)
+			if err != nil || ended.EndedAt.IsZero() || ended.LogoutID == "" {
+				t.Fatalf("session after logout = %+v (%v), want ended", ended, err)
+			}
+			checkNotified(t, w, ended, recv)
+		})
+	}
+}
+
+// browserLogins logs Chromium in at the three SPs; only the first needs
+// the upstream login. It returns the bridge session.
+func browserLogins(t *testing.T, ctx context.Context, w *e2e) store.Session {
+	t.Helper()
 	if got := browse(t, ctx, w.sp1.url+"/app", w.sp1.url+"/app"); got != "sp1 hello alice@example.com" {
 		t.Fatalf("sp1 page = %q", got)
 	}
@@ -197,28 +249,7 @@ func TestBrowserSSOAndSPInitiatedLogout(t *testing.T) {
 	}
 	s := w.activeSession(t)
 	checkParticipants(t, w, s)
-	if _, err := w.b.eng.AddParticipant(context.Background(), store.Participant{
-		SessionID: s.ID, Kind: "http", AppID: "oidc-rp", Channels: store.ChannelBack, BackChannelURL: recv.srv.URL,
-	}); err != nil {
-		t.Fatal(err)
-	}
-
-	got := browse(t, ctx, w.sp2.url+"/logout", w.sp2.url+"/slo")
-	if got != "sp2 logged out: "+bsaml.StatusSuccess+" " {
-		t.Fatalf("sp2 logout page = %q (gosaml2 validation error %v)", got, w.sp2.logoutErr)
-	}
-	w.sp2.mu.Lock()
-	if w.sp2.logoutInResponseTo != w.sp2.logoutRequestID || w.sp2.logoutSubStatus != "" {
-		t.Errorf("LogoutResponse InResponseTo %q sub-status %q, want %q and none",
-			w.sp2.logoutInResponseTo, w.sp2.logoutSubStatus, w.sp2.logoutRequestID)
-	}
-	w.sp2.mu.Unlock()
-
-	ended, err := w.b.st.GetSession(context.Background(), s.ID)
-	if err != nil || ended.EndedAt.IsZero() || ended.LogoutID == "" {
-		t.Fatalf("session after logout = %+v (%v), want ended", ended, err)
-	}
-	checkNotified(t, w, ended, recv)
+	return s
 }
 
 // checkParticipants: each SP is a participant with its own NameID and a

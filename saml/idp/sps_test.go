@@ -8,10 +8,12 @@ package idp
 
 import (
 	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -188,6 +190,9 @@ type gosamlSP struct {
 	// soap, when set, serves /soap and replaces the SLO of the metadata
 	// with a SOAP SingleLogoutService.
 	soap *soapSP
+	// openssl, when set, adds an HTTP-Redirect SingleLogoutService whose
+	// LogoutResponses are verified with `openssl dgst -verify`.
+	openssl string
 
 	mu                   sync.Mutex
 	nameID, sessionIndex string
@@ -197,6 +202,7 @@ type gosamlSP struct {
 	logoutInResponseTo   string
 	logoutErr            error
 	logoutResponses      int
+	redirectResponses    int
 	loginErr             error
 	slo                  []gotLogout
 }
@@ -244,7 +250,7 @@ func (g *gosamlSP) start(bridgeURL string) {
 }
 
 func (g *gosamlSP) metadata() ([]byte, error) {
-	if g.soap == nil {
+	if g.soap == nil && g.openssl == "" {
 		md, err := g.sp.MetadataWithSLO(24)
 		if err != nil {
 			return nil, err
@@ -262,7 +268,7 @@ func (g *gosamlSP) metadata() ([]byte, error) {
 					KeyDescriptors: []saml.KeyDescriptor{{Use: "signing", KeyInfo: saml.KeyInfo{X509Data: saml.X509Data{
 						X509Certificates: []saml.X509Certificate{{Data: base64.StdEncoding.EncodeToString(cert.Raw)}}}}}},
 				},
-				SingleLogoutServices: []saml.Endpoint{{Binding: URISOAP, Location: g.url + "/soap"}},
+				SingleLogoutServices: g.sloServices(),
 				NameIDFormats:        []saml.NameIDFormat{FormatPersistent},
 			},
 			AuthnRequestsSigned:       &yes,
@@ -270,6 +276,13 @@ func (g *gosamlSP) metadata() ([]byte, error) {
 		}},
 	}
 	return xml.Marshal(ed)
+}
+
+func (g *gosamlSP) sloServices() []saml.Endpoint {
+	if g.soap != nil {
+		return []saml.Endpoint{{Binding: URISOAP, Location: g.url + "/soap"}}
+	}
+	return []saml.Endpoint{{Binding: URIRedirect, Location: g.url + "/slo"}, {Binding: URIPOST, Location: g.url + "/slo"}}
 }
 
 func (g *gosamlSP) handleMetadata(w http.ResponseWriter, _ *http.Request) {
@@ -313,10 +326,27 @@ func (g *gosamlSP) handleACS(w http.ResponseWriter, r *http.Request) {
 
 // handleLogout starts an SP-initiated logout: a signed HTTP-POST
 // LogoutRequest with the NameID and SessionIndex of the login.
-func (g *gosamlSP) handleLogout(w http.ResponseWriter, _ *http.Request) {
+func (g *gosamlSP) handleLogout(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	nameID, si := g.nameID, g.sessionIndex
 	g.mu.Unlock()
+	if r.URL.Query().Get("binding") == "redirect" {
+		doc, err := g.sp.BuildLogoutRequestDocumentNoSig(nameID, si)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		g.mu.Lock()
+		g.logoutRequestID = doc.Root().SelectAttrValue("ID", "")
+		g.mu.Unlock()
+		u, err := g.sp.BuildLogoutURLRedirect("sp2-relay", doc)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		http.Redirect(w, r, u, http.StatusFound)
+		return
+	}
 	doc, err := g.sp.BuildLogoutRequestDocument(nameID, si)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -337,6 +367,10 @@ func (g *gosamlSP) handleLogout(w http.ResponseWriter, _ *http.Request) {
 // handleSLO receives the bridge's LogoutResponse to our request and
 // validates it with gosaml2 (signature, Issuer, Destination, Success).
 func (g *gosamlSP) handleSLO(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet {
+		g.handleRedirectSLO(w, r)
+		return
+	}
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -472,4 +506,72 @@ func parseForm(page string) (string, url.Values, error) {
 	return html.UnescapeString(m[1]), v, nil
 }
 
-func trimLower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+// handleRedirectSLO receives a LogoutResponse by HTTP-Redirect: the query
+// signature is checked with `openssl dgst -sha256 -verify` over the octets
+// of Bindings §3.4.4.1 taken from the raw query, then the XML is read.
+func (g *gosamlSP) handleRedirectSLO(w http.ResponseWriter, r *http.Request) {
+	raw := map[string]string{}
+	for _, part := range strings.Split(r.URL.RawQuery, "&") {
+		k, v, _ := strings.Cut(part, "=")
+		raw[k] = v
+	}
+	octets := "SAMLResponse=" + raw["SAMLResponse"]
+	if rs, ok := raw["RelayState"]; ok {
+		octets += "&RelayState=" + rs
+	}
+	octets += "&SigAlg=" + raw["SigAlg"]
+	sigB64, _ := url.QueryUnescape(raw["Signature"])
+	sig, err := base64.StdEncoding.DecodeString(sigB64)
+	verr := err
+	if err == nil {
+		verr = opensslVerify(g.t, g.openssl, []byte(octets), sig)
+	}
+	enc, _ := url.QueryUnescape(raw["SAMLResponse"])
+	deflated, _ := base64.StdEncoding.DecodeString(enc)
+	x, _ := io.ReadAll(flate.NewReader(bytes.NewReader(deflated)))
+	doc := etree.NewDocument()
+	perr := doc.ReadFromBytes(x)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.logoutResponses++
+	g.redirectResponses++
+	g.logoutErr = errors.Join(verr, perr)
+	if g.logoutErr != nil {
+		http.Error(w, g.logoutErr.Error(), http.StatusForbidden)
+		return
+	}
+	root := doc.Root()
+	g.logoutInResponseTo = root.SelectAttrValue("InResponseTo", "")
+	if root.SelectAttrValue("Destination", "") != g.url+"/slo" {
+		g.logoutErr = fmt.Errorf("Destination %q", root.SelectAttrValue("Destination", ""))
+	}
+	if top := doc.FindElement("//Status/StatusCode"); top != nil {
+		g.logoutStatus = top.SelectAttrValue("Value", "")
+		if sub := top.FindElement("StatusCode"); sub != nil {
+			g.logoutSubStatus = sub.SelectAttrValue("Value", "")
+		}
+	}
+	fmt.Fprintf(w, `<p id="result">%s logged out: %s %s</p>`, g.name, html.EscapeString(g.logoutStatus), html.EscapeString(g.logoutSubStatus))
+}
+
+// opensslVerify checks an RSA-SHA256 signature over data with the bridge's
+// certificate, using the openssl binary.
+func opensslVerify(t *testing.T, openssl string, data, sig []byte) error {
+	dir := t.TempDir()
+	pub, err := exec.Command(openssl, "x509", "-pubkey", "-noout", "-in", filepath.Join("testdata", "idp.crt")).Output()
+	if err != nil {
+		return fmt.Errorf("openssl x509: %w", err)
+	}
+	files := map[string][]byte{"pub.pem": pub, "data": data, "sig": sig}
+	for n, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), b, 0o600); err != nil {
+			return err
+		}
+	}
+	out, err := exec.Command(openssl, "dgst", "-sha256", "-verify", filepath.Join(dir, "pub.pem"),
+		"-signature", filepath.Join(dir, "sig"), filepath.Join(dir, "data")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Verified OK") {
+		return fmt.Errorf("openssl dgst -verify: %v: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}
