@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/store"
 )
 
@@ -182,8 +183,14 @@ func (p *Provider) introspectRefresh(ctx context.Context, caller Client, rt stri
 }
 
 // sessionActive reports whether bridge session sid is neither ended nor
-// expired: a token never outlives its session.
+// expired: a token never outlives its session. Answers come from the
+// session cache when it has a fresh one.
 func (p *Provider) sessionActive(ctx context.Context, sid string, now time.Time) (bool, error) {
+	sc := p.sessions
+	active, gen, ok := sc.get(sid, now)
+	if ok {
+		return active, nil
+	}
 	s, err := p.st.GetSession(ctx, sid)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
@@ -191,7 +198,92 @@ func (p *Provider) sessionActive(ctx context.Context, sid string, now time.Time)
 	if err != nil {
 		return false, serverErr(err)
 	}
-	return s.Active(now), nil
+	active = s.Active(now)
+	until := now.Add(sessionCacheTTL)
+	if active && s.ExpiresAt.Before(until) {
+		until = s.ExpiresAt
+	}
+	sc.put(sid, sessionState{active: active, until: until}, gen)
+	return active, nil
+}
+
+// sessionCacheTTL bounds how long a cached session state is used. A logout
+// through this process's engine invalidates the cache before the engine's
+// Logout returns (see sessionCache), so with the embedded store the
+// answer changes at once; the TTL bounds how long a logout made by
+// another replica sharing the store can go unseen here.
+const sessionCacheTTL = time.Second
+
+// maxCachedSessions bounds the session cache; when full it is emptied.
+const maxCachedSessions = 1 << 16
+
+// sessionCache remembers whether sessions are active, so that
+// introspection does not read and decode the session on every call. It
+// subscribes to the engine's events: the engine publishes a new logout
+// into the subscription's buffered channel inside Logout, before it
+// returns, and every lookup first checks that channel and, when anything
+// is there, drains it and empties the cache under the write lock. A
+// generation counter keeps a lookup that read the store before such an
+// invalidation from caching its now stale answer. A dropped event (full
+// buffer) leaves the channel non-empty, so it invalidates too.
+type sessionCache struct {
+	events <-chan slobridge.Event
+
+	mu  sync.RWMutex
+	gen uint64
+	m   map[string]sessionState
+}
+
+type sessionState struct {
+	active bool
+	until  time.Time
+}
+
+func newSessionCache(eng *slobridge.Engine) *sessionCache {
+	ch, _ := eng.Subscribe(256)
+	return &sessionCache{events: ch, m: map[string]sessionState{}}
+}
+
+// get returns the cached state of sid and the generation to pass to put.
+func (sc *sessionCache) get(sid string, now time.Time) (active bool, gen uint64, ok bool) {
+	if len(sc.events) > 0 {
+		sc.invalidate()
+	}
+	sc.mu.RLock()
+	st, ok := sc.m[sid]
+	gen = sc.gen
+	sc.mu.RUnlock()
+	if !ok || !now.Before(st.until) {
+		return false, gen, false
+	}
+	return st.active, gen, true
+}
+
+// put caches st unless the cache was invalidated since gen was read.
+func (sc *sessionCache) put(sid string, st sessionState, gen uint64) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.gen != gen {
+		return
+	}
+	if len(sc.m) >= maxCachedSessions {
+		clear(sc.m)
+	}
+	sc.m[sid] = st
+}
+
+func (sc *sessionCache) invalidate() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for drained := false; !drained; {
+		select {
+		case <-sc.events:
+		default:
+			drained = true
+		}
+	}
+	clear(sc.m)
+	sc.gen++
 }
 
 // looksLikeJWS reports whether tok has the shape of a compact JWS; refresh

@@ -2,13 +2,25 @@ package oidc
 
 import (
 	"bytes"
+	"context"
+	"encoding/base64"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/store"
 )
 
 // caller is how a request to the introspection or revocation endpoint
@@ -149,6 +161,29 @@ func TestIntrospectExpiredAccessToken(t *testing.T) {
 	}
 }
 
+func TestIntrospectionSeesLogoutAtOnce(t *testing.T) {
+	env := newTokenEnv(t)
+	rp := env.newRPClient(t, "web")
+	_, tok := env.login(t, rp)
+	_, other := env.login(t, rp)
+	for range 3 { // warm the session cache
+		if m := env.introspect(t, rsID, rsSecret, tok.AccessToken); m["active"] != true {
+			t.Fatalf("before logout: %v", m)
+		}
+	}
+	// The logout goes through the engine directly (an admin logout); the
+	// very next introspection, with no wait, must see it.
+	lo, err := env.eng.Logout(context.Background(), slobridge.LogoutRequest{
+		SessionIDs: []string{sidOf(t, env, tok.AccessToken)}, Initiator: store.Initiator{Kind: store.InitiatorAdmin, ID: "ops"}})
+	if err != nil || len(lo.SessionIDs) != 1 {
+		t.Fatalf("logout: %v %v", lo, err)
+	}
+	wantInactive(t, "token of the session just ended", env.introspect(t, rsID, rsSecret, tok.AccessToken))
+	if m := env.introspect(t, rsID, rsSecret, other.AccessToken); m["active"] != true {
+		t.Fatalf("token of another session: %v", m)
+	}
+}
+
 func TestDiscoveryAdvertisesTokenEndpoints(t *testing.T) {
 	env := newTokenEnv(t)
 	d := env.p.Discovery()
@@ -184,4 +219,156 @@ func TestDiscoveryAdvertisesTokenEndpoints(t *testing.T) {
 	if _, _, m := env.postToken(t, PathIntrospect, "", "", form); len(m) != 1 || m["active"] != false {
 		t.Fatalf("after revocation: %v", m)
 	}
+}
+
+// benchTokens logs in n times through the code flow and returns the access
+// tokens, each of its own session.
+func benchTokens(b *testing.B, env *tokenEnv, n int) []string {
+	b.Helper()
+	rp := env.newRPClient(b, "bench")
+	toks := make([]string, n)
+	for i := range toks {
+		_, tok := env.login(b, rp)
+		toks[i] = tok.AccessToken
+	}
+	return toks
+}
+
+// BenchmarkIntrospectHTTP measures introspection over real HTTP on
+// 127.0.0.1 with the load generator (testdata/loadclient: 16 parallel
+// keep-alive clients authenticating as a resource server with HTTP Basic)
+// in its own process, so that the server's CPU time per request is
+// measured apart from the client's. Client and server share the machine's
+// cores; req/s is the wall-clock rate, server-req/s@2cores the rate the
+// server's CPU cost per request allows on two cores.
+func BenchmarkIntrospectHTTP(b *testing.B) {
+	env := newTokenEnv(b)
+	toks := benchTokens(b, env, 16)
+	dir := b.TempDir()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		b.Fatalf("the load generator is built with the go command: %v", err)
+	}
+	bin := filepath.Join(dir, "loadclient")
+	if out, err := exec.Command(gobin, "build", "-o", bin, "./testdata/loadclient").CombinedOutput(); err != nil {
+		b.Fatalf("build load generator: %v\n%s", err, out)
+	}
+	var bodies strings.Builder
+	for _, tok := range toks {
+		bodies.WriteString(url.Values{"token": {tok}, "token_type_hint": {"access_token"}}.Encode() + "\n")
+	}
+	bodiesFile := filepath.Join(dir, "bodies")
+	if err := os.WriteFile(bodiesFile, []byte(bodies.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(rsID+":"+rsSecret))
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	cmd := exec.Command(bin, "-url", env.p.Issuer()+PathIntrospect, "-auth", auth, "-bodies", bodiesFile,
+		"-n", strconv.Itoa(b.N), "-c", "16")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("load generator: %v", err)
+	}
+	server := cpuTime(b) - cpu0
+	b.StopTimer()
+	ns, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		b.Fatalf("load generator output %q", out)
+	}
+	client := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	perOp := server / time.Duration(b.N)
+	b.ReportMetric(float64(b.N)/time.Duration(ns).Seconds(), "req/s")
+	b.ReportMetric(float64(perOp.Nanoseconds())/1e3, "server-cpu-µs/req")
+	b.ReportMetric(float64((client/time.Duration(b.N)).Nanoseconds())/1e3, "client-cpu-µs/req")
+	b.ReportMetric(2*float64(time.Second)/float64(perOp), "server-req/s@2cores")
+}
+
+// BenchmarkIntrospectHTTPOneProcess is BenchmarkIntrospectHTTP with the
+// clients in the benchmark's own process (16 goroutines, keep-alive): the
+// CPU time per request then covers client and server together.
+func BenchmarkIntrospectHTTPOneProcess(b *testing.B) {
+	env := newTokenEnv(b)
+	toks := benchTokens(b, env, 16)
+	tr := &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	target := env.p.Issuer() + PathIntrospect
+	bodies := make([]string, len(toks))
+	for i, tok := range toks {
+		bodies[i] = url.Values{"token": {tok}, "token_type_hint": {"access_token"}}.Encode()
+	}
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(rsID+":"+rsSecret))
+	var seq atomic.Int64
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime(b)
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 4096)
+		hdr := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Authorization": {auth}}
+		for pb.Next() {
+			i := seq.Add(1)
+			req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(bodies[i%int64(len(bodies))]))
+			req.Header = hdr
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, _ := io.ReadFull(resp.Body, buf)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(buf[:n], []byte(`{"active":true,`)) {
+				b.Fatalf("HTTP %d %s", resp.StatusCode, buf[:n])
+			}
+		}
+	})
+	reportThroughput(b, start, cpu0)
+}
+
+// cpuTime is the CPU time (user + system) this process has used so far.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportThroughput reports the measured requests per second, the CPU time
+// per request (client and server together, as both run in this process)
+// and the rate that CPU cost allows on two dedicated cores: on a shared,
+// busy machine the wall-clock rate understates what two cores deliver.
+func reportThroughput(b *testing.B, start time.Time, cpu0 time.Duration) {
+	wall, cpu := time.Since(start), cpuTime(b)-cpu0
+	perOp := cpu / time.Duration(b.N)
+	b.ReportMetric(float64(b.N)/wall.Seconds(), "req/s")
+	b.ReportMetric(float64(perOp.Nanoseconds())/1e3, "cpu-µs/req")
+	b.ReportMetric(2*float64(time.Second)/float64(perOp), "req/s@2cores")
+}
+
+// BenchmarkIntrospectInProcess measures Provider.Introspect alone: cached
+// signature check, revocation lookup and session lookup in bbolt.
+func BenchmarkIntrospectInProcess(b *testing.B) {
+	env := newTokenEnv(b)
+	toks := benchTokens(b, env, 16)
+	rs, err := env.p.client(context.Background(), rsID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime(b)
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			i := seq.Add(1)
+			res, err := env.p.Introspect(ctx, rs, IntrospectionRequest{Token: toks[i%int64(len(toks))]})
+			if err != nil || !res.Active {
+				b.Fatalf("introspect: %v %v", res, err)
+			}
+		}
+	})
+	reportThroughput(b, start, cpu0)
 }
