@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -246,12 +247,30 @@ func (r ReceiverConfig) receiver() ssf.Receiver {
 }
 
 // registerReceivers stores the configured SSF receivers as static
-// registrations (replacing earlier versions of them).
+// registrations (replacing earlier versions of them) and removes static
+// registrations no longer in the configuration; receivers registered
+// through the admin API are kept.
 func (a *App) registerReceivers(ctx context.Context) error {
+	want := map[string]bool{}
 	for i, rc := range a.cfg.SSF.Receivers {
 		if err := ssf.PutReceiver(ctx, a.st, rc.receiver(), a.cfg.SSF.AllowHTTP, true, a.eng.Now()); err != nil {
 			return fmt.Errorf("app: ssf.receivers[%d]: %w", i, err)
 		}
+		want[rc.ID] = true
+	}
+	cs, err := a.st.ListClients(ctx, ssf.Kind)
+	if err != nil {
+		return fmt.Errorf("app: list SSF receivers: %w", err)
+	}
+	for _, c := range cs {
+		var r ssf.Receiver
+		if !c.Static || json.Unmarshal(c.Metadata, &r) != nil || want[r.ID] {
+			continue
+		}
+		if err := ssf.DeleteReceiver(ctx, a.st, r.ID); err != nil {
+			return fmt.Errorf("app: remove SSF receiver %s that left the configuration: %w", r.ID, err)
+		}
+		a.log.InfoContext(ctx, "ssf receiver removed from the configuration", "receiver", r.ID)
 	}
 	return nil
 }

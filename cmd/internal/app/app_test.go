@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/oidc/ssf"
 	"github.com/slobridge/slobridge/store"
 )
 
@@ -589,4 +590,40 @@ saml:
 		loc.Query().Get("Signature") == "" || loc.Query().Get("SigAlg") == "" {
 		t.Fatalf("authorize without a session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
+}
+
+// TestStaticReceiversFollowTheConfiguration restarts the app on one store
+// with a receiver dropped from the configuration: its static registration
+// goes, a receiver registered through the admin API stays.
+func TestStaticReceiversFollowTheConfiguration(t *testing.T) {
+	env := map[string]string{
+		"COOKIE": strings.Repeat("c", 40), "ADMIN": "admin-token-0123456789", "PASSWORD": "alice-password",
+		"APP1_SECRET": "app1-secret-0123456789", "SSF_AUTH": "Bearer x",
+	}
+	db := filepath.Join(t.TempDir(), "recv.db")
+	doc := strings.NewReplacer("{{DB}}", db, "{{RP}}", "http://127.0.0.1:1", "{{SSF}}", "http://127.0.0.1:2").Replace(wiringConfig)
+	ids := func(a *App) []string {
+		rs, err := ssf.ListReceivers(context.Background(), a.Store())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	t.Run("first start", func(t *testing.T) {
+		a, base := startApp(t, doc, env)
+		adminJSON(t, base, env["ADMIN"], "PUT", "/admin/v1/receivers/dynamic", `{"push_url":"http://127.0.0.1:3/e"}`, http.StatusOK)
+		if got := strings.Join(ids(a), ","); got != "api,dynamic" {
+			t.Fatalf("receivers: %s", got)
+		}
+	})
+	t.Run("without api in the configuration", func(t *testing.T) {
+		a, _ := startApp(t, doc[:strings.Index(doc, "  receivers:")]+"  receivers: []\n", env)
+		if got := strings.Join(ids(a), ","); got != "dynamic" {
+			t.Fatalf("receivers after restart: %s", got)
+		}
+	})
 }
