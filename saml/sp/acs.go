@@ -138,12 +138,12 @@ func oneAssertion(xmlData []byte, allowSHA1 bool) error {
 		return fmt.Errorf("%w: Response holds %d assertions, want 1", saml.ErrMalformed, n)
 	}
 	if !allowSHA1 {
-		for _, el := range root.FindElements("//SignatureMethod") {
+		for _, el := range root.FindElements("//SignedInfo/SignatureMethod") {
 			if alg := el.SelectAttrValue("Algorithm", ""); alg == saml.SigAlgRSASHA1 || alg == saml.SigAlgECDSASHA1 {
 				return fmt.Errorf("%w: SHA-1 signature %s refused", saml.ErrSignature, alg)
 			}
 		}
-		for _, el := range root.FindElements("//DigestMethod") {
+		for _, el := range root.FindElements("//Reference/DigestMethod") {
 			if el.SelectAttrValue("Algorithm", "") == "http://www.w3.org/2000/09/xmldsig#sha1" {
 				return fmt.Errorf("%w: SHA-1 digest refused", saml.ErrSignature)
 			}
