@@ -94,9 +94,11 @@ func (p *Provider) MintLogoutToken(ctx context.Context, part store.Participant) 
 }
 
 // Notify implements slobridge.Notifier: one attempt to deliver a logout
-// token. 200 and 204 are success; 400 means the RP refuses the token, which
-// a retry with the same content cannot fix (permanent); anything else is
-// retried by the engine.
+// token. 200 and 204 are success; anything else is a failure the engine
+// retries with a fresh token. That includes 400, the answer Back-Channel
+// Logout §2.8 gives an RP for every failed logout: the cause may be on the
+// RP's side and pass (its session store was down, its clock was behind
+// our iat), and the engine gives up after Options.GiveUpAfter anyway.
 func (n *BackChannelNotifier) Notify(ctx context.Context, d store.Delivery) error {
 	part := d.Participant
 	if part.BackChannelURL == "" {
@@ -124,7 +126,7 @@ func (n *BackChannelNotifier) Notify(ctx context.Context, d store.Delivery) erro
 	case http.StatusOK, http.StatusNoContent:
 		return nil
 	case http.StatusBadRequest:
-		return &slobridge.DeliveryError{StatusCode: resp.StatusCode, Permanent: true,
+		return &slobridge.DeliveryError{StatusCode: resp.StatusCode,
 			Err: errors.New("oidc: the RP rejected the logout token")}
 	default:
 		return &slobridge.DeliveryError{StatusCode: resp.StatusCode,
