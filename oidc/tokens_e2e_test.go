@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -389,4 +390,81 @@ func decodeJWT(tb testing.TB, raw string) (map[string]any, map[string]any) {
 		}
 	}
 	return out[0], out[1]
+}
+
+// BenchmarkLogoutToRejection measures, over many logouts, the time from the
+// start of an RP-Initiated Logout request (end-session with id_token_hint)
+// to the first request the resource server rejects with 401, the session
+// having reached it as a pushed session-revoked SET through the engine's
+// outbox. The client polls the API with the token as fast as it can. It
+// reports p50 and p99 in milliseconds.
+func BenchmarkLogoutToRejection(b *testing.B) {
+	env := newTokenEnv(b)
+	rp := env.newRPClient(b, "bench")
+	ctx := context.Background()
+	cl, err := env.p.client(ctx, rp.id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	call := func(at string) int {
+		req, _ := http.NewRequest(http.MethodGet, env.api.URL+"/orders", nil)
+		req.Header.Set("Authorization", "Bearer "+at)
+		resp, err := hc.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		s, err := env.auth.createSession(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		now := env.clock.Now()
+		g := grant{ClientID: rp.id, SessionID: s.ID, UserID: s.UserID, Scope: "openid", AuthTime: s.AuthTime}
+		at, _, err := env.p.mintAccessToken(ctx, g, now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		idt, err := env.p.mintIDToken(ctx, cl, g, s, "", now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if code := call(at); code != http.StatusOK {
+			b.Fatalf("API before logout: HTTP %d", code)
+		}
+		logout := env.p.Issuer() + PathEndSession + "?" + url.Values{"id_token_hint": {idt}}.Encode()
+		b.StartTimer()
+
+		start := time.Now()
+		resp, err := hc.Get(logout)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			b.Fatalf("end-session: HTTP %d", resp.StatusCode)
+		}
+		for call(at) != http.StatusUnauthorized {
+			if time.Since(start) > 10*time.Second {
+				b.Fatal("the API still accepts the token 10 s after the logout")
+			}
+		}
+		lat = append(lat, time.Since(start))
+		for len(env.events) > 0 {
+			<-env.events
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1e3, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1e3, "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1e3, "max-ms")
 }
