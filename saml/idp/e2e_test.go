@@ -124,7 +124,14 @@ type e2e struct {
 // newE2E starts SP1 (registered from a metadata file in the
 // configuration), the bridge, SP2 (registered through Register from its
 // metadata URL) and SP3 (SOAP back channel, registered from a file).
-func newE2E(t *testing.T, engine func(*slobridge.Options), sp2Opts ...func(*gosamlSP)) *e2e {
+// e2eOpts adjust the world of an end-to-end test.
+type e2eOpts struct {
+	engine func(*slobridge.Options)
+	cfg    func(*Config)
+	sp2    func(*gosamlSP)
+}
+
+func newE2E(t *testing.T, o e2eOpts) *e2e {
 	t.Helper()
 	xmlsec := requireTool(t, "xmlsec1")
 	dir := t.TempDir()
@@ -134,15 +141,18 @@ func newE2E(t *testing.T, engine func(*slobridge.Options), sp2Opts ...func(*gosa
 		t.Fatal(err)
 	}
 	sp2 := newGosamlSP(t, "sp2")
-	for _, o := range sp2Opts {
-		o(sp2)
+	if o.sp2 != nil {
+		o.sp2(sp2)
 	}
 	sp3 := newGosamlSP(t, "sp3")
 	sp3.soap = newSOAPSP(t, xmlsec)
 	sp3.soap.issuer = sp3.entityID
 	// samlsp asks for a transient NameID.
 	cfg := Config{ServiceProviders: []SPConfig{{MetadataFile: sp1File, Name: "SP one (samlsp)", NameID: NameIDTransient}}}
-	b := newBridge(t, bridgeOpts{cfg: cfg, engine: engine, before: func(u string) {
+	if o.cfg != nil {
+		o.cfg(&cfg)
+	}
+	b := newBridge(t, bridgeOpts{cfg: cfg, engine: o.engine, before: func(u string) {
 		sp2.start(u)
 		sp3.start(u)
 	}})
@@ -194,11 +204,7 @@ func TestBrowserSSOAndSPInitiatedLogout(t *testing.T) {
 		{name: "redirect", logoutPath: "/logout?binding=redirect", sp2: func(g *gosamlSP) { g.openssl = requireTool(t, "openssl") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var opts []func(*gosamlSP)
-			if tc.sp2 != nil {
-				opts = append(opts, tc.sp2)
-			}
-			w := newE2E(t, nil, opts...)
+			w := newE2E(t, e2eOpts{sp2: tc.sp2})
 			ctx := newChromium(t)
 			recv := newHTTPReceiver(t)
 			s := browserLogins(t, ctx, w)

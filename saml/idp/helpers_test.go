@@ -117,7 +117,13 @@ type bridgeOpts struct {
 	before func(url string)
 }
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// quietLogger discards logs unless SLOBRIDGE_TEST_LOG is set.
+func quietLogger() *slog.Logger {
+	if os.Getenv("SLOBRIDGE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 // newBridge starts a bridge with a bbolt store in t.TempDir().
 func newBridge(t *testing.T, bo bridgeOpts) *bridge {

@@ -231,8 +231,12 @@ func (g *gosamlSP) start(bridgeURL string) {
 		AudienceURI:                 g.entityID(),
 		SignAuthnRequests:           true,
 		SignAuthnRequestsAlgorithm:  dsig.RSASHA256SignatureMethod,
-		IDPCertificateStore:         &dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{testSigner(t, "idp").Cert}},
-		NameIdFormat:                FormatPersistent,
+		// Exclusive C14N (SAML Core §5.4.3): gosaml2 defaults to inclusive
+		// C14N 1.1, whose signatures break once a message is put in a SOAP
+		// envelope.
+		SignAuthnRequestsCanonicalizer: dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList(""),
+		IDPCertificateStore:            &dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{testSigner(t, "idp").Cert}},
+		NameIdFormat:                   FormatPersistent,
 	}
 	if err := g.sp.SetSPKeyStore(&saml2.KeyStore{Signer: key, Cert: cert.Raw}); err != nil {
 		t.Fatal(err)
