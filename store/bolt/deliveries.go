@@ -203,14 +203,27 @@ func (db *DB) CompleteAttempt(ctx context.Context, id, owner string, a store.Att
 	if !due(state) && !state.Final() {
 		return store.Delivery{}, fmt.Errorf("bolt: complete attempt: %w: unknown state %q", store.ErrInvalid, state)
 	}
+	if err := ctx.Err(); err != nil {
+		return store.Delivery{}, fmt.Errorf("bolt: complete attempt: %w", err)
+	}
+	// Attempts finish concurrently (one per delivery in a fan-out), and a
+	// commit costs two fsyncs, so completions share commits through a
+	// bbolt Batch. The function only writes inside its transaction and
+	// assigns its results afresh on every run, so bbolt may re-run it after
+	// a failed batch; a delivery no longer leased by owner is reported
+	// outside the transaction so it does not fail the whole batch.
 	var out store.Delivery
-	err := db.update(ctx, "complete attempt", func(tx *bbolt.Tx) error {
+	var refused error
+	err := db.bolt.Batch(func(tx *bbolt.Tx) error {
+		out, refused = store.Delivery{}, nil
 		d, err := getDelivery(tx, id)
 		if err != nil {
-			return err
+			refused = err
+			return nil
 		}
 		if owner == "" || d.LeaseOwner != owner || !due(d.State) {
-			return fmt.Errorf("delivery not leased by this owner: %w", store.ErrNotFound)
+			refused = fmt.Errorf("delivery not leased by this owner: %w", store.ErrNotFound)
+			return nil
 		}
 		out = d
 		out.Attempts = append(append([]store.Attempt(nil), d.Attempts...), a)
@@ -226,8 +239,11 @@ func (db *DB) CompleteAttempt(ctx context.Context, id, owner string, a store.Att
 		}
 		return putDelivery(tx, &d, out)
 	})
+	if err == nil {
+		err = refused
+	}
 	if err != nil {
-		return store.Delivery{}, err
+		return store.Delivery{}, fmt.Errorf("bolt: complete attempt: %w", dbError(err))
 	}
 	return out, nil
 }
