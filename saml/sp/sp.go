@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +78,9 @@ type SP struct {
 	log       *slog.Logger
 	reg       atomic.Pointer[registry]
 	validator *saml.Validator
+	// watching is closed once Run has subscribed to engine events.
+	watching     chan struct{}
+	watchingOnce sync.Once
 }
 
 var (
@@ -133,6 +137,7 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 		opts:      opts,
 		log:       opts.Logger,
 		validator: &saml.Validator{Store: opts.Engine.Store(), Now: opts.Now, Skew: opts.ClockSkew},
+		watching:  make(chan struct{}),
 	}
 	reg, err := sp.loadAll(ctx, nil)
 	if err != nil {
@@ -166,8 +171,11 @@ func (sp *SP) Mount(r gin.IRouter) {
 func (sp *SP) Run(ctx context.Context) error {
 	events, cancel := sp.opts.Engine.Subscribe(256)
 	defer cancel()
+	sp.watchingOnce.Do(func() { close(sp.watching) })
 	tick := time.NewTicker(sp.opts.MetadataRefresh)
 	defer tick.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -180,11 +188,11 @@ func (sp *SP) Run(ctx context.Context) error {
 			}
 			if ev.Logout != nil && noBrowser(ev.Logout.Initiator.Kind) {
 				lo := *ev.Logout
-				go func() {
-					if err := sp.LogoutUpstreamSOAP(context.WithoutCancel(ctx), lo); err != nil {
+				wg.Go(func() {
+					if err := sp.LogoutUpstreamSOAP(ctx, lo); err != nil {
 						sp.log.WarnContext(ctx, "upstream SOAP logout", "logout_id", lo.ID, "error", err)
 					}
-				}()
+				})
 			}
 		}
 	}

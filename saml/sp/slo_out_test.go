@@ -1,0 +1,225 @@
+package sp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/saml/internal/samltest"
+	"github.com/slobridge/slobridge/store"
+)
+
+// idpSide validates, as the upstream IdP would, a LogoutRequest the bridge
+// sent, and checks it names the session's NameID and SessionIndex.
+func (b *bridge) idpSide(m *saml.Message, dest string, s store.Session) *saml.LogoutRequest {
+	b.t.Helper()
+	v := &saml.Validator{Store: b.st}
+	req, err := v.LogoutRequest(b.t.Context(), m, b.spTrust(), dest)
+	if err != nil {
+		b.t.Fatalf("the bridge's LogoutRequest does not validate: %v", err)
+	}
+	want := saml.NameID{Value: s.NameID.Value, Format: s.NameID.Format, NameQualifier: s.NameID.NameQualifier,
+		SPNameQualifier: s.NameID.SPNameQualifier}
+	if req.NameID != want || len(req.SessionIndexes) != 1 || req.SessionIndexes[0] != s.SessionIndex {
+		b.t.Fatalf("LogoutRequest names %+v %v, want %+v %s", req.NameID, req.SessionIndexes, want, s.SessionIndex)
+	}
+	return req
+}
+
+// idpResponse is the upstream's signed LogoutResponse to the bridge.
+func (b *bridge) idpResponse(t *testing.T, binding, inResponseTo, relay string, signed bool) *http.Response {
+	t.Helper()
+	id, _ := saml.NewID(nil)
+	r := &saml.LogoutResponse{ID: id, InResponseTo: inResponseTo, IssueInstant: time.Now(), Destination: b.sp.url(PathSLO),
+		Issuer: idpEntity, Status: saml.StatusSuccess}
+	idp := loadSigner(t, "idp")
+	if !signed {
+		idp = nil
+	}
+	if binding == saml.BindingRedirect {
+		u, err := saml.RedirectURL(b.sp.url(PathSLO), saml.ParamResponse, r.Element(), relay, idp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.get(u)
+	}
+	el := r.Element()
+	if idp != nil {
+		var err error
+		if el, err = idp.SignEnveloped(el); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, _ := saml.POSTValue(el)
+	return b.post(PathSLO, "application/x-www-form-urlencoded",
+		[]byte(url.Values{saml.ParamResponse: {v}, saml.ParamRelayState: {relay}}.Encode()))
+}
+
+func (b *bridge) userLogout(s store.Session, kind store.InitiatorKind) store.Logout {
+	b.t.Helper()
+	lo, err := b.eng.Logout(b.t.Context(), slobridge.LogoutRequest{SessionIDs: []string{s.ID}, Initiator: store.Initiator{Kind: kind}})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return lo
+}
+
+func TestLogoutTowardUpstream(t *testing.T) {
+	spCert := filepath.Join("..", "testdata", "sp.crt")
+	for _, binding := range []string{saml.BindingRedirect, saml.BindingPOST} {
+		t.Run(binding[strings.LastIndex(binding, ":")+1:], func(t *testing.T) {
+			b := newBridge(t, bridgeOptions{upstreams: []UpstreamConfig{corpUpstream(t, map[string]string{binding: idpSLO})}})
+			s := b.session("corp", "alice", "alice@example.com", "_s1", newReceiver(t, http.StatusOK))
+			lo := b.userLogout(s, store.InitiatorUser)
+
+			resp := b.get("/logout/continue/" + lo.ID)
+			var m *saml.Message
+			var err error
+			if binding == saml.BindingRedirect {
+				if resp.StatusCode != http.StatusSeeOther {
+					t.Fatalf("continue answered %d", resp.StatusCode)
+				}
+				u, _ := url.Parse(resp.Header.Get("Location"))
+				if u.Scheme+"://"+u.Host+u.Path != idpSLO {
+					t.Fatalf("sent to %s", u)
+				}
+				m, err = saml.DecodeRedirect(u.RawQuery, saml.Limits{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				samltest.OpenSSLVerify(t, m.SignedOctets, m.Signature, spCert)
+			} else {
+				action, form := parseForm(t, readBody(t, resp))
+				if action != idpSLO {
+					t.Fatalf("form posts to %s", action)
+				}
+				r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(form.Encode()))
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if m, err = saml.DecodePOST(r, saml.Limits{}); err != nil {
+					t.Fatal(err)
+				}
+				samltest.XMLSecVerify(t, m.XML, spCert, saml.NSProtocol+":LogoutRequest")
+			}
+			if m.RelayState == "" || len(m.RelayState) > saml.MaxRelayState {
+				t.Fatalf("RelayState %q", m.RelayState)
+			}
+			req := b.idpSide(m, idpSLO, s)
+
+			// Wrong InResponseTo, then unsigned: refused, the logout stays pending.
+			if r := b.idpResponse(t, binding, "_not_our_request", m.RelayState, true); r.StatusCode != http.StatusBadRequest {
+				t.Fatalf("wrong InResponseTo answered %d", r.StatusCode)
+			}
+			if r := b.idpResponse(t, binding, req.ID, m.RelayState, false); r.StatusCode != http.StatusBadRequest {
+				t.Fatalf("unsigned response answered %d", r.StatusCode)
+			}
+			r := b.idpResponse(t, binding, req.ID, m.RelayState, true)
+			if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/logout/done/"+lo.ID {
+				t.Fatalf("valid response answered %d %q", r.StatusCode, r.Header.Get("Location"))
+			}
+			if r := b.idpResponse(t, binding, req.ID, m.RelayState, true); r.StatusCode != http.StatusBadRequest {
+				t.Fatalf("second response answered %d", r.StatusCode)
+			}
+		})
+	}
+}
+
+// soapIdP is an upstream SOAP SLO endpoint: it checks the bridge's
+// LogoutRequest with xmlsec1 and our validator and answers a signed
+// LogoutResponse (or a SOAP fault).
+type soapIdP struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	hits int
+}
+
+func newSOAPIdP(t *testing.T, b func() *bridge, fault bool) *soapIdP {
+	p := &soapIdP{}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Counted once answered, so that a test waiting for the count
+		// ends only after the handler is done.
+		defer func() {
+			p.mu.Lock()
+			p.hits++
+			p.mu.Unlock()
+		}()
+		if fault {
+			saml.WriteSOAPFault(w, http.StatusInternalServerError, "Server", "down")
+			return
+		}
+		m, err := saml.DecodeSOAP(r, saml.Limits{})
+		if err != nil {
+			t.Errorf("IdP: decode SOAP: %v", err)
+			return
+		}
+		samltest.XMLSecVerify(t, m.XML, filepath.Join("..", "testdata", "sp.crt"), saml.NSProtocol+":LogoutRequest")
+		br := b()
+		v := &saml.Validator{Store: br.st}
+		req, err := v.LogoutRequest(r.Context(), m, br.spTrust(), p.srv.URL)
+		if err != nil {
+			t.Errorf("IdP: the bridge's SOAP LogoutRequest does not validate: %v", err)
+			return
+		}
+		if req.Reason != saml.ReasonAdmin {
+			t.Errorf("Reason %q", req.Reason)
+		}
+		id, _ := saml.NewID(nil)
+		resp := &saml.LogoutResponse{ID: id, InResponseTo: req.ID, IssueInstant: time.Now(), Issuer: idpEntity, Status: saml.StatusSuccess}
+		signed, err := loadSigner(t, "idp").SignEnveloped(resp.Element())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_ = saml.WriteSOAP(w, signed)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *soapIdP) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hits
+}
+
+func TestAdminLogoutUsesSOAP(t *testing.T) {
+	var b *bridge
+	idp := newSOAPIdP(t, func() *bridge { return b }, false)
+	b = newBridge(t, bridgeOptions{upstreams: []UpstreamConfig{corpUpstream(t, map[string]string{
+		saml.BindingRedirect: idpSLO, saml.BindingSOAP: idp.srv.URL})}})
+	s := b.session("corp", "alice", "alice@example.com", "_s1")
+	if err := b.sp.LogoutUpstreamSOAP(t.Context(), b.userLogout(s, store.InitiatorAdmin)); err != nil {
+		t.Fatalf("LogoutUpstreamSOAP: %v", err)
+	}
+	if idp.count() != 1 {
+		t.Fatalf("IdP called %d times", idp.count())
+	}
+
+	// Run does it by itself for admin logouts.
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = b.sp.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-b.sp.watching
+	b.userLogout(b.session("corp", "alice", "alice@example.com", "_s2"), store.InitiatorAdmin)
+	waitFor(t, "Run's SOAP logout", func() bool { return idp.count() == 2 })
+}
+
+func TestAdminLogoutSOAPFault(t *testing.T) {
+	var b *bridge
+	idp := newSOAPIdP(t, func() *bridge { return b }, true)
+	b = newBridge(t, bridgeOptions{upstreams: []UpstreamConfig{corpUpstream(t, map[string]string{saml.BindingSOAP: idp.srv.URL})}})
+	s := b.session("corp", "alice", "alice@example.com", "_s1")
+	err := b.sp.LogoutUpstreamSOAP(t.Context(), b.userLogout(s, store.InitiatorAdmin))
+	if !errors.Is(err, saml.ErrSOAPFault) {
+		t.Fatalf("err = %v, want a SOAP fault", err)
+	}
+}
