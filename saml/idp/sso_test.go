@@ -1,0 +1,223 @@
+package idp
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/xml"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+	saml2 "github.com/russellhaering/gosaml2"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	bsaml "github.com/slobridge/slobridge/saml"
+)
+
+// ssoSP writes the metadata of an SP with a fixed entity ID, signed
+// AuthnRequests and two HTTP-POST ACS endpoints (index 1 default, 2).
+func ssoSP(t *testing.T, dir, name string) (string, string) {
+	t.Helper()
+	yes := true
+	entity := "https://" + name + ".slobridge.test/metadata"
+	cert := testSigner(t, "sp2").Cert
+	ed := saml.EntityDescriptor{
+		EntityID: entity,
+		SPSSODescriptors: []saml.SPSSODescriptor{{
+			SSODescriptor: saml.SSODescriptor{RoleDescriptor: saml.RoleDescriptor{
+				ProtocolSupportEnumeration: bsaml.NSProtocol,
+				KeyDescriptors: []saml.KeyDescriptor{{Use: "signing", KeyInfo: saml.KeyInfo{X509Data: saml.X509Data{
+					X509Certificates: []saml.X509Certificate{{Data: base64.StdEncoding.EncodeToString(cert.Raw)}}}}}},
+			}},
+			AuthnRequestsSigned: &yes,
+			AssertionConsumerServices: []saml.IndexedEndpoint{
+				{Binding: URIPOST, Location: "https://" + name + ".slobridge.test/acs", Index: 1, IsDefault: &yes},
+				{Binding: URIPOST, Location: "https://" + name + ".slobridge.test/acs2", Index: 2},
+			},
+		}},
+	}
+	b, err := xml.Marshal(ed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(dir, name+".xml")
+	if err := os.WriteFile(f, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return entity, f
+}
+
+// authnReq describes an AuthnRequest the test sends.
+type authnReq struct {
+	sp, acs, acsIndex, nameIDFormat string
+	forceAuthn, isPassive           bool
+}
+
+func (a authnReq) element(id, dest string) *etree.Element {
+	el := etree.NewElement("samlp:AuthnRequest")
+	el.CreateAttr("xmlns:samlp", bsaml.NSProtocol)
+	el.CreateAttr("xmlns:saml", bsaml.NSAssertion)
+	el.CreateAttr("ID", id)
+	el.CreateAttr("Version", "2.0")
+	el.CreateAttr("IssueInstant", time.Now().UTC().Format(time.RFC3339))
+	el.CreateAttr("Destination", dest)
+	if a.acs != "" {
+		el.CreateAttr("AssertionConsumerServiceURL", a.acs)
+		el.CreateAttr("ProtocolBinding", URIPOST)
+	}
+	if a.acsIndex != "" {
+		el.CreateAttr("AssertionConsumerServiceIndex", a.acsIndex)
+	}
+	if a.forceAuthn {
+		el.CreateAttr("ForceAuthn", "true")
+	}
+	if a.isPassive {
+		el.CreateAttr("IsPassive", "true")
+	}
+	el.CreateElement("saml:Issuer").SetText(a.sp)
+	if a.nameIDFormat != "" {
+		el.CreateElement("samlp:NameIDPolicy").CreateAttr("Format", a.nameIDFormat)
+	}
+	return el
+}
+
+// ssoAnswer is the bridge's answer to one AuthnRequest.
+type ssoAnswer struct {
+	acs, relayState, status, sub string
+	info                         *saml2.AssertionInfo
+	infoErr                      error
+}
+
+// sso sends a signed HTTP-Redirect AuthnRequest with client c, follows the
+// login, and reads the auto-POST answer; a Success response is validated
+// by gosaml2 as the SP would.
+func sso(t *testing.T, b *bridge, c *http.Client, a authnReq, n int) ssoAnswer {
+	t.Helper()
+	u, err := bsaml.RedirectURL(b.srv.URL+PathSSO, bsaml.ParamRequest,
+		a.element("_sso-"+strconv.Itoa(n), b.idp.endpoint(PathSSO)), "relay-"+strconv.Itoa(n), testSigner(t, "sp2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	action, form, err := parseForm(string(page))
+	if err != nil {
+		t.Fatalf("HTTP %d: %v", resp.StatusCode, err)
+	}
+	ans := ssoAnswer{acs: action, relayState: form.Get("RelayState")}
+	raw, err := base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		t.Fatal(err)
+	}
+	top := doc.FindElement("//Status/StatusCode")
+	ans.status = top.SelectAttrValue("Value", "")
+	if s := top.FindElement("StatusCode"); s != nil {
+		ans.sub = s.SelectAttrValue("Value", "")
+	}
+	if ans.status == bsaml.StatusSuccess {
+		sp := &saml2.SAMLServiceProvider{
+			IdentityProviderIssuer:      b.idp.EntityID(),
+			AssertionConsumerServiceURL: action,
+			ServiceProviderIssuer:       a.sp,
+			AudienceURI:                 a.sp,
+			IDPCertificateStore:         &dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{testSigner(t, "idp").Cert}},
+		}
+		ans.info, ans.infoErr = sp.RetrieveAssertionInfo(form.Get("SAMLResponse"))
+	}
+	return ans
+}
+
+// TestSSO covers the AuthnRequest options and NameID policies, each answer
+// checked by gosaml2: pairwise persistent, email and transient NameIDs; a
+// second login of the same SP in the same session gets the same NameID and
+// SessionIndex; ACS by URL, by index and by default; ForceAuthn logs in
+// again; IsPassive without a session and a NameIDPolicy the SP is not
+// configured for get SAML error responses.
+func TestSSO(t *testing.T) {
+	dir := t.TempDir()
+	pers, pf := ssoSP(t, dir, "persistent")
+	mail, mf := ssoSP(t, dir, "email")
+	trans, tf := ssoSP(t, dir, "transient")
+	b := newBridge(t, bridgeOpts{cfg: Config{ServiceProviders: []SPConfig{
+		{MetadataFile: pf}, {MetadataFile: mf, NameID: NameIDEmail}, {MetadataFile: tf, NameID: NameIDTransient},
+	}}})
+	c := newBrowserlessClient()
+
+	passive := sso(t, b, c, authnReq{sp: pers, isPassive: true}, 0)
+	if passive.status != bsaml.StatusResponder || passive.sub != statusNoPassive || passive.acs != "https://persistent.slobridge.test/acs" {
+		t.Fatalf("IsPassive without a session: %+v, want Responder/NoPassive at the default ACS", passive)
+	}
+	if n := b.auth.logins.Load(); n != 0 {
+		t.Fatalf("IsPassive caused %d logins", n)
+	}
+
+	first := sso(t, b, c, authnReq{sp: pers, acs: "https://persistent.slobridge.test/acs2"}, 1)
+	if first.infoErr != nil || first.acs != "https://persistent.slobridge.test/acs2" || first.relayState != "relay-1" {
+		t.Fatalf("first login: %+v", first)
+	}
+	s := first.info
+	if s.NameIDFormat != FormatPersistent || s.NameID != b.idp.pairwise("alice", pers) || s.SessionIndex == "" ||
+		s.SessionNotOnOrAfter == nil || s.Values.Get("email") != "alice@example.com" {
+		t.Fatalf("persistent assertion: NameID %q (%s) SI %q SessionNotOnOrAfter %v", s.NameID, s.NameIDFormat, s.SessionIndex, s.SessionNotOnOrAfter)
+	}
+	sess := sessionOf(t, b)
+	if !s.SessionNotOnOrAfter.Equal(sess.ExpiresAt.UTC().Truncate(time.Millisecond)) {
+		t.Errorf("SessionNotOnOrAfter %v, want the session expiry %v", s.SessionNotOnOrAfter, sess.ExpiresAt)
+	}
+
+	again := sso(t, b, c, authnReq{sp: pers, acsIndex: "1"}, 2)
+	if again.infoErr != nil || again.acs != "https://persistent.slobridge.test/acs" ||
+		again.info.NameID != s.NameID || again.info.SessionIndex != s.SessionIndex {
+		t.Fatalf("second login of the same SP: %+v, want the same NameID and SessionIndex at ACS index 1", again)
+	}
+
+	em := sso(t, b, c, authnReq{sp: mail, nameIDFormat: FormatEmail}, 3)
+	if em.infoErr != nil || em.info.NameID != "alice@example.com" || em.info.NameIDFormat != FormatEmail ||
+		em.info.SessionIndex == s.SessionIndex {
+		t.Fatalf("email login: %+v (%v)", em.info, em.infoErr)
+	}
+	tr := sso(t, b, c, authnReq{sp: trans}, 4)
+	if tr.infoErr != nil || tr.info.NameIDFormat != FormatTransient || tr.info.NameID == "" || tr.info.NameID == s.NameID {
+		t.Fatalf("transient login: %+v (%v)", tr.info, tr.infoErr)
+	}
+	if n := b.auth.logins.Load(); n != 1 {
+		t.Fatalf("upstream logins = %d, want 1", n)
+	}
+
+	policy := sso(t, b, c, authnReq{sp: mail, nameIDFormat: FormatPersistent}, 5)
+	if policy.status != bsaml.StatusRequester || policy.sub != statusInvalidNameIDPolicy {
+		t.Fatalf("NameIDPolicy mismatch: %+v, want Requester/InvalidNameIDPolicy", policy)
+	}
+
+	forced := sso(t, b, c, authnReq{sp: pers, forceAuthn: true}, 6)
+	if forced.infoErr != nil || b.auth.logins.Load() != 2 {
+		t.Fatalf("ForceAuthn: %v, %d logins, want a second upstream login", forced.infoErr, b.auth.logins.Load())
+	}
+}
+
+// sessionOf returns alice's first session.
+func sessionOf(t *testing.T, b *bridge) sessionView {
+	t.Helper()
+	ss, err := b.st.ListSessionsByUser(context.Background(), "alice")
+	if err != nil || len(ss) == 0 {
+		t.Fatalf("sessions: %v %v", ss, err)
+	}
+	return sessionView{ExpiresAt: ss[0].ExpiresAt}
+}
+
+type sessionView struct{ ExpiresAt time.Time }
