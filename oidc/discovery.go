@@ -52,13 +52,16 @@ const (
 // Discovery returns the provider's metadata.
 func (p *Provider) Discovery() Discovery {
 	d := Discovery{
-		Issuer:                            p.opts.Issuer,
-		AuthorizationEndpoint:             p.endpoint(PathAuthorize),
-		TokenEndpoint:                     p.endpoint(PathToken),
-		UserinfoEndpoint:                  p.endpoint(PathUserinfo),
-		JWKSURI:                           p.endpoint(PathJWKS),
-		EndSessionEndpoint:                p.endpoint(PathEndSession),
-		ScopesSupported:                   []string{"openid", "profile", "email", "groups", "offline_access"},
+		Issuer:                p.opts.Issuer,
+		AuthorizationEndpoint: p.endpoint(PathAuthorize),
+		TokenEndpoint:         p.endpoint(PathToken),
+		UserinfoEndpoint:      p.endpoint(PathUserinfo),
+		JWKSURI:               p.endpoint(PathJWKS),
+		EndSessionEndpoint:    p.endpoint(PathEndSession),
+		// No offline_access (OpenID Connect Core §11): refresh tokens die
+		// with the bridge session, so none grants access while the user is
+		// logged out.
+		ScopesSupported:                   []string{"openid", "profile", "email", "groups"},
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},
 		GrantTypesSupported:               []string{grantAuthorizationCode, grantRefreshToken},

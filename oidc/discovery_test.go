@@ -44,6 +44,9 @@ func TestDiscoveryTruthful(t *testing.T) {
 	if got := list("code_challenge_methods_supported"); !slices.Equal(got, []string{"S256"}) {
 		t.Errorf("code_challenge_methods_supported = %v, want [S256] (plain is refused)", got)
 	}
+	if got := list("scopes_supported"); !slices.Contains(got, "openid") || slices.Contains(got, "offline_access") {
+		t.Errorf("scopes_supported = %v: refresh tokens end with the session, so offline_access is not served", got)
+	}
 	if got := list("response_types_supported"); !slices.Equal(got, []string{"code"}) {
 		t.Errorf("response_types_supported = %v", got)
 	}
