@@ -45,7 +45,7 @@ func requireTool(t *testing.T, name string) string {
 }
 
 // testSigner loads testdata/<name>.crt and .key.
-func testSigner(t *testing.T, name string) *bsaml.Signer {
+func testSigner(t testing.TB, name string) *bsaml.Signer {
 	t.Helper()
 	s, err := bsaml.LoadSigner(filepath.Join("testdata", name+".crt"), filepath.Join("testdata", name+".key"))
 	if err != nil {
@@ -126,7 +126,7 @@ func quietLogger() *slog.Logger {
 }
 
 // newBridge starts a bridge with a bbolt store in t.TempDir().
-func newBridge(t *testing.T, bo bridgeOpts) *bridge {
+func newBridge(t testing.TB, bo bridgeOpts) *bridge {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

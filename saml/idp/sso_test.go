@@ -23,7 +23,7 @@ import (
 
 // ssoSP writes the metadata of an SP with a fixed entity ID, signed
 // AuthnRequests and two HTTP-POST ACS endpoints (index 1 default, 2).
-func ssoSP(t *testing.T, dir, name string) (string, string) {
+func ssoSP(t testing.TB, dir, name string) (string, string) {
 	t.Helper()
 	yes := true
 	entity := "https://" + name + ".slobridge.test/metadata"
