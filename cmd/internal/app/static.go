@@ -198,7 +198,7 @@ type loginPage struct {
 
 func (a *staticAuth) page(c *gin.Context, status int, id, msg string) {
 	c.Header("Cache-Control", "no-store")
-	c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	c.Header("X-Frame-Options", "DENY")
 	c.Status(status)
 	c.Header("Content-Type", "text/html; charset=utf-8")
