@@ -68,7 +68,7 @@ func TestMetadataRefused(t *testing.T) {
 	for name, md := range map[string]string{
 		"dtd":     `<!DOCTYPE x [<!ENTITY a "b">]>` + good,
 		"no idp":  `<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"></EntityDescriptor>`,
-		"no cert": strings.Replace(good, "<KeyDescriptor", "<Foo", 1),
+		"no cert": good[:strings.Index(good, "<KeyDescriptor")] + good[strings.Index(good, "</KeyDescriptor>")+len("</KeyDescriptor>"):],
 		"not xml": "hello",
 		"expired": strings.Replace(good, `entityID=`, `validUntil="2001-01-01T00:00:00Z" entityID=`, 1),
 	} {
