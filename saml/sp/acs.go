@@ -33,14 +33,16 @@ func (sp *SP) handleACS(c *gin.Context) {
 		return
 	}
 	relay := c.Request.PostForm.Get(saml.ParamRelayState)
+	// The browser binding is checked before the state is consumed, so
+	// that someone who learnt the RelayState cannot cancel the login.
+	ck, err := c.Request.Cookie(loginCookiePrefix + relay)
+	if relay == "" || err != nil || !hmac.Equal([]byte(ck.Value), []byte(sp.loginMAC(relay))) {
+		sp.badRequest(c, "login started in another browser", errors.New("login cookie missing or wrong"))
+		return
+	}
 	var st loginState
 	if err := sp.takeState(ctx, nsLogin, relay, &st); err != nil {
 		sp.badRequest(c, "unknown or expired login", err)
-		return
-	}
-	ck, err := c.Request.Cookie(loginCookiePrefix + relay)
-	if err != nil || !hmac.Equal([]byte(ck.Value), []byte(sp.loginMAC(relay))) {
-		sp.badRequest(c, "login started in another browser", errors.New("login cookie missing or wrong"))
 		return
 	}
 	http.SetCookie(c.Writer, &http.Cookie{Name: loginCookiePrefix + relay, Path: "/", MaxAge: -1, HttpOnly: true, Secure: sp.opts.Cookies.Secure})

@@ -170,6 +170,9 @@ func TestLoginRejects(t *testing.T) {
 		if r.StatusCode != http.StatusBadRequest {
 			t.Fatalf("response posted from another browser answered %d, want 400", r.StatusCode)
 		}
+		if r := b.post(acs, "application/x-www-form-urlencoded", []byte(form.Encode())); r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("the login's own browser answered %d after the refused attempt", r.StatusCode)
+		}
 	})
 	t.Run("sha1 refused", func(t *testing.T) {
 		_, idpSrv := realIdP(t, false)
