@@ -123,6 +123,13 @@ func protocolName(kind string) string {
 	return kind
 }
 
+// DataTopLevel is the participant Data key that marks ("true") a
+// front-channel participant notified by top-level redirects after the
+// logout page rather than in an iframe on it (a SAML SP whose cookies a
+// browser does not send in third-party iframes). The page shows it as
+// pending, not as failed.
+const DataTopLevel = "front_channel_top_level"
+
 // buildView turns a logout status into the rows of the page.
 func buildView(st LogoutStatus, framed map[int]bool, final bool) statusView {
 	v := statusView{Done: st.Done, Rows: make([]statusRow, 0, len(st.Participants))}
@@ -136,6 +143,10 @@ func buildView(st LogoutStatus, framed map[int]bool, final bool) statusView {
 			Error:    truncate(p.LastError, maxErrorText),
 		}
 		fillRowState(&r, p, framed[i], final)
+		if p.State == StateFrontChannel && !framed[i] && i < len(st.Logout.Participants) &&
+			st.Logout.Participants[i].Data[DataTopLevel] == "true" {
+			r.State, r.Detail = RowPending, "your browser is sent there after this page"
+		}
 		if r.State == RowFailed || r.State == RowRetrying {
 			v.Problems++
 		}
