@@ -104,6 +104,13 @@ type SPConfig struct {
 	// FrontChannelBinding is "redirect" or "post"; default the first of
 	// the two in the metadata's SingleLogoutService order.
 	FrontChannelBinding string `yaml:"front_channel_binding"`
+	// FrontChannelTopLevel notifies this front-channel SP by a top-level
+	// redirect chain instead of an iframe, for SPs whose session cookie a
+	// browser does not send in a third-party iframe. The chain runs before
+	// the bridge answers an SP that started the logout in a browser; in
+	// other logouts (no SAML initiator, or no browser) the SP is shown as
+	// front-channel and not reached.
+	FrontChannelTopLevel bool `yaml:"front_channel_top_level"`
 	// RequireSignedAuthnRequests requires signed AuthnRequests from this
 	// SP even when its metadata does not say AuthnRequestsSigned.
 	RequireSignedAuthnRequests bool `yaml:"require_signed_authn_requests"`

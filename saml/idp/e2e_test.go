@@ -195,6 +195,7 @@ func TestBrowserSSOAndSPInitiatedLogout(t *testing.T) {
 	for _, tc := range []struct {
 		name, logoutPath string
 		sp2              func(*gosamlSP)
+		cfg              func(*Config)
 	}{
 		// gosaml2's own metadata (HTTP-POST SLO); its request and our
 		// response by HTTP-POST, both checked by gosaml2.
@@ -202,9 +203,12 @@ func TestBrowserSSOAndSPInitiatedLogout(t *testing.T) {
 		// An HTTP-Redirect request (gosaml2 signs the query); our
 		// HTTP-Redirect response's query signature is checked by openssl.
 		{name: "redirect", logoutPath: "/logout?binding=redirect", sp2: func(g *gosamlSP) { g.openssl = requireTool(t, "openssl") }},
+		// samlsp is notified by a top-level redirect chain instead of an
+		// iframe (SPConfig.FrontChannelTopLevel).
+		{name: "top-level chain", logoutPath: "/logout", cfg: func(c *Config) { c.ServiceProviders[0].FrontChannelTopLevel = true }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newE2E(t, e2eOpts{sp2: tc.sp2})
+			w := newE2E(t, e2eOpts{sp2: tc.sp2, cfg: tc.cfg})
 			ctx := newChromium(t)
 			recv := newHTTPReceiver(t)
 			s := browserLogins(t, ctx, w)
@@ -287,8 +291,9 @@ func checkParticipants(t *testing.T, w *e2e, s store.Session) {
 	if p1.Data[DataNameID] == p2.Data[DataNameID] {
 		t.Errorf("persistent NameIDs of two SPs are equal (%q): they must be pairwise", p1.Data[DataNameID])
 	}
-	if p1.Channels != store.ChannelFront || !strings.HasPrefix(p1.FrontChannelURL, w.b.url+PathFront+"/") {
-		t.Errorf("sp1 participant channels %v front URL %q", p1.Channels, p1.FrontChannelURL)
+	framed := strings.HasPrefix(p1.FrontChannelURL, w.b.url+PathFront+"/")
+	if p1.Channels != store.ChannelFront || framed == (p1.Data[DataTopLevel] == "true") {
+		t.Errorf("sp1 participant channels %v front URL %q top-level %q", p1.Channels, p1.FrontChannelURL, p1.Data[DataTopLevel])
 	}
 	if p3.Channels != store.ChannelBack || p3.BackChannelURL != w.sp3.url+"/soap" {
 		t.Errorf("sp3 participant channels %v back URL %q", p3.Channels, p3.BackChannelURL)

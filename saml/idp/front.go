@@ -30,6 +30,9 @@ type pendingLogout struct {
 	SessionID string `json:"sid"`
 	Key       string `json:"key"`
 	SP        string `json:"sp"`
+	// Chain is true for a top-level chain request: the answer sends the
+	// browser on to the next step.
+	Chain bool `json:"chain,omitempty"`
 }
 
 // buildLogoutRequest makes the LogoutRequest toward a participant with the
@@ -107,6 +110,14 @@ func (idp *IdP) handleFront(c *gin.Context) {
 		idp.renderPage(c, http.StatusOK, "Logged out.")
 		return
 	}
+	idp.sendFrontRequest(c, lo, p, false)
+}
+
+// sendFrontRequest sends participant p of logout lo its LogoutRequest
+// through the browser: inside the logout page's iframe, or top-level for
+// the redirect chain. It remembers the request's ID to match the answer.
+func (idp *IdP) sendFrontRequest(c *gin.Context, lo store.Logout, p store.Participant, chain bool) {
+	ctx := c.Request.Context()
 	binding, loc := p.Data[DataFrontBinding], p.Data[DataFrontLocation]
 	if loc == "" {
 		idp.renderPage(c, http.StatusBadRequest, "Nothing to log out here.")
@@ -117,7 +128,7 @@ func (idp *IdP) handleFront(c *gin.Context) {
 		idp.renderError(c, err)
 		return
 	}
-	pend, err := json.Marshal(pendingLogout{LogoutID: lo.ID, SessionID: p.SessionID, Key: p.Key, SP: p.AppID})
+	pend, err := json.Marshal(pendingLogout{LogoutID: lo.ID, SessionID: p.SessionID, Key: p.Key, SP: p.AppID, Chain: chain})
 	if err == nil {
 		err = idp.st.PutRecord(ctx, store.Record{Namespace: nsPendingLogout, Key: lr.ID, Value: pend,
 			ExpiresAt: idp.now().Add(logoutRequestTTL)})
@@ -126,12 +137,17 @@ func (idp *IdP) handleFront(c *gin.Context) {
 		idp.renderError(c, fmt.Errorf("saml idp: remember front-channel request: %w", err))
 		return
 	}
-	idp.log.InfoContext(ctx, "saml front-channel logout request", "logout_id", lo.ID, "participant", p.Key, "binding", binding)
+	idp.log.InfoContext(ctx, "saml front-channel logout request", "logout_id", lo.ID, "participant", p.Key,
+		"binding", binding, "top_level", chain)
 	c.Header("Cache-Control", "no-store")
 	if binding == BindingPOST {
 		signed, err := idp.opts.Signer.SignEnveloped(lr.Element())
 		if err == nil {
-			err = writeFramedPOST(c.Writer, loc, bsaml.ParamRequest, signed)
+			if chain {
+				err = bsaml.WritePOSTForm(c.Writer, loc, bsaml.ParamRequest, signed, "")
+			} else {
+				err = writeFramedPOST(c.Writer, loc, bsaml.ParamRequest, signed)
+			}
 		}
 		if err != nil {
 			idp.log.ErrorContext(ctx, "write front-channel logout form", "participant", p.Key, "error", err)
@@ -213,7 +229,7 @@ func (idp *IdP) handleFrontResponse(c *gin.Context, m *bsaml.Message) {
 		idp.renderError(c, err)
 		return
 	}
-	if m.UnverifiedIssuer() != sp.EntityID {
+	if m.UnverifiedIssuer() != sp.EntityID && !pend.Chain {
 		idp.renderError(c, fmt.Errorf("%w: LogoutResponse to %s's request comes from %q", bsaml.ErrSignature, sp.EntityID, m.UnverifiedIssuer()))
 		return
 	}
@@ -222,6 +238,11 @@ func (idp *IdP) handleFrontResponse(c *gin.Context, m *bsaml.Message) {
 	if err != nil && !errors.As(err, &se) {
 		// Not authenticated: it must change nothing, or anyone could spoil
 		// the outcome of a pending request before the SP answers.
+		idp.log.WarnContext(ctx, "saml front-channel logout response refused", "participant", pend.Key, "error", err)
+		if pend.Chain {
+			idp.continueChain(c, pend.LogoutID)
+			return
+		}
 		idp.renderError(c, err)
 		return
 	}
@@ -237,6 +258,10 @@ func (idp *IdP) handleFrontResponse(c *gin.Context, m *bsaml.Message) {
 	}
 	idp.log.InfoContext(ctx, "saml front-channel logout response", "logout_id", pend.LogoutID,
 		"participant", pend.Key, "ok", res.OK, "status", res.Status, "error", res.Error)
+	if pend.Chain {
+		idp.continueChain(c, pend.LogoutID)
+		return
+	}
 	if err != nil {
 		idp.renderError(c, err)
 		return
@@ -250,4 +275,38 @@ func nonce() (string, error) {
 		return "", err
 	}
 	return base64.RawStdEncoding.EncodeToString(b[:]), nil
+}
+
+// continueChain sends the browser back to the finishing step of a logout,
+// which sends the next top-level LogoutRequest or answers the initiator.
+func (idp *IdP) continueChain(c *gin.Context, logoutID string) {
+	c.Header("Cache-Control", "no-store")
+	c.Redirect(http.StatusSeeOther, idp.localPath(PathFinish+"/"+logoutID))
+}
+
+// chainStep sends the next top-level LogoutRequest of a logout, if one is
+// left, and reports whether it did. Each participant is tried once.
+func (idp *IdP) chainStep(c *gin.Context, logoutID string) (bool, error) {
+	ctx := c.Request.Context()
+	lo, err := idp.st.GetLogout(ctx, logoutID)
+	if err != nil {
+		return false, fmt.Errorf("saml idp: read logout: %w", err)
+	}
+	for _, p := range lo.Participants {
+		if p.Kind != ClientKind || p.Data[DataTopLevel] != "true" || p.Key == lo.ExcludeKey ||
+			!p.Channels.Has(store.ChannelFront) {
+			continue
+		}
+		err := idp.st.PutRecord(ctx, store.Record{Namespace: nsChainTried, Key: frontResultKey(lo.ID, p.SessionID, p.Key),
+			Value: []byte("1"), ExpiresAt: idp.now().Add(frontResultTTL)})
+		if errors.Is(err, store.ErrAlreadyExists) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("saml idp: mark chain step: %w", err)
+		}
+		idp.sendFrontRequest(c, lo, p, true)
+		return true, nil
+	}
+	return false, nil
 }

@@ -29,6 +29,10 @@ const (
 	DataFrontBinding = "front_binding"
 	// DataFrontLocation is the SP's SingleLogoutService for that binding.
 	DataFrontLocation = "front_location"
+	// DataTopLevel is "true" for an SP notified by the top-level redirect
+	// chain rather than an iframe (SPConfig.FrontChannelTopLevel); the
+	// logout page knows the key.
+	DataTopLevel = slobridge.DataTopLevel
 )
 
 // Record namespaces of the IdP.
@@ -51,6 +55,9 @@ const (
 	// nsLogoutReply holds what to answer the SP that started a browser
 	// logout, keyed by logout ID.
 	nsLogoutReply = "saml-idp-logout-reply"
+	// nsChainTried marks the participants the top-level chain of a logout
+	// has sent a LogoutRequest, keyed like nsFrontResult.
+	nsChainTried = "saml-idp-chain-tried"
 	// nsReplay is the replay namespace of incoming message IDs.
 	nsReplay = "saml-idp-message"
 )
@@ -156,18 +163,23 @@ func (idp *IdP) join(ctx context.Context, sp *SP, s store.Session) (issued, erro
 		p.BackChannelURL = sp.SLOLocation(URISOAP)
 	}
 	if p.Channels.Has(store.ChannelFront) {
-		tok, err := idp.token(24)
-		if err != nil {
-			return issued{}, err
-		}
-		if err := idp.putRef(ctx, nsFront, tok, ref, expires); err != nil {
-			return issued{}, err
-		}
-		p.FrontChannelURL = idp.endpoint(PathFront + "/" + tok)
 		p.Data[DataFrontBinding] = sp.Config.FrontChannelBinding
 		p.Data[DataFrontLocation] = sp.SLOLocation(bindingURI(sp.Config.FrontChannelBinding))
-		if u, err := url.Parse(p.Data[DataFrontLocation]); err == nil && u.Host != "" {
-			p.Data[slobridge.DataFrameOrigins] = u.Scheme + "://" + u.Host
+		if sp.Config.FrontChannelTopLevel {
+			// No iframe: the logout page must not frame it.
+			p.Data[DataTopLevel] = "true"
+		} else {
+			tok, err := idp.token(24)
+			if err != nil {
+				return issued{}, err
+			}
+			if err := idp.putRef(ctx, nsFront, tok, ref, expires); err != nil {
+				return issued{}, err
+			}
+			p.FrontChannelURL = idp.endpoint(PathFront + "/" + tok)
+			if u, err := url.Parse(p.Data[DataFrontLocation]); err == nil && u.Host != "" {
+				p.Data[slobridge.DataFrameOrigins] = u.Scheme + "://" + u.Host
+			}
 		}
 	}
 	if err := idp.putRef(ctx, nsSessionIndex, si, ref, expires); err != nil {

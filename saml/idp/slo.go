@@ -238,11 +238,23 @@ func (idp *IdP) parkReply(ctx context.Context, logoutID string, reply logoutRepl
 }
 
 // handleFinish answers the SP that started a browser logout, after the
-// logout page notified the front-channel participants: Success, or
-// Success/PartialLogout when a participant could not be logged out.
+// logout page notified the front-channel participants and the top-level
+// chain (if any) the others: Success, or Success/PartialLogout when a
+// participant could not be logged out.
 func (idp *IdP) handleFinish(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.Param("logout_id")
+	if _, err := idp.st.GetRecord(ctx, nsLogoutReply, id, idp.now()); err == nil {
+		// SPs notified by top-level redirects come first, one at a time;
+		// each answer comes back here.
+		sent, err := idp.chainStep(c, id)
+		if err != nil {
+			idp.log.WarnContext(ctx, "saml top-level logout chain", "logout_id", id, "error", err)
+		}
+		if sent {
+			return
+		}
+	}
 	rec, err := idp.st.TakeRecord(ctx, nsLogoutReply, id, idp.now())
 	if errors.Is(err, store.ErrNotFound) {
 		slobridge.RenderLoggedOut(c.Writer, "")
