@@ -206,3 +206,15 @@ func httpGet(u string) (int, error) {
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
+
+// waitLog waits until the process has logged a line containing s.
+func (p *proc) waitLog(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !strings.Contains(p.log(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("slobridge never logged %q:\n%s", s, p.log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
