@@ -490,6 +490,38 @@ saml:
 	if err != nil || sp.Name != "Test SP" {
 		t.Fatalf("configured SP not registered: %+v %v", sp, err)
 	}
+
+	// Register another SP at run time through the admin API, from its
+	// metadata URL.
+	raw, err := os.ReadFile("testdata/sp-metadata.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := strings.ReplaceAll(string(raw), "https://sp.example.com", "https://sp2.example.com")
+	mdURL := newLoopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/samlmetadata+xml")
+		_, _ = io.WriteString(w, other)
+	}))
+	tok := "admin-token-0123456789"
+	got := adminJSON(t, base, tok, "POST", "/admin/v1/saml/sps", `{"metadata_url":"`+mdURL+`/md","name":"Second SP"}`, http.StatusCreated)
+	if got["entity_id"] != "https://sp2.example.com/saml/metadata" {
+		t.Fatalf("register SP: %v", got)
+	}
+	if sp2, err := a.SAMLIdP().ServiceProvider(context.Background(), "https://sp2.example.com/saml/metadata"); err != nil || sp2.Name != "Second SP" {
+		t.Fatalf("registered SP: %+v %v", sp2, err)
+	}
+	for _, bad := range []string{
+		`{"metadata_url":"` + mdURL + `/md","colour":"red"}`,
+		`{"metadata_file":"/etc/passwd"}`,
+		`{}`,
+	} {
+		if got := adminJSON(t, base, tok, "POST", "/admin/v1/saml/sps", bad, http.StatusBadRequest); got["error"] != "invalid_request" {
+			t.Errorf("register %s: %v", bad, got)
+		}
+	}
+	// The statically configured SP cannot be replaced.
+	static := newLoopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(raw) }))
+	adminJSON(t, base, tok, "POST", "/admin/v1/saml/sps", `{"metadata_url":"`+static+`/md"}`, http.StatusBadRequest)
 }
 
 // TestAdminReceivers registers, lists and removes an SSF receiver through
