@@ -310,11 +310,17 @@ func (a *App) recoverer(c *gin.Context) {
 }
 
 // accessLog logs each request. Only the path is logged: queries carry
-// codes, tokens and SAML messages.
+// codes, tokens and SAML messages. Probes and scrapes log at debug level so
+// that they do not drown the rest.
 func (a *App) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	a.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request",
+	level := slog.LevelInfo
+	switch strings.TrimPrefix(c.Request.URL.Path, a.basePath) {
+	case slobridge.PathHealthz, slobridge.PathReadyz, slobridge.PathMetrics:
+		level = slog.LevelDebug
+	}
+	a.log.LogAttrs(c.Request.Context(), level, "http request",
 		slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path),
 		slog.Int("status", c.Writer.Status()), slog.Duration("duration", time.Since(start)),
 		slog.String("remote", c.ClientIP()))
