@@ -164,7 +164,7 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 		}
 	}()
 
-	guard, err := resource.New(runCtx, resource.Options{Issuer: d.BridgeURL, Audience: d.BridgeURL,
+	guard, err := resource.New(runCtx, resource.Options{Issuer: d.BridgeURL, Audience: d.BridgeURL, JWKSURL: d.BridgeURL + oidc.PathJWKS,
 		PushAuthorization: pushAuth, Logger: opts.Logger.With("part", "api")})
 	if err != nil {
 		return d, fmt.Errorf("demo: API: %w", err)

@@ -15,6 +15,8 @@ type appView struct {
 	User, Email, SID       string
 	API                    string // "", "accepted", or "rejected: ..."
 	LoggedOutJustNow       bool
+	// EndedBy says how the app learned that the login ended.
+	EndedBy string
 }
 
 var appPage = template.Must(template.New("app").Parse(`<!doctype html>
@@ -36,6 +38,8 @@ code{background:#f2f4f7;padding:.1rem .3rem;border-radius:.2rem}
 <form method="post" action="/logout"><button id="logout" type="submit">Log out everywhere</button></form>
 {{else}}
 <p id="state" class="bad">Logged out{{if .LoggedOutJustNow}} — single logout finished{{end}}</p>
+{{if .EndedBy}}<p>How this app learned it: <span id="ended-by">{{.EndedBy}}</span></p>{{end}}
+{{if .API}}<p>Demo API with the access token this app still holds: <span id="api" class="{{if eq .API "accepted"}}ok{{else}}bad{{end}}">{{.API}}</span></p>{{end}}
 <p><a id="login" href="/login">Log in</a></p>
 {{end}}
 </div>
@@ -54,16 +58,24 @@ func (a *RP) view(r *http.Request) appView {
 		v.Channel = "front-channel logout"
 	}
 	_, s := a.session(r)
+	var tok string
 	a.mu.Lock()
 	if s != nil && s.Subject != "" {
-		v.LoggedIn, v.User, v.Email, v.SID = true, s.Subject, s.Email, s.SID
-	}
-	var tok string
-	if s != nil && s.Token != nil {
-		tok = s.Token.AccessToken
+		v.LoggedIn, v.User, v.Email, v.SID, v.EndedBy = s.EndedBy == "", s.Subject, s.Email, s.SID, s.EndedBy
+		if s.Token != nil {
+			tok = s.Token.AccessToken
+		}
 	}
 	a.mu.Unlock()
-	if v.LoggedIn && a.cfg.APIURL != "" && tok != "" {
+	if v.LoggedIn && tok != "" && !a.checkSession(r.Context(), tok) {
+		a.mu.Lock()
+		if s.EndedBy == "" {
+			s.EndedBy, s.IDToken = EndedBySessionCheck, ""
+		}
+		v.LoggedIn, v.EndedBy = false, s.EndedBy
+		a.mu.Unlock()
+	}
+	if a.cfg.APIURL != "" && tok != "" {
 		v.API = callAPI(r.Context(), a.cfg.HTTPClient, a.cfg.APIURL, tok)
 	}
 	return v

@@ -66,7 +66,19 @@ type rpSession struct {
 	Token               *oauth2.Token
 	// pending login state
 	State, Nonce, Verifier string
+	// EndedBy says how the app learned that the login ended; empty while
+	// logged in. The ended session keeps its access token so the page can
+	// show that the API no longer accepts it.
+	EndedBy string
 }
+
+// How an app learns that its login ended.
+const (
+	EndedByBackChannel  = "back-channel logout token from the bridge"
+	EndedByFrontChannel = "front-channel logout (iframe on the bridge's logout page)"
+	EndedByRP           = "you logged out here"
+	EndedBySessionCheck = "the bridge no longer accepts the session (userinfo answered 401)"
+)
 
 // RP is a demo relying party.
 type RP struct {
@@ -81,7 +93,9 @@ type RP struct {
 	seenJTI  map[string]time.Time
 }
 
-const rpCookie = "demo_rp_session"
+// cookieName is the app's session cookie. Cookies are not isolated by
+// port, and every demo part lives on 127.0.0.1, so each app names its own.
+func (a *RP) cookieName() string { return "demo_rp_" + a.cfg.ClientID }
 
 // NewRP discovers the bridge (OIDC Discovery) and returns the app.
 func NewRP(ctx context.Context, cfg RPConfig) (*RP, error) {
@@ -130,7 +144,7 @@ func randomString() string {
 }
 
 func (a *RP) session(r *http.Request) (string, *rpSession) {
-	c, err := r.Cookie(rpCookie)
+	c, err := r.Cookie(a.cookieName())
 	if err != nil {
 		return "", nil
 	}
@@ -145,7 +159,7 @@ func (a *RP) login(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.sessions[id] = s
 	a.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: rpCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: a.cookieName(), Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, a.oauth.AuthCodeURL(s.State, oidc.Nonce(s.Nonce), oauth2.S256ChallengeOption(s.Verifier)), http.StatusFound)
 }
 
@@ -204,7 +218,11 @@ func (a *RP) logout(w http.ResponseWriter, r *http.Request) {
 		if s.IDToken != "" {
 			q.Set("id_token_hint", s.IDToken)
 		}
-		delete(a.sessions, id)
+		if s.Subject != "" && s.EndedBy == "" {
+			s.EndedBy, s.IDToken = EndedByRP, ""
+		} else {
+			delete(a.sessions, id)
+		}
 	}
 	a.sessions["logout:"+state] = &rpSession{}
 	a.mu.Unlock()
@@ -242,7 +260,7 @@ func (a *RP) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	if _, seen := a.seenJTI[lt.TokenID]; !seen {
 		a.seenJTI[lt.TokenID] = lt.Expiry
 	}
-	n := a.dropLocked(lt.SessionID, lt.Subject)
+	n := a.dropLocked(lt.SessionID, lt.Subject, EndedByBackChannel)
 	a.mu.Unlock()
 	a.log.Info("back-channel logout", "sid", lt.SessionID, "ended", n)
 	w.WriteHeader(http.StatusOK)
@@ -259,23 +277,54 @@ func (a *RP) frontchannelLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mu.Lock()
-	n := a.dropLocked(q.Get("sid"), "")
+	n := a.dropLocked(q.Get("sid"), "", EndedByFrontChannel)
 	a.mu.Unlock()
 	a.log.Info("front-channel logout", "sid", q.Get("sid"), "ended", n)
 	io.WriteString(w, "<!doctype html><title>logged out</title><p>"+template.HTMLEscapeString(a.cfg.Name)+": logged out</p>")
 }
 
 // dropLocked ends every app session of the bridge session sid (or, when
-// sid is empty, of the subject).
-func (a *RP) dropLocked(sid, sub string) int {
+// sid is empty, of the subject), saying how.
+func (a *RP) dropLocked(sid, sub, how string) int {
 	n := 0
-	for k, s := range a.sessions {
+	for _, s := range a.sessions {
+		if s.Subject == "" || s.EndedBy != "" {
+			continue
+		}
 		if (sid != "" && s.SID == sid) || (sid == "" && sub != "" && s.Subject == sub) {
-			delete(a.sessions, k)
+			s.EndedBy, s.IDToken = how, ""
 			n++
 		}
 	}
 	return n
+}
+
+// checkSession asks the bridge's userinfo endpoint whether the login's
+// access token still works, as an app does that cannot be told about a
+// logout without the user's browser (front-channel only) when the logout
+// happened elsewhere (an operator, the upstream IdP). It reports false
+// only when the bridge answered 401.
+func (a *RP) checkSession(ctx context.Context, token string) bool {
+	var ep struct {
+		Userinfo string `json:"userinfo_endpoint"`
+	}
+	if err := a.provider.Claims(&ep); err != nil || ep.Userinfo == "" {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep.Userinfo, nil)
+	if err != nil {
+		return true
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := a.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return true
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return resp.StatusCode != http.StatusUnauthorized
 }
 
 func checkTyp(raw, want string) error {

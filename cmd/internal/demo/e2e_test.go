@@ -1,0 +1,238 @@
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/gin-gonic/gin"
+
+	"github.com/slobridge/slobridge"
+)
+
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.ReleaseMode)
+	os.Exit(m.Run())
+}
+
+// startDemo runs the whole demo in-process on free ports. Set
+// SLOBRIDGE_DEMO_LOG=1 to see every part's logs.
+func startDemo(t *testing.T, opts Options) *Demo {
+	t.Helper()
+	opts.Listen = "127.0.0.1:0"
+	if os.Getenv("SLOBRIDGE_DEMO_LOG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	d, err := Start(ctx, opts)
+	if err != nil {
+		t.Fatalf("start demo: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close demo: %v", err)
+		}
+	})
+	return d
+}
+
+// login opens the app's login; with a user it fills the upstream login
+// form, without one it expects single sign-on. It ends on the app's page,
+// logged in.
+func login(t *testing.T, ctx context.Context, d *Demo, app AppInfo, user *User) {
+	t.Helper()
+	navigate(t, ctx, app.URL+"/login")
+	if user != nil {
+		waitJS(t, ctx, "the upstream login form", `!!document.querySelector("input[name=username]")`)
+		fill := fmt.Sprintf(`(function(){var u=document.querySelector("input[name=username]"),p=document.querySelector("input[name=password]");u.value=%q;p.value=%q;u.form.requestSubmit();return true})()`, user.Username, user.Password)
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fill)); err != nil {
+			t.Fatalf("fill the login form: %v", err)
+		}
+	}
+	waitJS(t, ctx, app.Name+" logged in", fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.getElementById("state") && document.getElementById("state").textContent.indexOf("Logged in") === 0`, app.URL))
+}
+
+// appState reloads the app's page and returns its login state, how it
+// learned of a logout and what the API says of its token.
+func appState(t *testing.T, ctx context.Context, app AppInfo) (state, endedBy, api string) {
+	t.Helper()
+	navigate(t, ctx, app.URL+"/")
+	return text(t, ctx, "#state"), text(t, ctx, "#ended-by"), text(t, ctx, "#api")
+}
+
+// expectLoggedOut reloads the app until it shows logged out (back-channel
+// deliveries are asynchronous) and checks how it learned it and that the
+// API rejects the token it held.
+func expectLoggedOut(t *testing.T, ctx context.Context, app AppInfo, wantEndedBy string) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		state, endedBy, api := appState(t, ctx, app)
+		if strings.HasPrefix(state, "Logged out") {
+			if endedBy != wantEndedBy {
+				t.Errorf("%s learned of the logout by %q, want %q", app.Name, endedBy, wantEndedBy)
+			}
+			if api != "" && !strings.HasPrefix(api, "rejected") {
+				t.Errorf("%s: the API still answers %q to the app's token", app.Name, api)
+			}
+			if api == "" {
+				t.Errorf("%s: no API check of the old token shown", app.Name)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still shows %q (api %q)", app.Name, state, api)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func expectAPIAccepted(t *testing.T, ctx context.Context, app AppInfo) {
+	t.Helper()
+	state, _, api := appState(t, ctx, app)
+	if !strings.HasPrefix(state, "Logged in") || api != "accepted" {
+		t.Fatalf("%s: state %q, API %q; want logged in and accepted", app.Name, state, api)
+	}
+}
+
+// activeSessions asks the bridge's admin API how many of the user's
+// sessions are still active.
+func activeSessions(t *testing.T, d *Demo, user string) int {
+	t.Helper()
+	var out struct {
+		Sessions []struct {
+			EndedAt time.Time `json:"ended_at"`
+		} `json:"sessions"`
+	}
+	admin(t, d, http.MethodGet, "/users/"+url.PathEscape(user)+"/sessions", "", http.StatusOK, &out)
+	n := 0
+	for _, s := range out.Sessions {
+		if s.EndedAt.IsZero() {
+			n++
+		}
+	}
+	return n
+}
+
+func admin(t *testing.T, d *Demo, method, path, body string, want int, out any) {
+	t.Helper()
+	req, err := http.NewRequest(method, d.BridgeURL+slobridge.AdminPrefix+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+d.AdminToken)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("admin %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("admin %s %s = %d %s, want %d", method, path, resp.StatusCode, b, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("admin %s %s: %v in %s", method, path, err, b)
+		}
+	}
+}
+
+// rowStateJS is the status page state of the row of the named app.
+func rowStateJS(name string) string {
+	return fmt.Sprintf(`(function(){var rows=document.querySelectorAll("tr[data-state]");for(var i=0;i<rows.length;i++){if(rows[i].cells[0].textContent===%q)return rows[i].getAttribute("data-state")}return ""})()`, name)
+}
+
+// TestSingleLogoutFromOIDCApp: one upstream login, SSO into both OIDC
+// apps, logout from the back-channel app; every app then shows logged
+// out, the bridge session is ended and the API rejects the tokens.
+func TestSingleLogoutFromOIDCApp(t *testing.T) {
+	d := startDemo(t, Options{})
+	ctx := newBrowser(t)
+	login(t, ctx, d, d.BackApp, &d.Users[0])
+	login(t, ctx, d, d.FrontApp, nil)
+	expectAPIAccepted(t, ctx, d.BackApp)
+	expectAPIAccepted(t, ctx, d.FrontApp)
+	if n := activeSessions(t, d, "alice"); n != 1 {
+		t.Fatalf("alice has %d active bridge sessions after SSO, want 1", n)
+	}
+
+	navigate(t, ctx, d.BackApp.URL+"/")
+	click(t, ctx, "#logout")
+	// The logout page shows every participant done, then continues back
+	// to the app.
+	waitJS(t, ctx, "the logout status page", `location.pathname.indexOf("/logout/page/") === 0`)
+	waitJS(t, ctx, "the status page all done, or the way back", fmt.Sprintf(`location.href.indexOf(%q) === 0 || (%s === "done" && %s === "done" && document.getElementById("summary").className.indexOf("ok") >= 0)`,
+		d.BackApp.URL, rowStateJS(d.FrontApp.Name), rowStateJS("Reports API")))
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); strings.Contains(loc, "/logout/page/") {
+		screenshot(t, ctx, "logout-status-done.png")
+	}
+	waitJS(t, ctx, "back at the app, logged out", fmt.Sprintf(`location.href === %q`, d.BackApp.URL+"/?logged_out=1"))
+
+	expectLoggedOut(t, ctx, d.BackApp, EndedByRP)
+	expectLoggedOut(t, ctx, d.FrontApp, EndedByFrontChannel)
+	if n := activeSessions(t, d, "alice"); n != 0 {
+		t.Errorf("alice has %d active bridge sessions after logout", n)
+	}
+}
+
+// TestSingleLogoutFromAdmin: an operator logs the user out everywhere;
+// the back-channel app gets a logout token, the front-channel app finds
+// out at its next session check, the API rejects both tokens.
+func TestSingleLogoutFromAdmin(t *testing.T) {
+	d := startDemo(t, Options{})
+	ctx := newBrowser(t)
+	login(t, ctx, d, d.FrontApp, &d.Users[1])
+	login(t, ctx, d, d.BackApp, nil)
+	expectAPIAccepted(t, ctx, d.FrontApp)
+
+	var lo slobridge.AdminLogoutResponse
+	admin(t, d, http.MethodPost, "/logouts", `{"user_id":"bob"}`, http.StatusCreated, &lo)
+	expectLoggedOut(t, ctx, d.BackApp, EndedByBackChannel)
+	expectLoggedOut(t, ctx, d.FrontApp, EndedBySessionCheck)
+	if n := activeSessions(t, d, "bob"); n != 0 {
+		t.Errorf("bob has %d active bridge sessions after the admin logout", n)
+	}
+}
+
+// TestParticipantDown: the back-channel app is down during a logout; the
+// status page shows it retrying and then failed while the others are
+// done, and does not pretend the logout was complete.
+func TestParticipantDown(t *testing.T) {
+	d := startDemo(t, Options{BackoffBase: 100 * time.Millisecond, GiveUpAfter: 3 * time.Second})
+	ctx := newBrowser(t)
+	login(t, ctx, d, d.BackApp, &d.Users[0])
+	login(t, ctx, d, d.FrontApp, nil)
+	if err := d.StopPart(d.BackApp.Name); err != nil {
+		t.Fatal(err)
+	}
+	navigate(t, ctx, d.FrontApp.URL+"/")
+	click(t, ctx, "#logout")
+	waitJS(t, ctx, "the down app retrying", fmt.Sprintf(`%s === "retrying" || %s === "failed"`, rowStateJS(d.BackApp.Name), rowStateJS(d.BackApp.Name)))
+	waitJS(t, ctx, "the down app failed, the others done", fmt.Sprintf(`%s === "failed" && %s === "done" && %s === "done"`,
+		rowStateJS(d.BackApp.Name), rowStateJS(d.FrontApp.Name), rowStateJS("Reports API")))
+	waitJS(t, ctx, "the problem summary", `document.getElementById("summary").className.indexOf("bad") >= 0`)
+	screenshot(t, ctx, "logout-status-failed.png")
+	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || !strings.Contains(loc, "/logout/page/") {
+		t.Fatalf("the status page did not stay with a failed participant: at %s (%v)", loc, err)
+	}
+	errText := text(t, ctx, "tr[data-state=failed] .error")
+	if !strings.Contains(errText, "connection refused") && !strings.Contains(errText, "connect") {
+		t.Errorf("the failed row does not say why: %q", errText)
+	}
+	click(t, ctx, "#continue")
+	waitJS(t, ctx, "back at the app", fmt.Sprintf(`location.href === %q`, d.FrontApp.URL+"/?logged_out=1"))
+	expectLoggedOut(t, ctx, d.FrontApp, EndedByRP)
+}
