@@ -20,10 +20,14 @@
 //     the session and notifies every other participant, and the initiating
 //     SP gets a signed LogoutResponse, Success or PartialLogout;
 //   - notifying SAML participants: front-channel SPs get their
-//     LogoutRequest from the bridge's logout page, one iframe per SP, and
-//     their LogoutResponses are validated and recorded (front.go);
-//     back-channel SPs get a SOAP LogoutRequest from an engine notifier
-//     (notifier.go).
+//     LogoutRequest from the bridge's logout page, one iframe per SP, or,
+//     when configured, by a top-level redirect chain before the initiating
+//     SP is answered; their LogoutResponses are validated and recorded
+//     (front.go); back-channel SPs get a SOAP LogoutRequest from an engine
+//     notifier, retried by the engine until the SP answers Success
+//     (notifier.go). The answer to the initiator is Success, or
+//     Success/PartialLogout when a participant was not reached
+//     (outcome.go). The SP-initiated SOAP logout is in soap.go.
 //
 // The binding codec (Redirect/POST/SOAP encode, decode, sign, verify) and
 // the LogoutRequest/LogoutResponse builders and validators are shared with

@@ -215,6 +215,16 @@ func TestSOAPInitiatedLogout(t *testing.T) {
 					t.Errorf("SOAP participant state %q, want delivered=%v", row.State, tc.wantSP3OK)
 				}
 			}
+
+			// A second request for the ended session has nothing left to do:
+			// plain Success, and no new logout.
+			_, again := sendSOAPLogout(t, w)
+			if !strings.Contains(string(again), bsaml.StatusSuccess) || strings.Contains(string(again), bsaml.StatusPartialLogout) {
+				t.Errorf("second SOAP logout answered %s, want plain Success", again)
+			}
+			if los, _ := w.b.st.ListLogoutsByUser(context.Background(), "alice"); len(los) != 1 {
+				t.Errorf("%d logouts after the second request, want 1", len(los))
+			}
 		})
 	}
 }

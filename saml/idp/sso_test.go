@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,6 +59,9 @@ func ssoSP(t testing.TB, dir, name string) (string, string) {
 type authnReq struct {
 	sp, acs, acsIndex, nameIDFormat string
 	forceAuthn, isPassive           bool
+	// post sends it by HTTP-POST with an enveloped signature instead of
+	// HTTP-Redirect with a query signature.
+	post bool
 }
 
 func (a authnReq) element(id, dest string) *etree.Element {
@@ -100,12 +104,24 @@ type ssoAnswer struct {
 // by gosaml2 as the SP would.
 func sso(t *testing.T, b *bridge, c *http.Client, a authnReq, n int) ssoAnswer {
 	t.Helper()
-	u, err := bsaml.RedirectURL(b.srv.URL+PathSSO, bsaml.ParamRequest,
-		a.element("_sso-"+strconv.Itoa(n), b.idp.endpoint(PathSSO)), "relay-"+strconv.Itoa(n), testSigner(t, "sp2"))
-	if err != nil {
-		t.Fatal(err)
+	el := a.element("_sso-"+strconv.Itoa(n), b.idp.endpoint(PathSSO))
+	relay := "relay-" + strconv.Itoa(n)
+	var resp *http.Response
+	var err error
+	if a.post {
+		signed, serr := testSigner(t, "sp2").SignEnveloped(el)
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		v, _ := bsaml.POSTValue(signed)
+		resp, err = c.PostForm(b.srv.URL+PathSSO, url.Values{"SAMLRequest": {v}, "RelayState": {relay}})
+	} else {
+		var u string
+		if u, err = bsaml.RedirectURL(b.srv.URL+PathSSO, bsaml.ParamRequest, el, relay, testSigner(t, "sp2")); err != nil {
+			t.Fatal(err)
+		}
+		resp, err = c.Get(u)
 	}
-	resp, err := c.Get(u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +158,7 @@ func sso(t *testing.T, b *bridge, c *http.Client, a authnReq, n int) ssoAnswer {
 	return ans
 }
 
-// TestSSO covers the AuthnRequest options and NameID policies, each answer
+// TestSSO covers both request bindings, the AuthnRequest options and NameID policies, each answer
 // checked by gosaml2: pairwise persistent, email and transient NameIDs; a
 // second login of the same SP in the same session gets the same NameID and
 // SessionIndex; ACS by URL, by index and by default; ForceAuthn logs in
@@ -186,8 +202,8 @@ func TestSSO(t *testing.T) {
 		t.Fatalf("second login of the same SP: %+v, want the same NameID and SessionIndex at ACS index 1", again)
 	}
 
-	em := sso(t, b, c, authnReq{sp: mail, nameIDFormat: FormatEmail}, 3)
-	if em.infoErr != nil || em.info.NameID != "alice@example.com" || em.info.NameIDFormat != FormatEmail ||
+	em := sso(t, b, c, authnReq{sp: mail, nameIDFormat: FormatEmail, post: true}, 3)
+	if em.infoErr != nil || em.relayState != "relay-3" || em.info.NameID != "alice@example.com" || em.info.NameIDFormat != FormatEmail ||
 		em.info.SessionIndex == s.SessionIndex {
 		t.Fatalf("email login: %+v (%v)", em.info, em.infoErr)
 	}
