@@ -38,6 +38,9 @@
 // the verified canonical bytes. SigAlg RSA-SHA256 and ECDSA-SHA256; SHA-1
 // only when Trust.AllowSHA1.
 //
+// VerifyMetadata does the same for signed SAML metadata (the signature is
+// the root's first child there).
+//
 // Validator.LogoutRequest and Validator.LogoutResponse add the protocol
 // checks: Issuer, Destination, IssueInstant with skew, NotOnOrAfter,
 // InResponseTo, and the message ID recorded in the store

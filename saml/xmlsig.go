@@ -105,7 +105,32 @@ func VerifyEnveloped(root *etree.Element, t Trust) (*etree.Element, error) {
 	if len(kids) < 2 || !is(kids[0], NSAssertion, "Issuer") || !is(kids[1], NSDSig, "Signature") {
 		return nil, badSignature("the signature is not the child of the message right after <Issuer>")
 	}
-	if err := checkSignedInfo(kids[1], id, t.AllowSHA1); err != nil {
+	return verifyAt(root, 1, id, t)
+}
+
+// VerifyMetadata verifies the enveloped signature of a SAML metadata
+// document (Metadata §3): exactly one ds:Signature among the root's
+// children, its first child, referencing the root's unique ID, by a key of
+// t. Signatures inside child elements are ignored; the returned element,
+// re-read from the verified canonical bytes, is the one to use.
+func VerifyMetadata(root *etree.Element, t Trust) (*etree.Element, error) {
+	id := root.SelectAttrValue("ID", "")
+	if id == "" {
+		return nil, badSignature("metadata has no ID to sign")
+	}
+	if n := countIDs(root, id); n != 1 {
+		return nil, badSignature("ID %q occurs %d times", id, n)
+	}
+	kids := root.ChildElements()
+	if len(childrenNS(root, NSDSig, "Signature")) != 1 || len(kids) == 0 || !is(kids[0], NSDSig, "Signature") {
+		return nil, badSignature("metadata must hold one signature, its first child")
+	}
+	return verifyAt(root, 0, id, t)
+}
+
+// verifyAt checks the signature that is child element number at of root.
+func verifyAt(root *etree.Element, at int, id string, t Trust) (*etree.Element, error) {
+	if err := checkSignedInfo(root.ChildElements()[at], id, t.AllowSHA1); err != nil {
 		return nil, err
 	}
 	if len(t.Certs) == 0 {
@@ -113,7 +138,7 @@ func VerifyEnveloped(root *etree.Element, t Trust) (*etree.Element, error) {
 	}
 	var lastErr error
 	for _, cert := range t.Certs {
-		el, err := verifyWith(root, cert)
+		el, err := verifyWith(root, at, cert)
 		if err == nil {
 			return el, nil
 		}
@@ -123,9 +148,9 @@ func VerifyEnveloped(root *etree.Element, t Trust) (*etree.Element, error) {
 }
 
 // verifyWith runs goxmldsig against one trusted certificate.
-func verifyWith(root *etree.Element, cert *x509.Certificate) (*etree.Element, error) {
+func verifyWith(root *etree.Element, at int, cert *x509.Certificate) (*etree.Element, error) {
 	cp := root.Copy()
-	sig := cp.ChildElements()[1]
+	sig := cp.ChildElements()[at]
 	for _, c := range sig.ChildElements() {
 		if c.Tag == dsig.KeyInfoTag {
 			sig.RemoveChild(c)

@@ -46,6 +46,11 @@ type UpstreamConfig struct {
 	// copy is kept (in memory and in the store) when a fetch fails.
 	MetadataURL  string `yaml:"metadata_url"`
 	MetadataFile string `yaml:"metadata_file"`
+	// MetadataCertFile, when set, names a PEM file of certificates one of
+	// which must have signed the metadata (an enveloped signature on its
+	// root): required when the metadata comes over a channel that does not
+	// authenticate its publisher, such as a federation aggregate.
+	MetadataCertFile string `yaml:"metadata_cert_file"`
 	// AllowSHA1 accepts RSA-SHA1 signatures from this IdP. Off by default.
 	AllowSHA1 bool `yaml:"allow_sha1"`
 	// Clients lists the OIDC client IDs (and SAML SP entity IDs) that log

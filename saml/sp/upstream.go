@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/beevik/etree"
 	crewjam "github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlsp"
 
@@ -153,6 +154,12 @@ func (sp *SP) buildUpstream(cfg UpstreamConfig, data []byte) (*upstream, error) 
 	if err := saml.CheckXML(data); err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
+	if cfg.MetadataCertFile != "" {
+		var err error
+		if data, err = verifyMetadata(cfg, data); err != nil {
+			return nil, err
+		}
+	}
 	ed, err := samlsp.ParseMetadata(data)
 	if err != nil {
 		return nil, fmt.Errorf("parse metadata: %w", err)
@@ -224,4 +231,28 @@ func (u *upstream) displayName() string {
 		return u.cfg.DisplayName
 	}
 	return u.cfg.Name
+}
+
+// verifyMetadata checks the metadata's signature against the configured
+// certificates and returns the signed element's verified bytes.
+func verifyMetadata(cfg UpstreamConfig, data []byte) ([]byte, error) {
+	pemData, err := os.ReadFile(cfg.MetadataCertFile)
+	if err != nil {
+		return nil, fmt.Errorf("metadata signing certificate: %w", err)
+	}
+	certs, err := saml.ParseCertificatesPEM(pemData)
+	if err != nil {
+		return nil, fmt.Errorf("metadata signing certificate: %w", err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(data); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	el, err := saml.VerifyMetadata(doc.Root(), saml.Trust{EntityID: cfg.Name + " metadata", Certs: certs, AllowSHA1: cfg.AllowSHA1})
+	if err != nil {
+		return nil, fmt.Errorf("metadata signature: %w", err)
+	}
+	out := etree.NewDocument()
+	out.SetRoot(el)
+	return out.WriteToBytes()
 }

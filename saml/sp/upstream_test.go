@@ -4,11 +4,13 @@ import (
 	"encoding/xml"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
 	crewjam "github.com/crewjam/saml"
 
 	"github.com/slobridge/slobridge/saml"
@@ -179,6 +181,43 @@ func TestConfigValidate(t *testing.T) {
 				if !strings.HasPrefix(got[i], w) {
 					t.Errorf("problem %d = %q, want prefix %q", i, got[i], w)
 				}
+			}
+		})
+	}
+}
+
+func TestSignedMetadata(t *testing.T) {
+	md := idpMetadata(t, idpEntity, loadSigner(t, "idp").Cert, "https://idp.example.test/sso", allSLO())
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(md); err != nil {
+		t.Fatal(err)
+	}
+	doc.Root().CreateAttr("ID", "_md1")
+	signed, err := loadSigner(t, "other").SignEnveloped(doc.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := elementBytes(t, signed)
+	otherCert := filepath.Join("..", "testdata", "other.crt")
+	idpCert := filepath.Join("..", "testdata", "idp.crt")
+	for _, tc := range []struct {
+		name, cert string
+		data       []byte
+		ok         bool
+	}{
+		{"signed", otherCert, good, true},
+		{"tampered", otherCert, []byte(strings.Replace(string(good), "https://idp.example.test/sso", "https://evil.example.test/sso", 1)), false},
+		{"unsigned", otherCert, md, false},
+		{"wrong key", idpCert, good, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sp := &SP{opts: Options{Signer: loadSigner(t, "sp"), BaseURL: "https://bridge.example.test", Now: time.Now}}
+			u, err := sp.buildUpstream(UpstreamConfig{Name: "corp", MetadataCertFile: tc.cert}, tc.data)
+			if tc.ok != (err == nil) {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			if tc.ok && u.trust.EntityID != idpEntity {
+				t.Fatalf("entity %q", u.trust.EntityID)
 			}
 		})
 	}
