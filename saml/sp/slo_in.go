@@ -46,8 +46,10 @@ func (sp *SP) acceptLogoutRequest(ctx context.Context, m *saml.Message, dest str
 		return a, err
 	}
 	a.req = req
-	nid := store.NameID{Value: req.NameID.Value, Format: req.NameID.Format,
-		NameQualifier: req.NameID.NameQualifier, SPNameQualifier: req.NameID.SPNameQualifier}
+	// The store matches the value; the qualifiers and Format are compared
+	// here, where an attribute one side left out (its default, Core
+	// §2.2.2, §8.3.1 "unspecified") matches any value.
+	nid := store.NameID{Value: req.NameID.Value}
 	indexes := req.SessionIndexes
 	if len(indexes) == 0 {
 		indexes = []string{""}
@@ -60,8 +62,11 @@ func (sp *SP) acceptLogoutRequest(ctx context.Context, m *saml.Message, dest str
 		if err != nil {
 			return a, fmt.Errorf("sp: find sessions: %w", err)
 		}
-		found += len(ss)
 		for _, s := range ss {
+			if !sameName(s.NameID, req.NameID) {
+				continue
+			}
+			found++
 			if s.Active(now) {
 				ids = append(ids, s.ID)
 			}
@@ -257,4 +262,22 @@ func partial(st slobridge.LogoutStatus, frontFails bool) bool {
 		}
 	}
 	return false
+}
+
+// nameIDUnspecified is the Format that says nothing (Core §8.3.1).
+const nameIDUnspecified = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+
+// sameName reports whether a LogoutRequest's NameID names the principal of
+// a session: the same value, and Format, NameQualifier and SPNameQualifier
+// equal wherever both sides state them.
+func sameName(s store.NameID, n saml.NameID) bool {
+	compatible := func(a, b string) bool { return a == "" || b == "" || a == b }
+	format := func(f string) string {
+		if f == nameIDUnspecified {
+			return ""
+		}
+		return f
+	}
+	return s.Value == n.Value && compatible(format(s.Format), format(n.Format)) &&
+		compatible(s.NameQualifier, n.NameQualifier) && compatible(s.SPNameQualifier, n.SPNameQualifier)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/saml/internal/samltest"
+	"github.com/slobridge/slobridge/store"
 )
 
 const (
@@ -264,5 +265,25 @@ func TestIdPInitiatedLogoutAlreadyEnded(t *testing.T) {
 	lr := b.logoutResponseFrom(b.sendLogoutRequest(saml.BindingRedirect, again), saml.BindingRedirect, again.ID)
 	if !lr.Success() || lr.Partial() {
 		t.Fatalf("second: %s/%s", lr.Status, lr.SubStatus)
+	}
+}
+
+func TestSameName(t *testing.T) {
+	s := store.NameID{Value: "alice", Format: emailFmt, NameQualifier: "idp", SPNameQualifier: "sp"}
+	for _, tc := range []struct {
+		n    saml.NameID
+		want bool
+	}{
+		{saml.NameID{Value: "alice", Format: emailFmt, NameQualifier: "idp", SPNameQualifier: "sp"}, true},
+		{saml.NameID{Value: "alice"}, true},
+		{saml.NameID{Value: "alice", Format: "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"}, true},
+		{saml.NameID{Value: "Alice"}, false},
+		{saml.NameID{Value: "alice", Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"}, false},
+		{saml.NameID{Value: "alice", NameQualifier: "other-idp"}, false},
+		{saml.NameID{Value: "alice", SPNameQualifier: "other-sp"}, false},
+	} {
+		if got := sameName(s, tc.n); got != tc.want {
+			t.Errorf("sameName(%+v) = %v, want %v", tc.n, got, tc.want)
+		}
 	}
 }
