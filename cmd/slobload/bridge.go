@@ -68,6 +68,11 @@ oidc:
   allow_private_backchannel: true
 ssf:
   allow_http: true
+saml:
+  idp:
+    enabled: true
+    certificate_file: {{IDPCERT}}
+    key: {file: {{IDPKEY}}}
 `
 
 // startBridge builds the bridge with cmd/internal/app exactly as
@@ -92,7 +97,13 @@ func startBridge(ctx context.Context, dir string, workers int, logw io.Writer) (
 	if workers > 0 {
 		w = fmt.Sprint(workers)
 	}
-	doc := strings.NewReplacer("{{BASE}}", base, "{{DB}}", t.DBPath, "{{WORKERS}}", w).Replace(bridgeConfig)
+	certFile, keyFile, err := writeIdPKey(dir)
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("SAML IdP key: %w", err)
+	}
+	doc := strings.NewReplacer("{{BASE}}", base, "{{DB}}", t.DBPath, "{{WORKERS}}", w,
+		"{{IDPCERT}}", certFile, "{{IDPKEY}}", keyFile).Replace(bridgeConfig)
 	cfg, err := app.Parse([]byte(doc), func(k string) (string, bool) { v, ok := secrets[k]; return v, ok })
 	if err != nil {
 		_ = ln.Close()

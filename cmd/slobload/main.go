@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,6 +54,7 @@ type options struct {
 	Short, JSON, Quiet                                 bool
 	Scenarios                                          string
 	Workers                                            int
+	CPUProfile, MemProfile                             string
 	p                                                  params
 }
 
@@ -69,7 +71,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.Short, "short", false, "run every scenario for a few seconds only")
 	fs.BoolVar(&o.JSON, "json", false, "print the figures as JSON instead of a table")
 	fs.BoolVar(&o.Quiet, "quiet", false, "no progress bar on stderr")
-	fs.StringVar(&o.Scenarios, "scenarios", "login,introspect,fanout,rejection,recovery", "comma-separated scenarios to run")
+	fs.StringVar(&o.Scenarios, "scenarios", "login,saml,introspect,fanout,rejection,recovery", "comma-separated scenarios to run")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (tool and in-process bridge) to this file")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile at the end of the run to this file")
 	fs.IntVar(&o.Workers, "workers", 0, "delivery.workers of the in-process bridge (0: the serve default, 256)")
 	fs.DurationVar(&o.p.Duration, "duration", 0, "length of each throughput scenario (default 10s, -short 1s)")
 	fs.IntVar(&o.p.Concurrency, "concurrency", 32, "concurrent browsers or callers")
@@ -143,6 +147,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
+	if o.MemProfile != "" {
+		defer func() {
+			if f, err := os.Create(o.MemProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}()
+	}
 	var t *target
 	if o.URL == "" {
 		dir, err := os.MkdirTemp("", "slobload-")
@@ -183,7 +205,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		name string
 		run  func(context.Context) error
 	}{
-		{"login", r.logins}, {"introspect", r.introspect}, {"fanout", r.fanout},
+		{"login", r.logins}, {"saml", r.samlLogins}, {"introspect", r.introspect}, {"fanout", r.fanout},
 		{"rejection", r.rejection}, {"recovery", r.recovery},
 	} {
 		if !want[s.name] {
@@ -201,7 +223,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			break
 		}
 	}
-	rep.skip("saml-login", "SAML SSO logins are not driven by this version of the tool")
 	if sz := fileSize(t.DBPath); sz >= 0 {
 		rep.add(result{Scenario: "store", Metric: "bbolt file size at the end", Value: float64(sz) / (1 << 20), Unit: "MiB"})
 	}

@@ -41,6 +41,8 @@ func TestShortRun(t *testing.T) {
 	positive := []string{
 		"oidc-login / full login (new session + participant)",
 		"oidc-login / sso login (new participant)",
+		"saml-login / full login (new session + participant)",
+		"saml-login / sso login (bridge session exists)",
 		"introspection / requests",
 		"fanout n=10 delay=0s / logout to last notification (median)",
 		"fanout n=10 delay=50ms / logout to last notification (median)",
