@@ -1,11 +1,14 @@
 package oidc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -370,12 +373,11 @@ var (
 // request: POST, a form body of bounded size, client authentication, a
 // token. It renders the error and returns false when any step fails.
 func (p *Provider) tokenRequest(c *gin.Context) (Client, IntrospectionRequest, bool) {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxFormBytes)
-	if err := c.Request.ParseForm(); err != nil {
+	form, err := readForm(c.Request)
+	if err != nil {
 		p.renderJSONError(c, oauthErr(ErrInvalidRequest, http.StatusBadRequest, "malformed form body"))
 		return Client{}, IntrospectionRequest{}, false
 	}
-	form := c.Request.PostForm
 	caller, err := p.AuthenticateClient(c.Request.Context(), c.Request, form)
 	if err != nil {
 		p.renderJSONError(c, err)
@@ -389,6 +391,81 @@ func (p *Provider) tokenRequest(c *gin.Context) (Client, IntrospectionRequest, b
 	return caller, r, true
 }
 
+// formBufs recycles request-body buffers of the introspection endpoint,
+// which resource servers may call for every request they serve.
+var formBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// readForm parses an application/x-www-form-urlencoded body of at most
+// maxFormBytes, as Request.ParseForm does for POST (a body of another type
+// yields no values; the query string is never read, RFC 6749 §2.3.1), but
+// without its intermediate copies: it reads into a pooled buffer and
+// unescapes only values that need it.
+func readForm(r *http.Request) (url.Values, error) {
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	if !strings.EqualFold(strings.TrimSpace(ct), "application/x-www-form-urlencoded") {
+		return url.Values{}, nil
+	}
+	bp := formBufs.Get().(*[]byte)
+	defer formBufs.Put(bp)
+	buf := (*bp)[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > maxFormBytes {
+			return nil, errors.New("oidc: form body too large")
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("oidc: read form body: %w", err)
+		}
+	}
+	*bp = buf
+	form := make(url.Values, 4)
+	for rest := buf; len(rest) > 0; {
+		var pair []byte
+		if i := bytes.IndexByte(rest, '&'); i >= 0 {
+			pair, rest = rest[:i], rest[i+1:]
+		} else {
+			pair, rest = rest, nil
+		}
+		if len(pair) == 0 {
+			continue
+		}
+		if bytes.IndexByte(pair, ';') >= 0 {
+			return nil, errors.New("oidc: invalid semicolon separator in form")
+		}
+		k, v, _ := bytes.Cut(pair, []byte{'='})
+		key, err := unescapeForm(k)
+		if err != nil {
+			return nil, err
+		}
+		val, err := unescapeForm(v)
+		if err != nil {
+			return nil, err
+		}
+		form[key] = append(form[key], val)
+	}
+	return form, nil
+}
+
+// unescapeForm decodes one form-encoded key or value, copying it only once
+// when it holds no escapes (tokens and client IDs usually do not).
+func unescapeForm(b []byte) (string, error) {
+	if bytes.IndexByte(b, '%') < 0 && bytes.IndexByte(b, '+') < 0 {
+		return string(b), nil
+	}
+	s, err := url.QueryUnescape(string(b))
+	if err != nil {
+		return "", fmt.Errorf("oidc: malformed form encoding: %w", err)
+	}
+	return s, nil
+}
+
 // tokenCache holds verified access-token claims until the tokens expire.
 type tokenCache struct {
 	mu sync.RWMutex
@@ -397,7 +474,7 @@ type tokenCache struct {
 
 // maxVerified bounds the cache; when full it is swept of expired tokens,
 // and emptied when that is not enough.
-const maxVerified = 1 << 16
+const maxVerified = 1 << 14
 
 func newTokenCache() *tokenCache { return &tokenCache{m: map[string]AccessTokenClaims{}} }
 

@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -371,4 +373,66 @@ func BenchmarkIntrospectInProcess(b *testing.B) {
 		}
 	})
 	reportThroughput(b, start, cpu0)
+}
+
+func TestReadForm(t *testing.T) {
+	big := "token=" + strings.Repeat("a", maxFormBytes)
+	tests := []struct {
+		name, contentType, body string
+		want                    url.Values
+		wantErr                 bool
+	}{
+		{"plain", "application/x-www-form-urlencoded", "token=abc.def.ghi&token_type_hint=access_token",
+			url.Values{"token": {"abc.def.ghi"}, "token_type_hint": {"access_token"}}, false},
+		{"escapes", "application/x-www-form-urlencoded; charset=UTF-8", "client_id=a%2Bb&client_secret=x+y%25",
+			url.Values{"client_id": {"a+b"}, "client_secret": {"x y%"}}, false},
+		{"repeated and empty pairs", "Application/X-WWW-Form-Urlencoded", "token=1&&token=2&flag",
+			url.Values{"token": {"1", "2"}, "flag": {""}}, false},
+		{"other content type", "application/json", `{"token":"x"}`, url.Values{}, false},
+		{"no content type", "", "token=x", url.Values{}, false},
+		{"semicolon", "application/x-www-form-urlencoded", "token=x;y", nil, true},
+		{"bad escape", "application/x-www-form-urlencoded", "token=%zz", nil, true},
+		{"too large", "application/x-www-form-urlencoded", big, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/oidc/introspect?token=from-query", strings.NewReader(tt.body))
+			if tt.contentType != "" {
+				r.Header.Set("Content-Type", tt.contentType)
+			}
+			got, err := readForm(r)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("form = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzReadForm checks readForm against net/url.ParseQuery, which
+// Request.ParseForm uses: where ParseQuery succeeds, both agree.
+func FuzzReadForm(f *testing.F) {
+	for _, s := range []string{"token=a.b.c&token_type_hint=refresh_token", "a=%41&b=+&c", "x;y=1", "%", "=&=&", "k=v=w"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		got, err := readForm(r)
+		want, werr := url.ParseQuery(body)
+		if werr != nil || len(body) > maxFormBytes {
+			if err == nil && werr != nil {
+				t.Fatalf("readForm accepted %q, ParseQuery said %v", body, werr)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("readForm(%q): %v; ParseQuery accepted it", body, err)
+		}
+		if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Fatalf("readForm(%q) = %v, ParseQuery = %v", body, got, want)
+		}
+	})
 }
