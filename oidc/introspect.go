@@ -378,6 +378,12 @@ func (p *Provider) tokenRequest(c *gin.Context) (Client, IntrospectionRequest, b
 		p.renderJSONError(c, oauthErr(ErrInvalidRequest, http.StatusBadRequest, "malformed form body"))
 		return Client{}, IntrospectionRequest{}, false
 	}
+	for _, k := range []string{"token", "token_type_hint", "client_id", "client_secret"} {
+		if len(form[k]) > 1 { // RFC 6749 §3.2: parameters must not repeat
+			p.renderJSONError(c, oauthErr(ErrInvalidRequest, http.StatusBadRequest, k+" is repeated"))
+			return Client{}, IntrospectionRequest{}, false
+		}
+	}
 	caller, err := p.AuthenticateClient(c.Request.Context(), c.Request, form)
 	if err != nil {
 		p.renderJSONError(c, err)

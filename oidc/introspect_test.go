@@ -64,9 +64,12 @@ func TestIntrospectionAndRevocationBadInput(t *testing.T) {
 			form: url.Values{"client_secret": {owner.conf.ClientSecret}}}, tok.AccessToken, 400, ErrInvalidRequest, ""},
 		{"introspect with the wrong auth method", PathIntrospect, caller{form: url.Values{"client_id": {owner.id},
 			"client_secret": {owner.conf.ClientSecret}}}, tok.AccessToken, 401, ErrInvalidClient, ""},
+		{"introspect with a repeated client_secret", PathIntrospect, caller{form: url.Values{"client_id": {rsID}, "client_secret": {rsSecret, "x"}}}, tok.AccessToken, 400, ErrInvalidRequest, ""},
 		// The token parameter.
 		{"introspect without token", PathIntrospect, asOwner, "", 400, ErrInvalidRequest, ""},
 		{"revoke without token", PathRevoke, asOwner, "", 400, ErrInvalidRequest, ""},
+		{"introspect with a repeated token", PathIntrospect, caller{basicID: owner.id, basicSecret: owner.conf.ClientSecret,
+			form: url.Values{"token": {"x"}}}, tok.AccessToken, 400, ErrInvalidRequest, ""},
 		{"introspect a malformed token", PathIntrospect, asOwner, "not-a-token", 200, "", inactive},
 		{"introspect a malformed JWT", PathIntrospect, asOwner, "eyJhbGciOiJSUzI1NiJ9.e30.AAAA", 200, "", inactive},
 		{"introspect an ID token", PathIntrospect, asOwner, idt, 200, "", inactive},
@@ -87,7 +90,7 @@ func TestIntrospectionAndRevocationBadInput(t *testing.T) {
 				form[k] = v
 			}
 			if tt.token != "" {
-				form.Set("token", tt.token)
+				form.Add("token", tt.token)
 			}
 			req, _ := http.NewRequest(http.MethodPost, env.p.Issuer()+tt.path, strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
