@@ -3,15 +3,12 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,13 +80,68 @@ func openStore(ctx context.Context, c StoreConfig) (store.Store, error) {
 // routes.
 func (a *App) build(ctx context.Context) error {
 	cfg := a.cfg
-	issuer := strings.TrimSuffix(cfg.Server.BaseURL, "/")
+	issuer := a.BaseURL()
+	if err := a.buildEngine(issuer); err != nil {
+		return err
+	}
+	client := slobridge.NewBackChannelClient(slobridge.ClientOptions{
+		AllowLoopback: cfg.Delivery.AllowLoopback, AllowPrivate: cfg.Delivery.AllowPrivate,
+	})
+	a.eng.SetNotifier("http", &slobridge.HTTPNotifier{Client: client})
+	if err := a.registerReceivers(ctx); err != nil {
+		return err
+	}
+	cookies := slobridge.SessionCookies{
+		Secret: []byte(cfg.Session.CookieSecret.Value()), Secure: *cfg.Session.SecureCookie, Path: a.basePath + "/",
+	}
+	auth, upstream, mountUp, err := a.buildUpstream(ctx, cookies)
+	if err != nil {
+		return err
+	}
+	provider, err := oidc.New(a.oidcOptions(issuer, cookies, auth))
+	if err != nil {
+		return fmt.Errorf("app: oidc: %w", err)
+	}
+	a.provider = provider
+	a.eng.SetNotifier(oidc.ParticipantKind, provider.BackChannelNotifier(client))
+	a.eng.SetNotifier(ssf.Kind, &ssf.Pusher{Issuer: issuer, Store: a.st, Signer: provider, Client: client, Now: a.eng.Now})
+	if cfg.SAML.IdP.Enabled {
+		if err := a.buildSAMLIdP(ctx, cookies, auth, client); err != nil {
+			return err
+		}
+	}
+	page, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: a.eng, Upstream: upstream, BasePath: a.basePath, Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("app: logout page: %w", err)
+	}
+	admin, err := a.buildAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	// The only place routes are wired.
+	a.handler = a.router(func(r gin.IRouter) {
+		slobridge.MountOps(r, slobridge.OpsOptions{Store: a.st, Gatherer: a.reg})
+		provider.Mount(r)
+		a.ssf.Mount(r)
+		page.Mount(r)
+		mountUp(r)
+		if a.samlIdP != nil {
+			a.samlIdP.Mount(r)
+		}
+		if admin != nil {
+			a.mountAdminRoutes(admin.Mount(r))
+		}
+	})
+	return nil
+}
+
+// buildEngine creates the metrics, the SSF transmitter and the engine.
+func (a *App) buildEngine(issuer string) error {
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := slobridge.NewMetrics(a.reg)
 	a.reg.MustRegister(slobridge.NewStoreCollector(a.st, nil))
-
 	a.ssf = &ssf.Transmitter{Issuer: issuer, JWKSURI: issuer + oidc.PathJWKS, Store: a.st}
-	d := cfg.Delivery
+	d := a.cfg.Delivery
 	eng, err := slobridge.NewEngine(slobridge.Options{
 		Store: a.st, Logger: a.log, Metrics: metrics,
 		Workers: d.Workers, PerHost: d.PerHost, AttemptTimeout: d.AttemptTimeout,
@@ -105,77 +157,41 @@ func (a *App) build(ctx context.Context) error {
 		return fmt.Errorf("app: engine: %w", err)
 	}
 	a.eng = eng
-	client := slobridge.NewBackChannelClient(slobridge.ClientOptions{
-		AllowLoopback: d.AllowLoopback, AllowPrivate: d.AllowPrivate,
-	})
-	eng.SetNotifier("http", &slobridge.HTTPNotifier{Client: client})
+	return nil
+}
 
-	if err := a.registerReceivers(ctx); err != nil {
-		return err
-	}
-	cookies := slobridge.SessionCookies{
-		Secret: []byte(cfg.Session.CookieSecret.Value()), Secure: *cfg.Session.SecureCookie, Path: a.basePath + "/",
-	}
-	var (
-		auth     slobridge.Authenticator
-		upstream slobridge.UpstreamLogout
-		mountUp  func(gin.IRouter)
-	)
-	switch cfg.Upstream.Type {
+// buildUpstream creates the authenticator upstream.type names, the
+// upstream leg of logouts (none for static) and its routes.
+func (a *App) buildUpstream(ctx context.Context, cookies slobridge.SessionCookies) (slobridge.Authenticator, slobridge.UpstreamLogout, func(gin.IRouter), error) {
+	switch a.cfg.Upstream.Type {
 	case "static":
-		st := newStaticAuth(eng, cookies, cfg.Upstream.Static, cfg.Session.Lifetime, a.basePath, a.log)
-		auth, mountUp = st, st.Mount
+		st := newStaticAuth(a.eng, cookies, a.cfg.Upstream.Static, a.cfg.Session.Lifetime, a.basePath, a.log)
+		return st, nil, st.Mount, nil
 	case "saml":
 		up, err := a.buildSAMLSP(ctx, cookies)
 		if err != nil {
-			return err
+			return nil, nil, nil, err
 		}
-		a.samlSP, auth, upstream, mountUp = up, up, up, up.Mount
-	default:
-		return fmt.Errorf("app: upstream.type: unknown type %q", cfg.Upstream.Type)
+		a.samlSP = up
+		return up, up, up.Mount, nil
 	}
-	provider, err := oidc.New(a.oidcOptions(issuer, cookies, auth))
-	if err != nil {
-		return fmt.Errorf("app: oidc: %w", err)
-	}
-	a.provider = provider
-	eng.SetNotifier(oidc.ParticipantKind, provider.BackChannelNotifier(client))
-	eng.SetNotifier(ssf.Kind, &ssf.Pusher{Issuer: issuer, Store: a.st, Signer: provider, Client: client, Now: eng.Now})
+	return nil, nil, nil, fmt.Errorf("app: upstream.type: unknown type %q", a.cfg.Upstream.Type)
+}
 
-	if cfg.SAML.IdP.Enabled {
-		if err := a.buildSAMLIdP(ctx, cookies, auth, client); err != nil {
-			return err
-		}
-	}
-	page, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: eng, Upstream: upstream, BasePath: a.basePath, Logger: a.log})
-	if err != nil {
-		return fmt.Errorf("app: logout page: %w", err)
-	}
-	var admin *slobridge.Admin
-	if cfg.Admin.Token.Value() != "" {
-		admin, err = slobridge.NewAdmin(slobridge.AdminOptions{
-			Engine: eng, Token: cfg.Admin.Token.Value(), TokenName: cfg.Admin.TokenName, Logger: a.log,
-		})
-		if err != nil {
-			return fmt.Errorf("app: admin API: %w", err)
-		}
-	} else {
+// buildAdmin creates the admin API, or returns nil when no token is set.
+func (a *App) buildAdmin(ctx context.Context) (*slobridge.Admin, error) {
+	tok := a.cfg.Admin.Token.Value()
+	if tok == "" {
 		a.log.WarnContext(ctx, "admin API disabled: admin.token is not set")
+		return nil, nil
 	}
-	a.handler = a.router(func(r gin.IRouter) {
-		slobridge.MountOps(r, slobridge.OpsOptions{Store: a.st, Gatherer: a.reg})
-		provider.Mount(r)
-		a.ssf.Mount(r)
-		page.Mount(r)
-		mountUp(r)
-		if a.samlIdP != nil {
-			a.samlIdP.Mount(r)
-		}
-		if admin != nil {
-			a.mountAdminRoutes(admin.Mount(r))
-		}
+	admin, err := slobridge.NewAdmin(slobridge.AdminOptions{
+		Engine: a.eng, Token: tok, TokenName: a.cfg.Admin.TokenName, Logger: a.log,
 	})
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("app: admin API: %w", err)
+	}
+	return admin, nil
 }
 
 func (a *App) oidcOptions(issuer string, cookies slobridge.SessionCookies, auth slobridge.Authenticator) oidc.Options {
@@ -275,72 +291,6 @@ func (a *App) registerReceivers(ctx context.Context) error {
 	return nil
 }
 
-// router builds the gin engine: recovery, request logs, the body cap and
-// the routes, under the base URL's path.
-func (a *App) router(mount func(gin.IRouter)) http.Handler {
-	r := gin.New()
-	r.HandleMethodNotAllowed = true
-	r.Use(a.recoverer, a.accessLog, a.limitBody)
-	var g gin.IRouter = r
-	if a.basePath != "" {
-		g = r.Group(a.basePath)
-	}
-	mount(g)
-	r.NoRoute(func(c *gin.Context) {
-		c.JSON(http.StatusNotFound, gin.H{"error": "not_found", "error_description": "no such endpoint"})
-	})
-	r.NoMethod(func(c *gin.Context) {
-		c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method_not_allowed", "error_description": "method not allowed on this endpoint"})
-	})
-	return r
-}
-
-// recoverer turns a panic in a handler into a logged 500.
-func (a *App) recoverer(c *gin.Context) {
-	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			a.log.ErrorContext(c.Request.Context(), "handler panic", "panic", fmt.Sprint(v), "path", c.Request.URL.Path)
-			c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "server_error", "error_description": "internal error"})
-		}
-	}()
-	c.Next()
-}
-
-// accessLog logs each request. Only the path is logged: queries carry
-// codes, tokens and SAML messages. Probes and scrapes log at debug level so
-// that they do not drown the rest.
-func (a *App) accessLog(c *gin.Context) {
-	start := time.Now()
-	c.Next()
-	level := slog.LevelInfo
-	switch strings.TrimPrefix(c.Request.URL.Path, a.basePath) {
-	case slobridge.PathHealthz, slobridge.PathReadyz, slobridge.PathMetrics:
-		level = slog.LevelDebug
-	}
-	a.log.LogAttrs(c.Request.Context(), level, "http request",
-		slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path),
-		slog.Int("status", c.Writer.Status()), slog.Duration("duration", time.Since(start)),
-		slog.String("remote", c.ClientIP()))
-}
-
-// limitBody caps every request body at server.max_body_bytes; a declared
-// larger body is refused before any handler runs.
-func (a *App) limitBody(c *gin.Context) {
-	limit := a.cfg.Server.MaxBodyBytes
-	if c.Request.ContentLength > limit {
-		c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, gin.H{"error": "request_too_large",
-			"error_description": fmt.Sprintf("request body exceeds %d bytes", limit)})
-		return
-	}
-	if c.Request.Body != nil {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
-	}
-	c.Next()
-}
-
 // Handler returns the HTTP handler of every route.
 func (a *App) Handler() http.Handler { return a.handler }
 
@@ -362,97 +312,3 @@ func (a *App) BaseURL() string { return strings.TrimSuffix(a.cfg.Server.BaseURL,
 
 // Config returns the configuration the app was built from.
 func (a *App) Config() Config { return a.cfg }
-
-// Run listens on server.listen and serves until ctx is done (see Serve).
-func (a *App) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", a.cfg.Server.Listen)
-	if err != nil {
-		return fmt.Errorf("app: listen on %s (server.listen): %w", a.cfg.Server.Listen, err)
-	}
-	return a.Serve(ctx, ln)
-}
-
-// Serve serves HTTP on ln and runs the delivery workers and the expiry
-// sweeper until ctx is done or the server fails. Shutdown is graceful:
-// the listener closes, in-flight requests finish (within
-// server.shutdown_timeout), then the delivery workers stop claiming and
-// let attempts already started finish and be recorded; deliveries not yet
-// attempted stay pending in the store for the next start.
-func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           a.handler,
-		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
-		IdleTimeout:       a.cfg.Server.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBG()
-	var wg sync.WaitGroup
-	engErr := make(chan error, 1)
-	wg.Add(2)
-	go func() { defer wg.Done(); engErr <- a.eng.Run(bg) }()
-	go func() { defer wg.Done(); a.sweep(bg) }()
-	if a.samlSP != nil {
-		// Metadata refresh and SOAP logouts toward the upstream for
-		// logouts without a browser (admin, system).
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := a.samlSP.Run(bg); err != nil {
-				a.log.ErrorContext(bg, "saml sp", "err", err)
-			}
-		}()
-	}
-
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Serve(ln) }()
-	a.log.InfoContext(ctx, "slobridge serving", "addr", ln.Addr().String(), "base_url", a.BaseURL(), "store", a.cfg.Store.Driver)
-
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-srvErr:
-		err = fmt.Errorf("app: serve: %w", err)
-	case err = <-engErr:
-		err = fmt.Errorf("app: delivery workers: %w", err)
-	}
-	a.log.InfoContext(ctx, "slobridge shutting down")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.Server.ShutdownTimeout)
-	defer cancel()
-	if serr := srv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		a.log.WarnContext(ctx, "http shutdown", "err", serr)
-	}
-	stopBG()
-	wg.Wait()
-	a.log.InfoContext(ctx, "slobridge stopped")
-	return err
-}
-
-// sweep deletes expired data every store.sweep_interval.
-func (a *App) sweep(ctx context.Context) {
-	t := time.NewTicker(a.cfg.Store.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		res, err := a.st.Sweep(ctx, a.eng.Now(), a.cfg.Store.Retain)
-		if err != nil {
-			if ctx.Err() == nil {
-				a.log.ErrorContext(ctx, "expiry sweep", "err", err)
-			}
-			continue
-		}
-		a.log.InfoContext(ctx, "expiry sweep", "sessions", res.Sessions, "logouts", res.Logouts,
-			"deliveries", res.Deliveries, "records", res.Records, "replay", res.Replay, "keys", res.Keys)
-	}
-}
-
-// Close releases the store. It is safe to call more than once.
-func (a *App) Close() error {
-	a.closeOnce.Do(func() { a.closeErr = a.st.Close() })
-	return a.closeErr
-}

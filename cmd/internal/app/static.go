@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -203,7 +202,7 @@ func (a *staticAuth) page(c *gin.Context, status int, id, msg string) {
 	c.Status(status)
 	c.Header("Content-Type", "text/html; charset=utf-8")
 	if err := loginTmpl.Execute(c.Writer, loginPage{ID: id, Action: a.basePath + PathStaticLogin, Error: msg}); err != nil {
-		a.log.ErrorContext(c.Request.Context(), "static login: render", "err", errors.Unwrap(err))
+		a.log.ErrorContext(c.Request.Context(), "static login: render", "err", err)
 	}
 }
 

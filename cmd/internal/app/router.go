@@ -1,0 +1,79 @@
+package app
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/slobridge/slobridge"
+)
+
+// router builds the gin engine: recovery, request logs, the body cap and
+// the routes, under the base URL's path.
+func (a *App) router(mount func(gin.IRouter)) http.Handler {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(a.recoverer, a.accessLog, a.limitBody)
+	var g gin.IRouter = r
+	if a.basePath != "" {
+		g = r.Group(a.basePath)
+	}
+	mount(g)
+	r.NoRoute(func(c *gin.Context) {
+		c.JSON(http.StatusNotFound, gin.H{"error": "not_found", "error_description": "no such endpoint"})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method_not_allowed", "error_description": "method not allowed on this endpoint"})
+	})
+	return r
+}
+
+// recoverer turns a panic in a handler into a logged 500.
+func (a *App) recoverer(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			a.log.ErrorContext(c.Request.Context(), "handler panic", "panic", fmt.Sprint(v), "path", c.Request.URL.Path)
+			c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "server_error", "error_description": "internal error"})
+		}
+	}()
+	c.Next()
+}
+
+// accessLog logs each request. Only the path is logged: queries carry
+// codes, tokens and SAML messages. Probes and scrapes log at debug level so
+// that they do not drown the rest.
+func (a *App) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	level := slog.LevelInfo
+	switch strings.TrimPrefix(c.Request.URL.Path, a.basePath) {
+	case slobridge.PathHealthz, slobridge.PathReadyz, slobridge.PathMetrics:
+		level = slog.LevelDebug
+	}
+	a.log.LogAttrs(c.Request.Context(), level, "http request",
+		slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path),
+		slog.Int("status", c.Writer.Status()), slog.Duration("duration", time.Since(start)),
+		slog.String("remote", c.ClientIP()))
+}
+
+// limitBody caps every request body at server.max_body_bytes; a declared
+// larger body is refused before any handler runs.
+func (a *App) limitBody(c *gin.Context) {
+	limit := a.cfg.Server.MaxBodyBytes
+	if c.Request.ContentLength > limit {
+		c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, gin.H{"error": "request_too_large",
+			"error_description": fmt.Sprintf("request body exceeds %d bytes", limit)})
+		return
+	}
+	if c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+	}
+	c.Next()
+}

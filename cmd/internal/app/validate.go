@@ -1,0 +1,253 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/slobridge/slobridge/oidc"
+	"github.com/slobridge/slobridge/saml"
+)
+
+// validate checks every key; each problem names its key.
+func (c *Config) validate(p *problems) {
+	c.validateServer(p)
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		p.add("log.format", "must be json or text, not %q", c.Log.Format)
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		p.add("log.level", "%v", err)
+	}
+	c.validateStore(p)
+	c.validateDelivery(p)
+	if n := len(c.Session.CookieSecret.Value()); n < 32 {
+		p.add("session.cookie_secret", "is required and must be at least 32 bytes (got %d); generate one with `openssl rand -base64 48`", n)
+	}
+	if c.Session.Lifetime < 0 {
+		p.add("session.lifetime", "must be positive")
+	}
+	if c.Admin.Token.IsSet() && len(c.Admin.Token.Value()) < 16 {
+		p.add("admin.token", "must be at least 16 characters")
+	}
+	c.validateOIDC(p)
+	c.validateSSF(p)
+	c.validateUpstream(p)
+	c.validateSAMLIdP(p)
+}
+
+func (c *Config) validateSAMLIdP(p *problems) {
+	ic := c.SAML.IdP
+	if !ic.Enabled {
+		return
+	}
+	if _, err := ic.signer(); err != nil {
+		p.add("saml.idp.certificate_file / saml.idp.key", "%v", err)
+	}
+	if ic.PairwiseSecret.IsSet() && len(ic.PairwiseSecret.Value()) < 32 {
+		p.add("saml.idp.pairwise_secret", "must be at least 32 bytes")
+	}
+	if err := ic.Config.Validate(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			p.add("saml.idp", "%s", line)
+		}
+	}
+}
+
+// signer loads the IdP's certificate and key.
+func (ic SAMLIdPConfig) signer() (*saml.Signer, error) {
+	if ic.CertificateFile == "" || ic.Key.Value() == "" {
+		return nil, errors.New("certificate_file and key are required when saml.idp.enabled is true")
+	}
+	cert, err := os.ReadFile(ic.CertificateFile)
+	if err != nil {
+		return nil, fmt.Errorf("read certificate: %w", err)
+	}
+	return saml.ParseSigner(cert, []byte(ic.Key.Value()))
+}
+
+func (c *Config) validateServer(p *problems) {
+	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
+		p.add("server.listen", "must be host:port: %v", err)
+	}
+	u, err := url.Parse(c.Server.BaseURL)
+	switch {
+	case err != nil || !u.IsAbs() || u.Host == "":
+		p.add("server.base_url", "must be an absolute URL, not %q", c.Server.BaseURL)
+	case u.RawQuery != "" || u.Fragment != "":
+		p.add("server.base_url", "must not have a query or fragment")
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		if !c.OIDC.AllowLoopbackHTTP {
+			p.add("server.base_url", "is plain http on loopback (%s): set oidc.allow_loopback_http: true to allow it (development only), or use https", c.Server.BaseURL)
+		}
+	default:
+		p.add("server.base_url", "must use https (http is allowed only on a loopback host), not %q", c.Server.BaseURL)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"server.read_header_timeout", c.Server.ReadHeaderTimeout},
+		{"server.idle_timeout", c.Server.IdleTimeout},
+		{"server.shutdown_timeout", c.Server.ShutdownTimeout},
+	} {
+		if d.v < 0 {
+			p.add(d.key, "must be positive, not %s", d.v)
+		}
+	}
+	if c.Server.MaxBodyBytes < 1024 {
+		p.add("server.max_body_bytes", "must be at least 1024, not %d", c.Server.MaxBodyBytes)
+	}
+}
+
+func (c *Config) validateStore(p *problems) {
+	switch c.Store.Driver {
+	case "bolt":
+		if c.Store.Bolt.LockTimeout < 0 {
+			p.add("store.bolt.lock_timeout", "must be positive")
+		}
+	case "postgres":
+		if c.Store.Postgres.DSN.Value() == "" {
+			p.add("store.postgres.dsn", "is required when store.driver is postgres")
+		}
+		if c.Store.Postgres.MaxConns < 0 {
+			p.add("store.postgres.max_conns", "must not be negative")
+		}
+	default:
+		p.add("store.driver", "must be bolt or postgres, not %q", c.Store.Driver)
+	}
+	if c.Store.SweepInterval < 0 {
+		p.add("store.sweep_interval", "must be positive")
+	}
+	if c.Store.Retain < 0 {
+		p.add("store.retain", "must be positive")
+	}
+}
+
+func (c *Config) validateDelivery(p *problems) {
+	d := c.Delivery
+	if d.Workers < 1 {
+		p.add("delivery.workers", "must be at least 1, not %d", d.Workers)
+	}
+	if d.PerHost < 1 {
+		p.add("delivery.per_host", "must be at least 1, not %d", d.PerHost)
+	}
+	for _, x := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"delivery.attempt_timeout", d.AttemptTimeout},
+		{"delivery.backoff_base", d.BackoffBase},
+		{"delivery.backoff_max", d.BackoffMax},
+		{"delivery.give_up_after", d.GiveUpAfter},
+		{"delivery.poll_interval", d.PollInterval},
+		{"delivery.lease", d.Lease},
+	} {
+		if x.v < 0 {
+			p.add(x.key, "must be positive, not %s", x.v)
+		}
+	}
+	if d.BackoffMax > 0 && d.BackoffBase > d.BackoffMax {
+		p.add("delivery.backoff_base", "must not exceed delivery.backoff_max")
+	}
+	if d.Lease > 0 && d.AttemptTimeout > 0 && d.Lease <= d.AttemptTimeout {
+		p.add("delivery.lease", "must be longer than delivery.attempt_timeout, or an attempt could outlive its lease")
+	}
+}
+
+func (c *Config) validateOIDC(p *problems) {
+	seen := map[string]bool{}
+	for i, cl := range c.OIDC.Clients {
+		key := fmt.Sprintf("oidc.clients[%d]", i)
+		switch {
+		case cl.ClientID == "":
+			p.add(key+".client_id", "is required")
+		case seen[cl.ClientID]:
+			p.add(key+".client_id", "%q is used by two clients", cl.ClientID)
+		}
+		seen[cl.ClientID] = true
+		if len(cl.RedirectURIs) == 0 {
+			p.add(key+".redirect_uris", "at least one redirect URI is required")
+		}
+		public := cl.TokenEndpointAuthMethod == oidc.AuthNone
+		if public && cl.ClientSecret.IsSet() {
+			p.add(key+".client_secret", "must not be set for a public client (token_endpoint_auth_method: none)")
+		}
+		if !public && cl.ClientSecret.Value() == "" {
+			p.add(key+".client_secret", "is required unless token_endpoint_auth_method is none")
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"oidc.code_ttl", c.OIDC.CodeTTL}, {"oidc.id_token_ttl", c.OIDC.IDTokenTTL},
+		{"oidc.access_token_ttl", c.OIDC.AccessTokenTTL}, {"oidc.refresh_token_ttl", c.OIDC.RefreshTokenTTL},
+		{"oidc.key_rotation", c.OIDC.KeyRotation},
+	} {
+		if d.v < 0 {
+			p.add(d.key, "must be positive, not %s", d.v)
+		}
+	}
+}
+
+func (c *Config) validateSSF(p *problems) {
+	seen := map[string]bool{}
+	for i, r := range c.SSF.Receivers {
+		key := fmt.Sprintf("ssf.receivers[%d]", i)
+		if r.ID != "" && seen[r.ID] {
+			p.add(key+".id", "%q is used by two receivers", r.ID)
+		}
+		seen[r.ID] = true
+		if err := r.receiver().Validate(c.SSF.AllowHTTP); err != nil {
+			p.add(key, "%v", err)
+		}
+	}
+}
+
+func (c *Config) validateUpstream(p *problems) {
+	switch c.Upstream.Type {
+	case "static":
+		if len(c.Upstream.Static.Users) == 0 {
+			p.add("upstream.static.users", "at least one user is required for the static upstream")
+		}
+		seen := map[string]bool{}
+		for i, u := range c.Upstream.Static.Users {
+			key := fmt.Sprintf("upstream.static.users[%d]", i)
+			switch {
+			case u.Username == "":
+				p.add(key+".username", "is required")
+			case seen[u.Username]:
+				p.add(key+".username", "%q is used twice", u.Username)
+			}
+			seen[u.Username] = true
+			if len(u.Password.Value()) < 8 {
+				p.add(key+".password", "is required and must be at least 8 characters")
+			}
+		}
+	case "saml":
+		probs := c.SAML.SP.Validate("saml.sp")
+		*p = append(*p, probs...)
+		if len(probs) == 0 {
+			if _, err := saml.LoadSigner(c.SAML.SP.CertFile, c.SAML.SP.KeyFile); err != nil {
+				p.add("saml.sp.cert_file / saml.sp.key_file", "%v", err)
+			}
+		}
+	default:
+		p.add("upstream.type", "must be saml or static, not %q", c.Upstream.Type)
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
