@@ -48,6 +48,26 @@ type AuthRequest struct {
 	// Resumed marks a request coming back from the upstream login: it
 	// never starts another one (no login loops).
 	Resumed bool `json:"resumed,omitempty"`
+	// Repeated names a parameter the request carried more than once,
+	// which RFC 6749 §3.1 forbids; empty when none was.
+	Repeated string `json:"-"`
+}
+
+// authorizeParams are the parameters of an authorization request that
+// must not be repeated (RFC 6749 §3.1).
+var authorizeParams = []string{
+	"client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
+	"code_challenge", "code_challenge_method", "prompt", "max_age", "request", "request_uri",
+}
+
+// repeated returns the first of names that v carries more than once.
+func repeated(v url.Values, names []string) string {
+	for _, n := range names {
+		if len(v[n]) > 1 {
+			return n
+		}
+	}
+	return ""
 }
 
 // ParseAuthorizeRequest reads an authorization request from query or form
@@ -59,6 +79,7 @@ func ParseAuthorizeRequest(v url.Values) AuthRequest {
 		Nonce: v.Get("nonce"), CodeChallenge: v.Get("code_challenge"),
 		CodeChallengeMethod: v.Get("code_challenge_method"), Prompt: v.Get("prompt"),
 		MaxAge: -1, Request: v.Get("request"), RequestURI: v.Get("request_uri"),
+		Repeated: repeated(v, authorizeParams),
 	}
 	if s := v.Get("max_age"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
@@ -73,6 +94,9 @@ func ParseAuthorizeRequest(v url.Values) AuthRequest {
 // ValidateAuthorizeClient checks the client and the redirect URI. Errors
 // here are shown to the person, never redirected (RFC 6749 §4.1.2.1).
 func (p *Provider) ValidateAuthorizeClient(ctx context.Context, r AuthRequest) (Client, error) {
+	if r.Repeated == "client_id" || r.Repeated == "redirect_uri" {
+		return Client{}, oauthErr(ErrInvalidRequest, http.StatusBadRequest, r.Repeated+" is repeated")
+	}
 	cl, err := p.client(ctx, r.ClientID)
 	if errors.Is(err, errUnknownClient) {
 		return Client{}, oauthErr(ErrInvalidClient, http.StatusBadRequest, "unknown client")
@@ -93,6 +117,8 @@ func (p *Provider) ValidateAuthorizeClient(ctx context.Context, r AuthRequest) (
 func ValidateAuthorizeRequest(cl Client, r AuthRequest) error {
 	bad := func(code, desc string) error { return oauthErr(code, http.StatusBadRequest, desc) }
 	switch {
+	case r.Repeated != "":
+		return bad(ErrInvalidRequest, r.Repeated+" is repeated")
 	case r.Request != "":
 		return bad(ErrRequestNotSupported, "request objects are not supported")
 	case r.RequestURI != "":

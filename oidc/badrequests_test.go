@@ -256,6 +256,20 @@ func TestBadRequests(t *testing.T) {
 		{name: "authorize: redirect_uri differs by a trailing slash", how: asPage, status: 400, code: ErrInvalidRequest,
 			do: authorize(app, appURL("/callback/"))},
 		{
+			name: "authorize: repeated redirect_uri", how: asPage, status: 400, code: ErrInvalidRequest,
+			do: func(t *testing.T, e *badEnv) *http.Response {
+				return get(t, e.nf, e.authorizeURL(e.app, "", oauth2.GenerateVerifier())+"&redirect_uri="+url.QueryEscape(e.app.url("/callback")))
+			},
+		},
+		{
+			name: "token: repeated code", how: asJSON, status: 400, code: ErrInvalidRequest, setup: getCode,
+			do: func(t *testing.T, e *badEnv) *http.Response {
+				f := e.exchangeForm(e.app.url("/callback"), e.verifier)
+				f.Add("code", e.code)
+				return e.tokenRequest(t, e.app.clientID, e.app.oauth.ClientSecret, f)
+			},
+		},
+		{
 			name: "authorize: public client without PKCE", how: asRedirect, status: 302, code: ErrInvalidRequest,
 			redirect: func(e *badEnv) string { return e.spa.url("/callback") },
 			do:       func(t *testing.T, e *badEnv) *http.Response { return get(t, e.nf, e.authorizeURL(e.spa, "", "")) },

@@ -49,6 +49,12 @@ type issued struct {
 	AccessExp  time.Time `json:"access_exp"`
 }
 
+// tokenParams are the token request parameters that must not be repeated
+// (RFC 6749 §3.2).
+var tokenParams = []string{
+	"grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope", "client_id", "client_secret",
+}
+
 func (p *Provider) handleToken(c *gin.Context) {
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxFormBytes)
 	if err := c.Request.ParseForm(); err != nil {
@@ -57,6 +63,10 @@ func (p *Provider) handleToken(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	form := c.Request.PostForm
+	if name := repeated(form, tokenParams); name != "" {
+		p.renderJSONError(c, oauthErr(ErrInvalidRequest, http.StatusBadRequest, name+" is repeated"))
+		return
+	}
 	cl, err := p.AuthenticateClient(ctx, c.Request, form)
 	if err != nil {
 		p.renderJSONError(c, err)
