@@ -46,7 +46,8 @@ type AuthnRequest struct {
 // requested NameID format are checked; the ACS URL must be one of the SP's
 // metadata; the ID must not have been seen before. Errors wrap
 // ErrUnknownSP, bsaml.ErrMalformed, bsaml.ErrSignature, bsaml.ErrReplay or
-// are *bsaml.Error.
+// are *bsaml.Error. With an InvalidNameIDPolicy error the returned request
+// has its SP, ID, ACS and RelayState, to send the error Response to.
 func (idp *IdP) ValidateAuthnRequest(ctx context.Context, m *bsaml.Message) (AuthnRequest, *SP, error) {
 	if m.Name() != "AuthnRequest" || !m.IsRequest() {
 		return AuthnRequest{}, nil, fmt.Errorf("%w: %s sent to the SSO endpoint", bsaml.ErrMalformed, m.Name())
@@ -78,7 +79,9 @@ func (idp *IdP) ValidateAuthnRequest(ctx context.Context, m *bsaml.Message) (Aut
 	}
 	if p := ar.NameIDPolicy; p != nil && p.Format != nil && *p.Format != "" && *p.Format != FormatUnspecified &&
 		*p.Format != formatOf(sp.Config.NameID) {
-		return AuthnRequest{}, sp, &bsaml.Error{Status: bsaml.StatusRequester, SubStatus: statusInvalidNameIDPolicy,
+		// Authentic, with a known ACS: the SP gets a SAML error there.
+		partial := AuthnRequest{SP: sp.EntityID, ID: ar.ID, ACS: acs, RelayState: m.RelayState}
+		return partial, sp, &bsaml.Error{Status: bsaml.StatusRequester, SubStatus: statusInvalidNameIDPolicy,
 			Err: fmt.Errorf("saml idp: %s asks for NameID format %s, configured %s", sp.EntityID, *p.Format, formatOf(sp.Config.NameID))}
 	}
 	now := idp.now()

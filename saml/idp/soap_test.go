@@ -60,7 +60,7 @@ func TestSOAPBackChannelRetries(t *testing.T) {
 		{"timeout", "hang", "deadline exceeded"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newE2E(t, e2eOpts{engine: func(o *slobridge.Options) { o.AttemptTimeout = 400 * time.Millisecond }})
+			w := newE2E(t, e2eOpts{engine: func(o *slobridge.Options) { o.AttemptTimeout = 1500 * time.Millisecond }})
 			loginHTTP(t, newBrowserlessClient(), w.sp3.url+"/login", "sp3 logged in as alice@example.com")
 			w.sp3.soap.mode.Store(tc.mode)
 			s := w.activeSession(t)

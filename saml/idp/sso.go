@@ -40,27 +40,14 @@ func (idp *IdP) handleSSO(c *gin.Context) {
 	req, sp, err := idp.ValidateAuthnRequest(c.Request.Context(), m)
 	if err != nil {
 		var se *bsaml.Error
-		if errors.As(err, &se) && se.SubStatus == statusInvalidNameIDPolicy && sp != nil {
-			// The request is authentic and its ACS known: tell the SP.
-			if acs, aerr := idp.acsOf(c, sp, m); aerr == nil {
-				idp.sendError(c, AuthnRequest{SP: sp.EntityID, ID: m.Root().SelectAttrValue("ID", ""), ACS: acs, RelayState: m.RelayState}, se.Status, se.SubStatus, err)
-				return
-			}
+		if errors.As(err, &se) && req.ACS != "" {
+			idp.sendError(c, req, se.Status, se.SubStatus, err)
+			return
 		}
 		idp.renderError(c, err)
 		return
 	}
 	idp.sso(c, req, sp)
-}
-
-// acsOf resolves the ACS of an authenticated request whose other checks
-// failed.
-func (idp *IdP) acsOf(c *gin.Context, sp *SP, m *bsaml.Message) (string, error) {
-	ar, err := unmarshalAuthnRequest(m.Root())
-	if err != nil {
-		return "", err
-	}
-	return sp.resolveACS(ar)
 }
 
 // sso answers a validated AuthnRequest: an assertion when the browser has
