@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,11 +36,14 @@ type target struct {
 	stop func() error
 }
 
-// bridgeConfig is the configuration of the in-process bridge: the
+// bridgeConfig is the configuration of the bridge under load: the
 // defaults of `slobridge serve` except what a loopback load test needs
-// (http on 127.0.0.1, receivers on loopback) and the static upstream.
-const bridgeConfig = `
+// (http on 127.0.0.1, receivers on loopback), the static upstream, dynamic
+// registration and the SAML IdP. Secrets come from the environment, under
+// the names slobload -url reads too.
+const bridgeConfig = `# slobridge serve configuration for the load tool (go run ./cmd/slobload -url ...)
 server:
+  listen: {{LISTEN}}
   base_url: {{BASE}}
 log:
   level: error
@@ -50,9 +54,9 @@ delivery:
   allow_loopback: true
   workers: {{WORKERS}}
 session:
-  cookie_secret: ${COOKIE}
+  cookie_secret: ${SLOBLOAD_COOKIE_SECRET}
 admin:
-  token: ${ADMIN}
+  token: ${SLOBLOAD_ADMIN_TOKEN}
 upstream:
   type: static
   static:
@@ -61,9 +65,9 @@ upstream:
         subject: user-load
         email: load@example.com
         name: Load Test
-        password: ${PASSWORD}
+        password: ${SLOBLOAD_PASSWORD}
 oidc:
-  registration_token: ${IAT}
+  registration_token: ${SLOBLOAD_REGISTRATION_TOKEN}
   allow_loopback_http: true
   allow_private_backchannel: true
 ssf:
@@ -75,39 +79,84 @@ saml:
     key: {file: {{IDPKEY}}}
 `
 
+// loadConfig is what writeConfig produces: the configuration document and
+// the secrets it reads from the environment.
+type loadConfig struct {
+	Doc     string
+	Secrets map[string]string
+}
+
+// newLoadConfig writes a fresh IdP key pair under dir and returns the
+// configuration for a bridge listening on listen, with fresh secrets.
+func newLoadConfig(dir, listen string, workers int) (loadConfig, error) {
+	certFile, keyFile, err := writeIdPKey(dir)
+	if err != nil {
+		return loadConfig{}, fmt.Errorf("SAML IdP key: %w", err)
+	}
+	w := ""
+	if workers > 0 {
+		w = fmt.Sprint(workers)
+	}
+	doc := strings.NewReplacer("{{LISTEN}}", listen, "{{BASE}}", "http://"+listen, "{{DB}}", filepath.Join(dir, "slobridge.db"),
+		"{{WORKERS}}", w, "{{IDPCERT}}", certFile, "{{IDPKEY}}", keyFile).Replace(bridgeConfig)
+	return loadConfig{Doc: doc, Secrets: map[string]string{
+		"SLOBLOAD_COOKIE_SECRET": randomToken() + randomToken(), "SLOBLOAD_ADMIN_TOKEN": randomToken(),
+		"SLOBLOAD_PASSWORD": randomToken(), "SLOBLOAD_REGISTRATION_TOKEN": randomToken(),
+	}}, nil
+}
+
+// writeConfig writes dir/slobridge.yaml (and the IdP key pair) for
+// `slobridge serve` on listen, and the shell exports of its secrets to w,
+// for: eval "$(slobload -write-config DIR)".
+func writeConfig(dir, listen string, w io.Writer) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	lc, err := newLoadConfig(dir, listen, 0)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "slobridge.yaml")
+	if err := os.WriteFile(path, []byte(lc.Doc), 0o600); err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(lc.Secrets))
+	for k := range lc.Secrets {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	fmt.Fprintf(w, "# slobridge serve --config %s; then slobload -url http://%s\n", path, listen)
+	for _, k := range keys {
+		fmt.Fprintf(w, "export %s='%s'\n", k, lc.Secrets[k])
+	}
+	return nil
+}
+
 // startBridge builds the bridge with cmd/internal/app exactly as
 // `slobridge serve` does (a real bbolt file with fsync, the static upstream,
-// the OpenID Provider, the SSF transmitter, the admin API) and serves it on
-// a fresh 127.0.0.1 port. workers is delivery.workers (0: the default).
+// the OpenID Provider, the SAML IdP, the SSF transmitter, the admin API)
+// and serves it on a fresh 127.0.0.1 port. workers is delivery.workers (0:
+// the default).
 func startBridge(ctx context.Context, dir string, workers int, logw io.Writer) (*target, error) {
 	gin.SetMode(gin.ReleaseMode)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	base := "http://" + ln.Addr().String()
-	t := &target{
-		BaseURL: base, Username: "load", DBPath: filepath.Join(dir, "slobridge.db"),
-		RegistrationToken: randomToken(), AdminToken: randomToken(), Password: randomToken(),
-	}
-	secrets := map[string]string{
-		"COOKIE": randomToken() + randomToken(), "ADMIN": t.AdminToken, "PASSWORD": t.Password, "IAT": t.RegistrationToken,
-	}
-	w := ""
-	if workers > 0 {
-		w = fmt.Sprint(workers)
-	}
-	certFile, keyFile, err := writeIdPKey(dir)
+	lc, err := newLoadConfig(dir, ln.Addr().String(), workers)
 	if err != nil {
 		_ = ln.Close()
-		return nil, fmt.Errorf("SAML IdP key: %w", err)
+		return nil, err
 	}
-	doc := strings.NewReplacer("{{BASE}}", base, "{{DB}}", t.DBPath, "{{WORKERS}}", w,
-		"{{IDPCERT}}", certFile, "{{IDPKEY}}", keyFile).Replace(bridgeConfig)
-	cfg, err := app.Parse([]byte(doc), func(k string) (string, bool) { v, ok := secrets[k]; return v, ok })
+	cfg, err := app.Parse([]byte(lc.Doc), func(k string) (string, bool) { v, ok := lc.Secrets[k]; return v, ok })
 	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("bridge configuration: %w", err)
+	}
+	t := &target{
+		BaseURL: "http://" + ln.Addr().String(), Username: "load", DBPath: cfg.Store.Bolt.Path,
+		RegistrationToken: lc.Secrets["SLOBLOAD_REGISTRATION_TOKEN"], AdminToken: lc.Secrets["SLOBLOAD_ADMIN_TOKEN"],
+		Password: lc.Secrets["SLOBLOAD_PASSWORD"],
 	}
 	if logw == nil {
 		logw = io.Discard

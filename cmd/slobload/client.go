@@ -169,7 +169,7 @@ func (b *browser) submitForm(ctx context.Context, pageURL *url.URL, page []byte)
 		}
 		switch name := attrs["name"]; {
 		case name == "":
-		case name == "username":
+		case name == "username" || name == "user":
 			form.Set(name, b.l.t.Username)
 		case name == "password" || attrs["type"] == "password":
 			form.Set(name, b.l.t.Password)

@@ -7,17 +7,22 @@
 //
 // By default it starts a bridge in-process exactly as `slobridge serve`
 // builds it (cmd/internal/app, a bbolt file with fsync, the static
-// upstream), with its own apps, receivers and resource server. With -url it
-// drives a running bridge instead, whose configuration must enable dynamic
-// registration (-registration-token), the admin API (-admin-token), a
-// static upstream user (-user, -password) and back-channel delivery to
-// loopback.
+// upstream, the SAML IdP), with its own apps, receivers, SAML SP and
+// resource server. With -url it drives a running bridge instead, whose
+// configuration must enable dynamic registration (-registration-token), the
+// admin API (-admin-token), a static upstream user (-user, -password), the
+// SAML IdP and back-channel delivery to loopback; -write-config writes
+// such a configuration.
 //
 // Usage:
 //
-//	go run ./cmd/slobload            # every scenario, about two minutes
+//	go run ./cmd/slobload            # every scenario, a few minutes
 //	go run ./cmd/slobload -short     # a few seconds
 //	go run ./cmd/slobload -json      # JSON on stdout
+//
+//	eval "$(go run ./cmd/slobload -write-config /tmp/slobload)"
+//	go run ./cmd/slobridge serve --config /tmp/slobload/slobridge.yaml &
+//	go run ./cmd/slobload -url http://127.0.0.1:8080
 //
 // Figures go to stdout as a table (or JSON); a progress bar goes to stderr.
 package main
@@ -54,7 +59,7 @@ type options struct {
 	Short, JSON, Quiet                                 bool
 	Scenarios                                          string
 	Workers                                            int
-	CPUProfile, MemProfile                             string
+	CPUProfile, MemProfile, WriteConfig, Listen        string
 	p                                                  params
 }
 
@@ -72,6 +77,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.JSON, "json", false, "print the figures as JSON instead of a table")
 	fs.BoolVar(&o.Quiet, "quiet", false, "no progress bar on stderr")
 	fs.StringVar(&o.Scenarios, "scenarios", "login,saml,introspect,fanout,rejection,recovery", "comma-separated scenarios to run")
+	fs.StringVar(&o.WriteConfig, "write-config", "", "write DIR/slobridge.yaml for `slobridge serve` and print its secrets as shell exports, then exit")
+	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "the address the -write-config bridge listens on")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (tool and in-process bridge) to this file")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile at the end of the run to this file")
 	fs.IntVar(&o.Workers, "workers", 0, "delivery.workers of the in-process bridge (0: the serve default, 256)")
@@ -146,6 +153,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if o.WriteConfig != "" {
+		return writeConfig(o.WriteConfig, o.Listen, stdout)
 	}
 	if o.CPUProfile != "" {
 		f, err := os.Create(o.CPUProfile)

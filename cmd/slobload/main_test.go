@@ -4,9 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slobridge/slobridge/cmd/internal/app"
 )
 
 // TestShortRun runs the tool's -short mode end to end against an
@@ -175,5 +182,79 @@ func TestPercentile(t *testing.T) {
 		if got := percentile(tt.in, tt.p); got != tt.want {
 			t.Errorf("percentile(%v, %v) = %v, want %v", tt.in, tt.p, got, tt.want)
 		}
+	}
+}
+
+// TestRemoteServe drives a bridge started from the configuration
+// -write-config writes, as `slobridge serve --config` would load it, over
+// -url with the credentials of the printed exports: the README's second way
+// to run the tool.
+func TestRemoteServe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var exports bytes.Buffer
+	if err := run(context.Background(), []string{"-write-config", dir, "-listen", ln.Addr().String()}, &exports, io.Discard); err != nil {
+		t.Fatalf("-write-config: %v", err)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(exports.String(), "\n") {
+		if kv, ok := strings.CutPrefix(line, "export "); ok {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = strings.Trim(v, "'")
+		}
+	}
+	doc, err := os.ReadFile(filepath.Join(dir, "slobridge.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(doc), env["SLOBLOAD_PASSWORD"]) || len(env) != 4 {
+		t.Fatalf("the secrets must be exported, not written to the file: %d exports", len(env))
+	}
+	cfg, err := app.Parse(doc, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("the written configuration does not load: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		_ = a.Close()
+	})
+
+	var out bytes.Buffer
+	args := []string{"-url", "http://" + ln.Addr().String(), "-registration-token", env["SLOBLOAD_REGISTRATION_TOKEN"],
+		"-admin-token", env["SLOBLOAD_ADMIN_TOKEN"], "-password", env["SLOBLOAD_PASSWORD"],
+		"-scenarios", "login,saml,fanout,rejection", "-duration", "300ms", "-fanout", "5", "-delays", "0", "-logouts", "1",
+		"-rejections", "3", "-concurrency", "4", "-json", "-quiet"}
+	if err := run(context.Background(), args, &out, io.Discard); err != nil {
+		t.Fatalf("slobload -url: %v\n%s", err, out.String())
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, r := range rep.Results {
+		seen[r.Scenario] = true
+	}
+	for _, s := range []string{"oidc-login", "saml-login", "fanout n=5 delay=0s", "logout-to-rejection"} {
+		if !seen[s] {
+			t.Errorf("no figures for %s against the running bridge: %s", s, out.String())
+		}
+	}
+	if rep.Target != "http://"+ln.Addr().String() {
+		t.Errorf("target %q", rep.Target)
 	}
 }
