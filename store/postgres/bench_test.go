@@ -64,7 +64,7 @@ func benchSession(id string) store.Session {
 	return store.Session{ID: id, UserID: "user-" + id, Upstream: "idp",
 		NameID:       store.NameID{Value: id + "@example.org", Format: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"},
 		SessionIndex: "si-" + id, Attributes: map[string][]string{"email": {id + "@example.org"}},
-		AuthTime:     t0, CreatedAt: t0, ExpiresAt: t0.Add(8 * time.Hour)}
+		AuthTime: t0, CreatedAt: t0, ExpiresAt: t0.Add(8 * time.Hour)}
 }
 
 // addParticipants adds participants 0..n-1 to session sid from 16
