@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slobridge/slobridge"
 )
 
 // endSessionEnv signs a browser in at one back-channel app.
@@ -112,6 +114,7 @@ func TestEndSessionRequests(t *testing.T) {
 				if !sessionEnded(t, b, login.SID) {
 					t.Fatal("the session is still active")
 				}
+				checkCookieCleared(t, resp)
 				if lt := receive(t, "logout token", rp.backLogouts); lt.Token.SessionID != login.SID {
 					t.Fatalf("logout token for sid %q", lt.Token.SessionID)
 				}
@@ -177,4 +180,21 @@ func TestConfirmLogoutCompletes(t *testing.T) {
 	if resp := post(); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("the confirmation was accepted twice: HTTP %d", resp.StatusCode)
 	}
+}
+
+// checkCookieCleared: the logout response removes the bridge session
+// cookie with the attributes it was set with (HttpOnly, SameSite=Lax, not
+// Secure on loopback http).
+func checkCookieCleared(t *testing.T, resp *http.Response) {
+	t.Helper()
+	for _, c := range resp.Cookies() {
+		if c.Name != slobridge.SessionCookieName {
+			continue
+		}
+		if c.MaxAge >= 0 || c.Value != "" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure {
+			t.Fatalf("session cookie not cleared properly: %+v", c)
+		}
+		return
+	}
+	t.Fatal("the logout response does not clear the session cookie")
 }
