@@ -1,0 +1,83 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/slobridge/slobridge/store"
+)
+
+// TestPostgresDriver runs the wiring on PostgreSQL when
+// SLOBRIDGE_TEST_POSTGRES_DSN is set.
+func TestPostgresDriver(t *testing.T) {
+	dsn := os.Getenv("SLOBRIDGE_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("SLOBRIDGE_TEST_POSTGRES_DSN is not set (CI=true requires PostgreSQL)")
+		}
+		t.Skip("set SLOBRIDGE_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run")
+	}
+	ctx := context.Background()
+	schema := fmt.Sprintf("app_test_%d", time.Now().UnixNano())
+	if err := createSchema(ctx, dsn, schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() { dropSchema(t, dsn, schema) })
+	doc := validBase + fmt.Sprintf("store:\n  driver: postgres\n  postgres:\n    dsn: ${DSN}\n    schema: %s\n", schema)
+	env := map[string]string{"COOKIE": strings.Repeat("c", 40), "PASSWORD": "alice-password", "DSN": dsn}
+	cfg, err := Parse([]byte(doc), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Migrate(ctx, cfg.Store.Postgres); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	a, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer a.Close()
+	s, err := a.Engine().CreateSession(ctx, store.Session{UserID: "pg-user", ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Store().GetSession(ctx, s.ID)
+	if err != nil || got.UserID != "pg-user" {
+		t.Fatalf("session round trip through postgres: %+v %v", got, err)
+	}
+	if err := a.Store().Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// createSchema creates a schema of the test's own in the database at dsn
+// (dropped when the test ends).
+func createSchema(ctx context.Context, dsn, schema string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize())
+	return err
+}
+
+func dropSchema(t *testing.T, dsn, schema string) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Errorf("drop schema: %v", err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+		t.Errorf("drop schema: %v", err)
+	}
+}

@@ -1,0 +1,125 @@
+package app
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSAMLIdPWiring serves the SAML IdP from the configuration: its
+// metadata is published under the base URL and the configured SP is
+// registered from its metadata file.
+func TestSAMLIdPWiring(t *testing.T) {
+	doc := strings.NewReplacer("{{DB}}", filepath.Join(t.TempDir(), "saml.db"), "{{RP}}", "http://127.0.0.1:1", "{{SSF}}", "http://127.0.0.1:1").
+		Replace(wiringConfig) + `
+saml:
+  idp:
+    enabled: true
+    certificate_file: testdata/idp.crt
+    key: {file: testdata/idp.key}
+    service_providers:
+      - metadata_file: testdata/sp-metadata.xml
+        name: Test SP
+`
+	a, base := startApp(t, doc, map[string]string{
+		"COOKIE": strings.Repeat("c", 40), "ADMIN": "admin-token-0123456789", "PASSWORD": "alice-password",
+		"APP1_SECRET": "app1-secret-0123456789", "SSF_AUTH": "Bearer x",
+	})
+	code, md := get(t, http.DefaultClient, base+"/saml/idp/metadata")
+	if code != http.StatusOK || !strings.Contains(md, `entityID="`+base+`/saml/idp/metadata"`) || !strings.Contains(md, "SingleLogoutService") {
+		t.Fatalf("IdP metadata (%d):\n%s", code, md)
+	}
+	sp, err := a.SAMLIdP().ServiceProvider(context.Background(), "https://sp.example.com/saml/metadata")
+	if err != nil || sp.Name != "Test SP" {
+		t.Fatalf("configured SP not registered: %+v %v", sp, err)
+	}
+
+	// Register another SP at run time through the admin API, from its
+	// metadata URL.
+	raw, err := os.ReadFile("testdata/sp-metadata.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := strings.ReplaceAll(string(raw), "https://sp.example.com", "https://sp2.example.com")
+	mdURL := newLoopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/samlmetadata+xml")
+		_, _ = io.WriteString(w, other)
+	}))
+	tok := "admin-token-0123456789"
+	got := adminJSON(t, base, tok, "POST", "/admin/v1/saml/sps", `{"metadata_url":"`+mdURL+`/md","name":"Second SP"}`, http.StatusCreated)
+	if got["entity_id"] != "https://sp2.example.com/saml/metadata" {
+		t.Fatalf("register SP: %v", got)
+	}
+	if sp2, err := a.SAMLIdP().ServiceProvider(context.Background(), "https://sp2.example.com/saml/metadata"); err != nil || sp2.Name != "Second SP" {
+		t.Fatalf("registered SP: %+v %v", sp2, err)
+	}
+	for _, bad := range []string{
+		`{"metadata_url":"` + mdURL + `/md","colour":"red"}`,
+		`{"metadata_file":"/etc/passwd"}`,
+		`{}`,
+	} {
+		if got := adminJSON(t, base, tok, "POST", "/admin/v1/saml/sps", bad, http.StatusBadRequest); got["error"] != "invalid_request" {
+			t.Errorf("register %s: %v", bad, got)
+		}
+	}
+	// The statically configured SP cannot be replaced.
+	static := newLoopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(raw) }))
+	adminJSON(t, base, tok, "POST", "/admin/v1/saml/sps", `{"metadata_url":"`+static+`/md"}`, http.StatusBadRequest)
+}
+
+// TestSAMLUpstreamWiring runs the bridge with upstream.type saml: the SP
+// metadata is served, and an OIDC authorization request without a bridge
+// session sends the browser to the upstream IdP with a signed
+// AuthnRequest (the SP is the OpenID Provider's authenticator).
+func TestSAMLUpstreamWiring(t *testing.T) {
+	doc := strings.NewReplacer("{{DB}}", filepath.Join(t.TempDir(), "up.db"), "{{RP}}", "http://127.0.0.1:1", "{{SSF}}", "http://127.0.0.1:2").
+		Replace(wiringConfig)
+	doc = strings.Replace(doc, "  type: static\n", "  type: saml\n", 1) + `
+saml:
+  sp:
+    cert_file: testdata/bridge-sp.crt
+    key_file: testdata/bridge-sp.key
+    upstreams:
+      - name: corp
+        metadata_file: testdata/upstream-metadata.xml
+`
+	a, base := startApp(t, doc, map[string]string{
+		"COOKIE": strings.Repeat("c", 40), "ADMIN": "admin-token-0123456789", "PASSWORD": "alice-password",
+		"APP1_SECRET": "app1-secret-0123456789", "SSF_AUTH": "Bearer x",
+	})
+	if a.SAMLSP() == nil {
+		t.Fatal("no SAML SP with upstream.type saml")
+	}
+	code, md := get(t, http.DefaultClient, base+"/saml/sp/metadata")
+	if code != http.StatusOK || !strings.Contains(md, `entityID="`+base+`/saml/sp/metadata"`) || !strings.Contains(md, base+"/saml/sp/acs") {
+		t.Fatalf("SP metadata (%d):\n%s", code, md)
+	}
+	if code, _ := get(t, http.DefaultClient, base+"/login/static"); code != http.StatusNotFound {
+		t.Fatalf("static login served with upstream.type saml: %d", code)
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+		if r.URL.Host == "idp.example.com" {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	q := url.Values{"client_id": {"app1"}, "redirect_uri": {"http://127.0.0.1:1/cb"}, "response_type": {"code"},
+		"scope": {"openid"}, "state": {"s"}}
+	resp, err := browser.Get(base + "/oidc/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if loc == nil || loc.Host != "idp.example.com" || loc.Path != "/sso" || loc.Query().Get("SAMLRequest") == "" ||
+		loc.Query().Get("Signature") == "" || loc.Query().Get("SigAlg") == "" {
+		t.Fatalf("authorize without a session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
