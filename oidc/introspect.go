@@ -102,8 +102,13 @@ var inactive = Introspection{}
 
 // IntrospectionRequest is a parsed introspection or revocation request.
 type IntrospectionRequest struct {
+	// Token is the token asked about.
 	Token string
-	Hint  string
+	// Hint is token_type_hint. It is read but not needed: the two kinds
+	// tell themselves apart (an access token is a JWS, a refresh token an
+	// opaque string without dots), and RFC 7009 §2.1 requires searching
+	// every type when the hint is wrong anyway.
+	Hint string
 }
 
 // ParseIntrospectionRequest reads token and token_type_hint from the form.
