@@ -36,7 +36,7 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef-test")
 // delivery workers and the HTTP notifier, the SP and the root logout page,
 // served on 127.0.0.1.
 type bridge struct {
-	t       *testing.T
+	t       testing.TB
 	eng     *slobridge.Engine
 	st      store.Store
 	sp      *SP
@@ -71,7 +71,7 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func newBridge(t *testing.T, bo bridgeOptions) *bridge {
+func newBridge(t testing.TB, bo bridgeOptions) *bridge {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "bridge.db"), bolt.Options{NoSync: true})
 	if err != nil {

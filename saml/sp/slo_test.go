@@ -169,7 +169,7 @@ func (b *bridge) logoutResponseFrom(resp *http.Response, binding, inResponseTo s
 	return lr
 }
 
-func newRequest(t *testing.T, dest, nameID string, indexes ...string) *saml.LogoutRequest {
+func newRequest(t testing.TB, dest, nameID string, indexes ...string) *saml.LogoutRequest {
 	t.Helper()
 	id, err := saml.NewID(nil)
 	if err != nil {
