@@ -23,6 +23,11 @@ type Options struct {
 	// keeps the server's search_path (normally "$user", public). Tests
 	// give each run a schema of its own.
 	Schema string
+	// Password, when set, replaces the password of the DSN, so that the
+	// DSN can live in the configuration file and the password in a secret
+	// (an environment variable or a file the caller reads). The libpq
+	// variables PGPASSWORD and PGPASSFILE are honoured as well.
+	Password string
 	// MaxConns caps the connections of the pool; zero keeps the
 	// pool_max_conns parameter of the DSN, else pgxpool's default (the
 	// larger of 4 and the number of CPUs).
@@ -82,6 +87,9 @@ func newPool(ctx context.Context, dsn string, opts Options) (*pgxpool.Pool, erro
 	if err != nil {
 		// The parse error may quote the DSN, password included.
 		return nil, fmt.Errorf("postgres: open: %w: cannot parse the DSN", store.ErrInvalid)
+	}
+	if opts.Password != "" {
+		cfg.ConnConfig.Password = opts.Password
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns

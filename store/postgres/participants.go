@@ -11,14 +11,15 @@ import (
 )
 
 // addParticipantSQL adds a participant in one statement. The CTE takes a
-// share lock on the session row, which conflicts with the FOR UPDATE of a
-// concurrent EndSessions: either this insert commits first (and the
-// logout, which then reads the participants, snapshots it), or it waits
-// for the logout to commit and sees the session ended. ON CONFLICT makes a
-// repeated join a no-op without an error.
+// key-share lock on the session row (the lock the foreign key check takes
+// anyway), which conflicts with the FOR UPDATE of a concurrent
+// EndSessions: either this insert commits first (and the logout, which
+// then reads the participants, snapshots it), or it waits for the logout
+// to commit and sees the session ended. Concurrent joins do not block each
+// other. ON CONFLICT makes a repeated join a no-op without an error.
 const addParticipantSQL = `
 WITH s AS (
-	SELECT ended_at IS NOT NULL AS ended FROM sessions WHERE id = $1 FOR SHARE
+	SELECT ended_at IS NOT NULL AS ended FROM sessions WHERE id = $1 FOR KEY SHARE
 ), ins AS (
 	INSERT INTO participants (session_id, key, kind, app_id, name, channels,
 		back_channel_url, front_channel_url, data, joined_at)

@@ -195,3 +195,39 @@ func TestBadDSN(t *testing.T) {
 		t.Fatalf("error %q echoes the password", err)
 	}
 }
+
+// TestListenSurvivesOutage cuts a listening replica off the database while
+// another replica logs a session out: the change arrives once the
+// database is reachable again, without a new Listen call.
+func TestListenSurvivesOutage(t *testing.T) {
+	direct, schema := testDSN(t), newSchema(t)
+	proxied, p := proxiedDSN(t, direct)
+	a := openSchema(t, proxied, schema, Options{ConnectTimeout: 2 * time.Second})
+	b := openSchema(t, direct, schema, Options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	feed, err := a.Listen(ctx, ListenOptions{PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	s := store.Session{ID: "s1", UserID: "alice", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := b.CreateSession(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+
+	p.Cut()
+	_, _, err = b.EndSessions(ctx, store.LogoutSpec{LogoutID: "lo1", SessionIDs: []string{"s1"},
+		NewDeliveryID: func() string { return "d1" }, Now: t0})
+	if err != nil {
+		t.Fatalf("EndSessions on the reachable replica: %v", err)
+	}
+	select {
+	case c := <-feed:
+		t.Fatalf("change %+v arrived while the listener had no database", c)
+	default:
+	}
+	p.Restore()
+	if c := nextChange(t, feed); c.LogoutID != "lo1" || c.DeliveryID != "" {
+		t.Fatalf("change after the outage: %+v, want the logout lo1", c)
+	}
+}
