@@ -310,3 +310,26 @@ func TestSHA1AllowedPerPeer(t *testing.T) {
 		t.Fatalf("found %d SHA-1 cases, want 2", n)
 	}
 }
+
+// TestMarkupInTextRefused checks that a signed message whose NameID holds
+// a comment is refused rather than read up to the comment.
+func TestMarkupInTextRefused(t *testing.T) {
+	el := sampleRequest("_cmt").Element()
+	nid := el.SelectElement("saml:NameID")
+	nid.SetText("alice@example.com")
+	nid.CreateComment("")
+	nid.CreateCharData(".evil.test")
+	u, err := RedirectURL(spSLO, ParamRequest, el, "", testSigner(t, "idp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := DecodeRedirect(queryOf(t, u), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = testValidator(t).LogoutRequest(ctxT(t), m, testTrust(t, idpEntity, "idp"), spSLO)
+	var se *Error
+	if !errors.As(err, &se) || se.Status != StatusRequester {
+		t.Fatalf("err = %v, want a Requester error", err)
+	}
+}

@@ -194,7 +194,9 @@ func parseHeader(el *etree.Element, tag string) (header, error) {
 		return h, requester("", "%s has %d Issuers", tag, len(issuers))
 	}
 	if len(issuers) == 1 {
-		h.Issuer = strings.TrimSpace(issuers[0].Text())
+		if h.Issuer, err = textOf(issuers[0]); err != nil {
+			return h, err
+		}
 	}
 	return h, nil
 }
@@ -219,8 +221,12 @@ func ParseLogoutRequest(el *etree.Element) (*LogoutRequest, error) {
 		switch {
 		case is(c, NSAssertion, "NameID"):
 			ids++
+			v, err := textOf(c)
+			if err != nil {
+				return nil, err
+			}
 			r.NameID = NameID{
-				Value:           strings.TrimSpace(c.Text()),
+				Value:           v,
 				Format:          c.SelectAttrValue("Format", ""),
 				NameQualifier:   c.SelectAttrValue("NameQualifier", ""),
 				SPNameQualifier: c.SelectAttrValue("SPNameQualifier", ""),
@@ -229,7 +235,10 @@ func ParseLogoutRequest(el *etree.Element) (*LogoutRequest, error) {
 		case is(c, NSAssertion, "BaseID"), is(c, NSAssertion, "EncryptedID"):
 			return nil, requester(StatusRequestUnsupported, "LogoutRequest identifies the principal by %s, only NameID is supported", c.Tag)
 		case is(c, NSProtocol, "SessionIndex"):
-			si := strings.TrimSpace(c.Text())
+			si, err := textOf(c)
+			if err != nil {
+				return nil, err
+			}
 			if si == "" {
 				return nil, requester("", "empty SessionIndex")
 			}
@@ -265,7 +274,26 @@ func ParseLogoutResponse(el *etree.Element) (*LogoutResponse, error) {
 		r.SubStatus = sub[0].SelectAttrValue("Value", "")
 	}
 	if msg := childrenNS(sts[0], NSProtocol, "StatusMessage"); len(msg) > 0 {
-		r.StatusMessage = strings.TrimSpace(msg[0].Text())
+		if r.StatusMessage, err = textOf(msg[0]); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
+}
+
+// textOf returns the trimmed text content of an element that must hold
+// text only. A comment, processing instruction or child element inside it
+// is refused: parsers that read only the text before a comment would see
+// "alice@example.com" in "alice@example.com<!---->.evil.test", the
+// truncation behind CVE-2017-11427 and its kin.
+func textOf(el *etree.Element) (string, error) {
+	var b strings.Builder
+	for _, t := range el.Child {
+		cd, ok := t.(*etree.CharData)
+		if !ok {
+			return "", requester("", "<%s> holds markup, not only text", el.Tag)
+		}
+		b.WriteString(cd.Data)
+	}
+	return strings.TrimSpace(b.String()), nil
 }
