@@ -2,7 +2,10 @@ package idp
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,8 +16,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/oidc"
 	bsaml "github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/store"
 )
@@ -82,35 +87,74 @@ func browse(t *testing.T, ctx context.Context, u, want string) string {
 	return ""
 }
 
-// httpReceiver is an OIDC-like back-channel participant: the root
-// HTTPNotifier's receiver.
-type httpReceiver struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	got []map[string]string
+// oidcReceiver is the back-channel logout endpoint of an OIDC relying
+// party: it verifies each logout token with go-oidc against the bridge's
+// JWKS and checks its claims (Back-Channel Logout 1.0 §2.4, §2.6).
+type oidcReceiver struct {
+	srv      *httptest.Server
+	clientID string
+	issuer   string
+	keys     *gooidc.RemoteKeySet
+	mu       sync.Mutex
+	sids     []string
+	errs     []error
 }
 
-func newHTTPReceiver(t *testing.T) *httpReceiver {
-	h := &httpReceiver{}
+func newOIDCReceiver(t *testing.T, issuer, clientID string) *oidcReceiver {
+	h := &oidcReceiver{clientID: clientID, issuer: issuer,
+		keys: gooidc.NewRemoteKeySet(context.Background(), issuer+oidc.PathJWKS)}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var m map[string]string
-		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+		sid, err := h.check(r)
+		h.mu.Lock()
+		h.sids = append(h.sids, sid)
+		h.errs = append(h.errs, err)
+		h.mu.Unlock()
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		h.mu.Lock()
-		h.got = append(h.got, m)
-		h.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(h.srv.Close)
 	return h
 }
 
-func (h *httpReceiver) count() int {
+func (h *oidcReceiver) check(r *http.Request) (string, error) {
+	if err := r.ParseForm(); err != nil {
+		return "", err
+	}
+	tok := r.PostForm.Get("logout_token")
+	payload, err := h.keys.VerifySignature(r.Context(), tok)
+	if err != nil {
+		return "", fmt.Errorf("logout token signature: %w", err)
+	}
+	hdr, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
+	var head struct {
+		Typ string `json:"typ"`
+	}
+	var c struct {
+		Iss    string                     `json:"iss"`
+		Aud    any                        `json:"aud"`
+		Sid    string                     `json:"sid"`
+		Nonce  *string                    `json:"nonce"`
+		Events map[string]json.RawMessage `json:"events"`
+	}
+	if json.Unmarshal(hdr, &head) != nil || json.Unmarshal(payload, &c) != nil {
+		return "", errors.New("logout token is not JSON")
+	}
+	_, hasEvent := c.Events[oidc.BackchannelLogoutEvent]
+	if head.Typ != "logout+jwt" || c.Iss != h.issuer || !strings.Contains(fmt.Sprint(c.Aud), h.clientID) ||
+		!hasEvent || c.Nonce != nil || c.Sid == "" {
+		return "", fmt.Errorf("logout token claims %+v typ %q", c, head.Typ)
+	}
+	return c.Sid, nil
+}
+
+func (h *oidcReceiver) got() ([]string, []error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.got)
+	return append([]string(nil), h.sids...), append([]error(nil), h.errs...)
 }
 
 // e2e is the world of the end-to-end tests: the bridge and three SPs.
@@ -210,10 +254,14 @@ func TestBrowserSSOAndSPInitiatedLogout(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newE2E(t, e2eOpts{sp2: tc.sp2, cfg: tc.cfg})
 			ctx := newChromium(t)
-			recv := newHTTPReceiver(t)
+			recv := newOIDCReceiver(t, w.b.url, "oidc-rp")
 			s := browserLogins(t, ctx, w)
+			// An OIDC relying party with back-channel logout in the same
+			// session, as the OpenID Provider records it after a code flow.
 			if _, err := w.b.eng.AddParticipant(context.Background(), store.Participant{
-				SessionID: s.ID, Kind: "http", AppID: "oidc-rp", Channels: store.ChannelBack, BackChannelURL: recv.srv.URL,
+				SessionID: s.ID, Key: oidc.ParticipantKind + ":oidc-rp", Kind: oidc.ParticipantKind, AppID: "oidc-rp",
+				Channels: store.ChannelBack, BackChannelURL: recv.srv.URL,
+				Data: map[string]string{oidc.DataSubject: s.UserID, oidc.DataSIDRequired: "true"},
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -302,9 +350,10 @@ func checkParticipants(t *testing.T, w *e2e, s store.Session) {
 
 // checkNotified: samlsp got a verified LogoutRequest with its NameID and
 // SessionIndex, its LogoutResponse was recorded as Success, the SOAP SP's
-// request verified with xmlsec1, the HTTP receiver was told, and the
+// request verified with xmlsec1, the OIDC receiver got a valid logout
+// token, and the
 // status shows it.
-func checkNotified(t *testing.T, w *e2e, s store.Session, recv *httpReceiver) {
+func checkNotified(t *testing.T, w *e2e, s store.Session, recv *oidcReceiver) {
 	t.Helper()
 	ctx := context.Background()
 	w.sp1.mu.Lock()
@@ -323,8 +372,8 @@ func checkNotified(t *testing.T, w *e2e, s store.Session, recv *httpReceiver) {
 		st, err := w.b.eng.Status(ctx, s.LogoutID)
 		return err == nil && st.Done
 	})
-	if recv.count() != 1 {
-		t.Errorf("HTTP receiver got %d notifications, want 1", recv.count())
+	if sids, errs := recv.got(); len(sids) != 1 || errs[0] != nil || sids[0] != s.ID {
+		t.Errorf("OIDC receiver got sids %v errors %v, want one valid logout token for %s", sids, errs, s.ID)
 	}
 	w.sp3.soap.mu.Lock()
 	if len(w.sp3.soap.got) != 1 {
@@ -341,7 +390,7 @@ func checkNotified(t *testing.T, w *e2e, s store.Session, recv *httpReceiver) {
 		ParticipantKey(w.sp1.entityID()): slobridge.StateFrontChannel,
 		ParticipantKey(w.sp2.entityID()): slobridge.StateInitiator,
 		ParticipantKey(w.sp3.entityID()): string(store.DeliveryDelivered),
-		"http:oidc-rp":                   string(store.DeliveryDelivered),
+		"oidc:oidc-rp":                   string(store.DeliveryDelivered),
 	}
 	for _, row := range st.Participants {
 		if want[row.Key] != row.State {

@@ -21,6 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/oidc"
 	bsaml "github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/store"
 	"github.com/slobridge/slobridge/store/bolt"
@@ -99,6 +100,7 @@ type bridge struct {
 	st      store.Store
 	eng     *slobridge.Engine
 	idp     *IdP
+	op      *oidc.Provider
 	auth    *testAuth
 	cookies slobridge.SessionCookies
 }
@@ -166,15 +168,22 @@ func newBridge(t testing.TB, bo bridgeOpts) *bridge {
 	if err != nil {
 		t.Fatalf("new idp: %v", err)
 	}
+	// The OpenID Provider signs the logout tokens of OIDC participants.
+	op, err := oidc.New(oidc.Options{Issuer: url, Engine: eng, Cookies: cookies, Authenticator: auth,
+		AllowLoopbackHTTP: true, Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("new oidc provider: %v", err)
+	}
 	client := slobridge.NewBackChannelClient(slobridge.ClientOptions{AllowLoopback: true})
 	eng.SetNotifier(ClientKind, ip.Notifier(client))
-	eng.SetNotifier("http", &slobridge.HTTPNotifier{Client: client})
+	eng.SetNotifier(oidc.ParticipantKind, op.BackChannelNotifier(client))
 	lp, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: eng, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := gin.New()
 	ip.Mount(r)
+	op.Mount(r)
 	lp.Mount(r)
 	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: r}}
 	srv.Start()
@@ -183,7 +192,7 @@ func newBridge(t testing.TB, bo bridgeOpts) *bridge {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = eng.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &bridge{url: url, srv: srv, st: st, eng: eng, idp: ip, auth: auth, cookies: cookies}
+	return &bridge{url: url, srv: srv, st: st, eng: eng, idp: ip, op: op, auth: auth, cookies: cookies}
 }
 
 // waitFor polls cond until it holds or the deadline passes.
