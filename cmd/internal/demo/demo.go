@@ -20,6 +20,9 @@ import (
 	"github.com/slobridge/slobridge/cmd/internal/app"
 	"github.com/slobridge/slobridge/oidc"
 	"github.com/slobridge/slobridge/oidc/resource"
+	"github.com/slobridge/slobridge/saml/idp"
+	"github.com/slobridge/slobridge/saml/sp"
+	"github.com/slobridge/slobridge/store/bolt"
 )
 
 // DefaultListen is where the demo's bridge listens unless told otherwise;
@@ -86,6 +89,7 @@ type Demo struct {
 	log     *slog.Logger
 	servers map[string]*http.Server
 	tmpDir  string
+	closers []func() error
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -129,10 +133,12 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 	d.BackApp = AppInfo{Name: "Calendar", URL: urls[offsetBackApp], Protocol: "OpenID Connect", Channel: "back-channel logout"}
 	d.FrontApp = AppInfo{Name: "Chat", URL: urls[offsetFrontApp], Protocol: "OpenID Connect", Channel: "front-channel logout"}
 	d.SAMLApp = AppInfo{Name: "Wiki", URL: urls[offsetSAMLApp], Protocol: "SAML 2.0", Channel: "SAML single logout"}
+	// Keys, metadata files and the demo parts' replay cache live in a
+	// temporary directory; the bridge's database too unless --db is given.
+	if d.tmpDir, err = os.MkdirTemp("", "slobridge-demo-"); err != nil {
+		return d, fmt.Errorf("demo: temporary directory: %w", err)
+	}
 	if d.DBPath = opts.DBPath; d.DBPath == "" {
-		if d.tmpDir, err = os.MkdirTemp("", "slobridge-demo-"); err != nil {
-			return d, fmt.Errorf("demo: temporary directory: %w", err)
-		}
 		d.DBPath = filepath.Join(d.tmpDir, "slobridge.db")
 	}
 	d.Users = []User{
@@ -143,12 +149,35 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
 
+	k, err := d.keys()
+	if err != nil {
+		return d, err
+	}
+	replay, err := bolt.Open(filepath.Join(d.tmpDir, "demo-parts.db"), bolt.Options{})
+	if err != nil {
+		return d, fmt.Errorf("demo: replay cache of the demo parts: %w", err)
+	}
+	d.closers = append(d.closers, replay.Close)
+	upstream, err := NewUpstreamIdP(d.UpstreamURL, k.upstream.signer, d.Users, replay, opts.Logger.With("part", "upstream"))
+	if err != nil {
+		return d, err
+	}
+	samlApp, err := NewSAMLApp(d.SAMLApp.Name, d.SAMLApp.URL, k.samlApp.signer, replay, opts.Logger.With("part", "saml-app"))
+	if err != nil {
+		return d, err
+	}
+	files, err := d.metadataFiles(upstream, samlApp)
+	if err != nil {
+		return d, err
+	}
+
 	pushAuth := "Bearer " + secret()
 	back := RPConfig{Name: d.BackApp.Name, BaseURL: d.BackApp.URL, Issuer: d.BridgeURL, ClientID: "calendar",
 		ClientSecret: secret(), APIURL: d.APIURL, Logger: opts.Logger}
 	front := RPConfig{Name: d.FrontApp.Name, BaseURL: d.FrontApp.URL, Issuer: d.BridgeURL, ClientID: "chat",
 		ClientSecret: secret(), FrontChannel: true, APIURL: d.APIURL, Logger: opts.Logger}
 	cfg := d.bridgeConfig(opts, lns[0].Addr().String(), pushAuth, back, front)
+	d.samlConfig(&cfg, k, files)
 	if err := cfg.Finish(func(string) (string, bool) { return "", false }); err != nil {
 		return d, fmt.Errorf("demo: bridge configuration: %w", err)
 	}
@@ -180,10 +209,16 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 		}
 		d.serve(rp.cfg.Name, rp.ln, a.Handler())
 	}
-	// Until the bridge is built with a SAML upstream and a SAML IdP, the
-	// upstream and SAML app ports only say so.
-	d.serve("upstream", lns[offsetUpstream], notYet("the upstream SAML IdP"))
-	d.serve("saml-app", lns[offsetSAMLApp], notYet("the SAML app"))
+	// The upstream IdP and the SAML app learn the bridge's metadata from
+	// the running bridge, as they would in production.
+	if err := upstream.RegisterSP(ctx, d.BridgeURL+sp.PathMetadata); err != nil {
+		return d, err
+	}
+	d.serve("upstream", lns[offsetUpstream], upstream.Handler())
+	if err := samlApp.Connect(ctx, d.BridgeURL+idp.PathMetadata); err != nil {
+		return d, err
+	}
+	d.serve(d.SAMLApp.Name, lns[offsetSAMLApp], samlApp.Handler())
 	return d, nil
 }
 
@@ -215,12 +250,65 @@ func (d *Demo) bridgeConfig(opts Options, addr, pushAuth string, rps ...RPConfig
 		cfg.OIDC.Clients = append(cfg.OIDC.Clients, app.OIDCClientConfig{
 			ClientMetadata: rp.metadata(), ClientSecret: app.LiteralSecret(rp.ClientSecret)})
 	}
-	cfg.Upstream.Type = "static"
-	for _, u := range d.Users {
-		cfg.Upstream.Static.Users = append(cfg.Upstream.Static.Users, app.StaticUser{
-			Username: u.Username, Password: app.LiteralSecret(u.Password), Email: u.Email, Name: u.Name})
-	}
 	return cfg
+}
+
+// demoKeys are the throw-away signing keys of the SAML parts.
+type demoKeys struct {
+	upstream, samlApp, bridgeSP, bridgeIdP *keyPair
+}
+
+func (d *Demo) keys() (demoKeys, error) {
+	var k demoKeys
+	var err error
+	for _, p := range []struct {
+		kp       **keyPair
+		name, cn string
+	}{
+		{&k.upstream, "upstream-idp", "demo upstream IdP"},
+		{&k.samlApp, "saml-app", "demo SAML app"},
+		{&k.bridgeSP, "bridge-sp", "slobridge demo SP"},
+		{&k.bridgeIdP, "bridge-idp", "slobridge demo IdP"},
+	} {
+		if *p.kp, err = newKeyPair(d.tmpDir, p.name, p.cn); err != nil {
+			return k, err
+		}
+	}
+	return k, nil
+}
+
+// metadataPaths are the metadata files the bridge's configuration names.
+type metadataPaths struct{ upstream, samlApp string }
+
+func (d *Demo) metadataFiles(up *UpstreamIdP, sa *SAMLApp) (metadataPaths, error) {
+	f := metadataPaths{upstream: filepath.Join(d.tmpDir, "upstream-idp-metadata.xml"),
+		samlApp: filepath.Join(d.tmpDir, "saml-app-metadata.xml")}
+	for path, gen := range map[string]func() ([]byte, error){f.upstream: up.MetadataXML, f.samlApp: sa.MetadataXML} {
+		b, err := gen()
+		if err != nil {
+			return f, err
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return f, fmt.Errorf("demo: write %s: %w", path, err)
+		}
+	}
+	return f, nil
+}
+
+// samlConfig adds the bridge's SAML sides: the SP toward the upstream IdP
+// (users log in there) and the IdP toward the SAML app.
+func (d *Demo) samlConfig(cfg *app.Config, k demoKeys, f metadataPaths) {
+	cfg.Upstream.Type = "saml"
+	cfg.SAML.SP.CertFile, cfg.SAML.SP.KeyFile = k.bridgeSP.certFile, k.bridgeSP.keyFile
+	cfg.SAML.SP.Upstreams = []sp.UpstreamConfig{{
+		Name: "demo-idp", DisplayName: "Demo upstream IdP", MetadataFile: f.upstream,
+		UserIDAttribute: "uid",
+		Attributes:      map[string]string{"email": "mail", "name": "cn", "groups": "eduPersonAffiliation"},
+	}}
+	cfg.SAML.IdP.Enabled = true
+	cfg.SAML.IdP.CertificateFile = k.bridgeIdP.certFile
+	cfg.SAML.IdP.Key = app.LiteralSecret(string(k.bridgeIdP.keyPEM))
+	cfg.SAML.IdP.ServiceProviders = []idp.SPConfig{{MetadataFile: f.samlApp, Name: d.SAMLApp.Name, NameID: idp.NameIDEmail}}
 }
 
 // metadata is the app's registration at the bridge.
@@ -324,6 +412,9 @@ func (d *Demo) Close() error {
 	d.mu.Unlock()
 	if d.bridge != nil {
 		errs = append(errs, d.bridge.Close())
+	}
+	for _, c := range d.closers {
+		errs = append(errs, c())
 	}
 	if d.tmpDir != "" {
 		errs = append(errs, os.RemoveAll(d.tmpDir))

@@ -53,8 +53,8 @@ func login(t *testing.T, ctx context.Context, d *Demo, app AppInfo, user *User) 
 	t.Helper()
 	navigate(t, ctx, app.URL+"/login")
 	if user != nil {
-		waitJS(t, ctx, "the upstream login form", `!!document.querySelector("input[name=username]")`)
-		fill := fmt.Sprintf(`(function(){var u=document.querySelector("input[name=username]"),p=document.querySelector("input[name=password]");u.value=%q;p.value=%q;u.form.requestSubmit();return true})()`, user.Username, user.Password)
+		waitJS(t, ctx, "the upstream login form", `!!document.querySelector("input[name=user]")`)
+		fill := fmt.Sprintf(`(function(){var u=document.querySelector("input[name=user]"),p=document.querySelector("input[name=password]");u.value=%q;p.value=%q;u.form.requestSubmit();return true})()`, user.Username, user.Password)
 		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fill)); err != nil {
 			t.Fatalf("fill the login form: %v", err)
 		}
