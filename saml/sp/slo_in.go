@@ -134,7 +134,7 @@ func (sp *SP) handleSLO(c *gin.Context) {
 		RelayState: m.RelayState, Binding: m.Binding})
 	if err == nil {
 		err = slobridge.SaveLogoutReturn(ctx, sp.opts.Engine.Store(), a.lo.ID,
-			slobridge.LogoutReturn{RedirectURI: sp.url(PathSLOComplete + "/" + a.lo.ID)}, sp.opts.Now().Add(stateTTL))
+			slobridge.LogoutReturn{RedirectURI: sp.url(PathSLOComplete + "/" + a.lo.ID)}, sp.opts.Engine.Now().Add(stateTTL))
 	}
 	if err != nil {
 		sp.log.ErrorContext(ctx, "remember upstream LogoutRequest", "logout_id", a.lo.ID, "error", err)
