@@ -351,8 +351,7 @@ func checkParticipants(t *testing.T, w *e2e, s store.Session) {
 // checkNotified: samlsp got a verified LogoutRequest with its NameID and
 // SessionIndex, its LogoutResponse was recorded as Success, the SOAP SP's
 // request verified with xmlsec1, the OIDC receiver got a valid logout
-// token, and the
-// status shows it.
+// token, and the status shows it.
 func checkNotified(t *testing.T, w *e2e, s store.Session, recv *oidcReceiver) {
 	t.Helper()
 	ctx := context.Background()
