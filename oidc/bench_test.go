@@ -122,7 +122,9 @@ func BenchmarkCodeFlow(b *testing.B) {
 			if msg := codeFlow(tr, br, reg); msg != "" { // warm up: keys exist
 				b.Fatal(msg)
 			}
-			b.SetParallelism(8)
+			// Many browsers at once, as on a busy bridge: 64 flows in flight on
+			// 2 cores, so that a store that groups commits can show it.
+			b.SetParallelism(32)
 			cpu0 := processCPU(b)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
