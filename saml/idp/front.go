@@ -2,8 +2,6 @@ package idp
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -146,7 +144,10 @@ func (idp *IdP) sendFrontRequest(c *gin.Context, lo store.Logout, p store.Partic
 			if chain {
 				err = bsaml.WritePOSTForm(c.Writer, loc, bsaml.ParamRequest, signed, "")
 			} else {
-				err = writeFramedPOST(c.Writer, loc, bsaml.ParamRequest, signed)
+				var n string
+				if n, err = idp.token(16); err == nil {
+					err = writeFramedPOST(c.Writer, loc, bsaml.ParamRequest, signed, n)
+				}
 			}
 		}
 		if err != nil {
@@ -177,16 +178,12 @@ var framedPOST = template.Must(template.New("framed").Parse(`<!doctype html>
 // writeFramedPOST writes the HTTP-POST form of a signed message for an
 // iframe of the bridge's logout page: only the bridge may frame it, and
 // the form may only post to the SP's endpoint.
-func writeFramedPOST(w http.ResponseWriter, endpoint, param string, el *etree.Element) error {
+func writeFramedPOST(w http.ResponseWriter, endpoint, param string, el *etree.Element, n string) error {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return errors.New("saml idp: SLO endpoint is not an absolute http(s) URL")
 	}
 	v, err := bsaml.POSTValue(el)
-	if err != nil {
-		return err
-	}
-	n, err := nonce()
 	if err != nil {
 		return err
 	}
@@ -267,14 +264,6 @@ func (idp *IdP) handleFrontResponse(c *gin.Context, m *bsaml.Message) {
 		return
 	}
 	idp.renderPage(c, http.StatusOK, "Logged out of "+sp.Name+".")
-}
-
-func nonce() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return base64.RawStdEncoding.EncodeToString(b[:]), nil
 }
 
 // continueChain sends the browser back to the finishing step of a logout,

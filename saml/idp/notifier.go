@@ -70,7 +70,9 @@ func (n *SOAPNotifier) Notify(ctx context.Context, d store.Delivery) error {
 	if err != nil {
 		return &slobridge.DeliveryError{Err: fmt.Errorf("saml idp: SOAP LogoutRequest to %s: %w", sp.EntityID, err)}
 	}
-	resp, err := n.idp.validator().LogoutResponse(ctx, m, sp.trust(), "", lr.ID)
+	// A SOAP response needs no Destination; when it has one it must name
+	// our SOAP SLO endpoint, the one our metadata gives for this binding.
+	resp, err := n.idp.validator().LogoutResponse(ctx, m, sp.trust(), n.idp.endpoint(PathSLOSOAP), lr.ID)
 	if err != nil {
 		return &slobridge.DeliveryError{Err: fmt.Errorf("saml idp: LogoutResponse from %s not valid: %w", sp.EntityID, err)}
 	}

@@ -445,4 +445,3 @@ func (g *gosamlSP) handleRedirectSLO(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprintf(w, `<p id="result">%s logged out: %s %s</p>`, g.name, html.EscapeString(g.logoutStatus), html.EscapeString(g.logoutSubStatus))
 }
-
