@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -331,5 +332,41 @@ func TestMarkupInTextRefused(t *testing.T) {
 	var se *Error
 	if !errors.As(err, &se) || se.Status != StatusRequester {
 		t.Fatalf("err = %v, want a Requester error", err)
+	}
+}
+
+// TestRedirectLenientDecoding checks what the decoder tolerates from
+// deployed senders: a '+' left unescaped in the base64, and a RelayState
+// longer than the 80 bytes a sender may make (it must be echoed exactly);
+// and what it does not: a RelayState beyond MaxRelayStateEcho.
+func TestRedirectLenientDecoding(t *testing.T) {
+	var q string
+	for i := 0; ; i++ {
+		u, err := RedirectURL(spSLO, ParamRequest, sampleRequest(fmt.Sprintf("_plus%d", i)).Element(), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q = queryOf(t, u); strings.Contains(q, "%2B") {
+			break
+		}
+	}
+	if _, err := DecodeRedirect(strings.ReplaceAll(q, "%2B", "+"), Limits{}); err != nil {
+		t.Fatalf("unescaped '+': %v", err)
+	}
+	long := strings.Repeat("r", 300)
+	u, err := RedirectURL(spSLO, ParamRequest, sampleRequest("_long").Element(), long, testSigner(t, "idp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := DecodeRedirect(queryOf(t, u), Limits{})
+	if err != nil || m.RelayState != long {
+		t.Fatalf("long RelayState: %v", err)
+	}
+	if _, err := Verify(m, testTrust(t, idpEntity, "idp")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = DecodeRedirect(q+"&RelayState="+strings.Repeat("r", MaxRelayStateEcho+1), Limits{})
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "RelayState") {
+		t.Fatalf("oversized RelayState: %v", err)
 	}
 }

@@ -59,6 +59,14 @@ const (
 	ParamSignature  = "Signature"
 )
 
-// MaxRelayState is the largest RelayState the bindings allow (Bindings
-// §3.4.3, §3.5.3: "MUST NOT exceed 80 bytes").
+// MaxRelayState is the largest RelayState the bindings allow a sender to
+// make (Bindings §3.4.3, §3.5.3: "MUST NOT exceed 80 bytes"); the bridge's
+// own RelayState values are 22 bytes.
 const MaxRelayState = 80
+
+// MaxRelayStateEcho caps a RelayState the decoders accept and the encoders
+// send back. It is above MaxRelayState on purpose: the same sections oblige
+// a responder to return exactly the RelayState it received, and deployed
+// IdPs send longer ones (URLs); refusing them would break their logouts
+// while a bounded echo costs nothing.
+const MaxRelayStateEcho = 1024

@@ -117,12 +117,15 @@ func newMessage(binding, param string, xmlData []byte, lim Limits) (*Message, er
 	return &Message{Binding: binding, Param: param, XML: xmlData, doc: doc}, nil
 }
 
-// decodeBase64 decodes standard base64, tolerating the line breaks and
-// spaces some senders insert.
+// decodeBase64 decodes standard base64, tolerating the line breaks some
+// senders insert. A space can only be a '+' that the sender left
+// unescaped (form decoding turned it into a space), so it is read as '+'.
 func decodeBase64(s string) ([]byte, error) {
 	s = strings.Map(func(r rune) rune {
 		switch r {
-		case ' ', '\t', '\r', '\n':
+		case ' ':
+			return '+'
+		case '\t', '\r', '\n':
 			return -1
 		}
 		return r

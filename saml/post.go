@@ -50,8 +50,8 @@ func DecodePOST(r *http.Request, lim Limits) (*Message, error) {
 		return nil, err
 	}
 	m.RelayState = form.Get(ParamRelayState)
-	if len(m.RelayState) > MaxRelayState {
-		return nil, malformed("RelayState longer than %d bytes", MaxRelayState)
+	if len(m.RelayState) > MaxRelayStateEcho {
+		return nil, malformed("RelayState longer than %d bytes", MaxRelayStateEcho)
 	}
 	return m, nil
 }
@@ -86,8 +86,8 @@ func POSTValue(el *etree.Element) (string, error) {
 // endpoint by the HTTP-POST binding (Bindings §3.5.4). The page's CSP
 // allows only its own nonce-bearing script and a form post to endpoint.
 func WritePOSTForm(w http.ResponseWriter, endpoint, param string, el *etree.Element, relayState string) error {
-	if len(relayState) > MaxRelayState {
-		return errors.New("saml: RelayState longer than 80 bytes")
+	if len(relayState) > MaxRelayStateEcho {
+		return errors.New("saml: RelayState too long")
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

@@ -84,8 +84,8 @@ func DecodeRedirect(rawQuery string, lim Limits) (*Message, error) {
 	if m.RelayState, err = val(ParamRelayState); err != nil {
 		return nil, err
 	}
-	if len(m.RelayState) > MaxRelayState {
-		return nil, malformed("RelayState longer than %d bytes", MaxRelayState)
+	if len(m.RelayState) > MaxRelayStateEcho {
+		return nil, malformed("RelayState longer than %d bytes", MaxRelayStateEcho)
 	}
 	if m.SigAlg, err = val(ParamSigAlg); err != nil {
 		return nil, err
@@ -136,8 +136,8 @@ func inflate(data []byte, max int64) ([]byte, error) {
 // "param=v[&RelayState=v]&SigAlg=v". The parameters are appended to
 // endpoint (which may already have a query string).
 func RedirectURL(endpoint, param string, el *etree.Element, relayState string, s *Signer) (string, error) {
-	if len(relayState) > MaxRelayState {
-		return "", errors.New("saml: RelayState longer than 80 bytes")
+	if len(relayState) > MaxRelayStateEcho {
+		return "", errors.New("saml: RelayState too long")
 	}
 	if countDescendants(el, NSDSig, "Signature") > 0 {
 		return "", errors.New("saml: HTTP-Redirect messages carry their signature in the query, not in the XML")
