@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -97,6 +98,8 @@ type ssoAnswer struct {
 	acs, relayState, status, sub string
 	info                         *saml2.AssertionInfo
 	infoErr                      error
+	// xml is the Response document.
+	xml []byte
 }
 
 // sso sends a signed HTTP-Redirect AuthnRequest with client c, follows the
@@ -136,6 +139,7 @@ func sso(t *testing.T, b *bridge, c *http.Client, a authnReq, n int) ssoAnswer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ans.xml = raw
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(raw); err != nil {
 		t.Fatal(err)
@@ -191,6 +195,7 @@ func TestSSO(t *testing.T) {
 		s.SessionNotOnOrAfter == nil || s.Values.Get("email") != "alice@example.com" {
 		t.Fatalf("persistent assertion: NameID %q (%s) SI %q SessionNotOnOrAfter %v", s.NameID, s.NameIDFormat, s.SessionIndex, s.SessionNotOnOrAfter)
 	}
+	checkAssertionSignature(t, first.xml)
 	sess := sessionOf(t, b)
 	if !s.SessionNotOnOrAfter.Equal(sess.ExpiresAt.UTC().Truncate(time.Millisecond)) {
 		t.Errorf("SessionNotOnOrAfter %v, want the session expiry %v", s.SessionNotOnOrAfter, sess.ExpiresAt)
@@ -237,3 +242,28 @@ func sessionOf(t *testing.T, b *bridge) sessionView {
 }
 
 type sessionView struct{ ExpiresAt time.Time }
+
+// checkAssertionSignature: the assertion is signed with RSA-SHA256 (not
+// crewjam's RSA-SHA1 default), and xmlsec1 verifies it with the bridge's
+// certificate.
+func checkAssertionSignature(t *testing.T, response []byte) {
+	t.Helper()
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(response); err != nil {
+		t.Fatal(err)
+	}
+	sm := doc.FindElement("//Assertion/Signature/SignedInfo/SignatureMethod")
+	if sm == nil || sm.SelectAttrValue("Algorithm", "") != bsaml.SigAlgRSASHA256 {
+		t.Fatalf("assertion SignatureMethod %v, want RSA-SHA256", sm)
+	}
+	xmlsec := requireTool(t, "xmlsec1")
+	f := filepath.Join(t.TempDir(), "response.xml")
+	if err := os.WriteFile(f, response, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(xmlsec, "--verify", "--pubkey-cert-pem", filepath.Join("testdata", "idp.crt"),
+		"--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion", f).CombinedOutput()
+	if err != nil {
+		t.Fatalf("xmlsec1 --verify of the assertion: %v: %s", err, out)
+	}
+}
