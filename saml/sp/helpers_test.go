@@ -122,6 +122,13 @@ func newBridge(t testing.TB, bo bridgeOptions) *bridge {
 			c.String(http.StatusInternalServerError, err.Error())
 		}
 	})
+	// /test/app-login is an app's own login request (an OIDC authorize or
+	// SAML SSO URL) that needs a user: returnTo names no client.
+	router.GET("/test/app-login", func(c *gin.Context) {
+		if err := sp.StartLogin(c.Writer, c.Request, "/test/whoami"); err != nil {
+			c.String(http.StatusInternalServerError, err.Error())
+		}
+	})
 	router.GET("/test/whoami", func(c *gin.Context) {
 		s, err := eng.ActiveSession(c.Request.Context(), cookies, c.Request)
 		if err != nil {

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -24,15 +26,16 @@ import (
 const loginCookiePrefix = "slobridge_saml_"
 
 // StartLogin implements slobridge.Authenticator: it sends the browser to
-// the upstream IdP with a signed AuthnRequest. The upstream is the one
-// configured for the client_id found in returnTo's query, the only one, or
-// the one the person picks on the chooser page.
+// the upstream IdP with a signed AuthnRequest. The upstream is the only
+// one, the one whose Clients list the app asking (an OIDC client_id or a
+// SAML SP entity ID, see clientsOf), or the one the person picks on the
+// chooser page.
 func (sp *SP) StartLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
 	if !localPath(returnTo) {
 		return fmt.Errorf("sp: returnTo %q is not a path on the bridge", returnTo)
 	}
 	reg := sp.reg.Load()
-	u := pickUpstream(reg, returnTo)
+	u := pickUpstream(reg, r, returnTo)
 	if u == nil {
 		token := sp.opts.Engine.NewID()
 		if err := sp.putState(r.Context(), nsChoose, token, returnTo); err != nil {
@@ -51,26 +54,56 @@ func localPath(p string) bool {
 }
 
 // pickUpstream chooses the upstream for a login: the only one, or the one
-// listing the client_id of returnTo (an OIDC authorize URL), else nil.
-func pickUpstream(reg *registry, returnTo string) *upstream {
+// whose Clients list the app asking for the login, else nil (chooser).
+func pickUpstream(reg *registry, r *http.Request, returnTo string) *upstream {
 	if len(reg.order) == 1 {
 		return reg.order[0]
 	}
-	client := ""
-	if u, err := url.Parse(returnTo); err == nil {
-		client = u.Query().Get("client_id")
-	}
-	if client == "" {
-		return nil
-	}
-	for _, u := range reg.order {
-		for _, c := range u.cfg.Clients {
-			if c == client {
+	for _, client := range clientsOf(r, returnTo) {
+		for _, u := range reg.order {
+			if slices.Contains(u.cfg.Clients, client) {
 				return u
 			}
 		}
 	}
 	return nil
+}
+
+// clientsOf names the app that asked for a login, from what the OpenID
+// Provider and the SAML IdP hand to StartLogin: the client_id of an OIDC
+// authorization request (in returnTo or in the request itself), or the
+// Issuer of a SAML AuthnRequest in the request (HTTP-Redirect query or an
+// already parsed HTTP-POST form). The IdP has authenticated the request;
+// here the value only routes the login.
+func clientsOf(r *http.Request, returnTo string) []string {
+	var out []string
+	add := func(s string) {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	if u, err := url.Parse(returnTo); err == nil {
+		add(u.Query().Get("client_id"))
+	}
+	if r == nil {
+		return out
+	}
+	q := r.URL.Query()
+	add(q.Get("client_id"))
+	if r.PostForm != nil {
+		add(r.PostForm.Get("client_id"))
+	}
+	var m *saml.Message
+	if q.Has(saml.ParamRequest) {
+		m, _ = saml.DecodeRedirect(r.URL.RawQuery, saml.Limits{})
+	} else if r.PostForm != nil && r.PostForm.Get(saml.ParamRequest) != "" {
+		body := url.Values{saml.ParamRequest: {r.PostForm.Get(saml.ParamRequest)}}.Encode()
+		m, _ = saml.DecodePOST(&http.Request{Body: io.NopCloser(strings.NewReader(body))}, saml.Limits{})
+	}
+	if m != nil {
+		add(m.UnverifiedIssuer())
+	}
+	return out
 }
 
 func (sp *SP) loginMAC(relay string) string {

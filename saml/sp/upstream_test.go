@@ -91,7 +91,7 @@ func TestChooser(t *testing.T) {
 	md2 := idpMetadata(t, "https://other-idp.example.test/metadata", loadSigner(t, "other").Cert, "https://other-idp.example.test/sso", nil)
 	b := newBridge(t, bridgeOptions{upstreams: []UpstreamConfig{
 		func() UpstreamConfig { u := corpUpstream(t, allSLO()); u.Clients = []string{"hr-app"}; return u }(),
-		{Name: "partner", DisplayName: "Partner & Co", MetadataFile: writeFile(t, "other.xml", md2)},
+		{Name: "partner", DisplayName: "Partner & Co", MetadataFile: writeFile(t, "other.xml", md2), Clients: []string{"https://hr.example.test/sp"}},
 	}})
 	resp := b.get("/test/login?client_id=hr-app")
 	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, "https://idp.example.test/sso?SAMLRequest=") {
@@ -105,6 +105,21 @@ func TestChooser(t *testing.T) {
 	page := readBody(t, b.get(loc))
 	if !strings.Contains(page, "Partner &amp; Co") || !strings.Contains(page, "upstream=corp") {
 		t.Fatalf("chooser page:\n%s", page)
+	}
+	// The app asking is named by the request itself: an OIDC client_id,
+	// or the Issuer of a SAML AuthnRequest.
+	resp = b.get("/test/app-login?client_id=hr-app")
+	if l := resp.Header.Get("Location"); !strings.HasPrefix(l, "https://idp.example.test/sso?SAMLRequest=") {
+		t.Fatalf("authorize request of hr-app went to %q", l)
+	}
+	ar := &crewjam.AuthnRequest{ID: "_ar", Version: "2.0", IssueInstant: time.Now(), Issuer: &crewjam.Issuer{Value: "https://hr.example.test/sp"}}
+	su, err := saml.RedirectURL(b.srv.URL+"/test/app-login", saml.ParamRequest, ar.Element(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = b.get(su)
+	if l := resp.Header.Get("Location"); !strings.HasPrefix(l, "https://other-idp.example.test/sso?SAMLRequest=") {
+		t.Fatalf("AuthnRequest of https://hr.example.test/sp went to %q", l)
 	}
 	resp = b.get(loc + "&upstream=partner")
 	if l := resp.Header.Get("Location"); !strings.HasPrefix(l, "https://other-idp.example.test/sso?SAMLRequest=") {
