@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/slobridge/slobridge/cmd/internal/app"
 )
@@ -89,6 +90,12 @@ type loadConfig struct {
 // newLoadConfig writes a fresh IdP key pair under dir and returns the
 // configuration for a bridge listening on listen, with fresh secrets.
 func newLoadConfig(dir, listen string, workers int) (loadConfig, error) {
+	return newLoadConfigStore(dir, listen, workers, "", "")
+}
+
+// newLoadConfigStore is newLoadConfig with the PostgreSQL backend when dsn
+// is set (in schema), else bbolt.
+func newLoadConfigStore(dir, listen string, workers int, dsn, schema string) (loadConfig, error) {
 	certFile, keyFile, err := writeIdPKey(dir)
 	if err != nil {
 		return loadConfig{}, fmt.Errorf("SAML IdP key: %w", err)
@@ -99,10 +106,15 @@ func newLoadConfig(dir, listen string, workers int) (loadConfig, error) {
 	}
 	doc := strings.NewReplacer("{{LISTEN}}", listen, "{{BASE}}", "http://"+listen, "{{DB}}", filepath.Join(dir, "slobridge.db"),
 		"{{WORKERS}}", w, "{{IDPCERT}}", certFile, "{{IDPKEY}}", keyFile).Replace(bridgeConfig)
-	return loadConfig{Doc: doc, Secrets: map[string]string{
+	secrets := map[string]string{
 		"SLOBLOAD_COOKIE_SECRET": randomToken() + randomToken(), "SLOBLOAD_ADMIN_TOKEN": randomToken(),
 		"SLOBLOAD_PASSWORD": randomToken(), "SLOBLOAD_REGISTRATION_TOKEN": randomToken(),
-	}}, nil
+	}
+	if dsn != "" {
+		doc = strings.Replace(doc, "store:\n  bolt:\n", "store:\n  driver: postgres\n  postgres:\n    dsn: ${SLOBLOAD_POSTGRES_DSN}\n    schema: "+schema+"\n  bolt:\n", 1)
+		secrets["SLOBLOAD_POSTGRES_DSN"] = dsn
+	}
+	return loadConfig{Doc: doc, Secrets: secrets}, nil
 }
 
 // writeConfig writes dir/slobridge.yaml (and the IdP key pair) for
@@ -137,13 +149,18 @@ func writeConfig(dir, listen string, w io.Writer) error {
 // the OpenID Provider, the SAML IdP, the SSF transmitter, the admin API)
 // and serves it on a fresh 127.0.0.1 port. workers is delivery.workers (0:
 // the default).
-func startBridge(ctx context.Context, dir string, workers int, logw io.Writer) (*target, error) {
+func startBridge(ctx context.Context, dir string, workers int, pgDSN string, logw io.Writer) (*target, error) {
 	gin.SetMode(gin.ReleaseMode)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	lc, err := newLoadConfig(dir, ln.Addr().String(), workers)
+	schema := ""
+	if pgDSN != "" {
+		schema = "slobload_" + strings.ToLower(randomToken()[:12])
+		schema = strings.NewReplacer("-", "_").Replace(schema)
+	}
+	lc, err := newLoadConfigStore(dir, ln.Addr().String(), workers, pgDSN, schema)
 	if err != nil {
 		_ = ln.Close()
 		return nil, err
@@ -153,8 +170,12 @@ func startBridge(ctx context.Context, dir string, workers int, logw io.Writer) (
 		_ = ln.Close()
 		return nil, fmt.Errorf("bridge configuration: %w", err)
 	}
+	dbPath := cfg.Store.Bolt.Path
+	if pgDSN != "" {
+		dbPath = ""
+	}
 	t := &target{
-		BaseURL: "http://" + ln.Addr().String(), Username: "load", DBPath: cfg.Store.Bolt.Path,
+		BaseURL: "http://" + ln.Addr().String(), Username: "load", DBPath: dbPath,
 		RegistrationToken: lc.Secrets["SLOBLOAD_REGISTRATION_TOKEN"], AdminToken: lc.Secrets["SLOBLOAD_ADMIN_TOKEN"],
 		Password: lc.Secrets["SLOBLOAD_PASSWORD"],
 	}
@@ -181,9 +202,29 @@ func startBridge(ctx context.Context, dir string, workers int, logw io.Writer) (
 		if cerr := a.Close(); err == nil {
 			err = cerr
 		}
+		if schema != "" {
+			if derr := dropSchema(pgDSN, schema); err == nil {
+				err = derr
+			}
+		}
 		return err
 	}
 	return t, nil
+}
+
+// dropSchema removes the load test's PostgreSQL schema.
+func dropSchema(dsn, schema string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("drop schema %s: %w", schema, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+		return fmt.Errorf("drop schema %s: %w", schema, err)
+	}
+	return nil
 }
 
 // Close stops an in-process bridge; a remote one is left alone.

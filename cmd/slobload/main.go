@@ -60,6 +60,7 @@ type options struct {
 	Scenarios                                          string
 	Workers                                            int
 	CPUProfile, MemProfile, WriteConfig, Listen        string
+	Postgres                                           string
 	p                                                  params
 }
 
@@ -81,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "the address the -write-config bridge listens on")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (tool and in-process bridge) to this file")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile at the end of the run to this file")
+	fs.StringVar(&o.Postgres, "postgres", "", "run the in-process bridge on PostgreSQL at this DSN (in a fresh schema, dropped at the end) instead of bbolt")
 	fs.IntVar(&o.Workers, "workers", 0, "delivery.workers of the in-process bridge (0: the serve default, 256)")
 	fs.DurationVar(&o.p.Duration, "duration", 0, "length of each throughput scenario (default 10s, -short 1s)")
 	fs.IntVar(&o.p.Concurrency, "concurrency", 32, "concurrent browsers or callers")
@@ -182,7 +184,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		if t, err = startBridge(ctx, dir, o.Workers, nil); err != nil {
+		if t, err = startBridge(ctx, dir, o.Workers, o.Postgres, nil); err != nil {
 			return err
 		}
 	} else {
@@ -195,7 +197,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer t.Close()
 
 	rep := &report{Target: t.BaseURL, Started: time.Now().UTC(), Short: o.Short}
-	if o.URL == "" {
+	switch {
+	case o.URL == "" && o.Postgres != "":
+		rep.Target = "in-process bridge (cmd/internal/app, PostgreSQL) at " + t.BaseURL
+	case o.URL == "":
 		rep.Target = "in-process bridge (cmd/internal/app, bbolt with fsync) at " + t.BaseURL
 	}
 	r := &runner{p: o.p, l: newLoader(t, o.p.Concurrency), rep: rep, bar: &progress{w: stderr, enabled: !o.Quiet}}
