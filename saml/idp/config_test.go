@@ -53,7 +53,7 @@ func TestConfigValidate(t *testing.T) {
 
 // spMetadata renders SP metadata with the given SLO endpoints and ACS
 // bindings.
-func spMetadata(t *testing.T, entity string, slo []saml.Endpoint, acsBinding string) []byte {
+func spMetadata(t testing.TB, entity string, slo []saml.Endpoint, acsBinding string) []byte {
 	t.Helper()
 	cert := testSigner(t, "sp2").Cert
 	ed := saml.EntityDescriptor{EntityID: entity, SPSSODescriptors: []saml.SPSSODescriptor{{

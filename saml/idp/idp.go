@@ -49,7 +49,8 @@ type Options struct {
 	Config Config
 	// BaseURL is the bridge's external URL (https, or http on loopback
 	// when AllowLoopbackHTTP is set), without query; the IdP's endpoints
-	// are BaseURL + Path*. Required.
+	// are BaseURL + Path*. Mount the IdP, and the root LogoutPage it sends
+	// browsers to, on a router group for BaseURL's path. Required.
 	BaseURL string
 	// Engine is the logout engine. Required.
 	Engine *slobridge.Engine
