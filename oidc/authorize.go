@@ -28,9 +28,12 @@ const (
 // AuthRequest is a parsed authorization request (OpenID Connect Core
 // §3.1.2.1, RFC 7636 §4.3).
 type AuthRequest struct {
-	ClientID            string `json:"client_id"`
-	RedirectURI         string `json:"redirect_uri"`
-	ResponseType        string `json:"response_type"`
+	ClientID     string `json:"client_id"`
+	RedirectURI  string `json:"redirect_uri"`
+	ResponseType string `json:"response_type"`
+	// ResponseMode is response_mode (OAuth 2.0 Multiple Response Types
+	// §2.1); only query, the default of the code flow, is served.
+	ResponseMode        string `json:"response_mode,omitempty"`
 	Scope               string `json:"scope"`
 	State               string `json:"state,omitempty"`
 	Nonce               string `json:"nonce,omitempty"`
@@ -56,7 +59,7 @@ type AuthRequest struct {
 // authorizeParams are the parameters of an authorization request that
 // must not be repeated (RFC 6749 §3.1).
 var authorizeParams = []string{
-	"client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
+	"client_id", "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce",
 	"code_challenge", "code_challenge_method", "prompt", "max_age", "request", "request_uri",
 }
 
@@ -75,7 +78,7 @@ func repeated(v url.Values, names []string) string {
 func ParseAuthorizeRequest(v url.Values) AuthRequest {
 	r := AuthRequest{
 		ClientID: v.Get("client_id"), RedirectURI: v.Get("redirect_uri"),
-		ResponseType: v.Get("response_type"), Scope: v.Get("scope"), State: v.Get("state"),
+		ResponseType: v.Get("response_type"), ResponseMode: v.Get("response_mode"), Scope: v.Get("scope"), State: v.Get("state"),
 		Nonce: v.Get("nonce"), CodeChallenge: v.Get("code_challenge"),
 		CodeChallengeMethod: v.Get("code_challenge_method"), Prompt: v.Get("prompt"),
 		MaxAge: -1, Request: v.Get("request"), RequestURI: v.Get("request_uri"),
@@ -125,6 +128,8 @@ func ValidateAuthorizeRequest(cl Client, r AuthRequest) error {
 		return bad(ErrRequestURINotSupported, "request_uri is not supported")
 	case r.ResponseType != "code":
 		return bad(ErrUnsupportedResponseType, "only response_type=code is supported")
+	case r.ResponseMode != "" && r.ResponseMode != "query":
+		return bad(ErrInvalidRequest, "only response_mode=query is supported")
 	case !slices.Contains(strings.Fields(r.Scope), "openid"):
 		return bad(ErrInvalidScope, "scope must include openid")
 	case r.MaxAge == -2:

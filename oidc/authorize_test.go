@@ -31,6 +31,8 @@ func TestAuthorizeErrorsRedirected(t *testing.T) {
 		{"prompt=none with login", func(q url.Values) { q.Set("prompt", "none login") }, ErrInvalidRequest},
 		{"code_challenge too short", func(q url.Values) { q.Set("code_challenge", "abc") }, ErrInvalidRequest},
 		{"code_challenge_method alone", func(q url.Values) { q.Del("code_challenge") }, ErrInvalidRequest},
+		{"response_mode form_post", func(q url.Values) { q.Set("response_mode", "form_post") }, ErrInvalidRequest},
+		{"response_mode fragment", func(q url.Values) { q.Set("response_mode", "fragment") }, ErrInvalidRequest},
 		{"repeated scope", func(q url.Values) { q.Add("scope", "openid email") }, ErrInvalidRequest},
 		{"repeated state", func(q url.Values) { q.Add("state", "other") }, ErrInvalidRequest},
 		{"repeated code_challenge", func(q url.Values) { q.Add("code_challenge", q.Get("code_challenge")) }, ErrInvalidRequest},

@@ -72,17 +72,51 @@ func (p *Provider) Userinfo(ctx context.Context, raw string) (map[string]any, er
 }
 
 func (p *Provider) handleUserinfo(c *gin.Context) {
-	scheme, tok, _ := strings.Cut(c.GetHeader("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+	tok, err := bearerToken(c)
+	if err != nil {
+		p.renderJSONError(c, err)
+		return
+	}
+	if tok == "" {
+		// RFC 6750 §3.1: no credentials, so a bare challenge.
 		c.Header("WWW-Authenticate", `Bearer realm="slobridge"`)
 		c.Status(http.StatusUnauthorized)
 		return
 	}
-	claims, err := p.Userinfo(c.Request.Context(), strings.TrimSpace(tok))
+	claims, err := p.Userinfo(c.Request.Context(), tok)
 	if err != nil {
 		p.renderJSONError(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, claims)
+}
+
+// bearerToken reads the access token from the Authorization header (RFC
+// 6750 §2.1) or, on a POST with a form body, the access_token parameter
+// (§2.2). Using both is refused (§2). It returns "" when there is none.
+func bearerToken(c *gin.Context) (string, error) {
+	var tok string
+	if h := c.GetHeader("Authorization"); h != "" {
+		scheme, t, _ := strings.Cut(h, " ")
+		if strings.EqualFold(scheme, "Bearer") {
+			tok = strings.TrimSpace(t)
+		}
+	}
+	ct, _, _ := strings.Cut(c.GetHeader("Content-Type"), ";")
+	if c.Request.Method != http.MethodPost || !strings.EqualFold(strings.TrimSpace(ct), "application/x-www-form-urlencoded") {
+		return tok, nil
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxFormBytes)
+	if err := c.Request.ParseForm(); err != nil {
+		return "", oauthErr(ErrInvalidRequest, http.StatusBadRequest, "malformed form body")
+	}
+	body := c.Request.PostForm["access_token"]
+	switch {
+	case len(body) == 0:
+		return tok, nil
+	case len(body) > 1 || tok != "":
+		return "", oauthErr(ErrInvalidRequest, http.StatusBadRequest, "send the access token once, in one way")
+	}
+	return body[0], nil
 }
