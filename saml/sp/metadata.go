@@ -5,11 +5,20 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"net/http"
+	"time"
 
 	crewjam "github.com/crewjam/saml"
 	"github.com/gin-gonic/gin"
 
 	"github.com/slobridge/slobridge/saml"
+)
+
+// metadataValidity and metadataCache are the validUntil and cacheDuration
+// of the SP metadata (Metadata §2.3.1 and §4.3): IdPs that fetch it by URL
+// refresh it daily and never hold it past two days.
+const (
+	metadataValidity = 48 * time.Hour
+	metadataCache    = 24 * time.Hour
 )
 
 // Metadata returns the SP's metadata (SAML Metadata §2.4.4): the signing
@@ -38,8 +47,13 @@ func (sp *SP) Metadata() *crewjam.EntityDescriptor {
 		}
 	}
 	slo, soap := sp.url(PathSLO), sp.url(PathSLOSOAP)
+	// validUntil is always written (crewjam renders a zero time as year 1,
+	// which IdPs read as expired metadata); IdPs refetch within it.
+	validUntil := sp.opts.Now().Add(metadataValidity).UTC().Truncate(time.Second)
 	return &crewjam.EntityDescriptor{
-		EntityID: sp.opts.EntityID,
+		EntityID:      sp.opts.EntityID,
+		ValidUntil:    validUntil,
+		CacheDuration: metadataCache,
 		SPSSODescriptors: []crewjam.SPSSODescriptor{{
 			SSODescriptor: crewjam.SSODescriptor{
 				RoleDescriptor: crewjam.RoleDescriptor{

@@ -147,6 +147,9 @@ func TestSPMetadata(t *testing.T) {
 	if ed.EntityID != b.sp.url(PathMetadata) || len(ed.SPSSODescriptors) != 1 {
 		t.Fatalf("entity %q", ed.EntityID)
 	}
+	if !ed.ValidUntil.After(time.Now().Add(24*time.Hour)) || ed.CacheDuration != 24*time.Hour {
+		t.Errorf("validUntil %v cacheDuration %v", ed.ValidUntil, ed.CacheDuration)
+	}
 	d := ed.SPSSODescriptors[0]
 	got := map[string]string{}
 	for _, e := range d.SingleLogoutServices {
