@@ -169,3 +169,27 @@ func TestBackChannelRetried(t *testing.T) {
 		}
 	}
 }
+
+// TestBackChannelDialChecked: the notifier's client checks the address it
+// actually dials, after DNS resolution, so a receiver host that resolves
+// to loopback (localhost here, a rebinding name in an attack) is refused
+// when loopback is not allowed, and the receiver never sees a request.
+func TestBackChannelDialChecked(t *testing.T) {
+	b := newBridgeEngine(t, quietEngine)
+	n := b.p.BackChannelNotifier(slobridge.NewBackChannelClient(slobridge.ClientOptions{}))
+	rcv := newBackReceiver(t, http.StatusOK)
+	u, _ := url.Parse(rcv.srv.URL)
+	for _, host := range []string{u.Host, "localhost:" + u.Port()} {
+		d := store.Delivery{ID: "d", Participant: store.Participant{
+			SessionID: "sid-1", Kind: ParticipantKind, AppID: "app", BackChannelURL: "http://" + host + "/bc",
+			Data: map[string]string{DataSubject: "alice"},
+		}}
+		err := n.Notify(context.Background(), d)
+		if !errors.Is(err, slobridge.ErrForbiddenDestination) {
+			t.Fatalf("Notify to %s: %v, want ErrForbiddenDestination", host, err)
+		}
+	}
+	if rcv.count() != 0 {
+		t.Fatalf("the receiver on loopback got %d requests", rcv.count())
+	}
+}
