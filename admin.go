@@ -181,8 +181,17 @@ type AdminLogoutRequest struct {
 
 // AdminSessions is the answer of GET /admin/v1/users/{user}/sessions.
 type AdminSessions struct {
-	UserID   string          `json:"user_id"`
-	Sessions []store.Session `json:"sessions"`
+	UserID   string         `json:"user_id"`
+	Sessions []AdminSession `json:"sessions"`
+}
+
+// AdminSession is one session of a user with its state and participants
+// (the session's own fields are inlined).
+type AdminSession struct {
+	store.Session
+	// Active is true when the session is neither ended nor expired.
+	Active       bool                `json:"active"`
+	Participants []store.Participant `json:"participants"`
 }
 
 // AdminLogoutResponse is the answer of POST /admin/v1/logouts.
@@ -210,8 +219,18 @@ func (a *Admin) handleUserSessions(c *gin.Context) {
 		adminError(c, http.StatusNotFound, "not_found", "the user has no sessions")
 		return
 	}
+	out := AdminSessions{UserID: user, Sessions: make([]AdminSession, 0, len(ss))}
+	now := a.opts.Engine.Now()
+	for _, s := range ss {
+		ps, err := a.opts.Engine.Store().ListParticipants(ctx, s.ID)
+		if err != nil {
+			a.internal(c, "list participants", err)
+			return
+		}
+		out.Sessions = append(out.Sessions, AdminSession{Session: s, Active: s.Active(now), Participants: ps})
+	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, AdminSessions{UserID: user, Sessions: ss})
+	c.JSON(http.StatusOK, out)
 }
 
 // decodeLogoutRequest reads and checks the logout body: one JSON object,

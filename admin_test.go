@@ -173,6 +173,12 @@ func TestAdminLogoutStatusAndRetry(t *testing.T) {
 	if got := adminCall(t, srv, "GET", "/admin/v1/users/bob/sessions", testAdminToken, nil, &list); got != 200 || len(list.Sessions) != 3 {
 		t.Fatalf("list sessions: %d %+v", got, list)
 	}
+	for _, s := range list.Sessions {
+		want := map[string]int{s1.ID: 1, s2.ID: 1, s3.ID: 0}[s.ID]
+		if !s.Active || s.UserID != "bob" || len(s.Participants) != want {
+			t.Errorf("session %s: active %v user %q participants %d, want active, bob, %d", s.ID, s.Active, s.UserID, len(s.Participants), want)
+		}
+	}
 
 	// End one session: its participant fails permanently (410).
 	var lr AdminLogoutResponse
