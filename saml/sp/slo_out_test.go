@@ -230,7 +230,7 @@ func TestAdminLogoutSOAPFault(t *testing.T) {
 // says the Redirect signature covers: the raw (still URL-encoded)
 // "SAMLRequest=…", "RelayState=…" and "SigAlg=…" parameters of the query,
 // in that order, joined by '&'; and it decodes the Signature parameter.
-func specOctets(t *testing.T, rawQuery string) ([]byte, []byte) {
+func specOctets(t testing.TB, rawQuery string) ([]byte, []byte) {
 	t.Helper()
 	raw := map[string]string{}
 	for _, kv := range strings.Split(rawQuery, "&") {
@@ -238,7 +238,7 @@ func specOctets(t *testing.T, rawQuery string) ([]byte, []byte) {
 		raw[k] = kv
 	}
 	var parts []string
-	for _, k := range []string{"SAMLRequest", "RelayState", "SigAlg"} {
+	for _, k := range []string{"SAMLRequest", "SAMLResponse", "RelayState", "SigAlg"} {
 		if kv, ok := raw[k]; ok {
 			parts = append(parts, kv)
 		}

@@ -138,7 +138,8 @@ func (b *bridge) logoutResponseFrom(resp *http.Response, binding, inResponseTo s
 		}
 		m, err = saml.DecodeRedirect(u.RawQuery, saml.Limits{})
 		if err == nil {
-			samltest.OpenSSLVerify(b.t, m.SignedOctets, m.Signature, spCert)
+			octets, sig := specOctets(b.t, u.RawQuery)
+			samltest.OpenSSLVerify(b.t, octets, sig, spCert)
 		}
 	default:
 		action, form := parseForm(b.t, readBody(b.t, resp))
