@@ -400,3 +400,63 @@ func checkNotified(t *testing.T, w *e2e, s store.Session, recv *oidcReceiver) {
 		t.Errorf("initiator = %+v", st.Logout.Initiator)
 	}
 }
+
+// TestBrowserLogoutStartedBySamlsp: samlsp (crewjam) starts the logout
+// with a LogoutRequest that has no SessionIndex; the bridge ends the
+// session in which it issued that NameID, gosaml2 receives and validates
+// its LogoutRequest in the logout page's iframe and answers, the SOAP SP
+// and the OIDC receiver are notified, and crewjam validates the bridge's
+// LogoutResponse.
+func TestBrowserLogoutStartedBySamlsp(t *testing.T) {
+	w := newE2E(t, e2eOpts{})
+	ctx := newChromium(t)
+	recv := newOIDCReceiver(t, w.b.url, "oidc-rp")
+	s := browserLogins(t, ctx, w)
+	if _, err := w.b.eng.AddParticipant(context.Background(), store.Participant{
+		SessionID: s.ID, Key: oidc.ParticipantKind + ":oidc-rp", Kind: oidc.ParticipantKind, AppID: "oidc-rp",
+		Channels: store.ChannelBack, BackChannelURL: recv.srv.URL, Data: map[string]string{oidc.DataSubject: s.UserID},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := browse(t, ctx, w.sp1.url+"/logout", w.sp1.url+"/saml/slo"); got != "sp1 logged out" {
+		t.Fatalf("sp1 logout page = %q (crewjam validation: %v)", got, w.sp1.logoutResult)
+	}
+	w.sp1.mu.Lock()
+	if w.sp1.logoutResult != nil || w.sp1.logoutChecked != 1 {
+		t.Errorf("crewjam checked %d LogoutResponses: %v", w.sp1.logoutChecked, w.sp1.logoutResult)
+	}
+	w.sp1.mu.Unlock()
+	ended, err := w.b.st.GetSession(context.Background(), s.ID)
+	if err != nil || ended.EndedAt.IsZero() {
+		t.Fatalf("session %+v (%v), want ended", ended, err)
+	}
+	w.sp2.mu.Lock()
+	if len(w.sp2.slo) != 1 || w.sp2.slo[0].Verified != nil || w.sp2.slo[0].NameID != w.sp2.nameID ||
+		w.sp2.slo[0].SessionIndex != w.sp2.sessionIndex {
+		t.Errorf("gosaml2 received %+v, want one valid LogoutRequest with NameID %q SI %q", w.sp2.slo, w.sp2.nameID, w.sp2.sessionIndex)
+	}
+	w.sp2.mu.Unlock()
+	bctx := context.Background()
+	if res, err := w.b.idp.FrontResult(bctx, ended.LogoutID, s.ID, ParticipantKey(w.sp2.entityID())); err != nil || !res.OK {
+		t.Errorf("gosaml2's LogoutResponse recorded as %+v (%v), want Success", res, err)
+	}
+	waitFor(t, "back-channel deliveries", 10*time.Second, func() bool {
+		st, err := w.b.eng.Status(bctx, ended.LogoutID)
+		return err == nil && st.Done
+	})
+	if sids, errs := recv.got(); len(sids) != 1 || errs[0] != nil {
+		t.Errorf("OIDC receiver got %v %v, want one valid logout token", sids, errs)
+	}
+	st, _ := w.b.eng.Status(bctx, ended.LogoutID)
+	want := map[string]string{
+		ParticipantKey(w.sp1.entityID()): slobridge.StateInitiator,
+		ParticipantKey(w.sp2.entityID()): slobridge.StateFrontChannel,
+		ParticipantKey(w.sp3.entityID()): string(store.DeliveryDelivered),
+		"oidc:oidc-rp":                   string(store.DeliveryDelivered),
+	}
+	for _, row := range st.Participants {
+		if want[row.Key] != row.State {
+			t.Errorf("status of %s = %q, want %q", row.Key, row.State, want[row.Key])
+		}
+	}
+}

@@ -66,6 +66,9 @@ type crewjamSP struct {
 	mu                    sync.Mutex
 	subject, sessionIndex string
 	logouts               []gotLogout
+	// logoutResult is crewjam's verdict on the bridge's LogoutResponse.
+	logoutResult  error
+	logoutChecked int
 }
 
 func newCrewjamSP(t *testing.T) *crewjamSP {
@@ -83,6 +86,7 @@ func newCrewjamSP(t *testing.T) *crewjamSP {
 	s := &crewjamSP{url: u, m: m, idpCert: testSigner(t, "idp").Cert}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/saml/slo", s.handleSLO)
+	mux.HandleFunc("/logout", s.handleLogout)
 	mux.Handle("/saml/", m)
 	mux.Handle("/app", m.RequireAccount(http.HandlerFunc(s.handleApp)))
 	serve(t, ln, mux)
@@ -127,6 +131,20 @@ func (s *crewjamSP) handleSLO(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if v := r.PostForm.Get("SAMLResponse"); v != "" {
+		// The answer to our own LogoutRequest: crewjam validates it
+		// (signature, Issuer, Destination, Success).
+		err := s.m.ServiceProvider.ValidateLogoutResponseForm(v)
+		s.mu.Lock()
+		s.logoutResult, s.logoutChecked = err, s.logoutChecked+1
+		s.mu.Unlock()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		fmt.Fprint(w, `<p id="result">sp1 logged out</p>`)
+		return
+	}
 	raw, err := base64.StdEncoding.DecodeString(r.PostForm.Get("SAMLRequest"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -167,6 +185,22 @@ func (s *crewjamSP) handleSLO(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := s.m.ServiceProvider.MakePostLogoutResponse(got.ID, r.PostForm.Get("RelayState"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(body)
+}
+
+// handleLogout starts an SP-initiated logout with crewjam's signed
+// HTTP-POST LogoutRequest: the NameID only, without SessionIndex, so the
+// bridge must find every session in which it issued that NameID.
+func (s *crewjamSP) handleLogout(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	subject := s.subject
+	s.mu.Unlock()
+	body, err := s.m.ServiceProvider.MakePostLogoutRequest(subject, "sp1-relay")
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -374,6 +408,10 @@ func (g *gosamlSP) handleSLO(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if v := r.PostForm.Get("SAMLRequest"); v != "" {
+		g.handleLogoutRequest(w, v, r.PostForm.Get("RelayState"))
+		return
+	}
 	enc := r.PostForm.Get("SAMLResponse")
 	resp, err := g.sp.ValidateEncodedLogoutResponsePOST(enc)
 	g.mu.Lock()
@@ -396,6 +434,51 @@ func (g *gosamlSP) handleSLO(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	fmt.Fprintf(w, `<p id="result">%s logged out: %s %s</p>`, g.name, html.EscapeString(g.logoutStatus), html.EscapeString(g.logoutSubStatus))
+}
+
+// handleLogoutRequest receives the bridge's front-channel LogoutRequest
+// by HTTP-POST: gosaml2 validates it (signature, Issuer, Destination) and
+// answers with its signed HTTP-POST LogoutResponse.
+func (g *gosamlSP) handleLogoutRequest(w http.ResponseWriter, enc, relayState string) {
+	lr, err := g.sp.ValidateEncodedLogoutRequestPOST(enc)
+	got := gotLogout{Verified: err}
+	if err == nil {
+		got.ID, got.Destination = lr.ID, lr.Destination
+		if lr.Issuer != nil {
+			got.Issuer = lr.Issuer.Value
+		}
+		if lr.NameID != nil {
+			got.NameID, got.Format = lr.NameID.Value, lr.NameID.Format
+		}
+		// gosaml2's type has no SessionIndex: read it from the (validated)
+		// document.
+		raw, _ := base64.StdEncoding.DecodeString(enc)
+		doc := etree.NewDocument()
+		if doc.ReadFromBytes(raw) == nil {
+			if si := doc.FindElement("//SessionIndex"); si != nil {
+				got.SessionIndex = si.Text()
+			}
+		}
+	}
+	g.mu.Lock()
+	g.slo = append(g.slo, got)
+	g.mu.Unlock()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	doc, err := g.sp.BuildLogoutResponseDocument(saml2.StatusCodeSuccess, lr.ID)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	body, err := g.sp.BuildLogoutResponseBodyPostFromDocument(relayState, doc)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(body)
 }
 
 // handleRedirectSLO receives a LogoutResponse by HTTP-Redirect: the query
