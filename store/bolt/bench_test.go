@@ -273,7 +273,7 @@ func BenchmarkCreateSession(b *testing.B) {
 // apps), fsync on: AddParticipant is idempotent and runs in a bbolt Batch,
 // so concurrent adds share a commit. Target: ≥ 20,000 adds/s.
 func BenchmarkAddParticipantParallel(b *testing.B) {
-	for _, par := range []int{1, 16, 64} {
+	for _, par := range []int{1, 16, 64, 512} {
 		b.Run(fmt.Sprintf("goroutines/cpu=%d", par), func(b *testing.B) {
 			db := openBench(b, filepath.Join(b.TempDir(), "adds.db"), bolt.Options{})
 			ctx := context.Background()
