@@ -21,6 +21,7 @@ import (
 	"github.com/crewjam/saml/samlidp"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/store"
 )
@@ -88,13 +89,16 @@ type browserIdP struct {
 	srv       *httptest.Server
 	entityID  string
 	responses chan *saml.Message
+	// bridge and requests serve the bridge's LogoutRequests (GET /slo).
+	bridge   *bridge
+	requests chan *saml.LogoutRequest
 }
 
 func newBrowserIdP(t *testing.T) *browserIdP {
 	t.Helper()
 	signer := loadSigner(t, "idp")
 	mux := http.NewServeMux()
-	p := &browserIdP{srv: httptest.NewServer(mux), responses: make(chan *saml.Message, 4)}
+	p := &browserIdP{srv: httptest.NewServer(mux), responses: make(chan *saml.Message, 4), requests: make(chan *saml.LogoutRequest, 4)}
 	t.Cleanup(p.srv.Close)
 	u, _ := url.Parse(p.srv.URL)
 	p.entityID = p.srv.URL + "/metadata"
@@ -111,7 +115,8 @@ func newBrowserIdP(t *testing.T) *browserIdP {
 	}
 	idp.IDP.SignatureMethod = dsig.RSASHA256SignatureMethod
 	mux.Handle("/", idp)
-	mux.HandleFunc("/slo", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /slo", func(w http.ResponseWriter, r *http.Request) { p.answerLogout(t, w, r) })
+	mux.HandleFunc("POST /slo", func(w http.ResponseWriter, r *http.Request) {
 		m, err := saml.DecodePOST(r, saml.Limits{})
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -140,6 +145,7 @@ func (p *browserIdP) metadataFile(t *testing.T) string {
 		t.Fatal(err)
 	}
 	ed.IDPSSODescriptors[0].SingleLogoutServices = []crewjam.Endpoint{
+		{Binding: saml.BindingRedirect, Location: p.srv.URL + "/slo"},
 		{Binding: saml.BindingPOST, Location: p.srv.URL + "/slo"}}
 	b, err := xml.Marshal(ed)
 	if err != nil {
@@ -187,24 +193,7 @@ func TestBrowserLoginAndIdPLogout(t *testing.T) {
 	b := newBridge(t, bridgeOptions{upstreams: []UpstreamConfig{{Name: "corp", MetadataFile: idp.metadataFile(t)}}})
 	registerSP(t, idp.srv, b)
 
-	if err := chromedp.Do(ctx, chromedp.Navigate(b.srv.URL+"/test/login")); err != nil {
-		t.Fatal(err)
-	}
-	waitPage(t, ctx, idp.srv.URL+"/sso", "")
-	if err := chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.CSS(`input[name=user]`), "alice"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "correct horse"),
-		chromedp.Click(chromedp.CSS(`#login`))); err != nil {
-		t.Fatal(err)
-	}
-	txt := waitPage(t, ctx, b.srv.URL+"/test/whoami", "alice@example.com")
-	var s store.Session
-	if err := json.Unmarshal([]byte(txt), &s); err != nil {
-		t.Fatalf("whoami %q: %v", txt, err)
-	}
-	if s.SessionIndex == "" || s.NameID.Value != "alice@example.com" {
-		t.Fatalf("session %+v", s)
-	}
+	s := browserLogin(t, ctx, b, idp)
 	recv := newReceiver(t, http.StatusOK)
 	if _, err := b.eng.AddParticipant(t.Context(), store.Participant{SessionID: s.ID, Kind: "http", AppID: "app",
 		Channels: store.ChannelBack, BackChannelURL: recv.srv.URL}); err != nil {
@@ -232,4 +221,82 @@ func TestBrowserLoginAndIdPLogout(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPage(t, ctx, b.srv.URL+"/test/whoami", "no session")
+}
+
+// answerLogout is the IdP's side of a logout the bridge starts: validate
+// the Redirect-binding LogoutRequest and send the browser back with a
+// signed LogoutResponse.
+func (p *browserIdP) answerLogout(t *testing.T, w http.ResponseWriter, r *http.Request) {
+	m, err := saml.DecodeRedirect(r.URL.RawQuery, saml.Limits{})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	v := &saml.Validator{Store: p.bridge.st}
+	req, err := v.LogoutRequest(r.Context(), m, p.bridge.spTrust(), p.srv.URL+"/slo")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	p.requests <- req
+	id, _ := saml.NewID(nil)
+	resp := &saml.LogoutResponse{ID: id, InResponseTo: req.ID, IssueInstant: time.Now(), Destination: p.bridge.sp.url(PathSLO),
+		Issuer: p.entityID, Status: saml.StatusSuccess}
+	u, err := saml.RedirectURL(p.bridge.sp.url(PathSLO), saml.ParamResponse, resp.Element(), m.RelayState, loadSigner(t, "idp"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	http.Redirect(w, r, u, http.StatusSeeOther)
+}
+
+// browserLogin logs the browser in at the IdP and returns the session.
+func browserLogin(t *testing.T, ctx context.Context, b *bridge, idp *browserIdP) store.Session {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(b.srv.URL+"/test/login")); err != nil {
+		t.Fatal(err)
+	}
+	waitPage(t, ctx, idp.srv.URL+"/sso", "")
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`input[name=user]`), "alice"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "correct horse"),
+		chromedp.Click(chromedp.CSS(`#login`))); err != nil {
+		t.Fatal(err)
+	}
+	txt := waitPage(t, ctx, b.srv.URL+"/test/whoami", "alice@example.com")
+	var s store.Session
+	if err := json.Unmarshal([]byte(txt), &s); err != nil {
+		t.Fatalf("whoami %q: %v", txt, err)
+	}
+	if s.SessionIndex == "" || s.NameID.Value != "alice@example.com" {
+		t.Fatalf("session %+v", s)
+	}
+	return s
+}
+
+// TestBrowserLogoutTowardUpstream logs a browser in, then logs it out at
+// the bridge: the logout page sends it to the IdP with a signed
+// Redirect-binding LogoutRequest naming the session, the IdP answers, and
+// the browser ends on the bridge's "logged out" page.
+func TestBrowserLogoutTowardUpstream(t *testing.T) {
+	ctx := chromium(t)
+	idp := newBrowserIdP(t)
+	b := newBridge(t, bridgeOptions{upstreams: []UpstreamConfig{{Name: "corp", MetadataFile: idp.metadataFile(t)}}})
+	idp.bridge = b
+	registerSP(t, idp.srv, b)
+	s := browserLogin(t, ctx, b, idp)
+
+	lo, err := b.eng.Logout(t.Context(), slobridge.LogoutRequest{SessionIDs: []string{s.ID}, Initiator: store.Initiator{Kind: store.InitiatorUser}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(b.srv.URL+slobridge.LogoutPagePath(lo.ID))); err != nil {
+		t.Fatal(err)
+	}
+	waitPage(t, ctx, b.srv.URL+"/logout/done/", "You are logged out")
+	req := <-idp.requests
+	if req.NameID.Value != s.NameID.Value || req.NameID.Format != s.NameID.Format || len(req.SessionIndexes) != 1 ||
+		req.SessionIndexes[0] != s.SessionIndex {
+		t.Fatalf("LogoutRequest names %+v %v, want the session's %+v %s", req.NameID, req.SessionIndexes, s.NameID, s.SessionIndex)
+	}
 }
