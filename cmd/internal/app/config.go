@@ -74,6 +74,15 @@ type ServerConfig struct {
 	// MaxBodyBytes caps every request body; default 1 MiB. Endpoints cap
 	// lower where they know better (admin API: 64 KiB).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// TLSCertFile and TLSKey make the listener serve HTTPS (PEM
+	// certificate chain and its private key, a secret); unset serves plain
+	// HTTP (behind a TLS-terminating proxy, or on loopback).
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKey      Secret `yaml:"tls_key"`
+	// TrustedProxies lists the proxy addresses or CIDRs whose
+	// X-Forwarded-For is believed for the client address in logs; default
+	// none (the peer address is logged).
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // LogConfig is the process log.
@@ -365,6 +374,7 @@ func (c *Config) resolveSecrets(lookup func(string) (string, bool), p *problems)
 			p.add(key, "%v", err)
 		}
 	}
+	res("server.tls_key", &c.Server.TLSKey)
 	res("store.postgres.dsn", &c.Store.Postgres.DSN)
 	res("session.cookie_secret", &c.Session.CookieSecret)
 	res("admin.token", &c.Admin.Token)

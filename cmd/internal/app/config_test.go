@@ -130,6 +130,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"saml upstream without sp", strings.Replace(validBase, "type: static", "type: saml", 1), []string{"saml.sp.cert_file: required", "saml.sp.upstreams: at least one upstream IdP is required"}},
 		{"saml upstream bad key", strings.Replace(validBase, "type: static", "type: saml", 1) + "saml:\n  sp:\n    cert_file: testdata/bridge-sp.crt\n    key_file: testdata/sp.key\n    upstreams:\n      - {name: corp, metadata_file: testdata/upstream-metadata.xml}\n", []string{"saml.sp.cert_file / saml.sp.key_file", "does not match"}},
 		{"saml upstream bad name", strings.Replace(validBase, "type: static", "type: saml", 1) + "saml:\n  sp:\n    cert_file: testdata/bridge-sp.crt\n    key_file: testdata/bridge-sp.key\n    upstreams:\n      - {name: Corp IdP, metadata_file: testdata/upstream-metadata.xml}\n", []string{"saml.sp.upstreams[0].name: use only a-z 0-9 . _ -"}},
+		{"tls cert without key", validBase + "server:\n  tls_cert_file: testdata/tls.crt\n", []string{"server.tls_cert_file: tls_cert_file and tls_key must be set together"}},
+		{"tls key mismatch", validBase + "server:\n  tls_cert_file: testdata/tls.crt\n  tls_key: {file: testdata/idp.key}\n", []string{"server.tls_cert_file / server.tls_key: load TLS key pair"}},
+		{"bad trusted proxy", validBase + "server:\n  trusted_proxies: [10.0.0.0/8, proxy.example.com]\n", []string{`server.trusted_proxies[1]: "proxy.example.com" is neither`}},
 		{"several problems at once", "log:\n  format: xml\nstore:\n  driver: mysql\n", []string{"log.format", "store.driver", "session.cookie_secret", "saml.sp.upstreams"}},
 	}
 	for _, tt := range tests {

@@ -17,6 +17,8 @@ import (
 func (a *App) router(mount func(gin.IRouter)) http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// Validated at configuration time; nil trusts no proxy header.
+	_ = r.SetTrustedProxies(a.cfg.Server.TrustedProxies)
 	r.Use(a.recoverer, a.accessLog, a.limitBody)
 	var g gin.IRouter = r
 	if a.basePath != "" {

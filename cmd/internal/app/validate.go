@@ -1,6 +1,7 @@
 package app
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -99,6 +100,20 @@ func (c *Config) validateServer(p *problems) {
 	} {
 		if d.v < 0 {
 			p.add(d.key, "must be positive, not %s", d.v)
+		}
+	}
+	if (c.Server.TLSCertFile == "") != (c.Server.TLSKey.Value() == "") {
+		p.add("server.tls_cert_file", "tls_cert_file and tls_key must be set together")
+	} else if c.Server.TLSCertFile != "" {
+		if _, err := c.Server.tlsCertificate(); err != nil {
+			p.add("server.tls_cert_file / server.tls_key", "%v", err)
+		}
+	}
+	for i, tp := range c.Server.TrustedProxies {
+		if net.ParseIP(tp) == nil {
+			if _, _, err := net.ParseCIDR(tp); err != nil {
+				p.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is neither an IP address nor a CIDR", tp)
+			}
 		}
 	}
 	if c.Server.MaxBodyBytes < 1024 {
@@ -250,4 +265,17 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// tlsCertificate loads the listener's certificate and key.
+func (s ServerConfig) tlsCertificate() (tls.Certificate, error) {
+	cert, err := os.ReadFile(s.TLSCertFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("read certificate: %w", err)
+	}
+	c, err := tls.X509KeyPair(cert, []byte(s.TLSKey.Value()))
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("load TLS key pair: %w", err)
+	}
+	return c, nil
 }

@@ -13,3 +13,6 @@ for n in sp upstream; do
   cert=$(grep -v -- '-----' "$n.crt" | tr -d '\n')
   sed "s|CERT|$cert|" "$n-metadata.xml.in" > "$n-metadata.xml"
 done
+# The HTTPS listener's certificate for 127.0.0.1.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 -days 3650 \
+  -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" -keyout tls.key -out tls.crt 2>/dev/null
