@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/store"
 )
 
 // endSessionEnv signs a browser in at one back-channel app.
@@ -43,6 +44,8 @@ func TestEndSessionRequests(t *testing.T) {
 		// page; otherwise it asks for confirmation (confirm) or redirects
 		// straight to the post_logout_redirect_uri.
 		logsOut, confirm bool
+		// ended: the session was already ended before the request.
+		ended bool
 	}{
 		{
 			name: "GET with hint", logsOut: true,
@@ -89,6 +92,17 @@ func TestEndSessionRequests(t *testing.T) {
 			},
 		},
 		{
+			name: "hint of an ended session goes straight back", dropCookie: true,
+			send: func(t *testing.T, b *bridge, rp *testRP, nf *http.Client, l rpLogin) *http.Response {
+				if _, err := b.eng.Logout(t.Context(), slobridge.LogoutRequest{SessionIDs: []string{l.SID}, Initiator: store.Initiator{Kind: store.InitiatorAdmin}}); err != nil {
+					t.Fatal(err)
+				}
+				receive(t, "logout token of the first logout", rp.backLogouts)
+				return get(t, nf, b.p.Issuer()+PathEndSession+"?"+endSessionQuery(rp, l.RawIDToken).Encode())
+			},
+			ended: true,
+		},
+		{
 			name: "nothing to log out goes straight back", dropCookie: true,
 			send: func(t *testing.T, b *bridge, rp *testRP, nf *http.Client, l rpLogin) *http.Response {
 				q := endSessionQuery(rp, "")
@@ -133,8 +147,13 @@ func TestEndSessionRequests(t *testing.T) {
 				if resp.StatusCode != http.StatusSeeOther || loc != rp.url("/after-logout")+"?state=es-state" {
 					t.Fatalf("HTTP %d to %q, want the post_logout_redirect_uri with state", resp.StatusCode, loc)
 				}
-				if sessionEnded(t, b, login.SID) {
-					t.Fatal("a request without cookie or hint ended the session")
+				if got := sessionEnded(t, b, login.SID); got != tc.ended {
+					t.Fatalf("session ended = %v, want %v: only a cookie or a hint of a live session logs out", got, tc.ended)
+				}
+				select {
+				case lt := <-rp.backLogouts:
+					t.Fatalf("a second logout token was sent: %+v", lt.Token)
+				default:
 				}
 			}
 		})
