@@ -227,6 +227,7 @@ type lockedReader struct {
 	r  io.Reader
 }
 
+// Read implements io.Reader.
 func (l *lockedReader) Read(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
