@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/slobridge/slobridge/store"
 )
@@ -68,8 +69,8 @@ const pollSQL = `WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS hi
 // what it announces, so a rolled-back logout is never announced, and
 // each change is delivered once, in commit order per transaction.
 //
-// The feed is read when a NOTIFY arrives (sent by a trigger when a change
-// commits) and every PollInterval in any case, so changes keep flowing at
+// The feed is read when a NOTIFY arrives (sent by the writing replica
+// after it commits) and every PollInterval in any case, so changes keep flowing at
 // the poll rate while the LISTEN connection is down; it reconnects by
 // itself. While the database is unreachable nothing arrives; the changes
 // made meanwhile follow once it is back (within an hour, see Sweep).
@@ -89,8 +90,7 @@ func (db *DB) Listen(ctx context.Context, opts ListenOptions) (<-chan Change, er
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	l := &listener{db: db, opts: opts, out: make(chan Change, opts.Buffer)}
-	err := db.pool.QueryRow(ctx, `SELECT 'slobridge_' || left(md5(current_schema()), 16),
-		pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&l.channel, &l.cursor)
+	err := db.pool.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").Scan(&l.cursor)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: listen: %w", dbError(err))
 	}
@@ -100,12 +100,11 @@ func (db *DB) Listen(ctx context.Context, opts ListenOptions) (<-chan Change, er
 
 // listener is the state of one Listen call.
 type listener struct {
-	db      *DB
-	opts    ListenOptions
-	out     chan Change
-	channel string // the NOTIFY channel of the store's schema
-	cursor  string // xid8: the changes of transactions from here on are unread
-	conn    *pgx.Conn
+	db     *DB
+	opts   ListenOptions
+	out    chan Change
+	cursor string // xid8: the changes of transactions from here on are unread
+	conn   *pgx.Conn
 }
 
 // run waits for notifications (or the poll interval) and reads the feed
@@ -144,7 +143,7 @@ func (l *listener) dial(ctx context.Context) bool {
 	cfg.RuntimeParams["application_name"] = listenAppName
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err == nil {
-		_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.channel}.Sanitize())
+		_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.db.channel}.Sanitize())
 		if err != nil {
 			_ = conn.Close(ctx)
 		}
@@ -233,4 +232,63 @@ func (l *listener) poll(ctx context.Context) error {
 		l.cursor = next
 	}
 	return nil
+}
+
+// channelSQL names the NOTIFY channel of the schema the tables live in, so
+// that installations sharing a database do not wake each other.
+const channelSQL = "SELECT 'slobridge_' || left(md5(current_schema()), 16)"
+
+// notifySQL sends the wake-up. It needs no durability, so its transaction
+// does not wait for the WAL flush.
+const notifySQL = "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')"
+
+// notifier sends the NOTIFY that wakes the listeners of every replica
+// after this one committed a change. It runs outside the writing
+// transactions on purpose: PostgreSQL serialises the commits of
+// transactions that NOTIFY, so a NOTIFY in each logout and attempt would
+// halve the outbox throughput. Pokes that arrive while a NOTIFY is on its
+// way collapse into one more. A NOTIFY lost to a crash between commit and
+// poke only delays listeners to their next poll.
+type notifier struct {
+	pool    *pgxpool.Pool
+	channel string
+	pokes   chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// startNotifier starts the notifier of channel.
+func startNotifier(pool *pgxpool.Pool, channel string) *notifier {
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &notifier{pool: pool, channel: channel, pokes: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	go n.run(ctx)
+	return n
+}
+
+// poke asks for a NOTIFY; it never blocks.
+func (n *notifier) poke() {
+	select {
+	case n.pokes <- struct{}{}:
+	default:
+	}
+}
+
+// run sends one NOTIFY per batch of pokes until ctx ends. Errors are
+// dropped: the listeners poll.
+func (n *notifier) run(ctx context.Context) {
+	defer close(n.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.pokes:
+		}
+		_, _ = n.pool.Exec(ctx, notifySQL, n.channel)
+	}
+}
+
+// close stops the notifier.
+func (n *notifier) close() {
+	n.cancel()
+	<-n.done
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +15,7 @@ import (
 // Defaults for the zero Options.
 const (
 	defaultConnectTimeout = 5 * time.Second
+	defaultMaxConns       = 16
 )
 
 // Options configure Open. The zero value is ready to use.
@@ -29,8 +31,9 @@ type Options struct {
 	// variables PGPASSWORD and PGPASSFILE are honoured as well.
 	Password string
 	// MaxConns caps the connections of the pool; zero keeps the
-	// pool_max_conns parameter of the DSN, else pgxpool's default (the
-	// larger of 4 and the number of CPUs).
+	// pool_max_conns parameter of the DSN, else 16. The delivery workers
+	// commit one attempt each: a pool of a few connections would queue
+	// them, while PostgreSQL flushes concurrent commits together.
 	MaxConns int32
 	// ConnectTimeout bounds each attempt to connect; zero means 5s, or the
 	// connect_timeout parameter of the DSN when that is set.
@@ -51,6 +54,9 @@ type DB struct {
 	pool   *pgxpool.Pool
 	schema string
 	now    func() time.Time
+	// channel is the NOTIFY channel of the schema's change feed.
+	channel  string
+	notifier *notifier
 }
 
 var _ store.Store = (*DB)(nil)
@@ -69,6 +75,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	} else {
 		_, err = migrate(ctx, pool, opts.Schema)
 	}
+	var channel string
+	if err == nil {
+		err = pool.QueryRow(ctx, channelSQL).Scan(&channel)
+		err = dbError(err)
+	}
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
@@ -77,7 +88,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &DB{pool: pool, schema: opts.Schema, now: now}, nil
+	return &DB{pool: pool, schema: opts.Schema, now: now, channel: channel,
+		notifier: startNotifier(pool, channel)}, nil
 }
 
 // newPool parses dsn, applies opts and makes the pool. The pool connects
@@ -91,8 +103,11 @@ func newPool(ctx context.Context, dsn string, opts Options) (*pgxpool.Pool, erro
 	if opts.Password != "" {
 		cfg.ConnConfig.Password = opts.Password
 	}
-	if opts.MaxConns > 0 {
+	switch {
+	case opts.MaxConns > 0:
 		cfg.MaxConns = opts.MaxConns
+	case !strings.Contains(dsn, "pool_max_conns"):
+		cfg.MaxConns = defaultMaxConns
 	}
 	if opts.ConnectTimeout > 0 {
 		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
@@ -120,6 +135,7 @@ func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 // Close closes every connection of the pool. It waits for connections in
 // use to be released.
 func (db *DB) Close() error {
+	db.notifier.close()
 	db.pool.Close()
 	return nil
 }

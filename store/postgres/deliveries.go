@@ -197,6 +197,7 @@ func (db *DB) CompleteAttempt(ctx context.Context, id, owner string, a store.Att
 	if err != nil {
 		return store.Delivery{}, fmt.Errorf("postgres: complete attempt: %w", dbError(err))
 	}
+	db.notifier.poke()
 	return d, nil
 }
 
@@ -231,6 +232,9 @@ func (db *DB) RetryDeliveries(ctx context.Context, logoutID string, now time.Tim
 	}
 	if found == 0 {
 		return 0, fmt.Errorf("postgres: retry deliveries: logout %q: %w", logoutID, store.ErrNotFound)
+	}
+	if n > 0 {
+		db.notifier.poke()
 	}
 	return n, nil
 }

@@ -65,6 +65,9 @@ func (db *DB) EndSessions(ctx context.Context, spec store.LogoutSpec) (store.Log
 	if err != nil {
 		return store.Logout{}, nil, err
 	}
+	if len(lo.SessionIDs) > 0 {
+		db.notifier.poke()
+	}
 	return lo, ds, nil
 }
 
