@@ -51,6 +51,16 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); engErr <- a.eng.Run(bg) }()
 	go func() { defer wg.Done(); a.sweep(bg) }()
+	if a.samlIdP != nil {
+		// Refreshes the metadata of SPs registered by URL.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.samlIdP.Run(bg); err != nil {
+				a.log.ErrorContext(bg, "saml idp", "err", err)
+			}
+		}()
+	}
 	if a.samlSP != nil {
 		// Metadata refresh and SOAP logouts toward the upstream for
 		// logouts without a browser (admin, system).
