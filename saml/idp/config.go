@@ -78,6 +78,10 @@ type Config struct {
 	// MetadataValidity is the validUntil of the IdP metadata, from now;
 	// default 7 days.
 	MetadataValidity time.Duration `yaml:"metadata_validity"`
+	// MetadataRefresh is how often Run fetches the metadata of SPs
+	// registered by URL again (new keys, endpoints); default 6h. A failed
+	// fetch keeps the last good copy.
+	MetadataRefresh time.Duration `yaml:"metadata_refresh"`
 	// ServiceProviders are the SPs registered from the configuration.
 	ServiceProviders []SPConfig `yaml:"service_providers"`
 }
@@ -132,6 +136,7 @@ func (c Config) withDefaults() Config {
 	def(&c.SOAPLogoutWait, 10*time.Second)
 	def(&c.BrowserLogoutWait, 5*time.Second)
 	def(&c.MetadataValidity, 7*24*time.Hour)
+	def(&c.MetadataRefresh, 6*time.Hour)
 	return c
 }
 

@@ -55,7 +55,13 @@ func TestConfigValidate(t *testing.T) {
 // bindings.
 func spMetadata(t testing.TB, entity string, slo []saml.Endpoint, acsBinding string) []byte {
 	t.Helper()
-	cert := testSigner(t, "sp2").Cert
+	return spMetadataKey(t, entity, slo, acsBinding, "sp2")
+}
+
+// spMetadataKey is spMetadata with the signing key of testdata/<key>.crt.
+func spMetadataKey(t testing.TB, entity string, slo []saml.Endpoint, acsBinding, key string) []byte {
+	t.Helper()
+	cert := testSigner(t, key).Cert
 	ed := saml.EntityDescriptor{EntityID: entity, SPSSODescriptors: []saml.SPSSODescriptor{{
 		SSODescriptor: saml.SSODescriptor{
 			RoleDescriptor: saml.RoleDescriptor{ProtocolSupportEnumeration: bsaml.NSProtocol,

@@ -91,7 +91,9 @@ type IdP struct {
 	log      *slog.Logger
 	now      func() time.Time
 	rand     io.Reader
-	static   map[string]*SP
+	// mu guards static, which RefreshMetadata replaces entries of.
+	mu     sync.RWMutex
+	static map[string]*SP
 }
 
 // New validates opts, loads the configured SPs' metadata and returns the

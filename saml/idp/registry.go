@@ -269,7 +269,7 @@ func (idp *IdP) Register(ctx context.Context, cfg SPConfig) (*SP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("saml idp: register SP: %w", err)
 	}
-	if _, ok := idp.static[sp.EntityID]; ok {
+	if _, ok := idp.staticSP(sp.EntityID); ok {
 		return nil, fmt.Errorf("saml idp: register SP: %s is configured statically", sp.EntityID)
 	}
 	val, err := json.Marshal(storedSP{Config: cfg, Metadata: raw})
@@ -291,7 +291,7 @@ func (idp *IdP) Register(ctx context.Context, cfg SPConfig) (*SP, error) {
 // configuration, else from the store. An unknown SP yields an error
 // wrapping ErrUnknownSP.
 func (idp *IdP) ServiceProvider(ctx context.Context, entityID string) (*SP, error) {
-	if sp, ok := idp.static[entityID]; ok {
+	if sp, ok := idp.staticSP(entityID); ok {
 		return sp, nil
 	}
 	if entityID == "" {
@@ -313,4 +313,12 @@ func (idp *IdP) ServiceProvider(ctx context.Context, entityID string) (*SP, erro
 		return nil, fmt.Errorf("saml idp: registration of %q: %w", entityID, err)
 	}
 	return sp, nil
+}
+
+// staticSP returns an SP from the configuration.
+func (idp *IdP) staticSP(entityID string) (*SP, bool) {
+	idp.mu.RLock()
+	defer idp.mu.RUnlock()
+	sp, ok := idp.static[entityID]
+	return sp, ok
 }
