@@ -49,6 +49,7 @@ type adminSPRequest struct {
 	NameID                     string   `json:"name_id,omitempty"`
 	LogoutChannels             []string `json:"logout_channels,omitempty"`
 	FrontChannelBinding        string   `json:"front_channel_binding,omitempty"`
+	FrontChannelTopLevel       bool     `json:"front_channel_top_level,omitempty"`
 	RequireSignedAuthnRequests bool     `json:"require_signed_authn_requests,omitempty"`
 	Attributes                 []string `json:"attributes,omitempty"`
 }
@@ -126,7 +127,7 @@ func (a *App) handleRegisterSP(c *gin.Context) {
 	}
 	sp, err := a.samlIdP.Register(c.Request.Context(), idp.SPConfig{
 		MetadataURL: req.MetadataURL, EntityID: req.EntityID, Name: req.Name, NameID: req.NameID,
-		LogoutChannels: req.LogoutChannels, FrontChannelBinding: req.FrontChannelBinding,
+		LogoutChannels: req.LogoutChannels, FrontChannelBinding: req.FrontChannelBinding, FrontChannelTopLevel: req.FrontChannelTopLevel,
 		RequireSignedAuthnRequests: req.RequireSignedAuthnRequests, Attributes: req.Attributes,
 	})
 	if err != nil {

@@ -34,8 +34,10 @@ type App struct {
 	ssf      *ssf.Transmitter
 	samlIdP  *idp.IdP
 	samlSP   *sp.SP
-	handler  http.Handler
-	basePath string
+	// httpMetrics counts requests by route.
+	httpMetrics *httpMetrics
+	handler     http.Handler
+	basePath    string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -139,6 +141,7 @@ func (a *App) build(ctx context.Context) error {
 func (a *App) buildEngine(issuer string) error {
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := slobridge.NewMetrics(a.reg)
+	a.httpMetrics = newHTTPMetrics(a.reg)
 	a.reg.MustRegister(slobridge.NewStoreCollector(a.st, nil))
 	a.ssf = &ssf.Transmitter{Issuer: issuer, JWKSURI: issuer + oidc.PathJWKS, Store: a.st}
 	d := a.cfg.Delivery

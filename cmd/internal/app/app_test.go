@@ -219,7 +219,9 @@ func TestServeWiresLoginLogoutAndSignals(t *testing.T) {
 	}
 
 	code, metrics := get(t, http.DefaultClient, base+"/metrics")
-	if code != http.StatusOK || !strings.Contains(metrics, `slobridge_logouts_total{initiator="admin"} 1`) {
+	if code != http.StatusOK || !strings.Contains(metrics, `slobridge_logouts_total{initiator="admin"} 1`) ||
+		!strings.Contains(metrics, `slobridge_http_requests_total{code="201",method="POST",route="/admin/v1/logouts"} 1`) ||
+		!strings.Contains(metrics, `slobridge_http_requests_total{code="200",method="GET",route="/admin/v1/logouts/:logout_id"}`) {
 		t.Errorf("metrics (%d) lack the admin logout:\n%s", code, grep(metrics, "slobridge_"))
 	}
 }

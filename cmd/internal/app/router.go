@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slobridge/slobridge"
 )
@@ -48,12 +50,44 @@ func (a *App) recoverer(c *gin.Context) {
 	c.Next()
 }
 
+// httpMetrics are the request counters of the router.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	seconds  *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slobridge_http_requests_total", Help: "HTTP requests by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "slobridge_http_request_seconds", Help: "HTTP request duration by route pattern.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}, []string{"route"}),
+	}
+	reg.MustRegister(m.requests, m.seconds)
+	return m
+}
+
+// observe counts one request under its route pattern (never the raw path,
+// whose IDs would make the label set unbounded).
+func (m *httpMetrics) observe(c *gin.Context, d time.Duration) {
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
+	m.seconds.WithLabelValues(route).Observe(d.Seconds())
+}
+
 // accessLog logs each request. Only the path is logged: queries carry
 // codes, tokens and SAML messages. Probes and scrapes log at debug level so
 // that they do not drown the rest.
 func (a *App) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	a.httpMetrics.observe(c, time.Since(start))
 	level := slog.LevelInfo
 	switch strings.TrimPrefix(c.Request.URL.Path, a.basePath) {
 	case slobridge.PathHealthz, slobridge.PathReadyz, slobridge.PathMetrics:
