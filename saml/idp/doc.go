@@ -6,7 +6,8 @@
 // this package uses crewjam's XML types only and writes the rest:
 //
 //   - SP registration from metadata (file or URL) in the configuration and
-//     through Register for the admin API (registry.go);
+//     through Register for the admin API (registry.go); metadata fetched
+//     by URL is refreshed by Run, keeping the last good copy (refresh.go);
 //   - the IdP metadata at /saml/idp/metadata with SSO and SLO endpoints for
 //     the HTTP-Redirect, HTTP-POST and SOAP bindings (metadata.go);
 //   - SSO: the AuthnRequest is validated (signature, ACS URL against the

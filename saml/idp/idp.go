@@ -91,13 +91,17 @@ type IdP struct {
 	log      *slog.Logger
 	now      func() time.Time
 	rand     io.Reader
-	// mu guards static, which RefreshMetadata replaces entries of.
-	mu     sync.RWMutex
-	static map[string]*SP
+	// mu guards static, which RefreshMetadata replaces entries of, and
+	// pending, the configured SPs whose metadata URL failed at start-up.
+	mu      sync.RWMutex
+	static  map[string]*SP
+	pending []SPConfig
 }
 
 // New validates opts, loads the configured SPs' metadata and returns the
-// IdP. ctx bounds the metadata fetches.
+// IdP. ctx bounds the metadata fetches. A metadata file that cannot be read
+// or parsed is an error; a metadata URL that cannot be fetched is logged
+// and retried by RefreshMetadata (the SP is unknown until then).
 func New(ctx context.Context, opts Options) (*IdP, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("saml idp: needs an engine")
@@ -155,6 +159,14 @@ func New(ctx context.Context, opts Options) (*IdP, error) {
 	}
 	for i, c := range idp.cfg.ServiceProviders {
 		raw, err := idp.loadMetadata(ctx, c)
+		if err != nil && c.MetadataURL != "" {
+			// An SP whose metadata server is down must not keep the bridge
+			// from starting: it is unknown until RefreshMetadata loads it.
+			idp.log.WarnContext(ctx, "saml sp metadata unavailable; retried by the metadata refresh",
+				"metadata_url", c.MetadataURL, "error", err)
+			idp.pending = append(idp.pending, c)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("saml idp: service_providers[%d]: %w", i, err)
 		}

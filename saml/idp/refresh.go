@@ -24,7 +24,9 @@ func (idp *IdP) RefreshMetadata(ctx context.Context) error {
 			urls = append(urls, sp)
 		}
 	}
+	pending := idp.pending
 	idp.mu.RUnlock()
+	errs = append(errs, idp.loadPending(ctx, pending)...)
 	for _, old := range urls {
 		sp, _, err := idp.fetchSP(ctx, old.Config)
 		if err == nil && sp.EntityID != old.EntityID {
@@ -106,4 +108,32 @@ func (idp *IdP) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// loadPending retries the configured SPs whose metadata URL failed so far.
+func (idp *IdP) loadPending(ctx context.Context, pending []SPConfig) []error {
+	var errs []error
+	var still []SPConfig
+	for _, c := range pending {
+		sp, _, err := idp.fetchSP(ctx, c)
+		if err == nil {
+			idp.mu.Lock()
+			if _, dup := idp.static[sp.EntityID]; dup {
+				err = fmt.Errorf("%s registered twice", sp.EntityID)
+			} else {
+				idp.static[sp.EntityID] = sp
+			}
+			idp.mu.Unlock()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("saml idp: load metadata from %s: %w", c.MetadataURL, err))
+			still = append(still, c)
+			continue
+		}
+		idp.log.InfoContext(ctx, "saml sp metadata loaded", "sp", sp.EntityID)
+	}
+	idp.mu.Lock()
+	idp.pending = still
+	idp.mu.Unlock()
+	return errs
 }

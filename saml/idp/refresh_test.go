@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -90,5 +91,28 @@ func TestRefreshMetadata(t *testing.T) {
 				t.Fatalf("signing certificates %s, want %s for both", got, step.wantCerts)
 			}
 		})
+	}
+}
+
+// TestMetadataURLDownAtStart: a configured SP whose metadata server is down
+// does not stop the bridge; it is loaded by the next refresh.
+func TestMetadataURLDownAtStart(t *testing.T) {
+	md := newMDServer(t)
+	const late = "https://late.test/md"
+	md.set("/late", spMetadataKey(t, late, nil, URIPOST, "sp2"), true)
+	b := newBridge(t, bridgeOpts{cfg: Config{ServiceProviders: []SPConfig{{MetadataURL: md.srv.URL + "/late"}}}})
+	ctx := t.Context()
+	if _, err := b.idp.ServiceProvider(ctx, late); !errors.Is(err, ErrUnknownSP) {
+		t.Fatalf("SP with unavailable metadata: %v, want unknown", err)
+	}
+	if err := b.idp.RefreshMetadata(ctx); err == nil {
+		t.Fatal("refresh with the server still down succeeded")
+	}
+	md.set("/late", nil, false)
+	if err := b.idp.RefreshMetadata(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sp, err := b.idp.ServiceProvider(ctx, late); err != nil || sp.EntityID != late {
+		t.Fatalf("after the refresh: %+v %v", sp, err)
 	}
 }
