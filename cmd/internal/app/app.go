@@ -54,6 +54,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: server.base_url: %w", err)
 	}
+	for _, key := range cfg.LiteralSecrets() {
+		log.WarnContext(ctx, "secret written in the configuration file; take it from the environment or a file outside development", "key", key)
+	}
 	st, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		return nil, err

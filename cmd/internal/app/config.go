@@ -30,7 +30,15 @@ type Config struct {
 	SSF      SSFConfig      `yaml:"ssf"`
 	Upstream UpstreamConfig `yaml:"upstream"`
 	SAML     SAMLConfig     `yaml:"saml"`
+
+	// literalSecrets lists the secret keys written in the YAML itself.
+	literalSecrets []string
 }
+
+// LiteralSecrets returns the keys of secrets written in the configuration
+// file itself rather than taken from the environment or a file; serve
+// warns about each (acceptable for development only).
+func (c Config) LiteralSecrets() []string { return append([]string(nil), c.literalSecrets...) }
 
 // SAMLConfig is the SAML side of the bridge.
 type SAMLConfig struct {
@@ -369,9 +377,13 @@ func (c *Config) setDefaults() {
 
 // resolveSecrets reads every Secret from its source.
 func (c *Config) resolveSecrets(lookup func(string) (string, bool), p *problems) {
+	c.literalSecrets = nil
 	res := func(key string, s *Secret) {
 		if err := s.resolve(lookup); err != nil {
 			p.add(key, "%v", err)
+		}
+		if s.inYAML {
+			c.literalSecrets = append(c.literalSecrets, key)
 		}
 	}
 	res("server.tls_key", &c.Server.TLSKey)

@@ -65,6 +65,17 @@ func TestParseValidConfigAppliesDefaults(t *testing.T) {
 	}
 }
 
+func TestLiteralSecretsAreListed(t *testing.T) {
+	doc := strings.Replace(validBase, "${COOKIE}", "literal-cookie-secret-0123456789abcdef", 1) + "admin:\n  token: {env: ADMIN}\n"
+	c, err := Parse([]byte(doc), lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.LiteralSecrets(); len(got) != 1 || got[0] != "session.cookie_secret" {
+		t.Fatalf("LiteralSecrets = %v, want [session.cookie_secret]", got)
+	}
+}
+
 func TestSecretFromFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cookie")
 	if err := os.WriteFile(path, []byte("file-secret-0123456789abcdef0123456789\n"), 0o600); err != nil {

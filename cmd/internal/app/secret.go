@@ -30,6 +30,8 @@ type Secret struct {
 	value string
 	// set records that the key was present in the YAML.
 	set bool
+	// inYAML records a literal value written in the YAML file itself.
+	inYAML bool
 }
 
 // envRef matches a whole scalar of the form ${NAME}.
@@ -45,6 +47,7 @@ func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 			return nil
 		}
 		s.literal = n.Value
+		s.inYAML = true
 		return nil
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
