@@ -218,3 +218,42 @@ func TestSkipMigrationsNeedsSchema(t *testing.T) {
 		t.Fatalf("Open with SkipMigrations of an empty schema: %v, want ErrSchemaVersion", err)
 	}
 }
+
+// TestSchemaAhead checks that a binary refuses a schema migrated by a
+// newer release, with or without SkipMigrations.
+func TestSchemaAhead(t *testing.T) {
+	dsn, schema := testDSN(t), newSchema(t)
+	db := openSchema(t, dsn, schema, Options{})
+	if _, err := db.Pool().Exec(t.Context(), "INSERT INTO "+migrationsTable+" (version, name) VALUES ($1, 'from the future')",
+		LatestVersion()+1); err != nil {
+		t.Fatal(err)
+	}
+	for _, skip := range []bool{false, true} {
+		other, err := Open(t.Context(), dsn, Options{Schema: schema, SkipMigrations: skip})
+		if err == nil {
+			_ = other.Close()
+		}
+		if !errors.Is(err, ErrSchemaVersion) {
+			t.Fatalf("Open (SkipMigrations %v) of a newer schema: %v, want ErrSchemaVersion", skip, err)
+		}
+	}
+}
+
+// TestClosedIsUnavailable checks that calls on a closed store report
+// store.ErrUnavailable.
+func TestClosedIsUnavailable(t *testing.T) {
+	db := openTemp(t)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ping(t.Context()); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Ping after Close: %v, want store.ErrUnavailable", err)
+	}
+	_, err := db.AddParticipant(t.Context(), store.Participant{SessionID: "s", Key: "k"})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("AddParticipant after Close: %v, want store.ErrUnavailable", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
