@@ -213,6 +213,12 @@ func TestMetricsAndStoreCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatus(t, e, lo.ID, "all final", allDone)
+	// The store shows an attempt final as soon as it commits; the worker
+	// records the metrics right after, so wait for them as well.
+	deadline := time.Now().Add(waitTimeout)
+	for readMetric(t, opts.Metrics.deliverySeconds).GetHistogram().GetSampleCount() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 
 	checks := []struct {
 		c    prometheus.Metric
