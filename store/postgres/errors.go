@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 
 	"github.com/slobridge/slobridge/store"
 )
@@ -98,8 +99,8 @@ func connectionError(err error) bool {
 		errors.Is(err, pgconn.ErrConnClosed):
 		return true
 	}
-	// pgxpool reports a closed pool with an unexported error.
-	return err.Error() == "closed pool"
+	// A closed pool (DB.Close) cannot serve either.
+	return errors.Is(err, puddle.ErrClosedPool)
 }
 
 // retryable reports whether err is a transaction abort that running the
