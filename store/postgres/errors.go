@@ -18,6 +18,8 @@ import (
 const (
 	codeUniqueViolation = "23505"
 	codeUndefinedTable  = "42P01"
+	codeUntranslatable  = "22P05"
+	codeNotInRepertoire = "22021"
 	// A transaction that PostgreSQL aborted and that may simply be run
 	// again: serialization failure and deadlock detected.
 	codeSerializationFailure = "40001"
@@ -44,8 +46,13 @@ func dbError(err error) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		if pgErr.Code == codeUniqueViolation {
+		switch pgErr.Code {
+		case codeUniqueViolation:
 			return fmt.Errorf("%w: %w", store.ErrAlreadyExists, err)
+		case codeUntranslatable, codeNotInRepertoire:
+			// A value PostgreSQL text or jsonb cannot hold (a NUL
+			// character inside attributes or participant data).
+			return fmt.Errorf("%w: %w", store.ErrInvalid, err)
 		}
 		if serverUnavailable(pgErr.Code) && !isAuthOrConfig(pgErr.Code) {
 			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)

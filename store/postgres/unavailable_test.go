@@ -231,3 +231,41 @@ func TestListenSurvivesOutage(t *testing.T) {
 		t.Fatalf("change after the outage: %+v, want the logout lo1", c)
 	}
 }
+
+// TestNULRefused checks that values PostgreSQL cannot store (a NUL
+// character) are refused as store.ErrInvalid, wherever they are.
+func TestNULRefused(t *testing.T) {
+	db := openTemp(t)
+	ok := store.Session{ID: "s1", UserID: "alice", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := db.CreateSession(t.Context(), ok); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"session ID", func() error {
+			s := ok
+			s.ID = "a\x00b"
+			return db.CreateSession(t.Context(), s)
+		}},
+		{"session attribute", func() error {
+			s := ok
+			s.ID, s.Attributes = "s2", map[string][]string{"name": {"a\x00b"}}
+			return db.CreateSession(t.Context(), s)
+		}},
+		{"participant data", func() error {
+			_, err := db.AddParticipant(t.Context(), store.Participant{SessionID: "s1", Key: "oidc:a",
+				Data: map[string]string{"k": "a\x00b"}})
+			return err
+		}},
+		{"record key", func() error {
+			return db.PutRecord(t.Context(), store.Record{Namespace: "code", Key: "a\x00b", ExpiresAt: t0})
+		}},
+	}
+	for _, tc := range tests {
+		if err := tc.call(); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("%s with a NUL: %v, want store.ErrInvalid", tc.name, err)
+		}
+	}
+}

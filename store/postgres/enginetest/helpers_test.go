@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/store"
@@ -52,7 +53,11 @@ func newSchema(tb testing.TB) string {
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
+		cfg, err := pgxpool.ParseConfig(dsn) // accepts the pool_* parameters too
+		var conn *pgx.Conn
+		if err == nil {
+			conn, err = pgx.ConnectConfig(ctx, cfg.ConnConfig)
+		}
 		if err != nil {
 			tb.Errorf("drop test schema %s: %v", name, err)
 			return
