@@ -14,6 +14,7 @@ import (
 
 	crewjam "github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlsp"
+	dsig "github.com/russellhaering/goxmldsig"
 
 	bsaml "github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/store"
@@ -71,6 +72,7 @@ func NewSAMLApp(name, base string, signer *bsaml.Signer, replay store.Store, log
 // MetadataXML is the SP's metadata, for the bridge's configuration.
 func (a *SAMLApp) MetadataXML() ([]byte, error) {
 	sp := samlsp.DefaultServiceProvider(a.opts)
+	configureSP(&sp)
 	b, err := xml.MarshalIndent(sp.Metadata(), "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("demo saml app: metadata: %w", err)
@@ -110,6 +112,7 @@ func (a *SAMLApp) Connect(ctx context.Context, idpMetadataURL string) error {
 	if err != nil {
 		return fmt.Errorf("demo saml app: %w", err)
 	}
+	configureSP(&mw.ServiceProvider)
 	sessions := samlsp.DefaultSessionProvider(opts)
 	sessions.Codec = nameIDCodec{samlsp.DefaultSessionCodec(opts)}
 	mw.Session = sessions
@@ -121,6 +124,15 @@ func (a *SAMLApp) Connect(ctx context.Context, idpMetadataURL string) error {
 	a.mw, a.idp, a.idpSLO = mw, trust, slo
 	a.mu.Unlock()
 	return nil
+}
+
+// configureSP sets what samlsp's options cannot: RSA-SHA256 for signed
+// AuthnRequests (samlsp defaults to RSA-SHA1, which the bridge rightly
+// refuses) and the email NameID format the bridge is configured to issue
+// to this app (samlsp asks for transient by default).
+func configureSP(sp *crewjam.ServiceProvider) {
+	sp.SignatureMethod = dsig.RSASHA256SignatureMethod
+	sp.AuthnNameIDFormat = crewjam.EmailAddressNameIDFormat
 }
 
 // nameIDCodec keeps the NameID's format and qualifiers in the session.
@@ -201,7 +213,12 @@ func (a *SAMLApp) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the app is not connected to the bridge yet", http.StatusServiceUnavailable)
 		return
 	}
-	mw.HandleStartAuthFlow(w, r)
+	// samlsp returns the browser to the URL that started the login; that
+	// must be the home page, not /login (which would start over).
+	home := r.Clone(r.Context())
+	home.URL.Path, home.URL.RawQuery = "/", ""
+	home.RequestURI = "/"
+	mw.HandleStartAuthFlow(w, home)
 }
 
 // logout is SP-initiated logout: a signed LogoutRequest to the bridge

@@ -351,7 +351,9 @@ type upstreamView struct {
 func renderUpstream(w http.ResponseWriter, status int, v upstreamView) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	// No form-action: Chromium applies it to the redirect chain after a
+	// form post, and "Log out" posts here and is redirected to the bridge.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	w.WriteHeader(status)
 	_ = upstreamPage.Execute(w, v)
 }
