@@ -36,8 +36,10 @@ type App struct {
 	samlSP   *sp.SP
 	// httpMetrics counts requests by route.
 	httpMetrics *httpMetrics
-	handler     http.Handler
-	basePath    string
+	// static is the development authenticator, when upstream.type is static.
+	static   *staticAuth
+	handler  http.Handler
+	basePath string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -172,6 +174,7 @@ func (a *App) buildUpstream(ctx context.Context, cookies slobridge.SessionCookie
 	switch a.cfg.Upstream.Type {
 	case "static":
 		st := newStaticAuth(a.eng, cookies, a.cfg.Upstream.Static, a.cfg.Session.Lifetime, a.basePath, a.log)
+		a.static = st
 		return st, nil, st.Mount, nil
 	case "saml":
 		up, err := a.buildSAMLSP(ctx, cookies)
