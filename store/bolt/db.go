@@ -37,6 +37,10 @@ const (
 	defaultTimeout   = time.Second
 	defaultFileMode  = fs.FileMode(0o600)
 	defaultBatchSize = 1000
+	// defaultBatchDelay is how long a write waits for others to share its
+	// commit (bbolt's own default is 10ms): long enough for concurrent
+	// logins to share an fsync, short enough not to be felt by one user.
+	defaultBatchDelay = 2 * time.Millisecond
 )
 
 // allBuckets lists every bucket Open creates.
@@ -60,9 +64,10 @@ type Options struct {
 	NoSync bool
 	// FileMode is the mode of a newly created file; zero means 0600.
 	FileMode fs.FileMode
-	// MaxBatchDelay and MaxBatchSize tune the batching of AddParticipant
-	// (bbolt's DB.MaxBatchDelay and DB.MaxBatchSize); zero keeps bbolt's
-	// defaults (10ms) and 1000.
+	// MaxBatchDelay and MaxBatchSize tune the batching of the small,
+	// frequent writes (sessions, participants, records, replay IDs,
+	// completed attempts: bbolt's DB.MaxBatchDelay and DB.MaxBatchSize);
+	// zero means 2ms and 1000.
 	MaxBatchDelay time.Duration
 	MaxBatchSize  int
 	// Now is the wall clock, used only where the Store contract passes no
@@ -116,6 +121,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.MaxBatchSize > 0 {
 		bdb.MaxBatchSize = opts.MaxBatchSize
 	}
+	bdb.MaxBatchDelay = defaultBatchDelay
 	if opts.MaxBatchDelay > 0 {
 		bdb.MaxBatchDelay = opts.MaxBatchDelay
 	}
@@ -187,6 +193,47 @@ func (db *DB) update(ctx context.Context, op string, fn func(tx *bbolt.Tx) error
 		return fmt.Errorf("bolt: %s: %w", op, dbError(err))
 	}
 	return nil
+}
+
+// batch runs fn in a write transaction that concurrent callers share
+// (bbolt's DB.Batch), so that they share one commit and its fsyncs. bbolt
+// may run fn more than once, so fn must only write inside tx and assign
+// its results afresh on every run. An error of fn that is a refusal
+// (store.ErrAlreadyExists, ErrNotFound, ErrReplay, ErrSessionEnded,
+// ErrInvalid) must be returned before fn writes anything: it is reported to
+// the caller without failing the other writes of the batch.
+func (db *DB) batch(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bolt: %s: %w", op, err)
+	}
+	var refused error
+	err := db.bolt.Batch(func(tx *bbolt.Tx) error {
+		refused = nil
+		err := fn(tx)
+		if isRefusal(err) {
+			refused = err
+			return nil
+		}
+		return err
+	})
+	if err == nil {
+		err = refused
+	}
+	if err != nil {
+		return fmt.Errorf("bolt: %s: %w", op, dbError(err))
+	}
+	return nil
+}
+
+// isRefusal reports whether err is an answer about the data rather than a
+// failure of the database.
+func isRefusal(err error) bool {
+	for _, r := range []error{store.ErrAlreadyExists, store.ErrNotFound, store.ErrReplay, store.ErrSessionEnded, store.ErrInvalid} {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // dbError marks a closed database as unavailable.

@@ -40,7 +40,7 @@ func (db *DB) PutRecord(ctx context.Context, r store.Record) error {
 	if r.Key == "" {
 		return fmt.Errorf("bolt: put record: %w: empty key", store.ErrInvalid)
 	}
-	return db.update(ctx, "put record", func(tx *bbolt.Tx) error {
+	return db.batch(ctx, "put record", func(tx *bbolt.Tx) error {
 		k := key(prefix(r.Namespace), []byte(r.Key))
 		old, ok, err := getRecord(tx, k)
 		if err != nil {
@@ -86,7 +86,7 @@ func (db *DB) GetRecord(ctx context.Context, namespace, k string, now time.Time)
 // transaction: of concurrent takes exactly one succeeds.
 func (db *DB) TakeRecord(ctx context.Context, namespace, k string, now time.Time) (store.Record, error) {
 	var r store.Record
-	err := db.update(ctx, "take record", func(tx *bbolt.Tx) error {
+	err := db.batch(ctx, "take record", func(tx *bbolt.Tx) error {
 		var ok bool
 		var err error
 		r, ok, err = getRecord(tx, key(prefix(namespace), []byte(k)))
@@ -106,7 +106,7 @@ func (db *DB) TakeRecord(ctx context.Context, namespace, k string, now time.Time
 
 // DeleteRecord removes a record; no error when absent.
 func (db *DB) DeleteRecord(ctx context.Context, namespace, k string) error {
-	return db.update(ctx, "delete record", func(tx *bbolt.Tx) error {
+	return db.batch(ctx, "delete record", func(tx *bbolt.Tx) error {
 		r, ok, err := getRecord(tx, key(prefix(namespace), []byte(k)))
 		if err != nil || !ok {
 			return err
@@ -124,7 +124,7 @@ func (db *DB) CheckReplay(ctx context.Context, namespace, id string, expiresAt, 
 	if id == "" {
 		return fmt.Errorf("bolt: check replay: %w: empty identifier", store.ErrInvalid)
 	}
-	return db.update(ctx, "check replay", func(tx *bbolt.Tx) error {
+	return db.batch(ctx, "check replay", func(tx *bbolt.Tx) error {
 		b, exp := tx.Bucket([]byte(bkReplay)), tx.Bucket([]byte(bkReplayExp))
 		k := key(prefix(namespace), []byte(id))
 		if old := b.Get(k); old != nil {

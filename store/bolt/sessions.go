@@ -66,7 +66,7 @@ func (db *DB) CreateSession(ctx context.Context, s store.Session) error {
 	if bytes.IndexByte([]byte(s.Upstream+s.NameID.Value), sep) >= 0 {
 		return fmt.Errorf("bolt: create session: %w: upstream or NameID contains a NUL byte", store.ErrInvalid)
 	}
-	return db.update(ctx, "create session", func(tx *bbolt.Tx) error {
+	return db.batch(ctx, "create session", func(tx *bbolt.Tx) error {
 		if tx.Bucket([]byte(bkSessions)).Get([]byte(s.ID)) != nil {
 			return fmt.Errorf("session: %w", store.ErrAlreadyExists)
 		}
