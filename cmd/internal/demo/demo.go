@@ -437,26 +437,30 @@ slobridge demo is running (Ctrl-C stops it).
 	if d.SAMLApp.URL != "" {
 		fmt.Fprintf(w, "  %-24s %s   (%s, %s)\n", d.SAMLApp.Name, d.SAMLApp.URL, d.SAMLApp.Protocol, d.SAMLApp.Channel)
 	}
-	fmt.Fprintf(w, "  %-24s %s   (resource server; both OIDC apps call it)\n\nDemo users:\n", "Reports API", d.APIURL)
+	fmt.Fprintf(w, "  %-24s %s   (resource server; both OIDC apps call it)\n\nDemo users (at the upstream IdP):\n", "Reports API", d.APIURL)
 	for _, u := range d.Users {
 		fmt.Fprintf(w, "  %-8s password %s\n", u.Username, u.Password)
 	}
 	fmt.Fprintf(w, `
-Try it:
-  1. Open %s and click "Log in": sign in as alice.
-  2. Open %s and click "Log in": no password this time (single sign-on).
-     Both apps show alice, and that the Reports API accepts their tokens.
-  3. In either app click "Log out everywhere": the bridge's logout page
-     shows each app being told (live), then you return to the app.
-  4. Reload the other app: it shows "Logged out"; the API now rejects the
-     token it still holds.
-  5. Log alice out everywhere as an operator (admin CLI), from another shell:
-     SLOBRIDGE_URL=%s SLOBRIDGE_ADMIN_TOKEN=%s \
+Try it (a fresh browser window, or a private one):
+  1. Open %[1]s and click "Log in": the bridge sends you to the upstream
+     IdP; sign in as alice.
+  2. Open %[2]s and %[3]s and click "Log in": no password this time
+     (single sign-on through the bridge, OIDC and SAML alike). The OIDC
+     apps show that the Reports API accepts their access tokens.
+  3. Click "Log out everywhere" in any app. The bridge's logout page shows
+     each participant live (protocol, channel, state), logs you out at the
+     upstream IdP, and returns you to the app.
+  4. Reload the other apps: each shows "Logged out" and how it learned it
+     (back-channel token, front-channel iframe, SAML LogoutRequest); the
+     API now rejects the tokens the OIDC apps still hold. %[4]s shows
+     no session any more.
+  Also try: "Log out here and everywhere" on the upstream IdP's page
+  (IdP-initiated), or log alice out as an operator from another shell:
+     SLOBRIDGE_URL=%[5]s SLOBRIDGE_ADMIN_TOKEN=%[6]s \
        go run ./cmd/slobridge admin logout --user alice
-  Stop the demo while logged in and an app is down? Deliveries wait in the
-  outbox; the logout page shows a participant that is down as retrying,
-  then failed.
-`, d.BackApp.URL, d.FrontApp.URL, d.BridgeURL, d.AdminToken)
+  Status of any logout: go run ./cmd/slobridge admin status LOGOUT_ID
+`, d.BackApp.URL, d.FrontApp.URL, d.SAMLApp.URL, d.UpstreamURL, d.BridgeURL, d.AdminToken)
 }
 
 // password returns a random demo password that is easy to type.

@@ -208,7 +208,7 @@ func expectUpstreamEnded(t *testing.T, ctx context.Context, d *Demo) {
 	if got := text(t, ctx, "#state"); got != "No session at the upstream IdP" {
 		t.Errorf("upstream IdP still shows %q", got)
 	}
-	navigate(t, ctx, d.BackApp.URL+"/login")
+	navigate(t, ctx, d.FrontApp.URL+"/login")
 	waitJS(t, ctx, "the upstream login form again", `!!document.querySelector("input[name=user]")`)
 }
 
@@ -277,16 +277,15 @@ func TestSingleLogoutFromAdmin(t *testing.T) {
 func TestParticipantDown(t *testing.T) {
 	d := startDemo(t, Options{BackoffBase: 100 * time.Millisecond, GiveUpAfter: 3 * time.Second})
 	ctx := newBrowser(t)
-	login(t, ctx, d, d.BackApp, &d.Users[0])
-	login(t, ctx, d, d.FrontApp, nil)
+	loginEverywhere(t, ctx, d, &d.Users[0])
 	if err := d.StopPart(d.BackApp.Name); err != nil {
 		t.Fatal(err)
 	}
 	navigate(t, ctx, d.FrontApp.URL+"/")
 	click(t, ctx, "#logout")
 	waitJS(t, ctx, "the down app retrying", fmt.Sprintf(`%s === "retrying" || %s === "failed"`, rowStateJS(d.BackApp.Name), rowStateJS(d.BackApp.Name)))
-	waitJS(t, ctx, "the down app failed, the others done", fmt.Sprintf(`%s === "failed" && %s === "done" && %s === "done"`,
-		rowStateJS(d.BackApp.Name), rowStateJS(d.FrontApp.Name), rowStateJS("Reports API")))
+	waitJS(t, ctx, "the down app failed, the others done", fmt.Sprintf(`%s === "failed" && %s === "done" && %s === "done" && %s === "done"`,
+		rowStateJS(d.BackApp.Name), rowStateJS(d.FrontApp.Name), rowStateJS("Reports API"), rowStateJS(d.SAMLApp.Name)))
 	waitJS(t, ctx, "the problem summary", `document.getElementById("summary").className.indexOf("bad") >= 0`)
 	screenshot(t, ctx, "logout-status-failed.png")
 	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || !strings.Contains(loc, "/logout/page/") {
@@ -299,4 +298,6 @@ func TestParticipantDown(t *testing.T) {
 	click(t, ctx, "#continue")
 	waitJS(t, ctx, "back at the app", fmt.Sprintf(`location.href === %q`, d.FrontApp.URL+"/?logged_out=1"))
 	expectLoggedOut(t, ctx, d.FrontApp, EndedByRP)
+	expectLoggedOut(t, ctx, d.SAMLApp, EndedBySAMLRequest)
+	expectUpstreamEnded(t, ctx, d)
 }
