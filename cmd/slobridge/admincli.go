@@ -33,6 +33,12 @@ sub-commands:
   logout --user USER               end every session of a user
   status LOGOUT_ID                 the delivery status of a logout
   retry LOGOUT_ID                  retry the failed deliveries of a logout
+  receivers                        list the Shared Signals receivers
+  add-receiver ID --push-url URL [--name N] [--authorization-file F]
+                                   register or replace a receiver
+  remove-receiver ID               remove a receiver
+  register-sp --metadata-url URL [--name N]
+                                   register a SAML SP from its metadata URL
 
 flags of every sub-command:
   --server URL        the bridge's base URL (env SLOBRIDGE_URL; default http://127.0.0.1:8080)
@@ -120,6 +126,13 @@ func (c *adminClient) do(ctx context.Context, method, path string, body any) ([]
 	return b, nil
 }
 
+// adminArgs are the flags and positional arguments of one admin
+// sub-command.
+type adminArgs struct {
+	user, session, pushURL, name, authFile, metadataURL string
+	pos                                                 []string
+}
+
 // runAdmin implements `slobridge admin …`.
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -129,36 +142,31 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sub := args[0]
 	fs := newFlagSet("admin "+sub, stderr)
 	server, tokenFile, timeout := adminFlags(fs)
-	user := fs.String("user", "", "user ID")
-	session := fs.String("session", "", "session ID")
+	var a adminArgs
+	fs.StringVar(&a.user, "user", "", "user ID")
+	fs.StringVar(&a.session, "session", "", "session ID")
+	fs.StringVar(&a.pushURL, "push-url", "", "receiver push URL (add-receiver)")
+	fs.StringVar(&a.name, "name", "", "display name (add-receiver, register-sp)")
+	fs.StringVar(&a.authFile, "authorization-file", "", "file holding the receiver's Authorization header value (add-receiver)")
+	fs.StringVar(&a.metadataURL, "metadata-url", "", "SP metadata URL (register-sp)")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	var method, path string
-	var body any
-	switch sub {
-	case "sessions":
-		if *user == "" || len(pos) != 0 {
-			return usageErr(stderr, "admin sessions needs --user USER")
+	a.pos = pos
+	method, path, body, msg := adminRequest(sub, a)
+	if msg != "" {
+		return usageErr(stderr, msg)
+	}
+	if a.authFile != "" && sub != "add-receiver" {
+		return usageErr(stderr, "--authorization-file is for add-receiver")
+	}
+	if rb, ok := body.(map[string]any); ok && a.authFile != "" {
+		b, err := os.ReadFile(a.authFile)
+		if err != nil {
+			return fmt.Errorf("read --authorization-file: %w", err)
 		}
-		method, path = http.MethodGet, "/users/"+url.PathEscape(*user)+"/sessions"
-	case "logout":
-		if (*user == "") == (*session == "") || len(pos) != 0 {
-			return usageErr(stderr, "admin logout needs exactly one of --session SID and --user USER")
-		}
-		method, path = http.MethodPost, "/logouts"
-		body = slobridge.AdminLogoutRequest{SessionID: *session, UserID: *user}
-	case "status", "retry":
-		if len(pos) != 1 || pos[0] == "" {
-			return usageErr(stderr, "admin "+sub+" needs one LOGOUT_ID")
-		}
-		method, path = http.MethodGet, "/logouts/"+url.PathEscape(pos[0])
-		if sub == "retry" {
-			method, path = http.MethodPost, path+"/retry"
-		}
-	default:
-		return usageErr(stderr, fmt.Sprintf("unknown admin sub-command %q", sub))
+		rb["authorization"] = strings.TrimRight(string(b), "\r\n")
 	}
 	c, err := newAdminClient(*server, *tokenFile, *timeout)
 	if err != nil {
@@ -168,7 +176,63 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if len(b) == 0 {
+		fmt.Fprintln(stdout, "done")
+		return nil
+	}
 	return printJSON(stdout, b)
+}
+
+// adminRequest maps a sub-command to its admin API request; a non-empty
+// message is a usage error.
+func adminRequest(sub string, a adminArgs) (method, path string, body any, msg string) {
+	one := func() (string, bool) {
+		if len(a.pos) != 1 || a.pos[0] == "" {
+			return "", false
+		}
+		return url.PathEscape(a.pos[0]), true
+	}
+	switch sub {
+	case "sessions":
+		if a.user == "" || len(a.pos) != 0 {
+			return "", "", nil, "admin sessions needs --user USER"
+		}
+		return http.MethodGet, "/users/" + url.PathEscape(a.user) + "/sessions", nil, ""
+	case "logout":
+		if (a.user == "") == (a.session == "") || len(a.pos) != 0 {
+			return "", "", nil, "admin logout needs exactly one of --session SID and --user USER"
+		}
+		return http.MethodPost, "/logouts", slobridge.AdminLogoutRequest{SessionID: a.session, UserID: a.user}, ""
+	case "status", "retry":
+		id, ok := one()
+		if !ok {
+			return "", "", nil, "admin " + sub + " needs one LOGOUT_ID"
+		}
+		if sub == "retry" {
+			return http.MethodPost, "/logouts/" + id + "/retry", nil, ""
+		}
+		return http.MethodGet, "/logouts/" + id, nil, ""
+	case "receivers":
+		return http.MethodGet, "/receivers", nil, ""
+	case "add-receiver":
+		id, ok := one()
+		if !ok || a.pushURL == "" {
+			return "", "", nil, "admin add-receiver needs one RECEIVER_ID and --push-url URL"
+		}
+		return http.MethodPut, "/receivers/" + id, map[string]any{"push_url": a.pushURL, "name": a.name}, ""
+	case "remove-receiver":
+		id, ok := one()
+		if !ok {
+			return "", "", nil, "admin remove-receiver needs one RECEIVER_ID"
+		}
+		return http.MethodDelete, "/receivers/" + id, nil, ""
+	case "register-sp":
+		if a.metadataURL == "" || len(a.pos) != 0 {
+			return "", "", nil, "admin register-sp needs --metadata-url URL"
+		}
+		return http.MethodPost, "/saml/sps", map[string]any{"metadata_url": a.metadataURL, "name": a.name}, ""
+	}
+	return "", "", nil, fmt.Sprintf("unknown admin sub-command %q", sub)
 }
 
 func usageErr(stderr io.Writer, msg string) error {

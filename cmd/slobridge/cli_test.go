@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/cmd/internal/app"
 	"github.com/slobridge/slobridge/store"
 	"github.com/slobridge/slobridge/store/bolt"
 )
@@ -124,5 +126,61 @@ func TestAdminCommands(t *testing.T) {
 	var rr slobridge.AdminRetryResponse
 	if err := json.Unmarshal([]byte(call(0, "retry", lo.Logout.ID, "--timeout", "10s")), &rr); err != nil || rr.LogoutID != lo.Logout.ID || rr.Reset != 0 {
 		t.Fatalf("retry: %+v %v", rr, err)
+	}
+}
+
+// TestAdminReceiverCommands manages SSF receivers with the CLI against a
+// bridge served in-process from a configuration.
+func TestAdminReceiverCommands(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	for _, e := range testEnv {
+		k, v, _ := strings.Cut(e, "=")
+		t.Setenv(k, v)
+	}
+	doc := fmt.Sprintf(baseConfig, filepath.Join(t.TempDir(), "cli-recv.db")) + "ssf:\n  allow_http: true\n"
+	cfg, err := app.Parse([]byte(doc), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(func() { srv.Close(); cancel(); _ = a.Close() })
+	t.Setenv(envAdminURL, srv.URL)
+	authFile := filepath.Join(t.TempDir(), "auth")
+	if err := os.WriteFile(authFile, []byte("Bearer push-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	call := func(want int, args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := run(ctx, append([]string{"admin"}, args...), &stdout, &stderr); code != want {
+			t.Fatalf("admin %v: exit %d, want %d\n%s%s", args, code, want, stdout.String(), stderr.String())
+		}
+		return stdout.String() + stderr.String()
+	}
+	call(0, "add-receiver", "orders", "--push-url", "http://127.0.0.1:9/events", "--name", "Orders", "--authorization-file", authFile)
+	out := call(0, "receivers")
+	if !strings.Contains(out, `"id": "orders"`) || !strings.Contains(out, `"has_authorization": true`) || strings.Contains(out, "push-secret") {
+		t.Fatalf("receivers: %s", out)
+	}
+	if out := call(1, "add-receiver", "bad", "--push-url", "ftp://x"); !strings.Contains(out, "server answered 400: invalid_request") {
+		t.Fatalf("bad receiver: %s", out)
+	}
+	call(2, "add-receiver", "orders")
+	call(2, "logout", "--user", "u", "--authorization-file", authFile)
+	if out := call(0, "remove-receiver", "orders"); out != "done\n" {
+		t.Fatalf("remove-receiver: %q", out)
+	}
+	if out := call(1, "remove-receiver", "orders"); !strings.Contains(out, "404") {
+		t.Fatalf("second remove: %s", out)
+	}
+	// No SAML IdP configured: registration is not served.
+	if out := call(1, "register-sp", "--metadata-url", "https://sp.example.com/md"); !strings.Contains(out, "404") {
+		t.Fatalf("register-sp without an IdP: %s", out)
 	}
 }
