@@ -58,10 +58,19 @@ type ListenOptions struct {
 // when transactions commit out of the order in which they wrote; a
 // transaction still running holds the window back until it ends. The
 // snapshot is the statement's, so the rows read and the new cursor agree.
+//
+// The last column says whether committed changes wait above the window
+// (held back by a transaction still running): the listener then reads
+// again soon rather than at the next notification or poll.
 const pollSQL = `WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS hi)
-	SELECT s.hi::text, c.logout_id, c.delivery_id, c.state, c.at
+	SELECT s.hi::text, c.logout_id, c.delivery_id, c.state, c.at,
+		EXISTS (SELECT 1 FROM changes h WHERE h.xid >= s.hi)
 	FROM s LEFT JOIN changes c ON c.xid >= $1::text::xid8 AND c.xid < s.hi
 	ORDER BY c.xid, c.seq`
+
+// minHeldRetry is the first delay of the quick re-reads while changes are
+// held back; it doubles up to PollInterval.
+const minHeldRetry = 10 * time.Millisecond
 
 // Listen streams the changes committed by every replica on this database
 // (this one included) from the moment it is called until ctx ends, when
@@ -105,6 +114,9 @@ type listener struct {
 	out    chan Change
 	cursor string // xid8: the changes of transactions from here on are unread
 	conn   *pgx.Conn
+	// retry is how soon to read again because changes were held back
+	// (zero when none were); it doubles up to PollInterval.
+	retry time.Duration
 }
 
 // run waits for notifications (or the poll interval) and reads the feed
@@ -161,8 +173,12 @@ func (l *listener) dial(ctx context.Context) bool {
 // wait returns after a notification or the poll interval; false when ctx
 // ended.
 func (l *listener) wait(ctx context.Context) bool {
+	timeout := l.opts.PollInterval
+	if l.retry > 0 {
+		timeout = l.retry
+	}
 	if l.conn == nil {
-		t := time.NewTimer(l.opts.PollInterval)
+		t := time.NewTimer(timeout)
 		defer t.Stop()
 		select {
 		case <-ctx.Done():
@@ -171,7 +187,7 @@ func (l *listener) wait(ctx context.Context) bool {
 			return true
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, l.opts.PollInterval)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
 	_, err := l.conn.WaitForNotification(wctx)
 	cancel()
 	if ctx.Err() != nil {
@@ -198,40 +214,63 @@ func (l *listener) closeConn() {
 // poll reads the changes of the transactions that ended since the last
 // read and sends them on.
 func (l *listener) poll(ctx context.Context) error {
-	rows, err := l.db.pool.Query(ctx, pollSQL, l.cursor)
+	w, err := readWindow(ctx, l.db.pool, l.cursor)
 	if err != nil {
-		return dbError(err)
+		return err
 	}
-	var next string
-	var changes []Change
-	for rows.Next() {
-		var hi string
-		var logoutID, deliveryID, state *string
-		var at *time.Time
-		if err := rows.Scan(&hi, &logoutID, &deliveryID, &state, &at); err != nil {
-			rows.Close()
-			return err
-		}
-		next = hi
-		if logoutID != nil {
-			changes = append(changes, Change{LogoutID: *logoutID, DeliveryID: *deliveryID,
-				State: store.DeliveryState(*state), At: fromTZ(at)})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return dbError(err)
-	}
-	for _, c := range changes {
+	for _, c := range w.changes {
 		select {
 		case l.out <- c:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	if next != "" {
-		l.cursor = next
+	l.cursor = w.next
+	switch {
+	case !w.held:
+		l.retry = 0
+	case l.retry == 0:
+		l.retry = minHeldRetry
+	default:
+		l.retry = min(2*l.retry, l.opts.PollInterval)
 	}
 	return nil
+}
+
+// window is one read of the change feed.
+type window struct {
+	changes []Change
+	// next is the cursor of the following read.
+	next string
+	// held reports committed changes above the window, held back by a
+	// transaction still running.
+	held bool
+}
+
+// readWindow reads the changes of the transactions from cursor up to the
+// oldest one still running.
+func readWindow(ctx context.Context, q querier, cursor string) (window, error) {
+	rows, err := q.Query(ctx, pollSQL, cursor)
+	if err != nil {
+		return window{}, dbError(err)
+	}
+	defer rows.Close()
+	var w window
+	for rows.Next() {
+		var logoutID, deliveryID, state *string
+		var at *time.Time
+		if err := rows.Scan(&w.next, &logoutID, &deliveryID, &state, &at, &w.held); err != nil {
+			return window{}, err
+		}
+		if logoutID != nil {
+			w.changes = append(w.changes, Change{LogoutID: *logoutID, DeliveryID: *deliveryID,
+				State: store.DeliveryState(*state), At: fromTZ(at)})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return window{}, dbError(err)
+	}
+	return w, nil
 }
 
 // channelSQL names the NOTIFY channel of the schema the tables live in, so

@@ -129,3 +129,104 @@ func killListeners(t *testing.T, db *DB) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestListenOutOfOrderCommits has a transaction that wrote a change early
+// commit after a later logout: the listener loses neither, and hands them
+// on in the order the transactions started writing, once both ended.
+func TestListenOutOfOrderCommits(t *testing.T) {
+	dsn, schema := testDSN(t), newSchema(t)
+	a, b := openSchema(t, dsn, schema, Options{}), openSchema(t, dsn, schema, Options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	feed, err := a.Listen(ctx, ListenOptions{PollInterval: time.Hour})
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	slow, err := b.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = slow.Rollback(context.Background()) }()
+	if _, err := slow.Exec(ctx, "INSERT INTO changes (logout_id) VALUES ('lo-early')"); err != nil {
+		t.Fatal(err)
+	}
+
+	s := store.Session{ID: "s1", UserID: "alice", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := b.CreateSession(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.EndSessions(ctx, store.LogoutSpec{LogoutID: "lo-late", SessionIDs: []string{"s1"},
+		NewDeliveryID: func() string { return "d1" }, Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := slow.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.notifier.poke() // what the store does after its own commits
+	for _, want := range []string{"lo-early", "lo-late"} {
+		if c := nextChange(t, feed); c.LogoutID != want {
+			t.Fatalf("change %+v, want logout %s", c, want)
+		}
+	}
+}
+
+// TestReadWindowHoldsBack reads the feed step by step around a
+// transaction that wrote a change first and commits last: the later
+// logout is held back (not skipped) until it ends, then both come.
+func TestReadWindowHoldsBack(t *testing.T) {
+	db := openTemp(t)
+	ctx := t.Context()
+	var cursor string
+	if err := db.Pool().QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text").Scan(&cursor); err != nil {
+		t.Fatal(err)
+	}
+	slow, err := db.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = slow.Rollback(context.Background()) }()
+	if _, err := slow.Exec(ctx, "INSERT INTO changes (logout_id) VALUES ('lo-early')"); err != nil {
+		t.Fatal(err)
+	}
+	s := store.Session{ID: "s1", UserID: "alice", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := db.CreateSession(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.EndSessions(ctx, store.LogoutSpec{LogoutID: "lo-late", SessionIDs: []string{"s1"},
+		NewDeliveryID: func() string { return "d1" }, Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+
+	w, err := readWindow(ctx, db.Pool(), cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.changes) != 0 || !w.held {
+		t.Fatalf("while the early writer runs: changes %+v, held %v; want none, held", w.changes, w.held)
+	}
+	if err := slow.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Transactions of other clients of the server can hold the window
+	// back too (transaction IDs are server-wide): read until both came.
+	var got []string
+	deadline := time.Now().Add(time.Minute)
+	for len(got) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after it committed: changes %v after a minute, want [lo-early lo-late]", got)
+		}
+		if w, err = readWindow(ctx, db.Pool(), w.next); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range w.changes {
+			got = append(got, c.LogoutID)
+		}
+	}
+	if len(got) != 2 || got[0] != "lo-early" || got[1] != "lo-late" {
+		t.Fatalf("after it committed: changes %v, want [lo-early lo-late]", got)
+	}
+	again, err := readWindow(ctx, db.Pool(), w.next)
+	if err != nil || len(again.changes) != 0 {
+		t.Fatalf("a further read: %+v, %v; want nothing new", again.changes, err)
+	}
+}

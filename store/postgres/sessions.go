@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,21 +20,24 @@ type rowScanner interface{ Scan(dest ...any) error }
 // sessionColumns are the columns scanSession reads, in order.
 const sessionColumns = `id, user_id, upstream, name_id_value, name_id_format, name_qualifier,
 	sp_name_qualifier, session_index, attributes, auth_time, created_at, expires_at, ended_at,
-	coalesce(logout_id, '')`
+	coalesce(logout_id, ''), prior_logins`
 
 // scanSession reads one row of sessionColumns.
 func scanSession(row rowScanner) (store.Session, error) {
 	var s store.Session
-	var attrs []byte
+	var attrs, prior []byte
 	var auth, created, expires, ended *time.Time
 	err := row.Scan(&s.ID, &s.UserID, &s.Upstream, &s.NameID.Value, &s.NameID.Format,
 		&s.NameID.NameQualifier, &s.NameID.SPNameQualifier, &s.SessionIndex, &attrs,
-		&auth, &created, &expires, &ended, &s.LogoutID)
+		&auth, &created, &expires, &ended, &s.LogoutID, &prior)
 	if err != nil {
 		return store.Session{}, err
 	}
 	s.AuthTime, s.CreatedAt, s.ExpiresAt, s.EndedAt = fromTZ(auth), fromTZ(created), fromTZ(expires), fromTZ(ended)
 	if err := decodeJSON(attrs, &s.Attributes, "session attributes"); err != nil {
+		return store.Session{}, err
+	}
+	if err := decodeJSON(prior, &s.PriorLogins, "session prior logins"); err != nil {
 		return store.Session{}, err
 	}
 	return s, nil
@@ -59,8 +63,7 @@ type querier interface {
 func (db *DB) CreateSession(ctx context.Context, s store.Session) error {
 	err := checkIDs("session ID", s.ID, "user ID", s.UserID)
 	if err == nil {
-		err = checkText("upstream", s.Upstream, "NameID", s.NameID.Value+s.NameID.Format+
-			s.NameID.NameQualifier+s.NameID.SPNameQualifier, "session index", s.SessionIndex)
+		err = checkLogins(s)
 	}
 	if err != nil {
 		return fmt.Errorf("postgres: create session: %w", err)
@@ -69,17 +72,88 @@ func (db *DB) CreateSession(ctx context.Context, s store.Session) error {
 	if err != nil {
 		return fmt.Errorf("postgres: create session: %w", err)
 	}
+	prior, err := nullJSON(s.PriorLogins, len(s.PriorLogins) == 0)
+	if err != nil {
+		return fmt.Errorf("postgres: create session: %w", err)
+	}
 	_, err = db.pool.Exec(ctx, `INSERT INTO sessions (id, user_id, upstream, name_id_value,
 		name_id_format, name_qualifier, sp_name_qualifier, session_index, attributes, auth_time,
-		created_at, expires_at, ended_at, logout_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, nullif($14, ''))`,
+		created_at, expires_at, ended_at, logout_id, prior_logins)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, nullif($14, ''), $15)`,
 		s.ID, s.UserID, s.Upstream, s.NameID.Value, s.NameID.Format, s.NameID.NameQualifier,
 		s.NameID.SPNameQualifier, s.SessionIndex, attrs, tz(s.AuthTime), tz(s.CreatedAt),
-		tz(s.ExpiresAt), tz(s.EndedAt), s.LogoutID)
+		tz(s.ExpiresAt), tz(s.EndedAt), s.LogoutID, prior)
 	if err != nil {
 		return fmt.Errorf("postgres: create session %q: %w", s.ID, dbError(err))
 	}
 	return nil
+}
+
+// checkLogins refuses upstream identifiers (current or prior) that
+// PostgreSQL text cannot hold.
+func checkLogins(s store.Session) error {
+	for _, l := range append([]store.UpstreamLogin{s.UpstreamLogin()}, s.PriorLogins...) {
+		if err := checkText("upstream", l.Upstream, "NameID", l.NameID.Value+l.NameID.Format+
+			l.NameID.NameQualifier+l.NameID.SPNameQualifier, "session index", l.SessionIndex); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReauthenticateSession records a new upstream login of the session's own
+// user. In one transaction it locks the session row (FOR NO KEY UPDATE:
+// it waits for a logout that holds the row, while participants keep
+// joining), checks that the session is active and the user's, and writes
+// Session.Reauthenticated. The NameID index and the prior-logins index
+// follow the row.
+func (db *DB) ReauthenticateSession(ctx context.Context, id string, upd store.SessionAuth, now time.Time) (store.Session, error) {
+	err := checkIDs("session ID", id, "user ID", upd.UserID)
+	if err == nil {
+		err = checkLogins(store.Session{Upstream: upd.Upstream, NameID: upd.NameID, SessionIndex: upd.SessionIndex})
+	}
+	if err == nil && !upd.ExpiresAt.After(now) {
+		err = fmt.Errorf("%w: expiry %v is not after %v", store.ErrInvalid, upd.ExpiresAt, now)
+	}
+	if err != nil {
+		return store.Session{}, fmt.Errorf("postgres: reauthenticate session: %w", err)
+	}
+	var out store.Session
+	err = db.inTx(ctx, "reauthenticate session", func(tx pgx.Tx) error {
+		old, err := scanSession(tx.QueryRow(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE id = $1 FOR NO KEY UPDATE", id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("session %q: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if !old.Active(now) {
+			return fmt.Errorf("session %q: %w", id, store.ErrSessionEnded)
+		}
+		if old.UserID != upd.UserID {
+			return fmt.Errorf("session %q: %w: it belongs to another user", id, store.ErrInvalid)
+		}
+		out = old.Reauthenticated(upd)
+		attrs, err := nullJSON(out.Attributes, len(out.Attributes) == 0)
+		if err != nil {
+			return err
+		}
+		prior, err := nullJSON(out.PriorLogins, len(out.PriorLogins) == 0)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE sessions SET upstream = $2, name_id_value = $3,
+			name_id_format = $4, name_qualifier = $5, sp_name_qualifier = $6, session_index = $7,
+			attributes = $8, auth_time = $9, expires_at = $10, prior_logins = $11
+			WHERE id = $1`,
+			id, out.Upstream, out.NameID.Value, out.NameID.Format, out.NameID.NameQualifier,
+			out.NameID.SPNameQualifier, out.SessionIndex, attrs, tz(out.AuthTime), tz(out.ExpiresAt), prior)
+		return err
+	})
+	if err != nil {
+		return store.Session{}, err
+	}
+	return out, nil
 }
 
 // GetSession returns one session, active or ended, until it is swept.
@@ -113,20 +187,33 @@ func (db *DB) ListSessionsByUser(ctx context.Context, userID string) ([]store.Se
 // FindSessionsByNameID returns the sessions of upstream whose NameID has
 // the value of nameID and, where set in nameID, the same Format,
 // NameQualifier and SPNameQualifier; when sessionIndex is not empty, only
-// the session with that SessionIndex. Oldest first.
+// the session with that SessionIndex. A session matches by its current
+// upstream login or by one of its PriorLogins. Oldest first.
 func (db *DB) FindSessionsByNameID(ctx context.Context, upstream string, nameID store.NameID, sessionIndex string) ([]store.Session, error) {
 	if nameID.Value == "" || checkText("query", upstream+nameID.Value+nameID.Format+
 		nameID.NameQualifier+nameID.SPNameQualifier+sessionIndex) != nil {
 		return nil, nil
 	}
+	// The containment document finds candidate rows through the GIN
+	// index on prior_logins; the EXISTS applies the exact rule.
+	probe, err := json.Marshal([]store.UpstreamLogin{{Upstream: upstream, NameID: store.NameID{Value: nameID.Value}}})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: find sessions by NameID: %w", err)
+	}
 	out, err := querySessions(ctx, db.pool, "SELECT "+sessionColumns+` FROM sessions
-		WHERE upstream = $1 AND name_id_value = $2 AND name_id_value <> ''
+		WHERE (upstream = $1 AND name_id_value = $2 AND name_id_value <> ''
 		  AND ($3 = '' OR name_id_format = $3)
 		  AND ($4 = '' OR name_qualifier = $4)
 		  AND ($5 = '' OR sp_name_qualifier = $5)
-		  AND ($6 = '' OR session_index = $6)
+		  AND ($6 = '' OR session_index = $6))
+		OR (prior_logins @> $7::jsonb AND EXISTS (SELECT 1 FROM jsonb_array_elements(prior_logins) p
+		  WHERE coalesce(p->>'upstream', '') = $1 AND p->'name_id'->>'value' = $2
+		  AND ($3 = '' OR coalesce(p->'name_id'->>'format', '') = $3)
+		  AND ($4 = '' OR coalesce(p->'name_id'->>'name_qualifier', '') = $4)
+		  AND ($5 = '' OR coalesce(p->'name_id'->>'sp_name_qualifier', '') = $5)
+		  AND ($6 = '' OR coalesce(p->>'session_index', '') = $6)))
 		ORDER BY created_at NULLS FIRST, id`,
-		upstream, nameID.Value, nameID.Format, nameID.NameQualifier, nameID.SPNameQualifier, sessionIndex)
+		upstream, nameID.Value, nameID.Format, nameID.NameQualifier, nameID.SPNameQualifier, sessionIndex, string(probe))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: find sessions by NameID: %w", dbError(err))
 	}
