@@ -38,10 +38,23 @@ type Store interface {
 	ListSessionsByUser(ctx context.Context, userID string) ([]Session, error)
 	// FindSessionsByNameID returns the sessions of an upstream matching
 	// the NameID value (and its qualifiers when set in the query) and, when
-	// sessionIndex is non-empty, that SessionIndex; oldest first.
+	// sessionIndex is non-empty, that SessionIndex; oldest first. A session
+	// matches by its current upstream login or by one of its PriorLogins
+	// (UpstreamLogin.Matches).
 	FindSessionsByNameID(ctx context.Context, upstream string, nameID NameID, sessionIndex string) ([]Session, error)
 	// CountActiveSessions counts sessions neither ended nor expired at now.
 	CountActiveSessions(ctx context.Context, now time.Time) (int, error)
+	// ReauthenticateSession records a new upstream login of the session's
+	// own user in the browser that holds the session, in one transaction:
+	// the session keeps its ID, CreatedAt and participants and takes the
+	// upstream, NameID, SessionIndex, attributes, AuthTime and ExpiresAt
+	// of upd (Session.Reauthenticated), the previous upstream login moving
+	// to PriorLogins; every index (by NameID, of active sessions by
+	// expiry) follows. It returns the updated session. ErrNotFound for an
+	// unknown session; ErrSessionEnded when it has ended or expired at
+	// now; ErrInvalid when upd.UserID is not the session's user or
+	// upd.ExpiresAt is not after now.
+	ReauthenticateSession(ctx context.Context, id string, upd SessionAuth, now time.Time) (Session, error)
 
 	// AddParticipant adds p to its session (p.SessionID) unless a
 	// participant with the same Key is already there. It reports whether p

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"time"
 )
 
@@ -43,6 +44,91 @@ type Session struct {
 	EndedAt time.Time `json:"ended_at,omitzero"`
 	// LogoutID is the logout that ended the session, if any.
 	LogoutID string `json:"logout_id,omitempty"`
+	// PriorLogins are the earlier upstream logins this session rested on
+	// before the same user re-authenticated in the same browser (see
+	// Store.ReauthenticateSession), oldest first, at most MaxPriorLogins.
+	// An upstream LogoutRequest naming one of them still matches the
+	// session (FindSessionsByNameID): the apps that joined under the old
+	// login are in this session, so its upstream ending must end it.
+	PriorLogins []UpstreamLogin `json:"prior_logins,omitempty"`
+}
+
+// MaxPriorLogins caps Session.PriorLogins; when a re-authentication would
+// exceed it, the oldest entry is dropped.
+const MaxPriorLogins = 16
+
+// UpstreamLogin identifies one login at an upstream IdP: which IdP, the
+// NameID it issued and the SessionIndex of its AuthnStatement.
+type UpstreamLogin struct {
+	Upstream     string `json:"upstream,omitempty"`
+	NameID       NameID `json:"name_id,omitzero"`
+	SessionIndex string `json:"session_index,omitempty"`
+}
+
+// UpstreamLogin returns the session's current upstream login.
+func (s Session) UpstreamLogin() UpstreamLogin {
+	return UpstreamLogin{Upstream: s.Upstream, NameID: s.NameID, SessionIndex: s.SessionIndex}
+}
+
+// Matches reports whether l is a login at upstream whose NameID has the
+// value of nameID and, where set in nameID, the same Format,
+// NameQualifier and SPNameQualifier, and, when sessionIndex is not empty,
+// that SessionIndex. It is the matching rule of FindSessionsByNameID.
+func (l UpstreamLogin) Matches(upstream string, nameID NameID, sessionIndex string) bool {
+	return l.NameID.Value != "" && l.Upstream == upstream && l.NameID.Value == nameID.Value &&
+		(nameID.Format == "" || nameID.Format == l.NameID.Format) &&
+		(nameID.NameQualifier == "" || nameID.NameQualifier == l.NameID.NameQualifier) &&
+		(nameID.SPNameQualifier == "" || nameID.SPNameQualifier == l.NameID.SPNameQualifier) &&
+		(sessionIndex == "" || sessionIndex == l.SessionIndex)
+}
+
+// SessionAuth holds the authentication facts of a new upstream login of a
+// session's user in the browser that holds the session: what
+// ReauthenticateSession writes over the session's own.
+type SessionAuth struct {
+	// UserID must be the session's user: a login as somebody else never
+	// takes over a session.
+	UserID string
+	// Upstream, NameID and SessionIndex identify the new upstream login
+	// (empty for a login without SAML identifiers).
+	Upstream     string
+	NameID       NameID
+	SessionIndex string
+	// Attributes replace the session's claims.
+	Attributes map[string][]string
+	// AuthTime is when the user authenticated again (OIDC auth_time).
+	AuthTime time.Time
+	// ExpiresAt is the new cap of the session (SessionNotOnOrAfter of the
+	// new assertion, or the configured maximum from now).
+	ExpiresAt time.Time
+}
+
+// Reauthenticated returns s updated by a: the new upstream login, claims,
+// auth time and expiry, with the previous upstream login (when it had a
+// NameID and differs from the new one) appended to PriorLogins, keeping at
+// most MaxPriorLogins. Backends use it so that they agree on the result.
+func (s Session) Reauthenticated(a SessionAuth) Session {
+	prev := s.UpstreamLogin()
+	prior := append([]UpstreamLogin(nil), s.PriorLogins...)
+	next := UpstreamLogin{Upstream: a.Upstream, NameID: a.NameID, SessionIndex: a.SessionIndex}
+	if prev.NameID.Value != "" && prev != next {
+		prior = slices.DeleteFunc(prior, func(l UpstreamLogin) bool { return l == prev || l == next })
+		prior = append(prior, prev)
+	} else {
+		prior = slices.DeleteFunc(prior, func(l UpstreamLogin) bool { return l == next })
+	}
+	if len(prior) > MaxPriorLogins {
+		prior = prior[len(prior)-MaxPriorLogins:]
+	}
+	if len(prior) == 0 {
+		prior = nil
+	}
+	s.Upstream, s.NameID, s.SessionIndex = a.Upstream, a.NameID, a.SessionIndex
+	s.Attributes = a.Attributes
+	s.AuthTime = a.AuthTime
+	s.ExpiresAt = a.ExpiresAt
+	s.PriorLogins = prior
+	return s
 }
 
 // Active reports whether the session is neither ended nor expired at now.

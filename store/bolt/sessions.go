@@ -11,19 +11,27 @@ import (
 	"github.com/slobridge/slobridge/store"
 )
 
-// sessionIndexKeys returns the index entries of s, by bucket.
-func sessionIndexKeys(s store.Session) map[string][]byte {
+// indexEntry is one key of an index bucket.
+type indexEntry struct {
+	bucket string
+	key    []byte
+}
+
+// sessionIndexKeys returns the index entries of s: by user, by upstream
+// NameID (for the current upstream login and every prior one), and active
+// by expiry or ended by end time.
+func sessionIndexKeys(s store.Session) []indexEntry {
 	id := []byte(s.ID)
-	idx := map[string][]byte{
-		bkSessByUser: key(prefix(s.UserID), timeBytes(s.CreatedAt), id),
-	}
-	if s.NameID.Value != "" {
-		idx[bkSessByNameID] = key(prefix(s.Upstream, s.NameID.Value), timeBytes(s.CreatedAt), id)
+	idx := []indexEntry{{bkSessByUser, key(prefix(s.UserID), timeBytes(s.CreatedAt), id)}}
+	for _, l := range append([]store.UpstreamLogin{s.UpstreamLogin()}, s.PriorLogins...) {
+		if l.NameID.Value != "" {
+			idx = append(idx, indexEntry{bkSessByNameID, key(prefix(l.Upstream, l.NameID.Value), timeBytes(s.CreatedAt), id)})
+		}
 	}
 	if s.EndedAt.IsZero() {
-		idx[bkSessActive] = key(timeBytes(s.ExpiresAt), id)
+		idx = append(idx, indexEntry{bkSessActive, key(timeBytes(s.ExpiresAt), id)})
 	} else {
-		idx[bkSessEnded] = key(timeBytes(s.EndedAt), id)
+		idx = append(idx, indexEntry{bkSessEnded, key(timeBytes(s.EndedAt), id)})
 	}
 	return idx
 }
@@ -31,14 +39,14 @@ func sessionIndexKeys(s store.Session) map[string][]byte {
 // putSession writes s and its index entries, replacing those of old.
 func putSession(tx *bbolt.Tx, old *store.Session, s store.Session) error {
 	if old != nil {
-		for name, k := range sessionIndexKeys(*old) {
-			if err := tx.Bucket([]byte(name)).Delete(k); err != nil {
+		for _, e := range sessionIndexKeys(*old) {
+			if err := tx.Bucket([]byte(e.bucket)).Delete(e.key); err != nil {
 				return err
 			}
 		}
 	}
-	for name, k := range sessionIndexKeys(s) {
-		if err := tx.Bucket([]byte(name)).Put(k, nil); err != nil {
+	for _, e := range sessionIndexKeys(s) {
+		if err := tx.Bucket([]byte(e.bucket)).Put(e.key, nil); err != nil {
 			return err
 		}
 	}
@@ -72,6 +80,41 @@ func (db *DB) CreateSession(ctx context.Context, s store.Session) error {
 		}
 		return putSession(tx, nil, s)
 	})
+}
+
+// ReauthenticateSession records a new upstream login of the session's own
+// user: in one transaction it rewrites the session (Session.Reauthenticated)
+// and moves its index entries (by NameID, for the new and every prior
+// login; active by the new expiry).
+func (db *DB) ReauthenticateSession(ctx context.Context, id string, upd store.SessionAuth, now time.Time) (store.Session, error) {
+	if err := checkIDs("session ID", id, "user ID", upd.UserID); err != nil {
+		return store.Session{}, fmt.Errorf("bolt: reauthenticate session: %w", err)
+	}
+	if bytes.IndexByte([]byte(upd.Upstream+upd.NameID.Value), sep) >= 0 {
+		return store.Session{}, fmt.Errorf("bolt: reauthenticate session: %w: upstream or NameID contains a NUL byte", store.ErrInvalid)
+	}
+	if !upd.ExpiresAt.After(now) {
+		return store.Session{}, fmt.Errorf("bolt: reauthenticate session: %w: expiry %v is not after %v", store.ErrInvalid, upd.ExpiresAt, now)
+	}
+	var out store.Session
+	err := db.batch(ctx, "reauthenticate session", func(tx *bbolt.Tx) error {
+		old, err := getSession(tx, id)
+		if err != nil {
+			return err
+		}
+		if !old.Active(now) {
+			return fmt.Errorf("session %q: %w", id, store.ErrSessionEnded)
+		}
+		if old.UserID != upd.UserID {
+			return fmt.Errorf("session %q: %w: it belongs to another user", id, store.ErrInvalid)
+		}
+		out = old.Reauthenticated(upd)
+		return putSession(tx, &old, out)
+	})
+	if err != nil {
+		return store.Session{}, err
+	}
+	return out, nil
 }
 
 // GetSession returns one session, active or ended, until it is swept.
@@ -126,16 +169,22 @@ func (db *DB) ListSessionsByUser(ctx context.Context, userID string) ([]store.Se
 // FindSessionsByNameID returns the sessions of upstream whose NameID has
 // the value of nameID and, where set in nameID, the same Format,
 // NameQualifier and SPNameQualifier; when sessionIndex is not empty, only
-// the session with that SessionIndex. Oldest first.
+// the session with that SessionIndex. A session matches by its current
+// upstream login or by one of its PriorLogins. Oldest first.
 func (db *DB) FindSessionsByNameID(ctx context.Context, upstream string, nameID store.NameID, sessionIndex string) ([]store.Session, error) {
 	if nameID.Value == "" || bytes.IndexByte([]byte(upstream+nameID.Value), sep) >= 0 {
 		return nil, nil
 	}
 	keep := func(s store.Session) bool {
-		return (nameID.Format == "" || nameID.Format == s.NameID.Format) &&
-			(nameID.NameQualifier == "" || nameID.NameQualifier == s.NameID.NameQualifier) &&
-			(nameID.SPNameQualifier == "" || nameID.SPNameQualifier == s.NameID.SPNameQualifier) &&
-			(sessionIndex == "" || sessionIndex == s.SessionIndex)
+		if s.UpstreamLogin().Matches(upstream, nameID, sessionIndex) {
+			return true
+		}
+		for _, l := range s.PriorLogins {
+			if l.Matches(upstream, nameID, sessionIndex) {
+				return true
+			}
+		}
+		return false
 	}
 	var out []store.Session
 	err := db.view(ctx, "find sessions by NameID", func(tx *bbolt.Tx) error {
@@ -164,8 +213,8 @@ func (db *DB) CountActiveSessions(ctx context.Context, now time.Time) (int, erro
 
 // deleteSession removes a session, its index entries and its participants.
 func deleteSession(tx *bbolt.Tx, s store.Session) error {
-	for name, k := range sessionIndexKeys(s) {
-		if err := tx.Bucket([]byte(name)).Delete(k); err != nil {
+	for _, e := range sessionIndexKeys(s) {
+		if err := tx.Bucket([]byte(e.bucket)).Delete(e.key); err != nil {
 			return err
 		}
 	}

@@ -26,6 +26,10 @@ func testReopen(t *testing.T, f Factory) {
 	must(t, s.CheckReplay(ctx(t), "saml", "id-1", at(2*time.Hour), at(0)), "CheckReplay")
 	k := newKey("key1", "oidc", at(0))
 	must(t, s.PutKey(ctx(t), k), "PutKey")
+	upd := store.SessionAuth{UserID: "alice", Upstream: "idp", NameID: store.NameID{Value: "alice-2"},
+		SessionIndex: "si-s2-again", AuthTime: at(time.Hour), ExpiresAt: at(20 * time.Hour)}
+	_, err := s.ReauthenticateSession(ctx(t), "s2", upd, at(time.Hour))
+	must(t, err, "ReauthenticateSession")
 	s2 := getSession(t, s, "s2")
 
 	s = f.Reopen(t, s)
@@ -34,13 +38,16 @@ func testReopen(t *testing.T, f Factory) {
 	byUser, err := s.ListSessionsByUser(ctx(t), "alice")
 	must(t, err, "ListSessionsByUser")
 	wantEqual(t, sessionIDs(byUser), []string{"s1", "s2"}, "sessions by user after reopen")
-	byNameID, err := s.FindSessionsByNameID(ctx(t), "idp", s2.NameID, "si-s2")
+	byNameID, err := s.FindSessionsByNameID(ctx(t), "idp", s2.NameID, "si-s2-again")
 	must(t, err, "FindSessionsByNameID")
 	wantEqual(t, sessionIDs(byNameID), []string{"s2"}, "sessions by NameID after reopen")
-	n, err := s.CountActiveSessions(ctx(t), at(2*time.Hour))
+	byNameID, err = s.FindSessionsByNameID(ctx(t), "idp", newSession("s2", "alice", at(0)).NameID, "si-s2")
+	must(t, err, "FindSessionsByNameID of the prior login")
+	wantEqual(t, sessionIDs(byNameID), []string{"s2"}, "sessions by prior NameID after reopen")
+	n, err := s.CountActiveSessions(ctx(t), at(10*time.Hour))
 	must(t, err, "CountActiveSessions")
 	if n != 1 {
-		t.Fatalf("CountActiveSessions after reopen = %d, want 1", n)
+		t.Fatalf("CountActiveSessions after reopen = %d, want 1 (s2, re-authenticated until +20h)", n)
 	}
 	ps, err := s.ListParticipants(ctx(t), "s2")
 	must(t, err, "ListParticipants")

@@ -43,6 +43,7 @@ func RunTests(t *testing.T, f Factory) {
 		run  func(*testing.T, Factory)
 	}{
 		{"Sessions", testSessions},
+		{"Reauthenticate", testReauthenticate},
 		{"Participants", testParticipants},
 		{"EndSessions", testEndSessions},
 		{"Deliveries", testDeliveries},
