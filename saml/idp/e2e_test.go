@@ -173,6 +173,9 @@ type e2eOpts struct {
 	engine func(*slobridge.Options)
 	cfg    func(*Config)
 	sp2    func(*gosamlSP)
+	// upstream and upstreamName: see bridgeOpts.
+	upstream     func(t testing.TB, eng *slobridge.Engine, url string) SOAPUpstream
+	upstreamName string
 }
 
 func newE2E(t *testing.T, o e2eOpts) *e2e {
@@ -196,7 +199,7 @@ func newE2E(t *testing.T, o e2eOpts) *e2e {
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
-	b := newBridge(t, bridgeOpts{cfg: cfg, engine: o.engine, before: func(u string) {
+	b := newBridge(t, bridgeOpts{cfg: cfg, engine: o.engine, upstream: o.upstream, upstreamName: o.upstreamName, before: func(u string) {
 		sp2.start(u)
 		sp3.start(u)
 	}})

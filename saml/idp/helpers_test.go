@@ -77,13 +77,27 @@ type testAuth struct {
 	user    string
 	email   string
 	logins  atomic.Int32
+	// upstream, when set, names the upstream IdP of the sessions made,
+	// which then carry that IdP's NameID and SessionIndex.
+	upstream string
 }
 
+// Upstream identifiers of the sessions testAuth makes with an upstream.
+const (
+	upstreamNameID       = "alice-at-corp"
+	upstreamSessionIndex = "corp-session-1"
+)
+
 func (a *testAuth) StartLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
-	s, err := a.eng.CreateSession(r.Context(), store.Session{
+	s := store.Session{
 		UserID: a.user, Attributes: map[string][]string{"email": {a.email}, "name": {"Alice Example"}},
 		ExpiresAt: a.eng.Now().Add(8 * time.Hour),
-	})
+	}
+	if a.upstream != "" {
+		s.Upstream, s.SessionIndex = a.upstream, upstreamSessionIndex
+		s.NameID = store.NameID{Value: upstreamNameID, Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"}
+	}
+	s, err := a.eng.CreateSession(r.Context(), s)
 	if err != nil {
 		return err
 	}
@@ -117,6 +131,11 @@ type bridgeOpts struct {
 	// before runs after the listener exists and before New, with the
 	// bridge URL (to write SP metadata that names it).
 	before func(url string)
+	// upstream, when set, is called with the engine and bridge URL
+	// before New: its result is the IdP's UpstreamSOAP, and sessions get
+	// an upstream named upstreamName.
+	upstream     func(t testing.TB, eng *slobridge.Engine, url string) SOAPUpstream
+	upstreamName string
 }
 
 // quietLogger discards logs unless SLOBRIDGE_TEST_LOG is set.
@@ -156,7 +175,11 @@ func newBridge(t testing.TB, bo bridgeOpts) *bridge {
 		t.Fatal(err)
 	}
 	cookies := slobridge.SessionCookies{Secret: []byte("0123456789abcdef0123456789abcdef")}
-	auth := &testAuth{eng: eng, cookies: cookies, user: "alice", email: "alice@example.com"}
+	auth := &testAuth{eng: eng, cookies: cookies, user: "alice", email: "alice@example.com", upstream: bo.upstreamName}
+	var upSOAP SOAPUpstream
+	if bo.upstream != nil {
+		upSOAP = bo.upstream(t, eng, url)
+	}
 	base := url
 	if bo.baseURL != "" {
 		base = bo.baseURL
@@ -164,6 +187,7 @@ func newBridge(t testing.TB, bo bridgeOpts) *bridge {
 	ip, err := New(context.Background(), Options{
 		Config: bo.cfg, BaseURL: base, Engine: eng, Cookies: cookies, Authenticator: auth,
 		Signer: testSigner(t, "idp"), AllowLoopbackHTTP: true, Logger: quietLogger(), Rand: bo.rand,
+		UpstreamSOAP: upSOAP,
 	})
 	if err != nil {
 		t.Fatalf("new idp: %v", err)

@@ -190,8 +190,20 @@ func (sp *SP) handleLogoutResponse(c *gin.Context, m *saml.Message) {
 // It returns the first failure; a SOAP fault or a non-Success status is a
 // failure.
 func (sp *SP) LogoutUpstreamSOAP(ctx context.Context, lo store.Logout) error {
+	_, _, err := sp.UpstreamSOAPLogout(ctx, lo)
+	return err
+}
+
+// UpstreamSOAPLogout is LogoutUpstreamSOAP with the counts of what it did,
+// so that a caller can tell "nothing to end" from "the upstream cannot be
+// reached without a browser": told counts the upstream sessions whose IdP
+// confirmed the logout with a valid Success LogoutResponse, noSOAP those
+// whose IdP offers no SOAP SingleLogoutService (they stay open upstream).
+// err joins every failure (unreachable, SOAP fault, invalid response,
+// non-Success status). It implements saml/idp.SOAPUpstream.
+func (sp *SP) UpstreamSOAPLogout(ctx context.Context, lo store.Logout) (told, noSOAP int, err error) {
 	if lo.Initiator.Kind == store.InitiatorUpstream {
-		return nil
+		return 0, 0, nil
 	}
 	reg := sp.reg.Load()
 	var errs []error
@@ -209,19 +221,21 @@ func (sp *SP) LogoutUpstreamSOAP(ctx context.Context, lo store.Logout) error {
 		}
 		ep, ok := u.slo(saml.BindingSOAP)
 		if !ok {
+			noSOAP++
 			continue
 		}
-		reason := saml.ReasonAdmin
-		if lo.Initiator.Kind == store.InitiatorUser {
-			reason = saml.ReasonUser
+		reason := saml.ReasonUser
+		if noBrowser(lo.Initiator.Kind) {
+			reason = saml.ReasonAdmin
 		}
 		if err := sp.soapLogout(ctx, u, s, ep.Location, reason); err != nil {
 			errs = append(errs, fmt.Errorf("upstream %q: %w", u.cfg.Name, err))
 			continue
 		}
+		told++
 		sp.log.InfoContext(ctx, "upstream SOAP logout done", "logout_id", lo.ID, "sid", s.ID, "upstream", u.cfg.Name)
 	}
-	return errors.Join(errs...)
+	return told, noSOAP, errors.Join(errs...)
 }
 
 func (sp *SP) soapLogout(ctx context.Context, u *upstream, s store.Session, loc, reason string) error {

@@ -230,11 +230,17 @@ func (a *App) buildSAMLIdP(ctx context.Context, cookies slobridge.SessionCookies
 	if v := ic.PairwiseSecret.Value(); v != "" {
 		pairwise = []byte(v)
 	}
-	ip, err := idp.New(ctx, idp.Options{
+	opts := idp.Options{
 		Config: ic.Config, BaseURL: a.BaseURL(), Engine: a.eng, Store: a.st, Cookies: cookies,
 		Authenticator: auth, Signer: signer, PairwiseSecret: pairwise,
 		AllowLoopbackHTTP: a.cfg.OIDC.AllowLoopbackHTTP, Logger: a.log,
-	})
+	}
+	if a.samlSP != nil {
+		// A logout an SP starts over SOAP has no browser: the upstream is
+		// told over SOAP when its metadata offers it.
+		opts.UpstreamSOAP = a.samlSP
+	}
+	ip, err := idp.New(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("app: saml.idp: %w", err)
 	}
