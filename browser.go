@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -115,4 +116,61 @@ type Authenticator interface {
 // logout) so the caller continues to returnTo itself.
 type UpstreamLogout interface {
 	StartLogout(w http.ResponseWriter, r *http.Request, lo store.Logout, returnTo string) (started bool, err error)
+}
+
+// ReloginInitiatorID is the Initiator.ID of the logout that ends a
+// browser's bridge session when somebody else logs in in that browser.
+const ReloginInitiatorID = "login-as-another-user"
+
+// EstablishSession records a successful upstream login s (not yet stored)
+// in the browser of r, as the Authenticators do after the upstream
+// answered; the caller then sets the session cookie for the returned
+// session. When the browser holds no active bridge session, s is created
+// (CreateSession). When it holds one of the same user — a re-login for
+// OIDC prompt=login or max_age, SAML ForceAuthn, or simply a new upstream
+// login — that session is kept, with its ID (the OIDC sid and SAML
+// SessionIndex the apps hold) and participants, and takes the new
+// authentication facts (store.Store.ReauthenticateSession): a later
+// logout of it reaches every app that joined before the re-login, and an
+// upstream LogoutRequest naming the new login (or an earlier one) ends
+// it. When it holds a session of another user, that session is logged out
+// first (its back-channel participants are notified) and s is created.
+func (e *Engine) EstablishSession(ctx context.Context, c SessionCookies, r *http.Request, s store.Session) (store.Session, error) {
+	cur, err := e.ActiveSession(ctx, c, r)
+	switch {
+	case errors.Is(err, ErrNoSession):
+		return e.CreateSession(ctx, s)
+	case err != nil:
+		return store.Session{}, fmt.Errorf("slobridge: establish session: read the browser's session: %w", err)
+	}
+	if cur.UserID != s.UserID {
+		lo, err := e.Logout(ctx, LogoutRequest{
+			SessionIDs: []string{cur.ID},
+			Initiator:  store.Initiator{Kind: store.InitiatorSystem, ID: ReloginInitiatorID},
+		})
+		if err != nil {
+			return store.Session{}, fmt.Errorf("slobridge: establish session: end the previous user's session: %w", err)
+		}
+		e.log.InfoContext(ctx, "login as another user ended the browser's session", "old_sid", cur.ID, "logout_id", lo.ID)
+		return e.CreateSession(ctx, s)
+	}
+	now := e.now()
+	upd := store.SessionAuth{
+		UserID: s.UserID, Upstream: s.Upstream, NameID: s.NameID, SessionIndex: s.SessionIndex,
+		Attributes: s.Attributes, AuthTime: s.AuthTime, ExpiresAt: s.ExpiresAt,
+	}
+	if upd.AuthTime.IsZero() {
+		upd.AuthTime = now
+	}
+	got, err := e.st.ReauthenticateSession(ctx, cur.ID, upd, now)
+	switch {
+	case errors.Is(err, store.ErrSessionEnded), errors.Is(err, store.ErrNotFound):
+		// Logged out (or swept) since it was read: a fresh session.
+		return e.CreateSession(ctx, s)
+	case err != nil:
+		return store.Session{}, fmt.Errorf("slobridge: establish session: re-authenticate session: %w", err)
+	}
+	e.log.InfoContext(ctx, "re-authentication kept the bridge session", "sid", got.ID, "upstream", got.Upstream,
+		"prior_logins", len(got.PriorLogins))
+	return got, nil
 }
