@@ -123,25 +123,38 @@ type UpstreamLogout interface {
 const ReloginInitiatorID = "login-as-another-user"
 
 // EstablishSession records a successful upstream login s (not yet stored)
-// in the browser of r, as the Authenticators do after the upstream
-// answered; the caller then sets the session cookie for the returned
-// session. When the browser holds no active bridge session, s is created
-// (CreateSession). When it holds one of the same user — a re-login for
-// OIDC prompt=login or max_age, SAML ForceAuthn, or simply a new upstream
+// in a browser, as the Authenticators do after the upstream answered;
+// currentSID is the bridge session ID the browser carries (from a cookie
+// verified with SessionCookies.SessionID, possibly read when the login
+// started: the cross-site POST that brings a SAML Response carries no
+// SameSite=Lax cookie), "" for none. The caller then sets the session
+// cookie for the returned session.
+//
+// When currentSID names no active session, s is created (CreateSession).
+// When it names an active session of the same user — a re-login for OIDC
+// prompt=login or max_age, SAML ForceAuthn, or simply a new upstream
 // login — that session is kept, with its ID (the OIDC sid and SAML
 // SessionIndex the apps hold) and participants, and takes the new
-// authentication facts (store.Store.ReauthenticateSession): a later
-// logout of it reaches every app that joined before the re-login, and an
-// upstream LogoutRequest naming the new login (or an earlier one) ends
-// it. When it holds a session of another user, that session is logged out
-// first (its back-channel participants are notified) and s is created.
-func (e *Engine) EstablishSession(ctx context.Context, c SessionCookies, r *http.Request, s store.Session) (store.Session, error) {
-	cur, err := e.ActiveSession(ctx, c, r)
+// authentication facts (store.Store.ReauthenticateSession): a later logout
+// of it reaches every app that joined before the re-login, and an upstream
+// LogoutRequest naming the new login (or an earlier one) ends it. When it
+// names an active session of another user, that session is logged out
+// first (Logout, initiator system/ReloginInitiatorID: its back-channel
+// participants are notified) and s is created.
+func (e *Engine) EstablishSession(ctx context.Context, currentSID string, s store.Session) (store.Session, error) {
+	if currentSID == "" {
+		return e.CreateSession(ctx, s)
+	}
+	cur, err := e.st.GetSession(ctx, currentSID)
 	switch {
-	case errors.Is(err, ErrNoSession):
+	case errors.Is(err, store.ErrNotFound):
 		return e.CreateSession(ctx, s)
 	case err != nil:
 		return store.Session{}, fmt.Errorf("slobridge: establish session: read the browser's session: %w", err)
+	}
+	now := e.now()
+	if !cur.Active(now) {
+		return e.CreateSession(ctx, s)
 	}
 	if cur.UserID != s.UserID {
 		lo, err := e.Logout(ctx, LogoutRequest{
@@ -154,7 +167,6 @@ func (e *Engine) EstablishSession(ctx context.Context, c SessionCookies, r *http
 		e.log.InfoContext(ctx, "login as another user ended the browser's session", "old_sid", cur.ID, "logout_id", lo.ID)
 		return e.CreateSession(ctx, s)
 	}
-	now := e.now()
 	upd := store.SessionAuth{
 		UserID: s.UserID, Upstream: s.Upstream, NameID: s.NameID, SessionIndex: s.SessionIndex,
 		Attributes: s.Attributes, AuthTime: s.AuthTime, ExpiresAt: s.ExpiresAt,
@@ -173,4 +185,14 @@ func (e *Engine) EstablishSession(ctx context.Context, c SessionCookies, r *http
 	e.log.InfoContext(ctx, "re-authentication kept the bridge session", "sid", got.ID, "upstream", got.Upstream,
 		"prior_logins", len(got.PriorLogins))
 	return got, nil
+}
+
+// BrowserSessionID returns the bridge session ID carried by a valid
+// cookie on r, or "" when there is none: what EstablishSession takes.
+func (c SessionCookies) BrowserSessionID(r *http.Request) string {
+	sid, err := c.SessionID(r)
+	if err != nil {
+		return ""
+	}
+	return sid
 }

@@ -47,7 +47,7 @@ func TestEstablishSession(t *testing.T) {
 	rc := newReceiver(t, nil)
 
 	// No bridge session in the browser: a new one.
-	first, err := e.EstablishSession(ctx, cookies, browserWith(cookies, "", time.Time{}), upstreamLogin(e, "alice", "tr-1", "si-1", time.Hour))
+	first, err := e.EstablishSession(ctx, cookies.BrowserSessionID(browserWith(cookies, "", time.Time{})), upstreamLogin(e, "alice", "tr-1", "si-1", time.Hour))
 	if err != nil {
 		t.Fatalf("EstablishSession without a session: %v", err)
 	}
@@ -74,7 +74,7 @@ func TestEstablishSession(t *testing.T) {
 		if tc.cookie == "forged" {
 			r = browserWith(SessionCookies{Secret: []byte("another secret, another bridge!!")}, first.ID, first.ExpiresAt)
 		}
-		got, err := e.EstablishSession(ctx, cookies, r, tc.login)
+		got, err := e.EstablishSession(ctx, cookies.BrowserSessionID(r), tc.login)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -114,7 +114,7 @@ func TestEstablishSession(t *testing.T) {
 
 	// Somebody else logs in in the same browser: alice's session is
 	// logged out (app1 notified) and bob gets a new one.
-	bob, err := e.EstablishSession(ctx, cookies, browserWith(cookies, first.ID, kept.ExpiresAt), upstreamLogin(e, "bob", "tr-bob", "si-bob", time.Hour))
+	bob, err := e.EstablishSession(ctx, cookies.BrowserSessionID(browserWith(cookies, first.ID, kept.ExpiresAt)), upstreamLogin(e, "bob", "tr-bob", "si-bob", time.Hour))
 	if err != nil {
 		t.Fatalf("EstablishSession as another user: %v", err)
 	}
@@ -141,7 +141,7 @@ func TestEstablishSession(t *testing.T) {
 	}
 
 	// A cookie of an ended session is no session: a new one.
-	again, err := e.EstablishSession(ctx, cookies, browserWith(cookies, first.ID, kept.ExpiresAt), upstreamLogin(e, "alice", "tr-4", "si-4", time.Hour))
+	again, err := e.EstablishSession(ctx, cookies.BrowserSessionID(browserWith(cookies, first.ID, kept.ExpiresAt)), upstreamLogin(e, "alice", "tr-4", "si-4", time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
