@@ -28,6 +28,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	log.InfoContext(ctx, "slobridge starting", "version", version(), "config", *path)
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err
