@@ -117,7 +117,15 @@ func (a *App) build(ctx context.Context) error {
 			return err
 		}
 	}
-	page, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: a.eng, Upstream: upstream, BasePath: a.basePath, Logger: a.log})
+	pageOpts := slobridge.LogoutPageOptions{Engine: a.eng, Upstream: upstream, BasePath: a.basePath, Logger: a.log}
+	if a.samlIdP != nil {
+		// SAML SPs that need a top-level redirect chain are sent their
+		// LogoutRequests by the page's continue step; their answers show
+		// in their rows.
+		pageOpts.TopLevel = []slobridge.TopLevelChain{a.samlIdP}
+		pageOpts.FrontResults = []slobridge.FrontChannelReporter{a.samlIdP}
+	}
+	page, err := slobridge.NewLogoutPage(pageOpts)
 	if err != nil {
 		return fmt.Errorf("app: logout page: %w", err)
 	}
@@ -233,7 +241,7 @@ func (a *App) buildSAMLIdP(ctx context.Context, cookies slobridge.SessionCookies
 	opts := idp.Options{
 		Config: ic.Config, BaseURL: a.BaseURL(), Engine: a.eng, Store: a.st, Cookies: cookies,
 		Authenticator: auth, Signer: signer, PairwiseSecret: pairwise,
-		AllowLoopbackHTTP: a.cfg.OIDC.AllowLoopbackHTTP, Logger: a.log,
+		AllowLoopbackHTTP: a.cfg.OIDC.AllowLoopbackHTTP, Logger: a.log, Registerer: a.reg,
 	}
 	if a.samlSP != nil {
 		// A logout an SP starts over SOAP has no browser: the upstream is

@@ -143,7 +143,9 @@ func (a *staticAuth) handleSubmit(c *gin.Context) {
 		a.page(c, http.StatusInternalServerError, "", "The sign-in request is damaged; start again from the application.")
 		return
 	}
-	s, err := a.eng.CreateSession(ctx, store.Session{
+	// A re-login in a browser that has a session keeps it (same user) or
+	// logs it out first (another user): see Engine.EstablishSession.
+	s, err := a.eng.EstablishSession(ctx, a.cookies.BrowserSessionID(c.Request), store.Session{
 		UserID: u.subject(), Upstream: staticUpstream, Attributes: u.attributes(), ExpiresAt: now.Add(a.lifetime),
 	})
 	if err != nil {

@@ -104,3 +104,56 @@ func TestStaticLoginRefusesBadInput(t *testing.T) {
 		t.Fatalf("%d sessions after one good login", n)
 	}
 }
+
+// TestStaticReloginKeepsOrReplacesTheSession logs in twice in one browser:
+// as the same user the bridge session is kept, as another user the old one
+// is logged out and a new one made.
+func TestStaticReloginKeepsOrReplacesTheSession(t *testing.T) {
+	doc := strings.NewReplacer("{{DB}}", filepath.Join(t.TempDir(), "relogin.db"), "{{RP}}", "http://127.0.0.1:1", "{{SSF}}", "http://127.0.0.1:2").Replace(wiringConfig)
+	doc = strings.Replace(doc, "        password: {env: PASSWORD}\n", "        password: {env: PASSWORD}\n      - username: bob\n        password: {env: PASSWORD}\n", 1)
+	a, base := startApp(t, doc, map[string]string{
+		"COOKIE": strings.Repeat("c", 40), "ADMIN": "admin-token-0123456789", "PASSWORD": "alice-password",
+		"APP1_SECRET": "app1-secret-0123456789", "SSF_AUTH": "Bearer x",
+	})
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	u, _ := url.Parse(base)
+	login := func(user string) string {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/", nil)
+		for _, c := range jar.Cookies(u) {
+			req.AddCookie(c)
+		}
+		if err := a.static.StartLogin(rec, req, "/healthz"); err != nil {
+			t.Fatal(err)
+		}
+		jar.SetCookies(u, rec.Result().Cookies())
+		id := regexp.MustCompile(`id=([^&]+)`).FindStringSubmatch(rec.Header().Get("Location"))[1]
+		resp, err := browser.PostForm(base+PathStaticLogin, url.Values{"id": {id}, "username": {user}, "password": {"alice-password"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for _, c := range jar.Cookies(u) {
+			if c.Name == "slobridge_session" {
+				sid, _, _ := strings.Cut(c.Value, ".")
+				return sid
+			}
+		}
+		t.Fatal("no session cookie")
+		return ""
+	}
+	first := login("alice")
+	if again := login("alice"); again != first {
+		t.Fatalf("re-login as the same user made a new session %s (had %s)", again, first)
+	}
+	other := login("bob")
+	if other == first {
+		t.Fatal("login as another user kept the first user's session")
+	}
+	s, err := a.Store().GetSession(t.Context(), first)
+	if err != nil || s.Active(a.Engine().Now()) {
+		t.Fatalf("alice's session after bob logged in: %+v %v", s, err)
+	}
+}
