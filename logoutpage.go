@@ -76,6 +76,15 @@ type LogoutPageOptions struct {
 	// Upstream, when set, ends the upstream IdP session after the
 	// downstream participants were notified.
 	Upstream UpstreamLogout
+	// TopLevel are the protocol adapters whose participants are notified
+	// by top-level redirects (not in an iframe) after the page: the
+	// continue step hands the browser to each in turn, one participant at
+	// a time, before the upstream logout and the destination.
+	TopLevel []TopLevelChain
+	// FrontResults report what front-channel participants answered (a
+	// SAML SP's LogoutResponse), shown in their rows instead of the
+	// iframe's load state.
+	FrontResults []FrontChannelReporter
 	// BasePath is the path prefix the page is mounted under ("" for /).
 	BasePath string
 	// FrontChannelWait is how long the page waits for the front-channel
@@ -92,6 +101,36 @@ type LogoutPageOptions struct {
 	// Logger defaults to slog.Default(); Rand (CSP nonces) to crypto/rand.
 	Logger *slog.Logger
 	Rand   io.Reader
+}
+
+// TopLevelChain notifies the participants of a logout that need a
+// top-level redirect chain (a SAML SP whose session cookie a browser does
+// not send in a third-party iframe).
+type TopLevelChain interface {
+	// NextTopLevel sends the browser to the next participant of lo that
+	// needs a top-level redirect and reports true; the participant's answer
+	// brings the browser back to returnTo (a path on the bridge). It
+	// reports false, having written nothing, when none is left. Each
+	// participant is sent at most once per logout.
+	NextTopLevel(w http.ResponseWriter, r *http.Request, lo store.Logout, returnTo string) (bool, error)
+}
+
+// FrontChannelOutcome is what a front-channel participant answered.
+type FrontChannelOutcome struct {
+	// Done is true when the participant confirmed the logout.
+	Done bool
+	// Detail says what it answered, for a person.
+	Detail string
+	// Error says why its answer was refused or what status it gave.
+	Error string
+}
+
+// FrontChannelReporter reports the answers of front-channel participants.
+type FrontChannelReporter interface {
+	// FrontChannelOutcome returns what participant p of logout lo
+	// answered; ok is false when it has not answered or the reporter does
+	// not handle its kind.
+	FrontChannelOutcome(ctx context.Context, lo store.Logout, p store.Participant) (out FrontChannelOutcome, ok bool, err error)
 }
 
 // LogoutPage is the browser side of a logout and its live status page. It
@@ -412,6 +451,9 @@ func (lp *LogoutPage) handleContinue(c *gin.Context) {
 		return
 	}
 	done := lp.opts.BasePath + "/logout/done/" + url.PathEscape(id)
+	if lp.nextTopLevel(c, lo) {
+		return
+	}
 	if lp.opts.Upstream != nil && lo.Initiator.Kind != store.InitiatorUpstream {
 		if lp.startUpstream(c, lo, done) {
 			return
@@ -419,6 +461,29 @@ func (lp *LogoutPage) handleContinue(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.Redirect(http.StatusSeeOther, done)
+}
+
+// nextTopLevel hands the browser to the next participant notified by a
+// top-level redirect, whose answer comes back to this continue step; it
+// reports whether one took the browser. A failure is logged and the chain
+// goes on without that participant.
+func (lp *LogoutPage) nextTopLevel(c *gin.Context, lo store.Logout) bool {
+	back := lp.opts.BasePath + "/logout/continue/" + url.PathEscape(lo.ID)
+	for _, tl := range lp.opts.TopLevel {
+		// Each call consumes a participant, so a failing one is skipped;
+		// the bound stops a chain that keeps failing without progress.
+		for range len(lo.Participants) + 1 {
+			sent, err := tl.NextTopLevel(c.Writer, c.Request, lo, back)
+			if sent {
+				return true
+			}
+			if err == nil {
+				break
+			}
+			lp.opts.Logger.WarnContext(c.Request.Context(), "top-level logout step failed", "logout_id", lo.ID, "error", err)
+		}
+	}
+	return false
 }
 
 // startUpstream hands the browser to the upstream logout and records its

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/beevik/etree"
@@ -29,8 +30,10 @@ type pendingLogout struct {
 	Key       string `json:"key"`
 	SP        string `json:"sp"`
 	// Chain is true for a top-level chain request: the answer sends the
-	// browser on to the next step.
-	Chain bool `json:"chain,omitempty"`
+	// browser on to the next step, Return (a path on the bridge), or
+	// without Return the finishing step of the logout.
+	Chain  bool   `json:"chain,omitempty"`
+	Return string `json:"return,omitempty"`
 }
 
 // buildLogoutRequest makes the LogoutRequest toward a participant with the
@@ -108,59 +111,64 @@ func (idp *IdP) handleFront(c *gin.Context) {
 		idp.renderPage(c, http.StatusOK, "Logged out.")
 		return
 	}
-	idp.sendFrontRequest(c, lo, p, false)
+	if err := idp.writeFrontRequest(c.Writer, c.Request, lo, p, false, ""); err != nil {
+		idp.renderError(c, err)
+	}
 }
 
-// sendFrontRequest sends participant p of logout lo its LogoutRequest
+// writeFrontRequest sends participant p of logout lo its LogoutRequest
 // through the browser: inside the logout page's iframe, or top-level for
-// the redirect chain. It remembers the request's ID to match the answer.
-func (idp *IdP) sendFrontRequest(c *gin.Context, lo store.Logout, p store.Participant, chain bool) {
-	ctx := c.Request.Context()
+// the redirect chain (whose answer sends the browser on to returnTo, a
+// path on the bridge; empty: the finishing step of the logout). It
+// remembers the request's ID to match the answer. It returns an error
+// only before it has written anything.
+func (idp *IdP) writeFrontRequest(w http.ResponseWriter, r *http.Request, lo store.Logout, p store.Participant, chain bool, returnTo string) error {
+	ctx := r.Context()
 	binding, loc := p.Data[DataFrontBinding], p.Data[DataFrontLocation]
 	if loc == "" {
-		idp.renderPage(c, http.StatusBadRequest, "Nothing to log out here.")
-		return
+		return fmt.Errorf("%w: participant %s has no front-channel SLO endpoint", bsaml.ErrMalformed, p.Key)
 	}
 	lr, err := idp.buildLogoutRequest(lo, p, loc)
 	if err != nil {
-		idp.renderError(c, err)
-		return
+		return err
 	}
-	pend, err := json.Marshal(pendingLogout{LogoutID: lo.ID, SessionID: p.SessionID, Key: p.Key, SP: p.AppID, Chain: chain})
+	var el *etree.Element
+	var to, nonce string
+	if binding == BindingPOST {
+		el, err = idp.opts.Signer.SignEnveloped(lr.Element())
+		if err == nil && !chain {
+			nonce, err = idp.token(16)
+		}
+	} else {
+		to, err = bsaml.RedirectURL(loc, bsaml.ParamRequest, lr.Element(), "", idp.opts.Signer)
+	}
+	if err != nil {
+		return fmt.Errorf("saml idp: LogoutRequest to %s: %w", p.Key, err)
+	}
+	pend, err := json.Marshal(pendingLogout{LogoutID: lo.ID, SessionID: p.SessionID, Key: p.Key, SP: p.AppID,
+		Chain: chain, Return: returnTo})
 	if err == nil {
 		err = idp.st.PutRecord(ctx, store.Record{Namespace: nsPendingLogout, Key: lr.ID, Value: pend,
 			ExpiresAt: idp.now().Add(logoutRequestTTL)})
 	}
 	if err != nil {
-		idp.renderError(c, fmt.Errorf("saml idp: remember front-channel request: %w", err))
-		return
+		return fmt.Errorf("saml idp: remember front-channel request: %w", err)
 	}
 	idp.log.InfoContext(ctx, "saml front-channel logout request", "logout_id", lo.ID, "participant", p.Key,
 		"binding", binding, "top_level", chain)
-	c.Header("Cache-Control", "no-store")
-	if binding == BindingPOST {
-		signed, err := idp.opts.Signer.SignEnveloped(lr.Element())
-		if err == nil {
-			if chain {
-				err = bsaml.WritePOSTForm(c.Writer, loc, bsaml.ParamRequest, signed, "")
-			} else {
-				var n string
-				if n, err = idp.token(16); err == nil {
-					err = writeFramedPOST(c.Writer, loc, bsaml.ParamRequest, signed, n)
-				}
-			}
-		}
-		if err != nil {
-			idp.log.ErrorContext(ctx, "write front-channel logout form", "participant", p.Key, "error", err)
-		}
-		return
+	w.Header().Set("Cache-Control", "no-store")
+	switch {
+	case to != "":
+		http.Redirect(w, r, to, http.StatusFound)
+	case chain:
+		err = bsaml.WritePOSTForm(w, loc, bsaml.ParamRequest, el, "")
+	default:
+		err = writeFramedPOST(w, loc, bsaml.ParamRequest, el, nonce)
 	}
-	u, err := bsaml.RedirectURL(loc, bsaml.ParamRequest, lr.Element(), "", idp.opts.Signer)
 	if err != nil {
-		idp.renderError(c, err)
-		return
+		idp.log.ErrorContext(ctx, "write front-channel logout form", "participant", p.Key, "error", err)
 	}
-	c.Redirect(http.StatusFound, u)
+	return nil
 }
 
 // framedPOST is the auto-submitting HTTP-POST form shown inside the logout
@@ -235,9 +243,10 @@ func (idp *IdP) handleFrontResponse(c *gin.Context, m *bsaml.Message) {
 	if err != nil && !errors.As(err, &se) {
 		// Not authenticated: it must change nothing, or anyone could spoil
 		// the outcome of a pending request before the SP answers.
+		idp.metrics.frontResponses.WithLabelValues(FrontUnauthenticated).Inc()
 		idp.log.WarnContext(ctx, "saml front-channel logout response refused", "participant", pend.Key, "error", err)
 		if pend.Chain {
-			idp.continueChain(c, pend.LogoutID)
+			idp.continueChain(c, pend)
 			return
 		}
 		idp.renderError(c, err)
@@ -249,6 +258,7 @@ func (idp *IdP) handleFrontResponse(c *gin.Context, m *bsaml.Message) {
 	} else {
 		res.OK, res.Status, res.SubStatus = lr.Success() && !lr.Partial(), lr.Status, lr.SubStatus
 	}
+	idp.metrics.frontResponses.WithLabelValues(frontLabel(res)).Inc()
 	_ = idp.st.DeleteRecord(ctx, nsPendingLogout, irt)
 	if rerr := idp.recordFront(ctx, pend.LogoutID, pend.SessionID, pend.Key, res); rerr != nil {
 		idp.log.ErrorContext(ctx, "record front-channel logout result", "error", rerr)
@@ -256,7 +266,7 @@ func (idp *IdP) handleFrontResponse(c *gin.Context, m *bsaml.Message) {
 	idp.log.InfoContext(ctx, "saml front-channel logout response", "logout_id", pend.LogoutID,
 		"participant", pend.Key, "ok", res.OK, "status", res.Status, "error", res.Error)
 	if pend.Chain {
-		idp.continueChain(c, pend.LogoutID)
+		idp.continueChain(c, pend)
 		return
 	}
 	if err != nil {
@@ -266,21 +276,29 @@ func (idp *IdP) handleFrontResponse(c *gin.Context, m *bsaml.Message) {
 	idp.renderPage(c, http.StatusOK, "Logged out of "+sp.Name+".")
 }
 
-// continueChain sends the browser back to the finishing step of a logout,
-// which sends the next top-level LogoutRequest or answers the initiator.
-func (idp *IdP) continueChain(c *gin.Context, logoutID string) {
+// continueChain sends the browser back to where a top-level chain step
+// returns: the logout page's continue step, or the finishing step of a
+// logout, which sends the next top-level LogoutRequest or answers the
+// initiator.
+func (idp *IdP) continueChain(c *gin.Context, pend pendingLogout) {
+	to := idp.localPath(PathFinish + "/" + pend.LogoutID)
+	if localPath(pend.Return) {
+		to = pend.Return
+	}
 	c.Header("Cache-Control", "no-store")
-	c.Redirect(http.StatusSeeOther, idp.localPath(PathFinish+"/"+logoutID))
+	c.Redirect(http.StatusSeeOther, to)
 }
 
-// chainStep sends the next top-level LogoutRequest of a logout, if one is
-// left, and reports whether it did. Each participant is tried once.
-func (idp *IdP) chainStep(c *gin.Context, logoutID string) (bool, error) {
-	ctx := c.Request.Context()
-	lo, err := idp.st.GetLogout(ctx, logoutID)
-	if err != nil {
-		return false, fmt.Errorf("saml idp: read logout: %w", err)
-	}
+// localPath reports whether p is an absolute path on this host (not a
+// scheme-relative or backslash URL a browser would take off-site).
+func localPath(p string) bool {
+	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\") &&
+		!strings.ContainsAny(p, "\r\n\t")
+}
+
+// nextChainParticipant returns the next participant of lo to notify by a
+// top-level redirect, marking it tried: each is tried once per logout.
+func (idp *IdP) nextChainParticipant(ctx context.Context, lo store.Logout) (store.Participant, bool, error) {
 	for _, p := range lo.Participants {
 		if p.Kind != ClientKind || p.Data[DataTopLevel] != "true" || p.Key == lo.ExcludeKey ||
 			!p.Channels.Has(store.ChannelFront) {
@@ -292,10 +310,46 @@ func (idp *IdP) chainStep(c *gin.Context, logoutID string) (bool, error) {
 			continue
 		}
 		if err != nil {
-			return false, fmt.Errorf("saml idp: mark chain step: %w", err)
+			return store.Participant{}, false, fmt.Errorf("saml idp: mark chain step: %w", err)
 		}
-		idp.sendFrontRequest(c, lo, p, true)
-		return true, nil
+		return p, true, nil
 	}
-	return false, nil
+	return store.Participant{}, false, nil
+}
+
+// chainStep sends the next top-level LogoutRequest of a logout from its
+// finishing step, if one is left, and reports whether it did.
+func (idp *IdP) chainStep(c *gin.Context, logoutID string) (bool, error) {
+	ctx := c.Request.Context()
+	lo, err := idp.st.GetLogout(ctx, logoutID)
+	if err != nil {
+		return false, fmt.Errorf("saml idp: read logout: %w", err)
+	}
+	return idp.NextTopLevel(c.Writer, c.Request, lo, "")
+}
+
+// NextTopLevel implements slobridge.TopLevelChain: it sends the browser
+// the LogoutRequest of the next SAML SP of lo configured for a top-level
+// redirect chain (SPConfig.FrontChannelTopLevel); the SP's LogoutResponse
+// to PathSLO is validated and recorded, then the browser goes to returnTo
+// (a path on the bridge; empty: the finishing step of the logout). A
+// participant whose request cannot be built is recorded as failed and
+// reported as an error; the next call goes on with the next one.
+func (idp *IdP) NextTopLevel(w http.ResponseWriter, r *http.Request, lo store.Logout, returnTo string) (bool, error) {
+	ctx := r.Context()
+	if returnTo != "" && !localPath(returnTo) {
+		return false, fmt.Errorf("saml idp: top-level chain return %q is not a path on the bridge", returnTo)
+	}
+	p, ok, err := idp.nextChainParticipant(ctx, lo)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := idp.writeFrontRequest(w, r, lo, p, true, returnTo); err != nil {
+		res := FrontResult{Error: "the bridge could not send the LogoutRequest"}
+		if rerr := idp.recordFront(ctx, lo.ID, p.SessionID, p.Key, res); rerr != nil {
+			idp.log.ErrorContext(ctx, "record front-channel logout result", "error", rerr)
+		}
+		return false, err
+	}
+	return true, nil
 }

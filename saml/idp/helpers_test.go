@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/oidc"
@@ -117,6 +118,8 @@ type bridge struct {
 	op      *oidc.Provider
 	auth    *testAuth
 	cookies slobridge.SessionCookies
+	// reg holds the IdP's metrics.
+	reg *prometheus.Registry
 }
 
 type bridgeOpts struct {
@@ -176,6 +179,7 @@ func newBridge(t testing.TB, bo bridgeOpts) *bridge {
 	}
 	cookies := slobridge.SessionCookies{Secret: []byte("0123456789abcdef0123456789abcdef")}
 	auth := &testAuth{eng: eng, cookies: cookies, user: "alice", email: "alice@example.com", upstream: bo.upstreamName}
+	reg := prometheus.NewRegistry()
 	var upSOAP SOAPUpstream
 	if bo.upstream != nil {
 		upSOAP = bo.upstream(t, eng, url)
@@ -187,7 +191,7 @@ func newBridge(t testing.TB, bo bridgeOpts) *bridge {
 	ip, err := New(context.Background(), Options{
 		Config: bo.cfg, BaseURL: base, Engine: eng, Cookies: cookies, Authenticator: auth,
 		Signer: testSigner(t, "idp"), AllowLoopbackHTTP: true, Logger: quietLogger(), Rand: bo.rand,
-		UpstreamSOAP: upSOAP,
+		UpstreamSOAP: upSOAP, Registerer: reg,
 	})
 	if err != nil {
 		t.Fatalf("new idp: %v", err)
@@ -201,7 +205,8 @@ func newBridge(t testing.TB, bo bridgeOpts) *bridge {
 	client := slobridge.NewBackChannelClient(slobridge.ClientOptions{AllowLoopback: true})
 	eng.SetNotifier(ClientKind, ip.Notifier(client))
 	eng.SetNotifier(oidc.ParticipantKind, op.BackChannelNotifier(client))
-	lp, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: eng, Logger: quietLogger()})
+	lp, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: eng, Logger: quietLogger(),
+		TopLevel: []slobridge.TopLevelChain{ip}, FrontResults: []slobridge.FrontChannelReporter{ip}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +221,7 @@ func newBridge(t testing.TB, bo bridgeOpts) *bridge {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = eng.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &bridge{url: url, srv: srv, st: st, eng: eng, idp: ip, op: op, auth: auth, cookies: cookies}
+	return &bridge{url: url, srv: srv, st: st, eng: eng, idp: ip, op: op, auth: auth, cookies: cookies, reg: reg}
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/saml"
@@ -80,6 +81,9 @@ type Options struct {
 	// makes the answer Success/PartialLogout. nil: the upstream is not
 	// told (the static development upstream has no session to end).
 	UpstreamSOAP SOAPUpstream
+	// Registerer, when set, registers the IdP's Prometheus collectors
+	// (slobridge_saml_front_channel_responses_total).
+	Registerer prometheus.Registerer
 	// Now is the clock; default Engine.Now. Rand is the source of IDs;
 	// default crypto/rand.Reader. Logger defaults to slog.Default().
 	Now    func() time.Time
@@ -117,6 +121,7 @@ type IdP struct {
 	mu      sync.RWMutex
 	static  map[string]*SP
 	pending []SPConfig
+	metrics *idpMetrics
 }
 
 // New validates opts, loads the configured SPs' metadata and returns the
@@ -173,6 +178,9 @@ func New(ctx context.Context, opts Options) (*IdP, error) {
 		opts: opts, cfg: opts.Config.withDefaults(), base: base,
 		st: opts.Store, eng: opts.Engine, log: opts.Logger, now: opts.Now, rand: &lockedReader{r: opts.Rand},
 		static: map[string]*SP{},
+	}
+	if idp.metrics, err = newMetrics(opts.Registerer); err != nil {
+		return nil, fmt.Errorf("saml idp: register metrics: %w", err)
 	}
 	idp.entityID = idp.cfg.EntityID
 	if idp.entityID == "" {

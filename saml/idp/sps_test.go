@@ -222,6 +222,9 @@ type gosamlSP struct {
 	// openssl, when set, adds an HTTP-Redirect SingleLogoutService whose
 	// LogoutResponses are verified with `openssl dgst -verify`.
 	openssl string
+	// sloStatus, when set, is the status of its LogoutResponses to the
+	// bridge's LogoutRequests (default Success).
+	sloStatus string
 
 	mu                   sync.Mutex
 	nameID, sessionIndex string
@@ -467,7 +470,11 @@ func (g *gosamlSP) handleLogoutRequest(w http.ResponseWriter, enc, relayState st
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	doc, err := g.sp.BuildLogoutResponseDocument(saml2.StatusCodeSuccess, lr.ID)
+	status := saml2.StatusCodeSuccess
+	if g.sloStatus != "" {
+		status = g.sloStatus
+	}
+	doc, err := g.sp.BuildLogoutResponseDocument(status, lr.ID)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

@@ -1,0 +1,203 @@
+package idp
+
+import (
+	"context"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slobridge/slobridge"
+	bsaml "github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/store"
+)
+
+// browseForms GETs u with c (which follows redirects), then submits every
+// auto-POST form the pages carry, as a browser without JavaScript whose
+// person clicks the <noscript> button; it returns the last page.
+func browseForms(t *testing.T, c *http.Client, u string) string {
+	t.Helper()
+	resp, err := c.Get(u)
+	for i := 0; i < 10; i++ {
+		if err != nil {
+			t.Fatalf("browse %s: %v", u, err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		action, form, ferr := parseForm(string(page))
+		if ferr != nil {
+			return string(page)
+		}
+		resp, err = c.PostForm(action, form)
+	}
+	t.Fatalf("browse %s: too many forms", u)
+	return ""
+}
+
+// rowOf returns the status page row of the participant named name.
+func rowOf(t *testing.T, page, name string) string {
+	t.Helper()
+	for _, row := range strings.Split(page, "<tr ") {
+		if strings.Contains(row, "<td>"+html.EscapeString(name)+"</td>") {
+			return row
+		}
+	}
+	t.Fatalf("no row for %q in %s", name, page)
+	return ""
+}
+
+// TestTopLevelChainForOtherBrowserLogouts: a SAML SP configured for a
+// top-level redirect chain is sent its LogoutRequest by the logout page's
+// continue step for browser logouts that no SAML SP started (the bridge's
+// /logout, an OIDC end-session, an upstream IdP-initiated front-channel
+// logout): samlsp verifies the request, answers, the answer is recorded,
+// and the browser reaches the logout's destination; the final page shows
+// the SP's answer.
+func TestTopLevelChainForOtherBrowserLogouts(t *testing.T) {
+	rp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "rp after logout")
+	}))
+	t.Cleanup(rp.Close)
+	for _, tc := range []struct {
+		name     string
+		kind     store.InitiatorKind
+		redirect string
+		want     string
+	}{
+		{name: "bridge logout", kind: store.InitiatorUser, want: "answered Success"},
+		{name: "oidc end-session", kind: store.InitiatorRP, redirect: rp.URL + "/after?state=s1", want: "rp after logout"},
+		{name: "upstream front-channel", kind: store.InitiatorUpstream, redirect: rp.URL + "/complete", want: "rp after logout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newE2E(t, e2eOpts{cfg: func(c *Config) { c.ServiceProviders[0].FrontChannelTopLevel = true }})
+			c := newBrowserlessClient()
+			loginHTTP(t, c, w.sp1.url+"/app", "sp1 hello alice@example.com")
+			s := w.activeSession(t)
+			ctx := context.Background()
+			lo, err := w.b.eng.Logout(ctx, slobridge.LogoutRequest{SessionIDs: []string{s.ID},
+				Initiator: store.Initiator{Kind: tc.kind, ID: "test"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.redirect != "" {
+				if err := slobridge.SaveLogoutReturn(ctx, w.b.st, lo.ID, slobridge.LogoutReturn{RedirectURI: tc.redirect},
+					time.Now().Add(time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			page := browseForms(t, c, w.b.url+"/logout/continue/"+lo.ID)
+			if tc.redirect != "" && page != tc.want {
+				t.Fatalf("final page %q, want the destination's %q", page, tc.want)
+			}
+			if tc.redirect == "" && !strings.Contains(rowOf(t, page, "SP one (samlsp)"), tc.want) {
+				t.Fatalf("final page row of SP one does not say %q: %s", tc.want, page)
+			}
+			w.sp1.mu.Lock()
+			got, subject, si := w.sp1.logouts, w.sp1.subject, w.sp1.sessionIndex
+			w.sp1.mu.Unlock()
+			if len(got) != 1 || got[0].Verified != nil || got[0].NameID != subject || got[0].SessionIndex != si ||
+				got[0].Destination != w.sp1.url+"/saml/slo" {
+				t.Fatalf("samlsp received %+v, want one verified LogoutRequest for %q/%q", got, subject, si)
+			}
+			res, err := w.b.idp.FrontResult(ctx, lo.ID, s.ID, ParticipantKey(w.sp1.entityID()))
+			if err != nil || !res.OK {
+				t.Errorf("samlsp's answer recorded as %+v (%v), want Success", res, err)
+			}
+			// The chain runs once: continuing again sends nothing more.
+			browseForms(t, c, w.b.url+"/logout/continue/"+lo.ID)
+			w.sp1.mu.Lock()
+			n := len(w.sp1.logouts)
+			w.sp1.mu.Unlock()
+			if n != 1 {
+				t.Errorf("samlsp received %d LogoutRequests after a second continue, want 1", n)
+			}
+		})
+	}
+}
+
+var iframeSrc = regexp.MustCompile(`<iframe class="fc" data-row="[^"]*" title="Logout of ([^"]*)" src="([^"]*)"`)
+
+// TestFrontResultsShownAndCounted: the LogoutResponse of a SAML SP
+// notified in the logout page's iframe is validated, recorded, shown in
+// its row of the status page (done, or failed with the SP's status) and
+// counted in slobridge_saml_front_channel_responses_total.
+func TestFrontResultsShownAndCounted(t *testing.T) {
+	for _, tc := range []struct {
+		name, status, state, text, label string
+	}{
+		{name: "success", status: bsaml.StatusSuccess, state: slobridge.RowDone, text: "answered Success", label: FrontSuccess},
+		{name: "responder", status: bsaml.StatusResponder, state: slobridge.RowFailed, text: "status " + bsaml.StatusResponder, label: FrontStatus},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newE2E(t, e2eOpts{sp2: func(g *gosamlSP) { g.sloStatus = tc.status }})
+			c := newBrowserlessClient()
+			loginHTTP(t, c, w.sp2.url+"/login", "sp2 logged in as alice@example.com")
+			s := w.activeSession(t)
+			ctx := context.Background()
+			lo, err := w.b.eng.Logout(ctx, slobridge.LogoutRequest{SessionIDs: []string{s.ID},
+				Initiator: store.Initiator{Kind: store.InitiatorUser, ID: "test"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := c.Get(w.b.url + slobridge.LogoutPagePath(lo.ID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			m := iframeSrc.FindStringSubmatch(string(page))
+			if m == nil || html.UnescapeString(m[1]) != "SP two (gosaml2)" {
+				t.Fatalf("no iframe for SP two on the logout page: %s", page)
+			}
+			framed := browseForms(t, c, w.b.url+html.UnescapeString(m[2])[len(w.b.url):])
+			if !strings.Contains(framed, "Logged out of SP two") && tc.status == bsaml.StatusSuccess {
+				t.Errorf("the bridge's page after SP two's answer: %s", framed)
+			}
+			counts := frontCounts(t, w.b.reg)
+			if len(counts) != 5 || counts[tc.label] != 1 {
+				t.Errorf("front-channel responses by result = %v, want 5 series with %s = 1", counts, tc.label)
+			}
+			resp, err = c.Get(w.b.url + "/logout/done/" + lo.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			row := rowOf(t, string(done), "SP two (gosaml2)")
+			if !strings.Contains(row, `data-state="`+tc.state+`"`) || !strings.Contains(row, html.EscapeString(tc.text)) {
+				t.Errorf("row of SP two = %s, want state %q and %q", row, tc.state, tc.text)
+			}
+		})
+	}
+}
+
+// frontCounts gathers slobridge_saml_front_channel_responses_total from
+// reg, by result.
+func frontCounts(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "slobridge_saml_front_channel_responses_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" {
+					out[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}

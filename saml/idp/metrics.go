@@ -1,0 +1,99 @@
+package idp
+
+import (
+	"context"
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slobridge/slobridge"
+	bsaml "github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/store"
+)
+
+// Results of a front-channel LogoutResponse, the "result" label of
+// slobridge_saml_front_channel_responses_total.
+const (
+	// FrontSuccess: a valid LogoutResponse with top-level Success.
+	FrontSuccess = "success"
+	// FrontPartial: Success with the second-level PartialLogout.
+	FrontPartial = "partial"
+	// FrontStatus: a valid LogoutResponse with another top-level status.
+	FrontStatus = "error_status"
+	// FrontInvalid: an authenticated LogoutResponse that failed
+	// validation (Destination, IssueInstant, InResponseTo, replay).
+	FrontInvalid = "invalid"
+	// FrontUnauthenticated: a LogoutResponse whose signature or Issuer
+	// did not verify; it changes nothing.
+	FrontUnauthenticated = "unauthenticated"
+)
+
+// idpMetrics are the IdP's Prometheus collectors.
+type idpMetrics struct {
+	frontResponses *prometheus.CounterVec
+}
+
+// newMetrics creates the collectors and registers them on reg (none: they
+// count but are not exported).
+func newMetrics(reg prometheus.Registerer) (*idpMetrics, error) {
+	m := &idpMetrics{frontResponses: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "slobridge_saml_front_channel_responses_total",
+		Help: "LogoutResponses of SAML SPs notified through the browser (logout page iframe or top-level chain), by result (success, partial, error_status, invalid, unauthenticated).",
+	}, []string{"result"})}
+	for _, r := range []string{FrontSuccess, FrontPartial, FrontStatus, FrontInvalid, FrontUnauthenticated} {
+		m.frontResponses.WithLabelValues(r)
+	}
+	if reg != nil {
+		if err := reg.Register(m.frontResponses); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// frontLabel is the result label of a recorded front-channel outcome.
+func frontLabel(res FrontResult) string {
+	switch {
+	case res.Error != "":
+		return FrontInvalid
+	case res.Status != bsaml.StatusSuccess:
+		return FrontStatus
+	case res.SubStatus == bsaml.StatusPartialLogout:
+		return FrontPartial
+	}
+	return FrontSuccess
+}
+
+var (
+	_ slobridge.TopLevelChain        = (*IdP)(nil)
+	_ slobridge.FrontChannelReporter = (*IdP)(nil)
+)
+
+// FrontChannelOutcome implements slobridge.FrontChannelReporter for SAML
+// SPs notified through the browser: done when the SP answered a valid
+// LogoutResponse with Success, failed with the SP's status (PartialLogout
+// included: the initiator is answered PartialLogout too) or with why its
+// answer was refused. Not ok while the SP has not answered.
+func (idp *IdP) FrontChannelOutcome(ctx context.Context, lo store.Logout, p store.Participant) (slobridge.FrontChannelOutcome, bool, error) {
+	if p.Kind != ClientKind {
+		return slobridge.FrontChannelOutcome{}, false, nil
+	}
+	res, err := idp.frontResult(ctx, lo.ID, p.SessionID, p.Key)
+	if errors.Is(err, store.ErrNotFound) {
+		return slobridge.FrontChannelOutcome{}, false, nil
+	}
+	if err != nil {
+		return slobridge.FrontChannelOutcome{}, false, err
+	}
+	switch {
+	case res.OK:
+		return slobridge.FrontChannelOutcome{Done: true, Detail: "answered Success"}, true, nil
+	case res.Error != "":
+		return slobridge.FrontChannelOutcome{Detail: "its answer was refused; you may still be logged in there", Error: res.Error}, true, nil
+	}
+	status := res.Status
+	if res.SubStatus != "" {
+		status += " / " + res.SubStatus
+	}
+	return slobridge.FrontChannelOutcome{Detail: "answered that it could not log you out completely", Error: "status " + status}, true, nil
+}
