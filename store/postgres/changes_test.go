@@ -230,3 +230,41 @@ func TestReadWindowHoldsBack(t *testing.T) {
 		t.Fatalf("a further read: %+v, %v; want nothing new", again.changes, err)
 	}
 }
+
+// TestSweepChanges checks that Sweep drops change-feed rows older than an
+// hour by the database clock, keeps newer ones, and leaves them out of
+// its result.
+func TestSweepChanges(t *testing.T) {
+	db := openTemp(t)
+	ctx := t.Context()
+	_, err := db.Pool().Exec(ctx, `INSERT INTO changes (logout_id, at) VALUES
+		('lo-old', now() - interval '2 hours'), ('lo-new', now() - interval '10 minutes')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.Sweep(ctx, t0, time.Hour)
+	if err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	if res != (store.SweepResult{}) {
+		t.Fatalf("Sweep result %+v, want nothing counted", res)
+	}
+	var left []string
+	rows, err := db.Pool().Query(ctx, "SELECT logout_id FROM changes ORDER BY seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0] != "lo-new" {
+		t.Fatalf("changes after Sweep: %v, want [lo-new]", left)
+	}
+}
