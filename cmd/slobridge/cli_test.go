@@ -38,6 +38,8 @@ func TestCommandLineUsage(t *testing.T) {
 		{"serve bad flag", []string{"serve", "--colour"}, 2, "", "flag provided but not defined: -colour"},
 		{"serve missing file", []string{"serve", "--config", "/nonexistent/slobridge.yaml"}, 1, "", "/nonexistent/slobridge.yaml"},
 		{"migrate without config", []string{"migrate"}, 2, "", "--config FILE is required"},
+		{"check without config", []string{"check"}, 2, "", "--config FILE is required"},
+		{"check missing file", []string{"check", "--config", "/nonexistent/x.yaml"}, 1, "", "/nonexistent/x.yaml"},
 		{"admin without sub-command", []string{"admin"}, 2, "", "sub-commands:"},
 		{"admin unknown sub-command", []string{"admin", "purge"}, 2, "", `unknown admin sub-command "purge"`},
 		{"admin logout without target", []string{"admin", "logout"}, 2, "", "exactly one of --session SID and --user USER"},
@@ -182,5 +184,27 @@ func TestAdminReceiverCommands(t *testing.T) {
 	// No SAML IdP configured: registration is not served.
 	if out := call(1, "register-sp", "--metadata-url", "https://sp.example.com/md"); !strings.Contains(out, "404") {
 		t.Fatalf("register-sp without an IdP: %s", out)
+	}
+}
+
+func TestCheckCommand(t *testing.T) {
+	for _, e := range testEnv {
+		k, v, _ := strings.Cut(e, "=")
+		t.Setenv(k, v)
+	}
+	db := filepath.Join(t.TempDir(), "check.db")
+	good := writeConfig(t, db)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check", "--config", good}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "configuration OK") {
+		t.Fatalf("check of a good config: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Fatal("check created the database")
+	}
+	t.Setenv("SLOBRIDGE_ADMIN_TOKEN", "")
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"check", "--config", good}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "admin.token: environment variable SLOBRIDGE_ADMIN_TOKEN is empty") {
+		t.Fatalf("check with an empty secret: exit %d\n%s", code, stderr.String())
 	}
 }

@@ -1,6 +1,7 @@
 // Command slobridge is the single-logout bridge.
 //
 //	slobridge serve --config FILE      run the bridge
+//	slobridge check --config FILE      validate the configuration
 //	slobridge migrate --config FILE    migrate the PostgreSQL schema
 //	slobridge demo                     run the bridge with demo apps on 127.0.0.1
 //	slobridge admin …                  call the admin API (see `slobridge admin -h`)
@@ -35,6 +36,7 @@ const usage = `usage: slobridge <command> [flags]
 
 commands:
   serve --config FILE     run the bridge
+  check --config FILE     validate the configuration (and its secrets) without starting
   migrate --config FILE   migrate the PostgreSQL schema (store.driver: postgres)
   demo                    run the bridge and demo apps on 127.0.0.1
   admin <sub-command>     call the admin API: sessions, logout, status, retry
@@ -56,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = runServe(ctx, args[1:], stderr)
+	case "check":
+		err = runCheck(args[1:], stdout, stderr)
 	case "migrate":
 		err = runMigrate(ctx, args[1:], stdout, stderr)
 	case "demo":

@@ -36,3 +36,26 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	runErr := a.Run(ctx)
 	return errors.Join(runErr, a.Close())
 }
+
+// runCheck implements `slobridge check --config FILE`: it loads and
+// validates the configuration, resolving every secret, and starts nothing.
+func runCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("check", stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "slobridge check: --config FILE is required")
+		return errUsage
+	}
+	cfg, err := app.Load(*path)
+	if err != nil {
+		return err
+	}
+	for _, key := range cfg.LiteralSecrets() {
+		fmt.Fprintf(stdout, "warning: %s is written in the configuration file; take it from the environment or a file outside development\n", key)
+	}
+	fmt.Fprintf(stdout, "%s: configuration OK\n", *path)
+	return nil
+}
