@@ -67,7 +67,9 @@ func (a *RP) view(r *http.Request) appView {
 		}
 	}
 	a.mu.Unlock()
-	if v.LoggedIn && tok != "" && !a.checkSession(r.Context(), tok) {
+	// Only the front-channel app checks its session at the bridge: the
+	// back-channel app relies on logout tokens, as such apps do.
+	if v.LoggedIn && a.cfg.FrontChannel && tok != "" && !a.checkSession(r.Context(), tok) {
 		a.mu.Lock()
 		if s.EndedBy == "" {
 			s.EndedBy, s.IDToken = EndedBySessionCheck, ""
