@@ -75,6 +75,9 @@ type ServerConfig struct {
 	BaseURL string `yaml:"base_url"`
 	// ReadHeaderTimeout bounds reading request headers; default 10s.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included; default
+	// 60s (a client trickling a body cannot hold a connection forever).
+	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// IdleTimeout closes idle keep-alive connections; default 120s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// ShutdownTimeout bounds a graceful shutdown; default 30s.
@@ -340,6 +343,7 @@ func (c *Config) setDefaults() {
 	setStr(&c.Server.Listen, "127.0.0.1:8080")
 	setStr(&c.Server.BaseURL, "http://"+c.Server.Listen)
 	setDur(&c.Server.ReadHeaderTimeout, 10*time.Second)
+	setDur(&c.Server.ReadTimeout, time.Minute)
 	setDur(&c.Server.IdleTimeout, 120*time.Second)
 	setDur(&c.Server.ShutdownTimeout, 30*time.Second)
 	if c.Server.MaxBodyBytes == 0 {

@@ -95,6 +95,7 @@ func (c *Config) validateServer(p *problems) {
 		v   time.Duration
 	}{
 		{"server.read_header_timeout", c.Server.ReadHeaderTimeout},
+		{"server.read_timeout", c.Server.ReadTimeout},
 		{"server.idle_timeout", c.Server.IdleTimeout},
 		{"server.shutdown_timeout", c.Server.ShutdownTimeout},
 	} {
