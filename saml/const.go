@@ -16,12 +16,21 @@ const (
 	// SHA-1.
 	SigAlgRSASHA1   = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
 	SigAlgECDSASHA1 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1"
+	// The SHA-384 and SHA-512 variants are accepted from peers (Keycloak,
+	// Shibboleth and ADFS can be configured to sign with them); the
+	// bridge itself signs with SHA-256.
+	SigAlgRSASHA384   = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384"
+	SigAlgRSASHA512   = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
+	SigAlgECDSASHA384 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384"
+	SigAlgECDSASHA512 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"
 )
 
 // Digest algorithm URIs of ds:DigestMethod.
 const (
 	digestSHA1   = "http://www.w3.org/2000/09/xmldsig#sha1"
 	digestSHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+	digestSHA384 = "http://www.w3.org/2001/04/xmldsig-more#sha384"
+	digestSHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
 )
 
 // XML namespaces.

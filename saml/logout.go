@@ -148,11 +148,18 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// parseTime parses an xs:dateTime attribute value.
+// parseTime parses an xs:dateTime attribute value. SAML Core §1.3.3 wants
+// UTC with a "Z"; a value with a numeric offset is converted, and one with
+// no time zone at all (seen from older IdPs) is taken as UTC. Fractions of
+// any length up to nanoseconds are accepted (ADFS sends seven digits).
 func parseTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(s))
+	s = strings.TrimSpace(s)
+	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, err
+		var err2 error
+		if t, err2 = time.ParseInLocation("2006-01-02T15:04:05.999999999", s, time.UTC); err2 != nil {
+			return time.Time{}, err
+		}
 	}
 	return t.UTC(), nil
 }

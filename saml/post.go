@@ -104,7 +104,7 @@ func WritePOSTForm(w http.ResponseWriter, endpoint, param string, el *etree.Elem
 	nonce := base64.RawStdEncoding.EncodeToString(nb[:])
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
+	NoCache(h)
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action "+u.Scheme+"://"+u.Host+"; base-uri 'none'; frame-ancestors 'none'")
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(http.StatusOK)
@@ -112,4 +112,13 @@ func WritePOSTForm(w http.ResponseWriter, endpoint, param string, el *etree.Elem
 		URL                             template.URL
 		Param, Value, RelayState, Nonce string
 	}{template.URL(endpoint), param, v, relayState, nonce})
+}
+
+// NoCache sets the headers that keep HTTP caches and the browser from
+// storing a response that carries a SAML protocol message: Cache-Control
+// "no-cache, no-store" and Pragma "no-cache" (Bindings §3.4.5.1 for
+// HTTP-Redirect, §3.5.5.1 for HTTP-POST; the SOAP answers get them too).
+func NoCache(h http.Header) {
+	h.Set("Cache-Control", "no-cache, no-store")
+	h.Set("Pragma", "no-cache")
 }

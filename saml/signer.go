@@ -6,12 +6,14 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	_ "crypto/sha512" // SHA-384 and SHA-512 for peers that sign with them
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
 	"math/big"
+	"strings"
 )
 
 // Signer signs outgoing messages with one key and publishes its
@@ -105,6 +107,10 @@ func hashFor(sigAlg string, allowSHA1 bool) (crypto.Hash, error) {
 	switch sigAlg {
 	case SigAlgRSASHA256, SigAlgECDSASHA256:
 		return crypto.SHA256, nil
+	case SigAlgRSASHA384, SigAlgECDSASHA384:
+		return crypto.SHA384, nil
+	case SigAlgRSASHA512, SigAlgECDSASHA512:
+		return crypto.SHA512, nil
 	case SigAlgRSASHA1, SigAlgECDSASHA1:
 		if allowSHA1 {
 			return crypto.SHA1, nil
@@ -126,7 +132,7 @@ func verifyOctets(sigAlg string, data, sig []byte, t Trust) error {
 	hh := h.New()
 	hh.Write(data)
 	digest := hh.Sum(nil)
-	wantEC := sigAlg == SigAlgECDSASHA256 || sigAlg == SigAlgECDSASHA1
+	wantEC := strings.HasPrefix(sigAlg, "http://www.w3.org/2001/04/xmldsig-more#ecdsa-")
 	for _, c := range t.Certs {
 		switch pub := c.PublicKey.(type) {
 		case *rsa.PublicKey:

@@ -138,7 +138,7 @@ func WriteSOAP(w http.ResponseWriter, el *etree.Element) error {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	NoCache(w.Header())
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(b)
 	return err
@@ -148,7 +148,7 @@ func WriteSOAP(w http.ResponseWriter, el *etree.Element) error {
 // §6.2) — or 400 when status is 400, for input that is not SOAP at all.
 func WriteSOAPFault(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	NoCache(w.Header())
 	w.WriteHeader(status)
 	_, _ = w.Write(SOAPFault(code, msg))
 }

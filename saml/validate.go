@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/beevik/etree"
@@ -88,7 +91,7 @@ func (v *Validator) checkCommon(m *Message, h header, t Trust, destination strin
 	if h.Destination == "" && m.Binding != BindingSOAP {
 		return requester(StatusRequestDenied, "signed %s message has no Destination", m.Binding)
 	}
-	if h.Destination != "" && h.Destination != destination {
+	if h.Destination != "" && !SameEndpoint(h.Destination, destination) {
 		return requester(StatusRequestDenied, "Destination %q is not this endpoint %q", h.Destination, destination)
 	}
 	if h.IssueInstant.After(now.Add(v.skew())) {
@@ -193,4 +196,39 @@ func (v *Validator) LogoutResponse(ctx context.Context, m *Message, t Trust, des
 		return nil, err
 	}
 	return r, nil
+}
+
+// SameEndpoint reports whether a message's Destination names our endpoint
+// (Bindings §3.4.5.2, §3.5.5.2): the same URL after the normalizations of
+// RFC 3986 §6.2.2–§6.2.3 that deployed senders differ in: scheme and host
+// compared without case, the default port (443 for https, 80 for http)
+// equal to no port, and an empty path equal to "/". The path and query
+// must match exactly.
+func SameEndpoint(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	if err1 != nil || err2 != nil || !ua.IsAbs() || !ub.IsAbs() || ua.User != nil || ub.User != nil {
+		return false
+	}
+	norm := func(u *url.URL) string {
+		scheme := strings.ToLower(u.Scheme)
+		host, port := strings.ToLower(u.Hostname()), u.Port()
+		if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+			port = ""
+		}
+		if port != "" {
+			host = net.JoinHostPort(host, port)
+		} else if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		path := u.EscapedPath()
+		if path == "" {
+			path = "/"
+		}
+		return scheme + "://" + host + path + "?" + u.RawQuery + "#" + u.Fragment
+	}
+	return norm(ua) == norm(ub)
 }

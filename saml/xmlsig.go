@@ -199,7 +199,7 @@ func checkSignedInfo(sig *etree.Element, id string, allowSHA1 bool) error {
 		return badSignature("Reference must hold one DigestMethod")
 	}
 	switch alg := dm[0].SelectAttrValue("Algorithm", ""); alg {
-	case digestSHA256:
+	case digestSHA256, digestSHA384, digestSHA512:
 	case digestSHA1:
 		if !allowSHA1 {
 			return badSignature("SHA-1 digest refused")
