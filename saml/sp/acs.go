@@ -24,7 +24,9 @@ import (
 // §4.1.4.3): it validates the Response with crewjam against the
 // AuthnRequest remembered under RelayState (InResponseTo, Destination,
 // Issuer, signature, audience, times), refuses a replayed assertion ID,
-// creates the bridge session and sets its cookie.
+// establishes the bridge session (Engine.EstablishSession: a new one, or
+// the browser's own session of the same user re-authenticated) and sets
+// its cookie.
 func (sp *SP) handleACS(c *gin.Context) {
 	ctx := c.Request.Context()
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody(sp.opts.Limits))
@@ -56,7 +58,17 @@ func (sp *SP) handleACS(c *gin.Context) {
 		sp.badRequest(c, "login response rejected", err)
 		return
 	}
-	s, err = sp.opts.Engine.CreateSession(ctx, s)
+	// A browser that holds a bridge session of the same user keeps it
+	// (same sid and SessionIndex for the apps) with the new login's facts;
+	// one of another user is logged out first.
+	// The session cookie, when this POST carries it, is the browser's
+	// current session; a cross-site POST carries none (SameSite=Lax), and
+	// the session held when the login started stands in.
+	sid := sp.opts.Cookies.BrowserSessionID(c.Request)
+	if sid == "" {
+		sid = st.SessionID
+	}
+	s, err = sp.opts.Engine.EstablishSession(ctx, sid, s)
 	if err != nil {
 		sp.log.ErrorContext(ctx, "create bridge session", "upstream", u.cfg.Name, "error", err)
 		sp.page(c, http.StatusInternalServerError, "The session could not be created.")

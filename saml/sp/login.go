@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/store"
 )
@@ -126,8 +127,23 @@ func (sp *SP) sendAuthnRequest(w http.ResponseWriter, r *http.Request, u *upstre
 	if err != nil {
 		return fmt.Errorf("sp: make AuthnRequest: %w", err)
 	}
+	// A login asked for while the browser holds an active bridge session
+	// is a re-authentication (OIDC prompt=login or max_age, a downstream
+	// ForceAuthn): the upstream must authenticate the user afresh rather
+	// than answer from its own session (Core §3.4.1 ForceAuthn), and the
+	// ACS keeps that bridge session for the same user.
+	st := loginState{Upstream: u.cfg.Name, RequestID: req.ID, ReturnTo: returnTo}
+	cur, err := sp.opts.Engine.ActiveSession(r.Context(), sp.opts.Cookies, r)
+	switch {
+	case err == nil:
+		st.SessionID = cur.ID
+		force := true
+		req.ForceAuthn = &force
+	case !errors.Is(err, slobridge.ErrNoSession):
+		return fmt.Errorf("sp: read the browser's bridge session: %w", err)
+	}
 	relay := sp.opts.Engine.NewID()
-	if err := sp.putState(r.Context(), nsLogin, relay, loginState{Upstream: u.cfg.Name, RequestID: req.ID, ReturnTo: returnTo}); err != nil {
+	if err := sp.putState(r.Context(), nsLogin, relay, st); err != nil {
 		return err
 	}
 	ck := &http.Cookie{Name: loginCookiePrefix + relay, Value: sp.loginMAC(relay), Path: "/",

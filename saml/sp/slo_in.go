@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -63,11 +64,11 @@ func (sp *SP) acceptLogoutRequest(ctx context.Context, m *saml.Message, dest str
 			return a, fmt.Errorf("sp: find sessions: %w", err)
 		}
 		for _, s := range ss {
-			if !sameName(s.NameID, req.NameID) {
+			if !matchesLogin(s, u.cfg.Name, req.NameID, idx) {
 				continue
 			}
 			found++
-			if s.Active(now) {
+			if s.Active(now) && !slices.Contains(ids, s.ID) {
 				ids = append(ids, s.ID)
 			}
 		}
@@ -258,6 +259,21 @@ func partial(st slobridge.LogoutStatus, frontFails bool) bool {
 				return true
 			}
 		default:
+			return true
+		}
+	}
+	return false
+}
+
+// matchesLogin reports whether session s rests, or rested before its user
+// logged in again (Session.PriorLogins), on a login at upstream whose
+// NameID is n (sameName) and, when idx is set, whose SessionIndex is idx.
+// A LogoutRequest naming an earlier login of a re-authenticated session
+// ends it: the apps that joined under that login are in the session, and
+// over-ending a session is safe where leaving one alive is not.
+func matchesLogin(s store.Session, upstream string, n saml.NameID, idx string) bool {
+	for _, l := range append([]store.UpstreamLogin{s.UpstreamLogin()}, s.PriorLogins...) {
+		if l.Upstream == upstream && (idx == "" || l.SessionIndex == idx) && sameName(l.NameID, n) {
 			return true
 		}
 	}

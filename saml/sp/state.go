@@ -34,6 +34,11 @@ type loginState struct {
 	Upstream  string `json:"upstream"`
 	RequestID string `json:"request_id"`
 	ReturnTo  string `json:"return_to"`
+	// SessionID is the active bridge session the browser held when the
+	// login started (a re-authentication), "" for none. The ACS is reached
+	// by a cross-site POST that carries no SameSite=Lax session cookie, so
+	// the session to keep is remembered here.
+	SessionID string `json:"session_id,omitempty"`
 }
 
 // logoutState is what the bridge remembers of a LogoutRequest it sent to

@@ -1,0 +1,218 @@
+package sp
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/store"
+)
+
+// addIdPUser registers another user at the samlidp test IdP.
+func addIdPUser(t *testing.T, idpURL, name string) {
+	t.Helper()
+	user := `{"name":"` + name + `","password":"correct horse","email":"` + name + `@example.com"}`
+	req, _ := http.NewRequest(http.MethodPut, idpURL+"/users/"+name, strings.NewReader(user))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("add user %s: %v %v", name, err, resp)
+	}
+	resp.Body.Close()
+}
+
+// forgetCookie drops a cookie of the test host from the browser's jar.
+func (b *bridge) forgetCookie(name string) {
+	u, _ := url.Parse(b.srv.URL)
+	b.client.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: "", Path: "/", MaxAge: -1}})
+}
+
+// whoami returns the browser's bridge session.
+func (b *bridge) whoami(t *testing.T) store.Session {
+	t.Helper()
+	resp := b.get("/test/whoami")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("no bridge session: %d", resp.StatusCode)
+	}
+	var s store.Session
+	if err := json.Unmarshal([]byte(readBody(t, resp)), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// upstreamLogin logs user in at the IdP afresh (its own session cookie
+// dropped first, so that it authenticates again and issues a new
+// SessionIndex), posts the Response to the ACS and returns the bridge
+// session the browser then holds. It reports whether the AuthnRequest
+// asked for ForceAuthn. With crossSite, the ACS POST carries no bridge
+// session cookie, as a browser sends none of its SameSite=Lax cookies with
+// a cross-site POST.
+func (b *bridge) upstreamLogin(t *testing.T, user string, crossSite bool) (store.Session, bool) {
+	t.Helper()
+	b.forgetCookie("session") // samlidp's session cookie
+	resp := b.get("/test/login")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("start login: %d %s", resp.StatusCode, readBody(t, resp))
+	}
+	loc := resp.Header.Get("Location")
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := saml.DecodeRedirect(u.RawQuery, saml.Limits{})
+	if err != nil {
+		t.Fatalf("decode AuthnRequest: %v", err)
+	}
+	force := m.Root().SelectAttrValue("ForceAuthn", "") == "true"
+	resp, err = b.client.Get(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	action, form := parseForm(t, readBody(t, resp))
+	form.Set("user", user)
+	form.Set("password", "correct horse")
+	if resp, err = b.client.PostForm(action, form); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("IdP login: %v %v", err, resp)
+	}
+	readBody(t, resp)
+	if resp, err = b.client.Get(loc); err != nil {
+		t.Fatal(err)
+	}
+	acs, form := parseForm(t, readBody(t, resp))
+	if crossSite {
+		b.forgetCookie(slobridge.SessionCookieName)
+	}
+	resp = b.post(acs, "application/x-www-form-urlencoded", []byte(form.Encode()))
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ACS answered %d %s", resp.StatusCode, readBody(t, resp))
+	}
+	return b.whoami(t), force
+}
+
+// join makes r a back-channel participant of session sid.
+func (b *bridge) join(t *testing.T, sid, app string, r *receiver) {
+	t.Helper()
+	if _, err := b.eng.AddParticipant(t.Context(), store.Participant{SessionID: sid, Kind: "http", AppID: app,
+		Channels: store.ChannelBack, BackChannelURL: r.srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// upstreamLogout sends the IdP's SOAP LogoutRequest for nameID and
+// sessionIndex, signed with its key, and returns the verified answer.
+func (b *bridge) upstreamLogout(t *testing.T, idpURL string, nameID store.NameID, sessionIndex string) *saml.LogoutResponse {
+	t.Helper()
+	id, err := saml.NewID(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &saml.LogoutRequest{ID: id, IssueInstant: time.Now(), Destination: b.sp.url(PathSLOSOAP), Issuer: idpURL + "/metadata",
+		NameID: saml.NameID{Value: nameID.Value, Format: nameID.Format, NameQualifier: nameID.NameQualifier,
+			SPNameQualifier: nameID.SPNameQualifier},
+		SessionIndexes: []string{sessionIndex}}
+	return b.logoutResponseFrom(b.sendLogoutRequest(saml.BindingSOAP, req), saml.BindingSOAP, req.ID)
+}
+
+// TestReloginKeepsSession logs alice in at a real IdP (crewjam samlidp),
+// lets an app join, has her log in at the IdP again (a new IdP session,
+// so a new SessionIndex), lets a second app join, and has the IdP log the
+// session out by one of its SessionIndexes: the bridge session is the
+// same throughout, carries the new SessionIndex, and its end reaches both
+// apps.
+func TestReloginKeepsSession(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		crossSite bool // the ACS POST carries no bridge cookie
+		logoutBy  string
+	}{
+		{"new SessionIndex", false, "new"},
+		{"new SessionIndex, cross-site ACS", true, "new"},
+		{"old SessionIndex", false, "old"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, idpSrv := realIdP(t, true)
+			b := newBridge(t, bridgeOptions{upstreams: []UpstreamConfig{{Name: "corp", MetadataURL: idpSrv.URL + "/metadata"}}})
+			registerSP(t, idpSrv, b)
+			before, after := newReceiver(t, http.StatusOK), newReceiver(t, http.StatusOK)
+
+			first, force := b.upstreamLogin(t, "alice", false)
+			if force {
+				t.Error("first login asked for ForceAuthn")
+			}
+			b.join(t, first.ID, "before", before)
+
+			second, force := b.upstreamLogin(t, "alice", tc.crossSite)
+			if !force {
+				t.Error("a login while the browser holds a session did not ask for ForceAuthn")
+			}
+			if second.ID != first.ID {
+				t.Fatalf("re-login made session %s, the browser held %s", second.ID, first.ID)
+			}
+			if second.SessionIndex == "" || second.SessionIndex == first.SessionIndex {
+				t.Fatalf("SessionIndex %q after re-login, was %q", second.SessionIndex, first.SessionIndex)
+			}
+			if len(second.PriorLogins) != 1 || second.PriorLogins[0] != first.UpstreamLogin() {
+				t.Fatalf("PriorLogins %+v, want the first login", second.PriorLogins)
+			}
+			if second.AuthTime.Before(first.AuthTime) || !second.CreatedAt.Equal(first.CreatedAt) {
+				t.Fatalf("auth_time %v (was %v), created %v (was %v)", second.AuthTime, first.AuthTime, second.CreatedAt, first.CreatedAt)
+			}
+			n, err := b.st.CountActiveSessions(t.Context(), time.Now())
+			if err != nil || n != 1 {
+				t.Fatalf("%d active sessions after re-login (%v), want 1", n, err)
+			}
+			b.join(t, second.ID, "after", after)
+
+			si := second.SessionIndex
+			if tc.logoutBy == "old" {
+				si = first.SessionIndex
+			}
+			lr := b.upstreamLogout(t, idpSrv.URL, second.NameID, si)
+			if !lr.Success() || lr.Partial() {
+				t.Fatalf("LogoutResponse %s/%s, want Success", lr.Status, lr.SubStatus)
+			}
+			if !b.ended(first.ID) {
+				t.Fatal("session not ended by the upstream logout")
+			}
+			waitFor(t, "both apps notified", func() bool { return before.count() == 1 && after.count() == 1 })
+		})
+	}
+}
+
+// TestReloginAsAnotherUser has bob log in at the IdP in the browser that
+// holds alice's session: alice's session is logged out (her app
+// notified) and bob gets a session of his own.
+func TestReloginAsAnotherUser(t *testing.T) {
+	_, idpSrv := realIdP(t, true)
+	addIdPUser(t, idpSrv.URL, "bob")
+	b := newBridge(t, bridgeOptions{upstreams: []UpstreamConfig{{Name: "corp", MetadataURL: idpSrv.URL + "/metadata"}}})
+	registerSP(t, idpSrv, b)
+	app := newReceiver(t, http.StatusOK)
+
+	alice, _ := b.upstreamLogin(t, "alice", false)
+	b.join(t, alice.ID, "app", app)
+	bob, _ := b.upstreamLogin(t, "bob", true)
+	if bob.ID == alice.ID || bob.UserID != "bob@example.com" {
+		t.Fatalf("bob's login got session %+v (alice's is %s)", bob, alice.ID)
+	}
+	if !b.ended(alice.ID) {
+		t.Fatal("alice's session still active after bob logged in in her browser")
+	}
+	ended, err := b.st.GetSession(t.Context(), alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, err := b.st.GetLogout(t.Context(), ended.LogoutID)
+	if err != nil || lo.Initiator.Kind != store.InitiatorSystem {
+		t.Fatalf("logout of alice's session: %+v %v", lo, err)
+	}
+	waitFor(t, "alice's app notified", func() bool { return app.count() == 1 })
+	if ps, err := b.st.ListParticipants(t.Context(), bob.ID); err != nil || len(ps) != 0 {
+		t.Fatalf("bob's session has participants %+v (%v)", ps, err)
+	}
+}
