@@ -42,12 +42,15 @@
 // table "changes" in their own transaction. Listen reads the rows of every
 // transaction that has ended, in windows of transaction IDs (xid8) below
 // the oldest transaction still running, so no row is skipped when
-// transactions commit in another order than they wrote. A statement-level
-// trigger sends NOTIFY on a channel named after the schema; Listen reads
-// the feed when one arrives and every PollInterval in any case, so it
-// keeps working (at the poll rate) when its LISTEN connection is lost or
-// when a pooler cannot hold one (ListenOptions.PollOnly). Sweep removes
-// rows older than an hour.
+// transactions commit in another order than they wrote (a long-running
+// writing transaction anywhere on the server holds the feed back until it
+// ends). After each commit the writer sends NOTIFY on a channel named
+// after the schema, from outside the transaction and coalesced (a NOTIFY
+// inside it would serialise every commit on the notification queue lock);
+// Listen reads the feed when one arrives and every PollInterval in any
+// case, so it keeps working, at the poll rate, when a NOTIFY is lost, when
+// its LISTEN connection is down, or when a pooler cannot hold one
+// (ListenOptions.PollOnly). Sweep removes rows older than an hour.
 //
 // # Migrations
 //
