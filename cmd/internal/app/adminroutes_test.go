@@ -97,3 +97,39 @@ func TestStaticReceiversFollowTheConfiguration(t *testing.T) {
 		}
 	})
 }
+
+// TestSeparateAdminListener serves the admin API and /metrics on
+// admin.listen only.
+func TestSeparateAdminListener(t *testing.T) {
+	env := map[string]string{
+		"COOKIE": strings.Repeat("c", 40), "ADMIN": "admin-token-0123456789", "PASSWORD": "alice-password",
+		"APP1_SECRET": "app1-secret-0123456789", "SSF_AUTH": "Bearer x",
+	}
+	doc := strings.NewReplacer("{{DB}}", filepath.Join(t.TempDir(), "adm.db"), "{{RP}}", "http://127.0.0.1:1", "{{SSF}}", "http://127.0.0.1:2").Replace(wiringConfig)
+	doc = strings.Replace(doc, "admin:\n", "admin:\n  listen: 127.0.0.1:0\n", 1)
+	a, base := startApp(t, doc, env)
+	deadline := time.Now().Add(waitTimeout)
+	for a.AdminAddr() == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("admin listener never opened")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	adminBase := "http://" + a.AdminAddr()
+	adminJSON(t, adminBase, env["ADMIN"], "GET", "/admin/v1/receivers", "", http.StatusOK)
+	adminJSON(t, base, env["ADMIN"], "GET", "/admin/v1/receivers", "", http.StatusNotFound)
+	for _, tt := range []struct {
+		url  string
+		want int
+	}{
+		{adminBase + "/metrics", http.StatusOK},
+		{base + "/metrics", http.StatusNotFound},
+		{base + "/healthz", http.StatusOK},
+		{adminBase + "/readyz", http.StatusOK},
+		{adminBase + "/.well-known/openid-configuration", http.StatusNotFound},
+	} {
+		if code, _ := get(t, http.DefaultClient, tt.url); code != tt.want {
+			t.Errorf("GET %s: %d, want %d", tt.url, code, tt.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,10 @@ type App struct {
 	samlSP   *sp.SP
 	// httpMetrics counts requests by route.
 	httpMetrics *httpMetrics
+	// adminHandler serves admin.listen, nil when the admin API shares
+	// the main listener; adminAddr is its address once listening.
+	adminHandler http.Handler
+	adminAddr    atomic.Value
 	// static is the development authenticator, when upstream.type is static.
 	static   *staticAuth
 	handler  http.Handler
@@ -134,8 +139,13 @@ func (a *App) build(ctx context.Context) error {
 		return err
 	}
 	// The only place routes are wired.
+	separate := cfg.Admin.Listen != ""
 	a.handler = a.router(func(r gin.IRouter) {
-		slobridge.MountOps(r, slobridge.OpsOptions{Store: a.st, Gatherer: a.reg})
+		ops := slobridge.OpsOptions{Store: a.st, Gatherer: a.reg}
+		if separate {
+			ops.Gatherer = nil // /metrics is on the admin listener
+		}
+		slobridge.MountOps(r, ops)
 		provider.Mount(r)
 		a.ssf.Mount(r)
 		page.Mount(r)
@@ -143,10 +153,18 @@ func (a *App) build(ctx context.Context) error {
 		if a.samlIdP != nil {
 			a.samlIdP.Mount(r)
 		}
-		if admin != nil {
+		if admin != nil && !separate {
 			a.mountAdminRoutes(admin.Mount(r))
 		}
 	})
+	if separate {
+		a.adminHandler = a.router(func(r gin.IRouter) {
+			slobridge.MountOps(r, slobridge.OpsOptions{Store: a.st, Gatherer: a.reg})
+			if admin != nil {
+				a.mountAdminRoutes(admin.Mount(r))
+			}
+		})
+	}
 	return nil
 }
 
@@ -312,6 +330,17 @@ func (a *App) registerReceivers(ctx context.Context) error {
 		a.log.InfoContext(ctx, "ssf receiver removed from the configuration", "receiver", r.ID)
 	}
 	return nil
+}
+
+// AdminHandler returns the handler of admin.listen (admin API, metrics,
+// probes), nil when admin.listen is not set.
+func (a *App) AdminHandler() http.Handler { return a.adminHandler }
+
+// AdminAddr returns the address the admin listener listens on, "" before
+// Serve opened it or without admin.listen.
+func (a *App) AdminAddr() string {
+	s, _ := a.adminAddr.Load().(string)
+	return s
 }
 
 // Handler returns the HTTP handler of every route.

@@ -193,6 +193,11 @@ type AdminConfig struct {
 	Token Secret `yaml:"token"`
 	// TokenName names the operator in logout records; default "admin".
 	TokenName string `yaml:"token_name"`
+	// Listen, when set, serves the admin API and /metrics on this address
+	// only (for example 127.0.0.1:9090), not on server.listen; /healthz
+	// and /readyz are served on both. Plain HTTP: keep it on loopback or
+	// a private network.
+	Listen string `yaml:"listen"`
 }
 
 // OIDCConfig is the OpenID Provider toward downstream apps.

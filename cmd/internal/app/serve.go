@@ -45,6 +45,20 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
+	var adminSrv *http.Server
+	var adminLn net.Listener
+	if a.adminHandler != nil {
+		var err error
+		if adminLn, err = net.Listen("tcp", a.cfg.Admin.Listen); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("app: listen on %s (admin.listen): %w", a.cfg.Admin.Listen, err)
+		}
+		adminSrv = &http.Server{
+			Handler: a.adminHandler, ReadHeaderTimeout: srv.ReadHeaderTimeout, ReadTimeout: srv.ReadTimeout,
+			IdleTimeout: srv.IdleTimeout, ErrorLog: srv.ErrorLog, BaseContext: srv.BaseContext,
+		}
+		a.adminAddr.Store(adminLn.Addr().String())
+	}
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	var wg sync.WaitGroup
@@ -74,8 +88,12 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		}()
 	}
 
-	srvErr := make(chan error, 1)
+	srvErr := make(chan error, 2)
 	go func() { srvErr <- srv.Serve(ln) }()
+	if adminSrv != nil {
+		go func() { srvErr <- adminSrv.Serve(adminLn) }()
+		a.log.InfoContext(ctx, "admin API serving", "addr", adminLn.Addr().String())
+	}
 	a.log.InfoContext(ctx, "slobridge serving", "addr", ln.Addr().String(), "base_url", a.BaseURL(), "store", a.cfg.Store.Driver)
 
 	var err error
@@ -91,6 +109,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if serr := srv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		a.log.WarnContext(ctx, "http shutdown", "err", serr)
+	}
+	if adminSrv != nil {
+		if serr := adminSrv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			a.log.WarnContext(ctx, "admin http shutdown", "err", serr)
+		}
 	}
 	stopBG()
 	wg.Wait()

@@ -36,6 +36,13 @@ func (c *Config) validate(p *problems) {
 	if c.Admin.Token.IsSet() && len(c.Admin.Token.Value()) < 16 {
 		p.add("admin.token", "must be at least 16 characters")
 	}
+	if c.Admin.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+			p.add("admin.listen", "must be host:port: %v", err)
+		} else if c.Admin.Listen == c.Server.Listen {
+			p.add("admin.listen", "must differ from server.listen")
+		}
+	}
 	c.validateOIDC(p)
 	c.validateSSF(p)
 	c.validateUpstream(p)
