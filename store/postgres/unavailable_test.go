@@ -269,3 +269,52 @@ func TestNULRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestServerTerminatesConnections has the server terminate every
+// connection of the store's pool (as a restart or failover does): each
+// call either succeeds or fails with store.ErrUnavailable, and the pool
+// reconnects by itself.
+func TestServerTerminatesConnections(t *testing.T) {
+	schema := newSchema(t)
+	cfg, err := pgx.ParseConfig(testDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := url.URL{Scheme: "postgres", User: url.User(cfg.User), Host: net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))),
+		Path: "/" + cfg.Database, RawQuery: url.Values{"sslmode": {"disable"}, "application_name": {schema}}.Encode()}
+	if cfg.Password != "" {
+		u.User = url.UserPassword(cfg.User, cfg.Password)
+	}
+	db := openSchema(t, u.String(), schema, Options{})
+	ctx := t.Context()
+	s := store.Session{ID: "s1", UserID: "alice", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := db.CreateSession(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	// Hold several connections so that the pool has more than one to lose.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { _, _ = db.GetSession(ctx, "s1") })
+	}
+	wg.Wait()
+
+	var killed int
+	err = openTemp(t).Pool().QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = $1`, schema).Scan(&killed)
+	if err != nil || killed == 0 {
+		t.Fatalf("terminated %d connections, %v; want the store's", killed, err)
+	}
+	recovered := false
+	for i := 0; i < 50 && !recovered; i++ {
+		_, err := db.GetSession(ctx, "s1")
+		switch {
+		case err == nil:
+			recovered = true
+		case !errors.Is(err, store.ErrUnavailable):
+			t.Fatalf("GetSession after the server dropped the connections: %v, want success or store.ErrUnavailable", err)
+		}
+	}
+	if !recovered {
+		t.Fatal("store did not recover after the server dropped its connections")
+	}
+}
