@@ -330,6 +330,37 @@ func TestTokensDieWithTheSession(t *testing.T) {
 	}
 }
 
+// TestRestartedResourceServerAsksIntrospection: a resource server that
+// was down when the logout happened missed the SET; after its restart the
+// guard asks the bridge's introspection endpoint (authenticating as a
+// registered resource server) about tokens issued before it started.
+func TestRestartedResourceServerAsksIntrospection(t *testing.T) {
+	env := newTokenEnv(t)
+	rp := env.newRPClient(t, "web")
+	_, ended := env.login(t, rp)
+	_, live := env.login(t, rp)
+	lo, err := env.eng.Logout(context.Background(), slobridge.LogoutRequest{
+		SessionIDs: []string{sidOf(t, env, ended.AccessToken)}, Initiator: store.Initiator{Kind: store.InitiatorAdmin}})
+	if err != nil || len(lo.SessionIDs) != 1 {
+		t.Fatalf("logout: %v %v", lo, err)
+	}
+	iss := env.p.Issuer()
+	restarted, err := resource.New(context.Background(), resource.Options{
+		Issuer: iss, Audience: iss, JWKSURL: iss + PathJWKS, Logger: quietLogger(),
+		Introspection: &resource.Introspector{URL: iss + PathIntrospect, ClientID: rsID, ClientSecret: rsSecret},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restarted.Verify(context.Background(), ended.AccessToken); !errors.Is(err, resource.ErrSessionEnded) {
+		t.Fatalf("token of a session ended while the API was down: %v, want ErrSessionEnded", err)
+	}
+	tok, err := restarted.Verify(context.Background(), live.AccessToken)
+	if err != nil || tok.Subject != "alice" {
+		t.Fatalf("live token after restart: %v %v", tok, err)
+	}
+}
+
 func TestAccessTokenIsRFC9068(t *testing.T) {
 	env := newTokenEnv(t, func(o *Options) {
 		o.Clients = []StaticClient{{Secret: "static-client-secret-0123", AccessTokenTTL: 90 * time.Second,
