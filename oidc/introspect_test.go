@@ -439,3 +439,30 @@ func FuzzReadForm(f *testing.F) {
 		}
 	})
 }
+
+// TestResourceServerCannotObtainTokens: a resource server authenticates
+// like a confidential client but has no redirect URI and no grant, so the
+// authorization and token endpoints give it nothing.
+func TestResourceServerCannotObtainTokens(t *testing.T) {
+	env := newTokenEnv(t)
+	q := url.Values{"client_id": {rsID}, "response_type": {"code"}, "scope": {"openid"},
+		"redirect_uri": {unusedCallback}, "state": {"s"}}
+	resp, err := noFollow(browser(t)).Get(env.p.Issuer() + PathAuthorize + "?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+		t.Fatalf("authorize as a resource server: HTTP %d Location %q, want an error page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for _, form := range []url.Values{
+		{"grant_type": {"authorization_code"}, "code": {"guessed"}, "redirect_uri": {unusedCallback}},
+		{"grant_type": {"refresh_token"}, "refresh_token": {"guessed"}},
+		{"grant_type": {"client_credentials"}},
+	} {
+		code, _, m := env.postToken(t, PathToken, rsID, rsSecret, form)
+		if code != http.StatusBadRequest || m["access_token"] != nil {
+			t.Fatalf("token endpoint (%s) as a resource server: HTTP %d %v", form.Get("grant_type"), code, m)
+		}
+	}
+}
