@@ -140,6 +140,11 @@ func TestSameNameID(t *testing.T) {
 		{"value only", bsaml.NameID{Value: "abc"}, true},
 		{"other value", bsaml.NameID{Value: "abd"}, false},
 		{"other format", bsaml.NameID{Value: "abc", Format: FormatTransient}, false},
+		{"unspecified format", bsaml.NameID{Value: "abc", Format: FormatUnspecified}, true},
+		{"unspecified format, other value", bsaml.NameID{Value: "abd", Format: FormatUnspecified}, false},
+		{"value differs in case", bsaml.NameID{Value: "ABC"}, false},
+		{"all defaults spelled out", bsaml.NameID{Value: "abc", Format: FormatPersistent, NameQualifier: "https://idp.test",
+			SPNameQualifier: "https://sp.test"}, true},
 		{"other NameQualifier", bsaml.NameID{Value: "abc", NameQualifier: "https://evil.test"}, false},
 		{"other SPNameQualifier", bsaml.NameID{Value: "abc", SPNameQualifier: "https://sp2.test"}, false},
 	} {

@@ -353,6 +353,10 @@ func send(t *testing.T, base string, kind string, payload []byte) *http.Response
 // samlStatus reads the status codes of the LogoutResponse in an answer.
 func samlStatus(t *testing.T, resp *http.Response, body []byte) (string, string) {
 	t.Helper()
+	// Bindings §3.4.5.1, §3.5.5.1: a SAML message is not to be cached.
+	if cc, pr := resp.Header.Get("Cache-Control"), resp.Header.Get("Pragma"); cc != "no-cache, no-store" || pr != "no-cache" {
+		t.Errorf("LogoutResponse answer has Cache-Control %q Pragma %q, want \"no-cache, no-store\" and no-cache", cc, pr)
+	}
 	var x []byte
 	switch {
 	case resp.StatusCode == http.StatusFound:

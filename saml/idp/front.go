@@ -156,7 +156,7 @@ func (idp *IdP) writeFrontRequest(w http.ResponseWriter, r *http.Request, lo sto
 	}
 	idp.log.InfoContext(ctx, "saml front-channel logout request", "logout_id", lo.ID, "participant", p.Key,
 		"binding", binding, "top_level", chain)
-	w.Header().Set("Cache-Control", "no-store")
+	bsaml.NoCache(w.Header())
 	switch {
 	case to != "":
 		http.Redirect(w, r, to, http.StatusFound)
@@ -197,7 +197,7 @@ func writeFramedPOST(w http.ResponseWriter, endpoint, param string, el *etree.El
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
+	bsaml.NoCache(h)
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+n+"'; form-action "+u.Scheme+"://"+u.Host+
 		"; base-uri 'none'; frame-ancestors 'self'")
 	h.Set("Referrer-Policy", "no-referrer")

@@ -182,12 +182,14 @@ func (idp *IdP) MatchSessions(ctx context.Context, sp *SP, lr *bsaml.LogoutReque
 // sameNameID reports whether the NameID of a LogoutRequest is the one we
 // issued: same value; Format, NameQualifier and SPNameQualifier, when the
 // request carries them, equal to what was issued (an absent qualifier in
-// what we issued means this IdP and this SP, SAML Core §8.3.7).
+// what we issued means this IdP and this SP, SAML Core §8.3.7). An absent
+// Format means unspecified (Core §2.2.2), and SPs that do not keep the
+// Format they received send that: it matches any issued Format.
 func (idp *IdP) sameNameID(sp *SP, issued store.NameID, got bsaml.NameID) bool {
 	if got.Value != issued.Value {
 		return false
 	}
-	if got.Format != "" && got.Format != issued.Format {
+	if got.Format != "" && got.Format != FormatUnspecified && got.Format != issued.Format {
 		return false
 	}
 	if got.NameQualifier != "" && got.NameQualifier != cmpOr(issued.NameQualifier, idp.entityID) {
@@ -334,7 +336,7 @@ func (idp *IdP) sendLogoutResponse(c *gin.Context, sp *SP, reply logoutReply, st
 		return
 	}
 	idp.log.InfoContext(ctx, "saml logout response", "sp", sp.EntityID, "status", status, "sub_status", sub)
-	c.Header("Cache-Control", "no-store")
+	bsaml.NoCache(c.Writer.Header())
 	if binding == bsaml.BindingRedirect {
 		u, err := bsaml.RedirectURL(loc, bsaml.ParamResponse, resp.Element(), reply.RelayState, idp.opts.Signer)
 		if err != nil {

@@ -58,7 +58,7 @@ func (sp *SP) answerFront(c *gin.Context, u *upstream, binding, inResponseTo, re
 // send delivers the unsigned message el by a front-channel binding:
 // Redirect with a query signature, or POST with an enveloped one.
 func (sp *SP) send(w http.ResponseWriter, r *http.Request, binding, loc, param string, el *etree.Element, relay string) error {
-	w.Header().Set("Cache-Control", "no-store")
+	saml.NoCache(w.Header())
 	if binding == saml.BindingRedirect {
 		to, err := saml.RedirectURL(loc, param, el, relay, sp.opts.Signer)
 		if err != nil {

@@ -83,6 +83,10 @@ func TestLogoutTowardUpstream(t *testing.T) {
 			lo := b.userLogout(s, store.InitiatorUser)
 
 			resp := b.get("/logout/continue/" + lo.ID)
+			// Bindings §3.4.5.1, §3.5.5.1: a SAML message is not to be cached.
+			if cc, pr := resp.Header.Get("Cache-Control"), resp.Header.Get("Pragma"); cc != "no-cache, no-store" || pr != "no-cache" {
+				t.Errorf("LogoutRequest answer has Cache-Control %q Pragma %q", cc, pr)
+			}
 			var m *saml.Message
 			var err error
 			if binding == saml.BindingRedirect {
