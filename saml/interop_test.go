@@ -327,3 +327,76 @@ func TestResponseHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestCanonicalizations: enveloped signatures made with each
+// canonicalization XML Signature defines for SignedInfo and the reference
+// (exclusive C14N as ADFS, Okta and Shibboleth use; inclusive C14N 1.0 and
+// 1.1 as some Java stacks use) verify.
+func TestCanonicalizations(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c14n dsig.Canonicalizer
+	}{
+		{"exclusive", dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")},
+		{"exclusive with comments", dsig.MakeC14N10ExclusiveWithCommentsCanonicalizerWithPrefixList("")},
+		{"inclusive 1.0", dsig.MakeC14N10RecCanonicalizer()},
+		{"inclusive 1.1", dsig.MakeC14N11Canonicalizer()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testSigner(t, "idp")
+			ctx, err := dsig.NewSigningContext(s.Key, [][]byte{s.Cert.Raw})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx.Canonicalizer = tc.c14n
+			el := sampleRequest("_c14n1").Element()
+			sig, err := ctx.ConstructSignature(el, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := el.Copy()
+			out.InsertChildAt(1, sig)
+			_, err = testValidator(t).LogoutRequest(ctxT(t), postOf(t, out), testTrust(t, idpEntity, "idp"), spSLO)
+			checkExpectation(t, err, expectOK)
+		})
+	}
+}
+
+// TestSOAPContentType: the SOAP binding is SOAP 1.1 over text/xml
+// (Bindings §3.2.2, SOAP 1.1 §6.1.1), with or without a charset; SOAP 1.2
+// and form or missing types are refused before parsing.
+func TestSOAPContentType(t *testing.T) {
+	signed, err := testSigner(t, "idp").SignEnveloped(sampleRequest("_ct1").Element())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := SOAPEnvelope(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		contentType string
+		ok          bool
+	}{
+		{"text/xml", true},
+		{"text/xml; charset=utf-8", true},
+		{"Text/XML; charset=\"UTF-8\"", true},
+		{"application/soap+xml", false},
+		{"application/x-www-form-urlencoded", false},
+		{"", false},
+	} {
+		t.Run(tc.contentType, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/slo/soap", strings.NewReader(string(env)))
+			if tc.contentType != "" {
+				r.Header.Set("Content-Type", tc.contentType)
+			}
+			m, err := DecodeSOAP(r, Limits{})
+			if tc.ok && (err != nil || m.Binding != BindingSOAP || !m.IsRequest()) {
+				t.Fatalf("DecodeSOAP: %v", err)
+			}
+			if !tc.ok && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("DecodeSOAP err = %v, want ErrMalformed", err)
+			}
+		})
+	}
+}

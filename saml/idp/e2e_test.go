@@ -428,6 +428,10 @@ func TestBrowserLogoutStartedBySamlsp(t *testing.T) {
 	if w.sp1.logoutResult != nil || w.sp1.logoutChecked != 1 {
 		t.Errorf("crewjam checked %d LogoutResponses: %v", w.sp1.logoutChecked, w.sp1.logoutResult)
 	}
+	// Bindings §3.5.3: the RelayState of the request comes back unchanged.
+	if w.sp1.logoutRelay != "sp1-relay" {
+		t.Errorf("LogoutResponse RelayState = %q, want the request's %q", w.sp1.logoutRelay, "sp1-relay")
+	}
 	w.sp1.mu.Unlock()
 	ended, err := w.b.st.GetSession(context.Background(), s.ID)
 	if err != nil || ended.EndedAt.IsZero() {

@@ -66,9 +66,11 @@ type crewjamSP struct {
 	mu                    sync.Mutex
 	subject, sessionIndex string
 	logouts               []gotLogout
-	// logoutResult is crewjam's verdict on the bridge's LogoutResponse.
+	// logoutResult is crewjam's verdict on the bridge's LogoutResponse,
+	// logoutRelay the RelayState that came with it.
 	logoutResult  error
 	logoutChecked int
+	logoutRelay   string
 }
 
 func newCrewjamSP(t *testing.T) *crewjamSP {
@@ -136,7 +138,7 @@ func (s *crewjamSP) handleSLO(w http.ResponseWriter, r *http.Request) {
 		// (signature, Issuer, Destination, Success).
 		err := s.m.ServiceProvider.ValidateLogoutResponseForm(v)
 		s.mu.Lock()
-		s.logoutResult, s.logoutChecked = err, s.logoutChecked+1
+		s.logoutResult, s.logoutChecked, s.logoutRelay = err, s.logoutChecked+1, r.PostForm.Get("RelayState")
 		s.mu.Unlock()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusForbidden)
