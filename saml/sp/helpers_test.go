@@ -52,6 +52,9 @@ type bridgeOptions struct {
 	// now is the SP's clock (default the engine's, real time).
 	now      func() time.Time
 	soapWait time.Duration
+	// mount, when set, adds routes (another protocol's endpoints) and
+	// notifiers before the engine's workers start.
+	mount func(r *gin.Engine, eng *slobridge.Engine, sp *SP, base string)
 }
 
 func loadSigner(t testing.TB, name string) *saml.Signer {
@@ -92,8 +95,6 @@ func newBridge(t testing.TB, bo bridgeOptions) *bridge {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = eng.Run(ctx) }()
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
 	router := gin.New()
@@ -137,6 +138,11 @@ func newBridge(t testing.TB, bo bridgeOptions) *bridge {
 		}
 		c.JSON(http.StatusOK, s)
 	})
+	if bo.mount != nil {
+		bo.mount(router, eng, sp, base)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = eng.Run(ctx) }()
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return &bridge{t: t, eng: eng, st: db, sp: sp, srv: srv, client: client, cookies: cookies}

@@ -45,19 +45,28 @@ func (b *bridge) whoami(t *testing.T) store.Session {
 	return s
 }
 
-// upstreamLogin logs user in at the IdP afresh (its own session cookie
-// dropped first, so that it authenticates again and issues a new
-// SessionIndex), posts the Response to the ACS and returns the bridge
-// session the browser then holds. It reports whether the AuthnRequest
-// asked for ForceAuthn. With crossSite, the ACS POST carries no bridge
-// session cookie, as a browser sends none of its SameSite=Lax cookies with
-// a cross-site POST.
+// upstreamLogin logs user in at the IdP afresh (see loginVia) from the
+// test login route and returns the bridge session the browser then holds,
+// and whether the AuthnRequest asked for ForceAuthn.
 func (b *bridge) upstreamLogin(t *testing.T, user string, crossSite bool) (store.Session, bool) {
 	t.Helper()
+	_, force := b.loginVia(t, "/test/login", user, crossSite)
+	return b.whoami(t), force
+}
+
+// loginVia starts at start, a bridge URL that needs a login, and logs user
+// in at the IdP afresh: the IdP's own session cookie is dropped first, so
+// that it authenticates again and issues a new SessionIndex. It posts the
+// Response to the ACS and returns the ACS's redirect, and whether the
+// AuthnRequest asked for ForceAuthn. With crossSite, the ACS POST carries
+// no bridge session cookie, as a browser sends none of its SameSite=Lax
+// cookies with a cross-site POST.
+func (b *bridge) loginVia(t *testing.T, start, user string, crossSite bool) (*http.Response, bool) {
+	t.Helper()
 	b.forgetCookie("session") // samlidp's session cookie
-	resp := b.get("/test/login")
+	resp := b.get(start)
 	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("start login: %d %s", resp.StatusCode, readBody(t, resp))
+		t.Fatalf("start login at %s: %d %s", start, resp.StatusCode, readBody(t, resp))
 	}
 	loc := resp.Header.Get("Location")
 	u, err := url.Parse(loc)
@@ -91,7 +100,7 @@ func (b *bridge) upstreamLogin(t *testing.T, user string, crossSite bool) (store
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("ACS answered %d %s", resp.StatusCode, readBody(t, resp))
 	}
-	return b.whoami(t), force
+	return resp, force
 }
 
 // join makes r a back-channel participant of session sid.
