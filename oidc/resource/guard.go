@@ -36,9 +36,11 @@ type Options struct {
 	// in `aud`, and pushed SETs must be addressed to it. Required.
 	Audience string
 	// KeySet verifies signatures; default oidc.NewRemoteKeySet over
-	// JWKSURL (default Issuer + "/jwks").
+	// JWKSURL.
 	KeySet oidc.KeySet
-	// JWKSURL is the bridge's JWKS URL when KeySet is nil.
+	// JWKSURL is the bridge's JWKS URL when KeySet is nil; when empty it
+	// is the jwks_uri of the issuer's discovery document
+	// (Issuer + "/.well-known/openid-configuration"), read once by New.
 	JWKSURL string
 	// Introspection, when set, is asked about tokens issued before the
 	// guard started receiving events.
@@ -106,12 +108,22 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		opts.EndedTTL = time.Hour
 	}
 	if opts.KeySet == nil {
-		u := opts.JWKSURL
-		if u == "" {
-			u = strings.TrimSuffix(opts.Issuer, "/") + "/jwks"
-		}
 		if opts.HTTPClient != nil {
 			ctx = oidc.ClientContext(ctx, opts.HTTPClient)
+		}
+		u := opts.JWKSURL
+		if u == "" {
+			p, err := oidc.NewProvider(ctx, opts.Issuer)
+			if err != nil {
+				return nil, fmt.Errorf("resource: discover the JWKS of %s (set JWKSURL to skip discovery): %w", opts.Issuer, err)
+			}
+			var md struct {
+				JWKSURI string `json:"jwks_uri"`
+			}
+			if err := p.Claims(&md); err != nil || md.JWKSURI == "" {
+				return nil, fmt.Errorf("resource: the discovery document of %s has no jwks_uri", opts.Issuer)
+			}
+			u = md.JWKSURI
 		}
 		opts.KeySet = oidc.NewRemoteKeySet(ctx, u)
 	}

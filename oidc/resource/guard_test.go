@@ -286,3 +286,36 @@ func TestEndedSessionsExpire(t *testing.T) {
 		t.Fatalf("Verify(garbage) = %v", err)
 	}
 }
+
+// TestGuardDiscoversJWKS shows that without KeySet or JWKSURL the guard
+// reads jwks_uri from the issuer's discovery document, wherever the issuer
+// serves its keys.
+func TestGuardDiscoversJWKS(t *testing.T) {
+	k := newKey(t)
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"issuer": srv.URL, "jwks_uri": srv.URL + "/oidc/jwks",
+			"authorization_endpoint": srv.URL + "/authorize", "token_endpoint": srv.URL + "/token",
+			"id_token_signing_alg_values_supported": []string{"RS256"},
+		})
+	})
+	mux.HandleFunc("/oidc/jwks", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	})
+	g, err := New(context.Background(), Options{Issuer: srv.URL, Audience: audience})
+	if err != nil {
+		t.Fatalf("New with discovery: %v", err)
+	}
+	tok := accessToken(t, k, "sid-d", time.Now(), func(c map[string]any) { c["iss"] = srv.URL })
+	if _, err := g.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("token signed by the discovered key refused: %v", err)
+	}
+	if _, err := New(context.Background(), Options{Issuer: srv.URL + "/nowhere", Audience: audience}); err == nil {
+		t.Fatal("New with an issuer that has no discovery document succeeded")
+	}
+}
