@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +224,63 @@ func TestReloginAsAnotherUser(t *testing.T) {
 	waitFor(t, "alice's app notified", func() bool { return app.count() == 1 })
 	if ps, err := b.st.ListParticipants(t.Context(), bob.ID); err != nil || len(ps) != 0 {
 		t.Fatalf("bob's session has participants %+v (%v)", ps, err)
+	}
+}
+
+func TestSessionIndexes(t *testing.T) {
+	nid := store.NameID{Value: "alice@example.com", Format: emailFmt}
+	other := store.NameID{Value: "tr-1", Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"}
+	for _, tc := range []struct {
+		name string
+		s    store.Session
+		want []string
+	}{
+		{"one login", store.Session{Upstream: "corp", NameID: nid, SessionIndex: "_s1"}, []string{"_s1"}},
+		{"no SessionIndex names every session", store.Session{Upstream: "corp", NameID: nid,
+			PriorLogins: []store.UpstreamLogin{{Upstream: "corp", NameID: nid, SessionIndex: "_s0"}}}, nil},
+		{"earlier logins of the same NameID, newest first", store.Session{Upstream: "corp", NameID: nid, SessionIndex: "_s3",
+			PriorLogins: []store.UpstreamLogin{
+				{Upstream: "corp", NameID: nid, SessionIndex: "_s1"},
+				{Upstream: "corp", NameID: other, SessionIndex: "_t1"},
+				{Upstream: "other", NameID: nid, SessionIndex: "_o1"},
+				{Upstream: "corp", NameID: nid},
+				{Upstream: "corp", NameID: nid, SessionIndex: "_s3"},
+				{Upstream: "corp", NameID: nid, SessionIndex: "_s2"},
+			}}, []string{"_s3", "_s2", "_s1"}},
+	} {
+		if got := sessionIndexes(tc.s); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestLogoutTowardUpstreamAfterRelogin: the bridge's LogoutRequest for a
+// session whose user logged in again under the same NameID names both
+// upstream sessions.
+func TestLogoutTowardUpstreamAfterRelogin(t *testing.T) {
+	b := newBridge(t, bridgeOptions{upstreams: []UpstreamConfig{corpUpstream(t, map[string]string{saml.BindingRedirect: idpSLO})}})
+	s := b.session("corp", "alice", "alice@example.com", "_s1")
+	now := b.eng.Now()
+	s, err := b.st.ReauthenticateSession(t.Context(), s.ID, store.SessionAuth{UserID: "alice", Upstream: "corp",
+		NameID: s.NameID, SessionIndex: "_s2", AuthTime: now, ExpiresAt: now.Add(time.Hour)}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo := b.userLogout(s, store.InitiatorUser)
+	resp := b.get("/logout/continue/" + lo.ID)
+	u, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther || err != nil {
+		t.Fatalf("continue answered %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	m, err := saml.DecodeRedirect(u.RawQuery, saml.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := (&saml.Validator{Store: b.st}).LogoutRequest(t.Context(), m, b.spTrust(), idpSLO)
+	if err != nil {
+		t.Fatalf("the bridge's LogoutRequest does not validate: %v", err)
+	}
+	if req.NameID.Value != "alice@example.com" || !slices.Equal(req.SessionIndexes, []string{"_s2", "_s1"}) {
+		t.Fatalf("LogoutRequest names %+v %v, want both SessionIndexes", req.NameID, req.SessionIndexes)
 	}
 }

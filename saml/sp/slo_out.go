@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/beevik/etree"
 	"github.com/gin-gonic/gin"
@@ -95,7 +96,10 @@ func (sp *SP) upstreamSession(ctx context.Context, lo store.Logout) (*upstream, 
 
 // newLogoutRequest builds the LogoutRequest for session s at upstream u:
 // the NameID exactly as the upstream issued it, and its SessionIndex
-// (Core §3.7.1).
+// (Core §3.7.1). A session whose user logged in again at the same upstream
+// under the same NameID (Session.PriorLogins) names the earlier
+// SessionIndexes too, so that an upstream that opened a new session for
+// the re-authentication ends both.
 func (sp *SP) newLogoutRequest(s store.Session, dest, reason string) (*saml.LogoutRequest, error) {
 	id, err := saml.NewID(nil)
 	if err != nil {
@@ -106,10 +110,26 @@ func (sp *SP) newLogoutRequest(s store.Session, dest, reason string) (*saml.Logo
 		Reason: reason, Issuer: sp.opts.EntityID,
 		NameID: saml.NameID{Value: s.NameID.Value, Format: s.NameID.Format, NameQualifier: s.NameID.NameQualifier,
 			SPNameQualifier: s.NameID.SPNameQualifier}}
-	if s.SessionIndex != "" {
-		r.SessionIndexes = []string{s.SessionIndex}
-	}
+	r.SessionIndexes = sessionIndexes(s)
 	return r, nil
+}
+
+// sessionIndexes lists the SessionIndexes of s at its upstream for its
+// NameID: the current one first, then earlier ones of the same NameID, most
+// recent first. None when the current login has no SessionIndex, which
+// names every session of the NameID.
+func sessionIndexes(s store.Session) []string {
+	if s.SessionIndex == "" {
+		return nil
+	}
+	out := []string{s.SessionIndex}
+	for i := len(s.PriorLogins) - 1; i >= 0; i-- {
+		l := s.PriorLogins[i]
+		if l.Upstream == s.Upstream && l.NameID == s.NameID && l.SessionIndex != "" && !slices.Contains(out, l.SessionIndex) {
+			out = append(out, l.SessionIndex)
+		}
+	}
+	return out
 }
 
 // StartLogout implements slobridge.UpstreamLogout: after the downstream
