@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"crypto"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -210,8 +211,15 @@ func parseHeader(el *etree.Element, tag string) (header, error) {
 
 // ParseLogoutRequest reads a LogoutRequest element (Core §3.7.1). It only
 // parses; pass the element returned by Verify. Only <NameID> identifies
-// the principal: BaseID and EncryptedID yield RequestUnsupported.
+// the principal: BaseID and EncryptedID yield RequestUnsupported (a
+// Validator with a DecryptionKey decrypts EncryptedID).
 func ParseLogoutRequest(el *etree.Element) (*LogoutRequest, error) {
+	return parseLogoutRequest(el, nil)
+}
+
+// parseLogoutRequest is ParseLogoutRequest with the key that decrypts an
+// <EncryptedID>; nil refuses it.
+func parseLogoutRequest(el *etree.Element, key crypto.PrivateKey) (*LogoutRequest, error) {
 	h, err := parseHeader(el, "LogoutRequest")
 	if err != nil {
 		return nil, err
@@ -226,8 +234,13 @@ func ParseLogoutRequest(el *etree.Element) (*LogoutRequest, error) {
 	var ids int
 	for _, c := range el.ChildElements() {
 		switch {
-		case is(c, NSAssertion, "NameID"):
+		case is(c, NSAssertion, "NameID"), is(c, NSAssertion, "EncryptedID") && key != nil:
 			ids++
+			if is(c, NSAssertion, "EncryptedID") {
+				if c, err = decryptID(c, key); err != nil {
+					return nil, err
+				}
+			}
 			v, err := textOf(c)
 			if err != nil {
 				return nil, err

@@ -2,6 +2,7 @@ package saml
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"net"
@@ -53,6 +54,11 @@ type Validator struct {
 	Skew time.Duration
 	// MaxAge is how old an IssueInstant may be; default 10m.
 	MaxAge time.Duration
+	// DecryptionKey, when set (an *rsa.PrivateKey), decrypts a
+	// LogoutRequest's <EncryptedID> after its signature verified: the key
+	// of the encryption KeyDescriptor of our metadata. Without it an
+	// EncryptedID is answered RequestUnsupported.
+	DecryptionKey crypto.PrivateKey
 }
 
 func (v *Validator) now() time.Time {
@@ -149,7 +155,7 @@ func (v *Validator) LogoutRequest(ctx context.Context, m *Message, t Trust, dest
 	if err := v.checkCommon(m, h, t, destination, now); err != nil {
 		return nil, err
 	}
-	r, err := ParseLogoutRequest(el)
+	r, err := parseLogoutRequest(el, v.DecryptionKey)
 	if err != nil {
 		return nil, err
 	}

@@ -134,10 +134,13 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 	opts.MetadataRefresh, opts.SessionMaxAge, opts.ClockSkew, opts.SOAPLogoutWait, opts.Upstreams =
 		cfg.MetadataRefresh, cfg.SessionMaxAge, cfg.ClockSkew, cfg.SOAPLogoutWait, cfg.Upstreams
 	sp := &SP{
-		opts:      opts,
-		log:       opts.Logger,
-		validator: &saml.Validator{Store: opts.Engine.Store(), Now: opts.Now, Skew: opts.ClockSkew},
-		watching:  make(chan struct{}),
+		opts: opts,
+		log:  opts.Logger,
+		validator: &saml.Validator{Store: opts.Engine.Store(), Now: opts.Now, Skew: opts.ClockSkew,
+			// Upstreams may encrypt the NameID to the key our metadata offers
+			// for encryption (the signing key, when it is RSA).
+			DecryptionKey: opts.Signer.Key},
+		watching: make(chan struct{}),
 	}
 	reg, err := sp.loadAll(ctx, nil)
 	if err != nil {
