@@ -440,6 +440,25 @@ func TestFrameOrigins(t *testing.T) {
 	}
 }
 
+// TestPublicError: the page shows why a delivery failed without the
+// receiver's URL or address.
+func TestPublicError(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`oidc: back-channel POST to calendar: Post "http://10.1.2.3:8082/backchannel-logout": dial tcp 10.1.2.3:8082: connect: connection refused`,
+			`oidc: back-channel POST to calendar: Post "<logout endpoint>": dial tcp: connect: connection refused`},
+		{`Post "https://app.internal.example/logout?x=1": read tcp 10.0.0.1:5555->10.0.0.2:443: read: connection reset by peer`,
+			`Post "<logout endpoint>": read tcp: read: connection reset by peer`},
+		{`receiver answered HTTP 400: Bad Request`, `receiver answered HTTP 400: Bad Request`},
+		{`dial tcp: lookup app.internal.example: no such host`, `dial tcp: lookup: no such host`},
+		{strings.Repeat("x", 400), strings.Repeat("x", maxErrorText) + "…"},
+	}
+	for _, tc := range tests {
+		if got := publicError(tc.in); got != tc.want {
+			t.Errorf("publicError(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 // TestFillRowState maps every engine state onto a page state.
 func TestFillRowState(t *testing.T) {
 	tests := []struct {

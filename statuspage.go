@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/slobridge/slobridge/store"
@@ -140,7 +141,7 @@ func buildView(st LogoutStatus, framed map[int]bool, final bool) statusView {
 			Protocol: protocolName(p.Kind),
 			Channel:  p.Channel,
 			Attempts: p.Attempts,
-			Error:    truncate(p.LastError, maxErrorText),
+			Error:    publicError(p.LastError),
 		}
 		fillRowState(&r, p, framed[i], final)
 		if p.State == StateFrontChannel && !framed[i] && i < len(st.Logout.Participants) &&
@@ -182,6 +183,22 @@ func fillRowState(r *statusRow, p ParticipantStatus, framed, final bool) {
 	default:
 		r.State, r.Detail = RowFailed, "the delivery record is missing"
 	}
+}
+
+// Patterns publicError removes: receivers' URLs and network addresses
+// are the operator's business (the admin API shows the full error), not
+// the person's who is logging out.
+var (
+	urlPattern  = regexp.MustCompile(`https?://[^\s"'<>]+`)
+	addrPattern = regexp.MustCompile(`(dial tcp|read tcp|write tcp|lookup) [^\s]+?(:\d+)?(->[^\s]+)?:`)
+)
+
+// publicError is a delivery error as the status page shows it: without
+// URLs or addresses, and capped at maxErrorText.
+func publicError(s string) string {
+	s = urlPattern.ReplaceAllString(s, "<logout endpoint>")
+	s = addrPattern.ReplaceAllString(s, "$1:")
+	return truncate(s, maxErrorText)
 }
 
 func truncate(s string, n int) string {
