@@ -57,7 +57,8 @@ func TestShortRun(t *testing.T) {
 		"fanout n=100 delay=50ms / logout to each notification p99",
 		"logout-to-rejection / p50",
 		"logout-to-rejection / p99",
-		"recovery 3x20, 30% down 1s / throughput (logout to last delivery)",
+		"recovery 3x20, 30% down 1s / throughput to the healthy receivers",
+		"recovery 3x20, 30% down 1s / recovery to delivery p50",
 	}
 	for _, k := range positive {
 		r, ok := byName[k]
