@@ -400,3 +400,26 @@ func TestSOAPContentType(t *testing.T) {
 		})
 	}
 }
+
+// TestIssuerFormat: the Issuer of a logout message names an entity: its
+// Format is omitted or entity (ADFS writes it out); any other Format is
+// refused (Profiles §4.4.4.1).
+func TestIssuerFormat(t *testing.T) {
+	for _, tc := range []struct {
+		format string
+		want   expectation
+	}{
+		{"", expectOK},
+		{"urn:oasis:names:tc:SAML:2.0:nameid-format:entity", expectOK},
+		{"urn:oasis:names:tc:SAML:2.0:nameid-format:persistent", expectDenied},
+	} {
+		t.Run("format "+tc.format, func(t *testing.T) {
+			el := sampleRequest("_iss1").Element()
+			if tc.format != "" {
+				el.SelectElement("saml:Issuer").CreateAttr("Format", tc.format)
+			}
+			_, err := testValidator(t).LogoutRequest(ctxT(t), postMessage(t, el), testTrust(t, idpEntity, "idp"), spSLO)
+			checkExpectation(t, err, tc.want)
+		})
+	}
+}

@@ -13,6 +13,10 @@ import (
 	crewjam "github.com/crewjam/saml"
 )
 
+// nameIDEntity is the Format of an Issuer that names an entity (Core
+// §8.3.6).
+const nameIDEntity = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
+
 // timeFormat is the xs:dateTime form SAML uses, in UTC (Core §1.3.3).
 const timeFormat = "2006-01-02T15:04:05.000Z"
 
@@ -204,6 +208,11 @@ func parseHeader(el *etree.Element, tag string) (header, error) {
 	if len(issuers) == 1 {
 		if h.Issuer, err = textOf(issuers[0]); err != nil {
 			return h, err
+		}
+		// Profiles §4.4.4.1, §4.4.4.2: the Issuer of logout messages is an
+		// entity ID; its Format is omitted or entity.
+		if f := issuers[0].SelectAttrValue("Format", ""); f != "" && f != nameIDEntity {
+			return h, requester(StatusRequestDenied, "%s Issuer Format %q is not %s", tag, f, nameIDEntity)
 		}
 	}
 	return h, nil
