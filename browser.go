@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -122,13 +123,33 @@ type UpstreamLogout interface {
 // browser's bridge session when somebody else logs in in that browser.
 const ReloginInitiatorID = "login-as-another-user"
 
-// EstablishSession records a successful upstream login s (not yet stored)
+// EstablishSession is EstablishLogin for callers that need only the
+// session.
+func (e *Engine) EstablishSession(ctx context.Context, currentSID string, s store.Session) (store.Session, error) {
+	est, err := e.EstablishLogin(ctx, currentSID, s)
+	return est.Session, err
+}
+
+// Established is what EstablishLogin did.
+type Established struct {
+	// Session is the browser's bridge session from now on.
+	Session store.Session
+	// Kept reports that the browser's session was kept and
+	// re-authenticated (same user).
+	Kept bool
+	// Replaced is the logout that ended the browser's session of another
+	// user; its ID is empty when there was none.
+	Replaced store.Logout
+}
+
+// EstablishLogin records a successful upstream login s (not yet stored)
 // in a browser, as the Authenticators do after the upstream answered;
 // currentSID is the bridge session ID the browser carries (from a cookie
 // verified with SessionCookies.SessionID, possibly read when the login
 // started: the cross-site POST that brings a SAML Response carries no
 // SameSite=Lax cookie), "" for none. The caller then sets the session
-// cookie for the returned session.
+// cookie for the returned session, and sends the browser through
+// LogoutDetour.
 //
 // When currentSID names no active session, s is created (CreateSession).
 // When it names an active session of the same user — a re-login for OIDC
@@ -140,21 +161,22 @@ const ReloginInitiatorID = "login-as-another-user"
 // LogoutRequest naming the new login (or an earlier one) ends it. When it
 // names an active session of another user, that session is logged out
 // first (Logout, initiator system/ReloginInitiatorID: its back-channel
-// participants are notified) and s is created.
-func (e *Engine) EstablishSession(ctx context.Context, currentSID string, s store.Session) (store.Session, error) {
+// participants are notified at once, its front-channel ones by the
+// LogoutDetour) and s is created.
+func (e *Engine) EstablishLogin(ctx context.Context, currentSID string, s store.Session) (Established, error) {
 	if currentSID == "" {
-		return e.CreateSession(ctx, s)
+		return e.created(ctx, s, store.Logout{})
 	}
 	cur, err := e.st.GetSession(ctx, currentSID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return e.CreateSession(ctx, s)
+		return e.created(ctx, s, store.Logout{})
 	case err != nil:
-		return store.Session{}, fmt.Errorf("slobridge: establish session: read the browser's session: %w", err)
+		return Established{}, fmt.Errorf("slobridge: establish session: read the browser's session: %w", err)
 	}
 	now := e.now()
 	if !cur.Active(now) {
-		return e.CreateSession(ctx, s)
+		return e.created(ctx, s, store.Logout{})
 	}
 	if cur.UserID != s.UserID {
 		lo, err := e.Logout(ctx, LogoutRequest{
@@ -162,10 +184,10 @@ func (e *Engine) EstablishSession(ctx context.Context, currentSID string, s stor
 			Initiator:  store.Initiator{Kind: store.InitiatorSystem, ID: ReloginInitiatorID},
 		})
 		if err != nil {
-			return store.Session{}, fmt.Errorf("slobridge: establish session: end the previous user's session: %w", err)
+			return Established{}, fmt.Errorf("slobridge: establish session: end the previous user's session: %w", err)
 		}
 		e.log.InfoContext(ctx, "login as another user ended the browser's session", "old_sid", cur.ID, "logout_id", lo.ID)
-		return e.CreateSession(ctx, s)
+		return e.created(ctx, s, lo)
 	}
 	upd := store.SessionAuth{
 		UserID: s.UserID, Upstream: s.Upstream, NameID: s.NameID, SessionIndex: s.SessionIndex,
@@ -178,13 +200,53 @@ func (e *Engine) EstablishSession(ctx context.Context, currentSID string, s stor
 	switch {
 	case errors.Is(err, store.ErrSessionEnded), errors.Is(err, store.ErrNotFound):
 		// Logged out (or swept) since it was read: a fresh session.
-		return e.CreateSession(ctx, s)
+		return e.created(ctx, s, store.Logout{})
 	case err != nil:
-		return store.Session{}, fmt.Errorf("slobridge: establish session: re-authenticate session: %w", err)
+		return Established{}, fmt.Errorf("slobridge: establish session: re-authenticate session: %w", err)
 	}
 	e.log.InfoContext(ctx, "re-authentication kept the bridge session", "sid", got.ID, "upstream", got.Upstream,
 		"prior_logins", len(got.PriorLogins))
-	return got, nil
+	return Established{Session: got, Kept: true}, nil
+}
+
+// created stores s as a new session.
+func (e *Engine) created(ctx context.Context, s store.Session, replaced store.Logout) (Established, error) {
+	got, err := e.CreateSession(ctx, s)
+	if err != nil {
+		return Established{Replaced: replaced}, err
+	}
+	return Established{Session: got, Replaced: replaced}, nil
+}
+
+// loginDetourTTL bounds how long the logout page of a replaced session
+// keeps the login's destination.
+const loginDetourTTL = time.Hour
+
+// LogoutDetour returns where the browser goes after a login that
+// EstablishLogin recorded: returnTo, unless the login ended another
+// user's session with participants notified through the browser (OIDC
+// front-channel iframes, SAML SPs reached by redirect). Then it is that
+// logout's page (LogoutPagePath, to be prefixed with the bridge's base
+// path), which notifies them and continues to returnTo; the page does not
+// send the browser to the upstream IdP, where the new user has just
+// logged in.
+func (e *Engine) LogoutDetour(ctx context.Context, est Established, returnTo string) (path string, detour bool, err error) {
+	lo := est.Replaced
+	if lo.ID == "" || !slices.ContainsFunc(lo.Participants, func(p store.Participant) bool {
+		return p.Channels.Has(store.ChannelFront) && p.Key != lo.ExcludeKey
+	}) {
+		return returnTo, false, nil
+	}
+	if err := SaveLogoutReturn(ctx, e.st, lo.ID, LogoutReturn{RedirectURI: returnTo}, e.now().Add(loginDetourTTL)); err != nil {
+		return "", false, err
+	}
+	return LogoutPagePath(lo.ID), true, nil
+}
+
+// isRelogin reports whether lo ended a browser's session because another
+// user logged in there.
+func isRelogin(lo store.Logout) bool {
+	return lo.Initiator == store.Initiator{Kind: store.InitiatorSystem, ID: ReloginInitiatorID}
 }
 
 // BrowserSessionID returns the bridge session ID carried by a valid

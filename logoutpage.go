@@ -454,7 +454,9 @@ func (lp *LogoutPage) handleContinue(c *gin.Context) {
 	if lp.nextTopLevel(c, lo) {
 		return
 	}
-	if lp.opts.Upstream != nil && lo.Initiator.Kind != store.InitiatorUpstream {
+	// The upstream is skipped when it started the logout, and when another
+	// user has just logged in there in this browser (Engine.LogoutDetour).
+	if lp.opts.Upstream != nil && lo.Initiator.Kind != store.InitiatorUpstream && !isRelogin(lo) {
 		if lp.startUpstream(c, lo, done) {
 			return
 		}

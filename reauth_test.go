@@ -2,9 +2,11 @@ package slobridge
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,4 +150,118 @@ func TestEstablishSession(t *testing.T) {
 	if again.ID == first.ID {
 		t.Fatal("an ended session was brought back")
 	}
+}
+
+func TestLogoutDetour(t *testing.T) {
+	st := openStore(t, t.TempDir()+"/slobridge.db")
+	e, _ := runEngine(t, testOptions(st))
+	ctx := context.Background()
+	rc := newReceiver(t, nil)
+	front := store.Participant{Kind: "http", AppID: "front", Channels: store.ChannelFront, FrontChannelURL: "https://front.example.org/logout"}
+	back := store.Participant{Kind: "http", AppID: "back", Channels: store.ChannelBack, BackChannelURL: rc.srv.URL + "/back"}
+	for _, tc := range []struct {
+		name   string
+		user   string // who logs in in alice's browser
+		ps     []store.Participant
+		detour bool
+	}{
+		{"same user: no logout", "alice", []store.Participant{front}, false},
+		{"another user, back-channel participant only", "bob", []store.Participant{back}, false},
+		{"another user, front-channel participant", "bob", []store.Participant{back, front}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			alice := newSession(t, e, "alice", tc.ps...)
+			est, err := e.EstablishLogin(ctx, alice.ID, upstreamLogin(e, tc.user, "tr-"+tc.user, "si-"+tc.user, time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if est.Kept != (tc.user == "alice") || (est.Replaced.ID != "") == (tc.user == "alice") {
+				t.Fatalf("kept %v, replaced %q", est.Kept, est.Replaced.ID)
+			}
+			path, detour, err := e.LogoutDetour(ctx, est, "/oidc/authorize/resume?id=x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if detour != tc.detour {
+				t.Fatalf("detour = %v, want %v (path %s)", detour, tc.detour, path)
+			}
+			if !detour {
+				if path != "/oidc/authorize/resume?id=x" {
+					t.Fatalf("path %q, want the login's destination", path)
+				}
+				return
+			}
+			if path != LogoutPagePath(est.Replaced.ID) {
+				t.Fatalf("path %q, want the replaced session's logout page", path)
+			}
+			rec, err := st.GetRecord(ctx, LogoutReturnNamespace, est.Replaced.ID, e.Now())
+			if err != nil || !strings.Contains(string(rec.Value), `"/oidc/authorize/resume?id=x"`) {
+				t.Fatalf("logout return %s, %v", rec.Value, err)
+			}
+			if !isRelogin(est.Replaced) {
+				t.Fatalf("replaced logout initiator %+v", est.Replaced.Initiator)
+			}
+		})
+	}
+}
+
+// TestReloginLogoutPage: the logout page of a session ended because
+// another user logged in frames the previous user's front-channel app,
+// does not send the browser to the upstream (where the new user has just
+// logged in), and continues to the login's destination.
+func TestReloginLogoutPage(t *testing.T) {
+	h := newPageHarness(t, true, LogoutPageOptions{})
+	ctx := context.Background()
+	alice := newSession(t, h.eng, "alice", h.front("Mail"))
+	est, err := h.eng.EstablishLogin(ctx, alice.ID, upstreamLogin(h.eng, "bob", "tr-bob", "si-bob", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, detour, err := h.eng.LogoutDetour(ctx, est, "/after-login")
+	if err != nil || !detour {
+		t.Fatalf("LogoutDetour: %q %v %v", page, detour, err)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(h.bridge.URL + page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, resp)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `src="`+h.app.URL+`/fc/Mail"`) {
+		t.Fatalf("logout page %d does not frame alice's app:\n%s", resp.StatusCode, body)
+	}
+	next := "/logout/continue/" + est.Replaced.ID
+	for range 3 {
+		resp, err = client.Get(h.bridge.URL + next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("GET %s: %d", next, resp.StatusCode)
+		}
+		next = resp.Header.Get("Location")
+		if !strings.HasPrefix(next, "/logout/") {
+			break
+		}
+	}
+	if next != "/after-login" {
+		t.Fatalf("the logout page continued to %q, want the login's destination", next)
+	}
+	h.mu.Lock()
+	up := h.upstream
+	h.mu.Unlock()
+	if up != 0 {
+		t.Fatalf("the browser was sent to the upstream %d times", up)
+	}
+}
+
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
