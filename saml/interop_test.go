@@ -423,3 +423,37 @@ func TestIssuerFormat(t *testing.T) {
 		})
 	}
 }
+
+// TestBase64Forms: the base64 of HTTP-POST values as senders write it:
+// with line breaks every 64 or 76 characters (OpenSAML, .NET), without
+// padding, or with a '+' the form decoding turned into a space. Garbage
+// is malformed.
+func TestBase64Forms(t *testing.T) {
+	std := base64.StdEncoding.EncodeToString([]byte("<samlp:LogoutRequest/>"))
+	wrap := func(s string, n int) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i += n {
+			b.WriteString(s[i:min(i+n, len(s))])
+			b.WriteString("\r\n")
+		}
+		return b.String()
+	}
+	for _, tc := range []struct {
+		name, in string
+		ok       bool
+	}{
+		{"standard", std, true},
+		{"line breaks", wrap(std, 8), true},
+		{"no padding", strings.TrimRight(std, "="), true},
+		{"plus as space", strings.ReplaceAll(base64.StdEncoding.EncodeToString([]byte{0xfb, 0xef, 0xbe}), "+", " "), true},
+		{"not base64", "%%%", false},
+		{"padding in the middle", "AA==AA==", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := decodeBase64(tc.in)
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrMalformed)) {
+				t.Fatalf("decodeBase64(%q) err = %v, want ok=%v", tc.in, err, tc.ok)
+			}
+		})
+	}
+}

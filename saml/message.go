@@ -118,7 +118,7 @@ func newMessage(binding, param string, xmlData []byte, lim Limits) (*Message, er
 }
 
 // decodeBase64 decodes standard base64, tolerating the line breaks some
-// senders insert. A space can only be a '+' that the sender left
+// senders insert and missing padding. A space can only be a '+' that the sender left
 // unescaped (form decoding turned it into a space), so it is read as '+'.
 func decodeBase64(s string) ([]byte, error) {
 	s = strings.Map(func(r rune) rune {
@@ -131,6 +131,10 @@ func decodeBase64(s string) ([]byte, error) {
 		return r
 	}, s)
 	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil && len(s)%4 != 0 && !strings.Contains(s, "=") {
+		// Some senders drop the padding.
+		b, err = base64.RawStdEncoding.DecodeString(s)
+	}
 	if err != nil {
 		return nil, malformed("bad base64: %v", err)
 	}

@@ -22,13 +22,17 @@
 //     SP gets a signed LogoutResponse, Success or PartialLogout;
 //   - notifying SAML participants: front-channel SPs get their
 //     LogoutRequest from the bridge's logout page, one iframe per SP, or,
-//     when configured, by a top-level redirect chain before the initiating
-//     SP is answered; their LogoutResponses are validated and recorded
-//     (front.go); back-channel SPs get a SOAP LogoutRequest from an engine
+//     when configured, by a top-level redirect chain that the logout page's
+//     continue step runs (IdP.NextTopLevel, slobridge.TopLevelChain) for
+//     every browser logout; their LogoutResponses are validated, recorded,
+//     shown on the status page (IdP.FrontChannelOutcome) and counted in
+//     slobridge_saml_front_channel_responses_total (front.go, metrics.go); back-channel SPs get a SOAP LogoutRequest from an engine
 //     notifier, retried by the engine until the SP answers Success
 //     (notifier.go). The answer to the initiator is Success, or
 //     Success/PartialLogout when a participant was not reached
-//     (outcome.go). The SP-initiated SOAP logout is in soap.go.
+//     (outcome.go). The SP-initiated SOAP logout is in soap.go; having no
+//     browser, it also ends the upstream IdP session over SOAP through
+//     Options.UpstreamSOAP (saml/sp) before the SP is answered.
 //
 // The binding codec (Redirect/POST/SOAP encode, decode, sign, verify) and
 // the LogoutRequest/LogoutResponse builders and validators are shared with

@@ -35,7 +35,10 @@
 // (signature, Issuer, InResponseTo, Destination) before the logout
 // continues. Logouts without a browser (admin, system) use SOAP when the
 // IdP offers it: SP.Run watches the engine for them, LogoutUpstreamSOAP does
-// it on demand.
+// it on demand, and UpstreamSOAPLogout (saml/idp.SOAPUpstream) does it for
+// a logout a downstream SP started over SOAP, reporting what it reached.
+// LogoutRequests from an IdP may carry an EncryptedID, decrypted with the
+// key the SP metadata offers for encryption.
 //
 // Wiring: build Options (Config.Options loads the YAML part), call New,
 // Mount the routes, pass the SP as the logout page's Upstream and as the
