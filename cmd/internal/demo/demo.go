@@ -99,18 +99,7 @@ type Demo struct {
 // Start starts the bridge and every demo part and returns once all of
 // them accept connections. ctx bounds start-up only.
 func Start(ctx context.Context, opts Options) (d *Demo, err error) {
-	if opts.Listen == "" {
-		opts.Listen = DefaultListen
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.BackoffBase <= 0 {
-		opts.BackoffBase = time.Second
-	}
-	if opts.GiveUpAfter <= 0 {
-		opts.GiveUpAfter = 2 * time.Minute
-	}
+	opts.defaults()
 	lns, err := listen(opts.Listen)
 	if err != nil {
 		return nil, err
@@ -125,27 +114,9 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 			d = nil
 		}
 	}()
-	urls := make([]string, len(lns))
-	for i, ln := range lns {
-		urls[i] = "http://" + ln.Addr().String()
+	if err := d.layout(lns, opts); err != nil {
+		return d, err
 	}
-	d.BridgeURL, d.UpstreamURL, d.APIURL = urls[0], urls[offsetUpstream], urls[offsetAPI]+"/data"
-	d.BackApp = AppInfo{Name: "Calendar", URL: urls[offsetBackApp], Protocol: "OpenID Connect", Channel: "back-channel logout"}
-	d.FrontApp = AppInfo{Name: "Chat", URL: urls[offsetFrontApp], Protocol: "OpenID Connect", Channel: "front-channel logout"}
-	d.SAMLApp = AppInfo{Name: "Wiki", URL: urls[offsetSAMLApp], Protocol: "SAML 2.0", Channel: "SAML single logout"}
-	// Keys, metadata files and the demo parts' replay cache live in a
-	// temporary directory; the bridge's database too unless --db is given.
-	if d.tmpDir, err = os.MkdirTemp("", "slobridge-demo-"); err != nil {
-		return d, fmt.Errorf("demo: temporary directory: %w", err)
-	}
-	if d.DBPath = opts.DBPath; d.DBPath == "" {
-		d.DBPath = filepath.Join(d.tmpDir, "slobridge.db")
-	}
-	d.Users = []User{
-		{Username: "alice", Password: password(), Email: "alice@example.org", Name: "Alice Example"},
-		{Username: "bob", Password: password(), Email: "bob@example.org", Name: "Bob Example"},
-	}
-	d.AdminToken = secret()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
 
@@ -170,28 +141,18 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 	if err != nil {
 		return d, err
 	}
-
 	pushAuth := "Bearer " + secret()
-	back := RPConfig{Name: d.BackApp.Name, BaseURL: d.BackApp.URL, Issuer: d.BridgeURL, ClientID: "calendar",
-		ClientSecret: secret(), APIURL: d.APIURL, Logger: opts.Logger}
-	front := RPConfig{Name: d.FrontApp.Name, BaseURL: d.FrontApp.URL, Issuer: d.BridgeURL, ClientID: "chat",
-		ClientSecret: secret(), FrontChannel: true, APIURL: d.APIURL, Logger: opts.Logger}
-	cfg := d.bridgeConfig(opts, lns[0].Addr().String(), pushAuth, back, front)
+	rps := []RPConfig{
+		{Name: d.BackApp.Name, BaseURL: d.BackApp.URL, Issuer: d.BridgeURL, ClientID: "calendar",
+			ClientSecret: secret(), APIURL: d.APIURL, Logger: opts.Logger},
+		{Name: d.FrontApp.Name, BaseURL: d.FrontApp.URL, Issuer: d.BridgeURL, ClientID: "chat",
+			ClientSecret: secret(), FrontChannel: true, APIURL: d.APIURL, Logger: opts.Logger},
+	}
+	cfg := d.bridgeConfig(opts, lns[0].Addr().String(), pushAuth, rps...)
 	d.samlConfig(&cfg, k, files)
-	if err := cfg.Finish(func(string) (string, bool) { return "", false }); err != nil {
-		return d, fmt.Errorf("demo: bridge configuration: %w", err)
+	if err := d.startBridge(ctx, runCtx, cfg, lns[0]); err != nil {
+		return d, err
 	}
-	d.bridge, err = app.New(ctx, cfg, opts.Logger.With("part", "bridge"))
-	if err != nil {
-		return d, fmt.Errorf("demo: bridge: %w", err)
-	}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		if err := d.bridge.Serve(runCtx, lns[0]); err != nil {
-			d.fail(fmt.Errorf("bridge: %w", err))
-		}
-	}()
 
 	guard, err := resource.New(runCtx, resource.Options{Issuer: d.BridgeURL, Audience: d.BridgeURL, JWKSURL: d.BridgeURL + oidc.PathJWKS,
 		PushAuthorization: pushAuth, Logger: opts.Logger.With("part", "api")})
@@ -199,15 +160,12 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 		return d, fmt.Errorf("demo: API: %w", err)
 	}
 	d.serve("api", lns[offsetAPI], (&API{Guard: guard}).Handler())
-	for _, rp := range []struct {
-		cfg RPConfig
-		ln  net.Listener
-	}{{back, lns[offsetBackApp]}, {front, lns[offsetFrontApp]}} {
-		a, err := NewRP(ctx, rp.cfg)
+	for i, ln := range []net.Listener{lns[offsetBackApp], lns[offsetFrontApp]} {
+		a, err := NewRP(ctx, rps[i])
 		if err != nil {
 			return d, err
 		}
-		d.serve(rp.cfg.Name, rp.ln, a.Handler())
+		d.serve(rps[i].Name, ln, a.Handler())
 	}
 	// The upstream IdP and the SAML app learn the bridge's metadata from
 	// the running bridge, as they would in production.
@@ -220,6 +178,71 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 	}
 	d.serve(d.SAMLApp.Name, lns[offsetSAMLApp], samlApp.Handler())
 	return d, nil
+}
+
+// defaults fills in the documented defaults.
+func (o *Options) defaults() {
+	if o.Listen == "" {
+		o.Listen = DefaultListen
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.BackoffBase <= 0 {
+		o.BackoffBase = time.Second
+	}
+	if o.GiveUpAfter <= 0 {
+		o.GiveUpAfter = 2 * time.Minute
+	}
+}
+
+// layout names the parts after their listeners and makes the temporary
+// directory, the users and the admin token.
+func (d *Demo) layout(lns []net.Listener, opts Options) error {
+	urls := make([]string, len(lns))
+	for i, ln := range lns {
+		urls[i] = "http://" + ln.Addr().String()
+	}
+	d.BridgeURL, d.UpstreamURL, d.APIURL = urls[0], urls[offsetUpstream], urls[offsetAPI]+"/data"
+	d.BackApp = AppInfo{Name: "Calendar", URL: urls[offsetBackApp], Protocol: "OpenID Connect", Channel: "back-channel logout"}
+	d.FrontApp = AppInfo{Name: "Chat", URL: urls[offsetFrontApp], Protocol: "OpenID Connect", Channel: "front-channel logout"}
+	d.SAMLApp = AppInfo{Name: "Wiki", URL: urls[offsetSAMLApp], Protocol: "SAML 2.0", Channel: "SAML single logout"}
+	// Keys, metadata files and the demo parts' replay cache live in a
+	// temporary directory; the bridge's database too unless --db is given.
+	var err error
+	if d.tmpDir, err = os.MkdirTemp("", "slobridge-demo-"); err != nil {
+		return fmt.Errorf("demo: temporary directory: %w", err)
+	}
+	if d.DBPath = opts.DBPath; d.DBPath == "" {
+		d.DBPath = filepath.Join(d.tmpDir, "slobridge.db")
+	}
+	d.Users = []User{
+		{Username: "alice", Password: password(), Email: "alice@example.org", Name: "Alice Example"},
+		{Username: "bob", Password: password(), Email: "bob@example.org", Name: "Bob Example"},
+	}
+	d.AdminToken = secret()
+	return nil
+}
+
+// startBridge builds the bridge from cfg with app.New, as `slobridge
+// serve` does from a file, and serves it on ln until runCtx ends.
+func (d *Demo) startBridge(ctx, runCtx context.Context, cfg app.Config, ln net.Listener) error {
+	if err := cfg.Finish(func(string) (string, bool) { return "", false }); err != nil {
+		return fmt.Errorf("demo: bridge configuration: %w", err)
+	}
+	b, err := app.New(ctx, cfg, d.log.With("part", "bridge"))
+	if err != nil {
+		return fmt.Errorf("demo: bridge: %w", err)
+	}
+	d.bridge = b
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := b.Serve(runCtx, ln); err != nil {
+			d.fail(fmt.Errorf("bridge: %w", err))
+		}
+	}()
+	return nil
 }
 
 // bridgeConfig is the bridge's configuration: what a YAML file would say.
