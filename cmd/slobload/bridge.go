@@ -257,7 +257,9 @@ func fileSize(path string) int64 {
 	return fi.Size()
 }
 
-// waitFor polls cond every 2 ms until it holds or timeout passes.
+// waitFor polls cond every 2 ms until it holds or timeout passes. The
+// latencies the tool reports are stamped by the receivers themselves, so
+// the polling interval does not enter them.
 func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -50,12 +50,17 @@ type receivers struct {
 
 	mu   sync.Mutex
 	seen map[arrivalKey]*arrival
+	// seenBy and okBy count, per session, the receivers that saw it and
+	// the receivers that acknowledged it, so that waiting is O(1).
+	seenBy map[string]int
+	okBy   map[string]int
 }
 
 // startReceivers starts n receivers. The JWKS is set later (setKeys),
 // once the bridge is known.
 func startReceivers(n int) (*receivers, error) {
-	rs := &receivers{failing: make([]atomic.Bool, n), seen: map[arrivalKey]*arrival{}}
+	rs := &receivers{failing: make([]atomic.Bool, n), seen: map[arrivalKey]*arrival{},
+		seenBy: map[string]int{}, okBy: map[string]int{}}
 	for i := range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -111,6 +116,7 @@ func (rs *receivers) handler(i int) http.Handler {
 		if a == nil {
 			a = &arrival{First: at}
 			rs.seen[k] = a
+			rs.seenBy[sid]++
 		}
 		a.Count++
 		rs.mu.Unlock()
@@ -125,6 +131,7 @@ func (rs *receivers) handler(i int) http.Handler {
 		rs.mu.Lock()
 		if a.Delivered.IsZero() {
 			a.Delivered = time.Now()
+			rs.okBy[sid]++
 		}
 		a.OK++
 		rs.mu.Unlock()
@@ -178,17 +185,19 @@ func (rs *receivers) got(sid string, i int) (arrival, bool) {
 	return *a, true
 }
 
-// countSeen counts the receivers among the first n that saw sid.
-func (rs *receivers) countSeen(sid string, n int) int {
+// countSeen counts the receivers that saw sid (the tool's receivers
+// only ever get the sessions of the apps it logged in to).
+func (rs *receivers) countSeen(sid string) int {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	c := 0
-	for i := range n {
-		if _, ok := rs.seen[arrivalKey{SID: sid, Rcv: i}]; ok {
-			c++
-		}
-	}
-	return c
+	return rs.seenBy[sid]
+}
+
+// countOK counts the receivers that acknowledged sid.
+func (rs *receivers) countOK(sid string) int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.okBy[sid]
 }
 
 // drainBody discards and closes a response body.
