@@ -1,7 +1,10 @@
 package slobridge
 
 import (
+	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/slobridge/slobridge/store"
 )
@@ -11,29 +14,161 @@ import (
 // transmitter subscribe to it.
 type Event struct {
 	LogoutID string
-	// Logout is set on the event that announces a new logout.
+	// Logout is set on the event that announces a new logout made by this
+	// engine.
 	Logout *store.Logout
-	// Delivery is set when a delivery changed state.
+	// Delivery is set when a delivery changed state in this engine.
 	Delivery *store.Delivery
+	// Remote marks a change that another replica sharing the store made
+	// (see FollowChanges). Such an event carries LogoutID only: Logout and
+	// Delivery are nil and the subscriber reads what it needs from the
+	// store. Acting on a new logout (sending messages on its behalf) is
+	// the job of the replica that made it, which saw it with Logout set.
+	Remote bool
 }
+
+// Change is one change that a replica sharing the store committed, as a
+// store's change feed reports it (store/postgres DB.Listen): a new logout
+// when DeliveryID is empty, otherwise a delivery of the logout that moved
+// to State.
+type Change struct {
+	LogoutID   string
+	DeliveryID string
+	State      store.DeliveryState
+}
+
+// Bounds of the record of this engine's own events that FollowChanges
+// drops when the change feed reports them back.
+const (
+	// ownEventTTL is how long an own event is remembered; a feed that lags
+	// further behind has its echo published again (harmless: subscribers
+	// re-read the store).
+	ownEventTTL = time.Minute
+	// maxOwnEvents caps the record; when full it is emptied.
+	maxOwnEvents = 1 << 16
+)
 
 // hub fans events out to subscribers. A slow subscriber loses events rather
 // than blocking the engine (subscribers re-read the status from the store).
 type hub struct {
+	// following counts the FollowChanges calls running; while it is
+	// positive the hub records its own events in own.
+	following atomic.Int32
+
 	mu   sync.Mutex
 	next int
 	subs map[int]chan Event
+	// own counts, per change, the events this engine published that the
+	// change feed has not reported back yet.
+	own       map[Change]ownEvents
+	lastPrune time.Time
 }
 
-func newHub() *hub { return &hub{subs: map[int]chan Event{}} }
+// ownEvents is the record of one change published here.
+type ownEvents struct {
+	n  int
+	at time.Time
+}
 
+func newHub() *hub { return &hub{subs: map[int]chan Event{}, own: map[Change]ownEvents{}} }
+
+// changeOf returns the change an event of this engine announces.
+func changeOf(ev Event) Change {
+	c := Change{LogoutID: ev.LogoutID}
+	if ev.Delivery != nil {
+		c.DeliveryID, c.State = ev.Delivery.ID, ev.Delivery.State
+	}
+	return c
+}
+
+// publish sends an event of this engine to every subscriber and, while a
+// change feed is followed, records it so that its echo is dropped.
 func (h *hub) publish(ev Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.following.Load() > 0 {
+		h.record(changeOf(ev), time.Now())
+	}
+	h.send(ev)
+}
+
+// send delivers ev to every subscriber with room for it; h.mu is held.
+func (h *hub) send(ev Event) {
 	for _, ch := range h.subs {
 		select {
 		case ch <- ev:
 		default:
+		}
+	}
+}
+
+// record notes an own event; h.mu is held.
+func (h *hub) record(c Change, now time.Time) {
+	if now.Sub(h.lastPrune) >= ownEventTTL {
+		h.lastPrune = now
+		for k, o := range h.own {
+			if now.Sub(o.at) >= ownEventTTL {
+				delete(h.own, k)
+			}
+		}
+	}
+	if len(h.own) >= maxOwnEvents {
+		clear(h.own)
+	}
+	o := h.own[c]
+	h.own[c] = ownEvents{n: o.n + 1, at: now}
+}
+
+// publishChange publishes a change read from the feed unless it is the
+// echo of an own event, and reports whether it did.
+func (h *hub) publishChange(c Change, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if o, ok := h.own[c]; ok {
+		if o.n <= 1 {
+			delete(h.own, c)
+		} else {
+			o.n--
+			h.own[c] = o
+		}
+		if now.Sub(o.at) < ownEventTTL {
+			return false
+		}
+	}
+	h.send(Event{LogoutID: c.LogoutID, Remote: true})
+	return true
+}
+
+// FollowChanges publishes to this engine's subscribers the changes read
+// from changes, the change feed of a store that several replicas share,
+// until changes is closed or ctx ends. Subscribers (the live status page,
+// caches of session state) thus learn at once of logouts and deliveries
+// made by other replicas.
+//
+// A feed reports this replica's own changes too. Those this engine
+// published in the last minute are dropped, so a subscriber sees each of
+// them once (twice only if the feed reports a change before the engine
+// publishes it, which subscribers, re-reading the store, do not notice).
+// Every other change is published as an Event with Remote set. A new
+// logout, or a delivery reset to pending, made by another replica also
+// wakes this engine's delivery workers, which then help with its fan-out
+// at once rather than at their next poll.
+//
+// A store that one process uses alone (bbolt) has no feed to follow.
+func (e *Engine) FollowChanges(ctx context.Context, changes <-chan Change) {
+	e.hub.following.Add(1)
+	defer e.hub.following.Add(-1)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c, ok := <-changes:
+			if !ok {
+				return
+			}
+			if e.hub.publishChange(c, time.Now()) && (c.DeliveryID == "" || c.State == store.DeliveryPending) {
+				e.Kick()
+			}
 		}
 	}
 }
