@@ -457,3 +457,52 @@ func TestBase64Forms(t *testing.T) {
 		})
 	}
 }
+
+// TestSOAPChannelAuthentication: a SOAP LogoutResponse may be unsigned
+// when the channel authenticates the responder (Profiles §4.4.4.2): an
+// answer over TLS whose server certificate verified is accepted unsigned;
+// the same answer over plain HTTP is not; a signed answer is verified
+// either way, and its Issuer must still be the peer.
+func TestSOAPChannelAuthentication(t *testing.T) {
+	resp := func(issuer string) *etree.Element {
+		return (&LogoutResponse{ID: "_soapch", InResponseTo: "_req", IssueInstant: t0, Issuer: issuer, Status: StatusSuccess}).Element()
+	}
+	signedOther, err := testSigner(t, "other").SignEnveloped(resp(idpEntity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		tls  bool
+		el   *etree.Element
+		want expectation
+	}{
+		{"unsigned over TLS", true, resp(idpEntity), expectOK},
+		{"unsigned over HTTP", false, resp(idpEntity), expectSig},
+		{"unsigned over TLS from another issuer", true, resp("https://evil.test"), expectSig},
+		{"signed by another key over TLS", true, signedOther, expectSig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _ = WriteSOAP(w, tc.el) })
+			srv := httptest.NewServer(h)
+			if tc.tls {
+				srv.Close()
+				srv = httptest.NewTLSServer(h)
+			}
+			defer srv.Close()
+			req, err := testSigner(t, "sp").SignEnveloped(sampleRequest("_req").Element())
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := CallSOAP(ctxT(t), srv.Client(), srv.URL, req, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.ChannelAuthenticated != tc.tls {
+				t.Fatalf("ChannelAuthenticated = %v, want %v", m.ChannelAuthenticated, tc.tls)
+			}
+			_, err = testValidator(t).LogoutResponse(ctxT(t), m, testTrust(t, idpEntity, "idp"), "", "_req")
+			checkExpectation(t, err, tc.want)
+		})
+	}
+}

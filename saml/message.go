@@ -65,6 +65,13 @@ type Message struct {
 	Signature    []byte
 	SignedOctets []byte
 
+	// ChannelAuthenticated is set by CallSOAP on an answer that came over
+	// a TLS connection whose server certificate verified, to the URL we
+	// called (the peer's SOAP endpoint from its metadata): the channel
+	// authenticates the responder and protects the message (Bindings
+	// §3.2.3, Profiles §4.4.4.2), so an unsigned response is accepted.
+	ChannelAuthenticated bool
+
 	doc *etree.Document
 }
 

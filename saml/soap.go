@@ -183,5 +183,7 @@ func CallSOAP(ctx context.Context, client *http.Client, url string, el *etree.El
 	if derr != nil {
 		return nil, fmt.Errorf("saml: SOAP answer: %w", derr)
 	}
+	m.ChannelAuthenticated = resp.TLS != nil && len(resp.TLS.VerifiedChains) > 0 &&
+		resp.Request != nil && resp.Request.URL.Scheme == "https"
 	return m, nil
 }

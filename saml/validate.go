@@ -26,10 +26,13 @@ const (
 
 // Verify authenticates m as sent by t and returns the element to process:
 // for HTTP-Redirect, the query signature over m.SignedOctets (SigAlg
-// RSA-SHA256 or ECDSA-SHA256, SHA-1 only when t allows it) and the
+// RSA or ECDSA with SHA-256/384/512, SHA-1 only when t allows it) and the
 // message root; for HTTP-POST and SOAP, the element covered by the
 // enveloped signature (VerifyEnveloped). Every message must be signed:
-// the bridge does not rely on TLS client authentication for SOAP.
+// the bridge does not rely on TLS client authentication for SOAP. The one
+// exception is a SOAP response the bridge received over TLS it opened to
+// the peer's endpoint (Message.ChannelAuthenticated): unsigned, it is
+// authenticated by the server certificate.
 func Verify(m *Message, t Trust) (*etree.Element, error) {
 	if m.Binding == BindingRedirect {
 		if len(m.Signature) == 0 {
@@ -38,6 +41,13 @@ func Verify(m *Message, t Trust) (*etree.Element, error) {
 		if err := verifyOctets(m.SigAlg, m.SignedOctets, m.Signature, t); err != nil {
 			return nil, err
 		}
+		return m.Root(), nil
+	}
+	if m.Binding == BindingSOAP && m.ChannelAuthenticated && !m.IsRequest() &&
+		countDescendants(m.Root(), NSDSig, "Signature") == 0 {
+		// An unsigned SOAP answer over server-authenticated TLS (Shibboleth
+		// SPs sign only when told to): the channel vouches for it. A signed
+		// one is verified like any other.
 		return m.Root(), nil
 	}
 	return VerifyEnveloped(m.Root(), t)
