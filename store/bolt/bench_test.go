@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -243,19 +244,20 @@ func BenchmarkCreateSession(b *testing.B) {
 	now := time.Now()
 	b.Run("serial", func(b *testing.B) {
 		db := openBench(b, filepath.Join(b.TempDir(), "write.db"), bolt.Options{})
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime(b)
 		for i := 0; i < b.N; i++ {
 			if err := addSession(ctx, db, i, now); err != nil {
 				b.Fatal(err)
 			}
 		}
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "sessions/s")
+		reportCPU(b, cpu, "cpu-µs/session")
 	})
 	b.Run("parallel", func(b *testing.B) {
 		db := openBench(b, filepath.Join(b.TempDir(), "write.db"), bolt.Options{})
 		var next atomic.Int64
 		b.SetParallelism(32)
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime(b)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if err := addSession(ctx, db, int(next.Add(1)), now); err != nil {
@@ -265,6 +267,7 @@ func BenchmarkCreateSession(b *testing.B) {
 			}
 		})
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "sessions/s")
+		reportCPU(b, cpu, "cpu-µs/session")
 	})
 }
 
@@ -287,7 +290,7 @@ func BenchmarkAddParticipantParallel(b *testing.B) {
 			var next atomic.Int64
 			b.SetParallelism(par)
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu := time.Now(), cpuTime(b)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					n := int(next.Add(1))
@@ -301,6 +304,7 @@ func BenchmarkAddParticipantParallel(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "adds/s")
+			reportCPU(b, cpu, "cpu-µs/add")
 		})
 	}
 }
@@ -438,4 +442,56 @@ func runProbe(exe, path string) (startupResult, error) {
 		return startupResult{}, fmt.Errorf("probe output %q: %w", out.String(), err)
 	}
 	return r, nil
+}
+
+// BenchmarkListClientsByKind measures ListClients("ssf") with one event
+// receiver among n OIDC clients: what every new session pays when the SSF
+// transmitter joins the registered receivers to it (ssf.ListReceivers).
+func BenchmarkListClientsByKind(b *testing.B) {
+	for _, n := range []int{10, 1000, 10000} {
+		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
+			db := openBench(b, filepath.Join(b.TempDir(), "clients.db"), bolt.Options{NoSync: true})
+			ctx := context.Background()
+			now := time.Now()
+			md := []byte(`{"client_name":"App","redirect_uris":["https://app.example.com/callback"],` +
+				`"post_logout_redirect_uris":["https://app.example.com/logged-out"],` +
+				`"backchannel_logout_uri":"https://app.example.com/backchannel-logout","backchannel_logout_session_required":true,` +
+				`"token_endpoint_auth_method":"client_secret_basic","client_secret_hash":"$2a$10$0123456789012345678901234567890123456789012345678901"}`)
+			for i := range n {
+				c := store.Client{ID: fmt.Sprintf("client-%06d", i), Kind: "oidc", Name: "App", Metadata: md, CreatedAt: now, UpdatedAt: now}
+				if err := db.PutClient(ctx, c); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := db.PutClient(ctx, store.Client{ID: "ssf:api", Kind: "ssf", Metadata: []byte(`{"id":"api","push_url":"https://api.example.com/events"}`),
+				CreatedAt: now, UpdatedAt: now}); err != nil {
+				b.Fatal(err)
+			}
+			cpu := cpuTime(b)
+			for b.Loop() {
+				cs, err := db.ListClients(ctx, "ssf")
+				if err != nil || len(cs) != 1 {
+					b.Fatalf("ListClients(ssf) = %d clients, %v", len(cs), err)
+				}
+			}
+			reportCPU(b, cpu, "cpu-µs/op")
+		})
+	}
+}
+
+// cpuTime returns the CPU time (user and system) this process has used.
+// On a shared machine wall-clock figures include time other processes took
+// from us; CPU per operation does not.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time per op since start.
+func reportCPU(b *testing.B, start time.Duration, unit string) {
+	b.ReportMetric(float64((cpuTime(b)-start).Microseconds())/float64(b.N), unit)
 }
