@@ -32,7 +32,7 @@ type AuthRequest struct {
 	RedirectURI  string `json:"redirect_uri"`
 	ResponseType string `json:"response_type"`
 	// ResponseMode is response_mode (OAuth 2.0 Multiple Response Types
-	// §2.1); only query, the default of the code flow, is served.
+	// §2.1): query (the default of the code flow) or form_post.
 	ResponseMode        string `json:"response_mode,omitempty"`
 	Scope               string `json:"scope"`
 	State               string `json:"state,omitempty"`
@@ -128,8 +128,8 @@ func ValidateAuthorizeRequest(cl Client, r AuthRequest) error {
 		return bad(ErrRequestURINotSupported, "request_uri is not supported")
 	case r.ResponseType != "code":
 		return bad(ErrUnsupportedResponseType, "only response_type=code is supported")
-	case r.ResponseMode != "" && r.ResponseMode != "query":
-		return bad(ErrInvalidRequest, "only response_mode=query is supported")
+	case r.ResponseMode != "" && !slices.Contains(responseModes, r.ResponseMode):
+		return bad(ErrInvalidRequest, "only response_mode query and form_post are supported")
 	case !slices.Contains(strings.Fields(r.Scope), "openid"):
 		return bad(ErrInvalidScope, "scope must include openid")
 	case r.MaxAge == -2:
@@ -236,7 +236,7 @@ func (p *Provider) handleAuthorize(c *gin.Context) {
 		return
 	}
 	if err := ValidateAuthorizeRequest(cl, r); err != nil {
-		p.redirectError(c, r.RedirectURI, r.State, err)
+		p.redirectError(c, r, err)
 		return
 	}
 	p.authorize(c, r)
@@ -251,12 +251,12 @@ func (p *Provider) authorize(c *gin.Context, r AuthRequest) {
 	s, err := p.eng.ActiveSession(ctx, p.opts.Cookies, c.Request)
 	hasSession := err == nil
 	if err != nil && !errors.Is(err, slobridge.ErrNoSession) {
-		p.redirectError(c, r.RedirectURI, r.State, serverErr(err))
+		p.redirectError(c, r, serverErr(err))
 		return
 	}
 	if p.needsLogin(r, s, hasSession, now) {
 		if r.Prompt == "none" || r.Resumed {
-			p.redirectError(c, r.RedirectURI, r.State, oauthErr(ErrLoginRequired, http.StatusBadRequest, "the user is not logged in"))
+			p.redirectError(c, r, oauthErr(ErrLoginRequired, http.StatusBadRequest, "the user is not logged in"))
 			return
 		}
 		p.startLogin(c, r, hasSession, now)
@@ -264,15 +264,14 @@ func (p *Provider) authorize(c *gin.Context, r AuthRequest) {
 	}
 	code, err := p.IssueCode(ctx, r, s, now)
 	if err != nil {
-		p.redirectError(c, r.RedirectURI, r.State, serverErr(err))
+		p.redirectError(c, r, serverErr(err))
 		return
 	}
 	q := url.Values{"code": {code}, "iss": {p.opts.Issuer}}
 	if r.State != "" {
 		q.Set("state", r.State)
 	}
-	c.Header("Cache-Control", "no-store")
-	c.Redirect(http.StatusFound, addQuery(r.RedirectURI, q))
+	p.authResponse(c, r, q)
 }
 
 // startLogin parks the request in the store and hands the browser to the
@@ -291,7 +290,7 @@ func (p *Provider) startLogin(c *gin.Context, r AuthRequest, hasSession bool, no
 		}
 	}
 	if err != nil {
-		p.redirectError(c, r.RedirectURI, r.State, serverErr(fmt.Errorf("oidc: park authorization request: %w", err)))
+		p.redirectError(c, r, serverErr(fmt.Errorf("oidc: park authorization request: %w", err)))
 		return
 	}
 	returnTo := p.issuer.Path + PathResume + "?id=" + url.QueryEscape(id)
@@ -325,7 +324,7 @@ func (p *Provider) handleResume(c *gin.Context) {
 		return
 	}
 	if err := ValidateAuthorizeRequest(cl, r); err != nil {
-		p.redirectError(c, r.RedirectURI, r.State, err)
+		p.redirectError(c, r, err)
 		return
 	}
 	p.authorize(c, r)

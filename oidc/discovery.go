@@ -63,7 +63,7 @@ func (p *Provider) Discovery() Discovery {
 		// logged out.
 		ScopesSupported:                   []string{"openid", "profile", "email", "groups"},
 		ResponseTypesSupported:            []string{"code"},
-		ResponseModesSupported:            []string{"query"},
+		ResponseModesSupported:            responseModes,
 		GrantTypesSupported:               []string{grantAuthorizationCode, grantRefreshToken},
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgValuesSupported:  signingAlgs,

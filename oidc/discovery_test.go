@@ -47,6 +47,9 @@ func TestDiscoveryTruthful(t *testing.T) {
 	if got := list("scopes_supported"); !slices.Contains(got, "openid") || slices.Contains(got, "offline_access") {
 		t.Errorf("scopes_supported = %v: refresh tokens end with the session, so offline_access is not served", got)
 	}
+	if got := list("response_modes_supported"); !slices.Equal(got, []string{"query", "form_post"}) {
+		t.Errorf("response_modes_supported = %v, want [query form_post]", got)
+	}
 	if got := list("response_types_supported"); !slices.Equal(got, []string{"code"}) {
 		t.Errorf("response_types_supported = %v", got)
 	}

@@ -85,17 +85,17 @@ func (p *Provider) renderJSONError(c *gin.Context, err error) {
 	c.JSON(oe.Status, gin.H{"error": oe.Code, "error_description": oe.Description})
 }
 
-// redirectError sends the browser back to a validated redirect URI with an
-// authorization error (RFC 6749 §4.1.2.1), state and iss (RFC 9207).
-func (p *Provider) redirectError(c *gin.Context, redirectURI, state string, err error) {
+// redirectError sends the browser back to the validated redirect URI of r
+// with an authorization error (RFC 6749 §4.1.2.1), state and iss (RFC
+// 9207), in r's response mode.
+func (p *Provider) redirectError(c *gin.Context, r AuthRequest, err error) {
 	oe := asError(err)
 	p.logError(c, oe)
 	q := url.Values{"error": {oe.Code}, "error_description": {oe.Description}, "iss": {p.opts.Issuer}}
-	if state != "" {
-		q.Set("state", state)
+	if r.State != "" {
+		q.Set("state", r.State)
 	}
-	c.Header("Cache-Control", "no-store")
-	c.Redirect(http.StatusFound, addQuery(redirectURI, q))
+	p.authResponse(c, r, q)
 }
 
 var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
