@@ -18,7 +18,6 @@ import (
 
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/store"
-	"github.com/slobridge/slobridge/store/bolt"
 )
 
 // crashReceiver is one back-channel participant of the crash test. A slow
@@ -58,14 +57,11 @@ func (rc *crashReceiver) got() []string {
 }
 
 // seedSession writes a session with one "http" back-channel participant
-// per receiver into the bbolt file, as a login would have.
-func seedSession(t *testing.T, db string, rcs []*crashReceiver) string {
+// per receiver into the store, as a login would have.
+func seedSession(t *testing.T, be backend, rcs []*crashReceiver) string {
 	t.Helper()
 	ctx := context.Background()
-	st, err := bolt.Open(db, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := be.open(t)
 	defer st.Close()
 	eng, err := slobridge.NewEngine(slobridge.Options{Store: st})
 	if err != nil {
@@ -86,14 +82,11 @@ func seedSession(t *testing.T, db string, rcs []*crashReceiver) string {
 	return s.ID
 }
 
-// outboxCounts reads the delivery counts straight from the bbolt file
-// (which must not be open elsewhere).
-func outboxCounts(t *testing.T, db string) map[store.DeliveryState]int {
+// outboxCounts reads the delivery counts straight from the store (a
+// bbolt file must not be open elsewhere).
+func outboxCounts(t *testing.T, be backend) map[store.DeliveryState]int {
 	t.Helper()
-	st, err := bolt.Open(db, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := be.open(t)
 	defer st.Close()
 	c, err := st.CountDeliveries(context.Background())
 	if err != nil {
@@ -107,8 +100,15 @@ func outboxCounts(t *testing.T, db string) map[store.DeliveryState]int {
 // started through the admin CLI, the bridge is SIGKILLed while attempts
 // are in flight and others have not started, and after a restart every
 // receiver has its notification, always under the same delivery ID, and
-// the status reads delivered for all 50.
+// the status reads delivered for all 50. It runs on bbolt and, when
+// available, PostgreSQL.
 func TestCrashMidFanOutLosesNothing(t *testing.T) {
+	for _, be := range backends(t) {
+		t.Run(be.name, func(t *testing.T) { crashMidFanOut(t, be) })
+	}
+}
+
+func crashMidFanOut(t *testing.T, be backend) {
 	const n, workers = 50, 5
 	release := make(chan struct{})
 	blocked := make(chan struct{}, n)
@@ -122,9 +122,8 @@ func TestCrashMidFanOutLosesNothing(t *testing.T) {
 	var releaseOnce sync.Once
 	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
 
-	db := filepath.Join(t.TempDir(), "crash.db")
-	sid := seedSession(t, db, rcs)
-	cfg := writeConfig(t, db)
+	sid := seedSession(t, be, rcs)
+	cfg := be.config
 
 	p1 := startServe(t, cfg)
 	base := p1.baseURL(t)
@@ -152,7 +151,7 @@ func TestCrashMidFanOutLosesNothing(t *testing.T) {
 	releaseOnce.Do(func() { close(release) })
 
 	// The kill really came mid-fan-out: the file holds unfinished deliveries.
-	counts := outboxCounts(t, db)
+	counts := outboxCounts(t, be)
 	if unfinished := counts[store.DeliveryPending] + counts[store.DeliveryRetrying]; unfinished < workers || counts[store.DeliveryDelivered] >= n {
 		t.Fatalf("not killed mid-fan-out: outbox %v", counts)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -12,15 +11,21 @@ import (
 
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/store"
-	"github.com/slobridge/slobridge/store/bolt"
 )
 
 // TestGracefulShutdownFinishesInFlightAttempts sends SIGTERM while
 // delivery attempts are in flight: the process stops claiming, lets the
 // attempts finish and records them (delivered, not resent after the
 // restart), leaves the deliveries it had not started pending, and exits 0.
-// The restarted bridge delivers the rest.
+// The restarted bridge delivers the rest. It runs on bbolt and, when
+// available, PostgreSQL.
 func TestGracefulShutdownFinishesInFlightAttempts(t *testing.T) {
+	for _, be := range backends(t) {
+		t.Run(be.name, func(t *testing.T) { gracefulShutdown(t, be) })
+	}
+}
+
+func gracefulShutdown(t *testing.T, be backend) {
 	const n, workers = 20, 5
 	release := make(chan struct{})
 	blocked := make(chan struct{}, n)
@@ -34,9 +39,8 @@ func TestGracefulShutdownFinishesInFlightAttempts(t *testing.T) {
 	var releaseOnce sync.Once
 	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
 
-	db := filepath.Join(t.TempDir(), "shutdown.db")
-	sid := seedSession(t, db, rcs)
-	cfg := writeConfig(t, db)
+	sid := seedSession(t, be, rcs)
+	cfg := be.config
 	p1 := startServe(t, cfg)
 	base := p1.baseURL(t)
 	var lo slobridge.AdminLogoutResponse
@@ -68,10 +72,7 @@ func TestGracefulShutdownFinishesInFlightAttempts(t *testing.T) {
 
 	// What the stopped bridge left behind: in-flight attempts recorded as
 	// delivered, nothing half-written, the rest pending.
-	st, err := bolt.Open(db, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := be.open(t)
 	ds, err := st.ListDeliveries(context.Background(), lo.Logout.ID)
 	_ = st.Close()
 	if err != nil || len(ds) != n {
