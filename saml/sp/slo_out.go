@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/beevik/etree"
 	"github.com/gin-gonic/gin"
 
+	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/store"
 )
@@ -194,11 +197,20 @@ func (sp *SP) handleLogoutResponse(c *gin.Context, m *saml.Message) {
 		sp.badRequest(c, "logout already completed", err)
 		return
 	}
+	res := slobridge.UpstreamLogoutResult{State: slobridge.RowDone}
 	if !resp.Success() {
 		sp.log.WarnContext(ctx, "upstream logout failed", "logout_id", st.LogoutID, "upstream", u.cfg.Name,
 			"status", resp.Status, "sub_status", resp.SubStatus)
+		res = slobridge.UpstreamLogoutResult{State: slobridge.RowFailed,
+			Error: strings.TrimSpace("the identity provider answered " + resp.Status + " " + resp.SubStatus)}
 	} else {
 		sp.log.InfoContext(ctx, "upstream logout done", "logout_id", st.LogoutID, "upstream", u.cfg.Name, "partial", resp.Partial())
+	}
+	// The status page's upstream row, kept as long as the page keeps the
+	// logout's destination (slobridge.SaveUpstreamLogoutResult).
+	if err := slobridge.SaveUpstreamLogoutResult(ctx, sp.opts.Engine.Store(), st.LogoutID, res,
+		sp.opts.Now().Add(time.Hour)); err != nil {
+		sp.log.WarnContext(ctx, "record upstream logout result", "logout_id", st.LogoutID, "error", err)
 	}
 	c.Header("Cache-Control", "no-store")
 	c.Redirect(http.StatusSeeOther, st.ReturnTo)

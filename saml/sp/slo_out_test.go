@@ -3,6 +3,7 @@ package sp
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -257,4 +258,47 @@ func specOctets(t testing.TB, rawQuery string) ([]byte, []byte) {
 		t.Fatal(err)
 	}
 	return []byte(strings.Join(parts, "&")), sig
+}
+
+// TestUpstreamLogoutResultRecorded: the upstream's LogoutResponse is
+// recorded for the logout status page's upstream row: done on Success,
+// failed with the IdP's status otherwise.
+func TestUpstreamLogoutResultRecorded(t *testing.T) {
+	for _, tc := range []struct {
+		status, state, errText string
+	}{
+		{saml.StatusSuccess, slobridge.RowDone, ""},
+		{saml.StatusResponder, slobridge.RowFailed, "the identity provider answered " + saml.StatusResponder},
+	} {
+		t.Run(tc.status, func(t *testing.T) {
+			b := newBridge(t, bridgeOptions{upstreams: []UpstreamConfig{corpUpstream(t, map[string]string{saml.BindingRedirect: idpSLO})}})
+			s := b.session("corp", "alice", "alice@example.com", "_s1", newReceiver(t, http.StatusOK))
+			lo := b.userLogout(s, store.InitiatorUser)
+			resp := b.get("/logout/continue/" + lo.ID)
+			u, _ := url.Parse(resp.Header.Get("Location"))
+			m, err := saml.DecodeRedirect(u.RawQuery, saml.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := b.idpSide(m, idpSLO, s)
+			id, _ := saml.NewID(nil)
+			r := &saml.LogoutResponse{ID: id, InResponseTo: req.ID, IssueInstant: time.Now(), Destination: b.sp.url(PathSLO),
+				Issuer: idpEntity, Status: tc.status}
+			to, err := saml.RedirectURL(b.sp.url(PathSLO), saml.ParamResponse, r.Element(), m.RelayState, loadSigner(t, "idp"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := b.get(to); got.StatusCode != http.StatusSeeOther {
+				t.Fatalf("LogoutResponse answered %d", got.StatusCode)
+			}
+			rec, err := b.st.GetRecord(t.Context(), slobridge.UpstreamLogoutNamespace, lo.ID, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res slobridge.UpstreamLogoutResult
+			if err := json.Unmarshal(rec.Value, &res); err != nil || res.State != tc.state || res.Error != tc.errText {
+				t.Fatalf("upstream result %+v (%v), want %q %q", res, err, tc.state, tc.errText)
+			}
+		})
+	}
 }
