@@ -66,6 +66,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); engErr <- a.eng.Run(bg) }()
 	go func() { defer wg.Done(); a.sweep(bg) }()
+	// Other replicas' changes, when the store is shared (PostgreSQL).
+	wg.Add(1)
+	go func() { defer wg.Done(); a.followChanges(bg) }()
 	if a.samlIdP != nil {
 		// Refreshes the metadata of SPs registered by URL.
 		wg.Add(1)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/store"
 	"github.com/slobridge/slobridge/store/bolt"
 	"github.com/slobridge/slobridge/store/postgres"
@@ -47,4 +49,48 @@ func Migrate(ctx context.Context, c PostgresConfig) ([]int, error) {
 		return nil, fmt.Errorf("app: migrate store.postgres: %w", err)
 	}
 	return applied, nil
+}
+
+// listenRetry is how long followChanges waits before it tries again to
+// start reading the change feed of an unreachable database.
+const listenRetry = 2 * time.Second
+
+// followChanges relays the change feed of the PostgreSQL store to the
+// engine's subscribers (Engine.FollowChanges) until ctx ends, so that the
+// live status pages and the introspection session cache of this replica
+// learn at once of the logouts and deliveries of the other replicas
+// sharing the database. With bbolt, used by one process alone, it returns
+// at once. While the database is unreachable at the start it tries again
+// every listenRetry; after that the feed reconnects by itself.
+func (a *App) followChanges(ctx context.Context) {
+	db, ok := a.st.(*postgres.DB)
+	if !ok {
+		return
+	}
+	for {
+		feed, err := db.Listen(ctx, postgres.ListenOptions{Logger: a.log})
+		if err == nil {
+			changes := make(chan slobridge.Change)
+			go func() {
+				defer close(changes)
+				for c := range feed {
+					select {
+					case changes <- slobridge.Change{LogoutID: c.LogoutID, DeliveryID: c.DeliveryID, State: c.State}:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+			a.eng.FollowChanges(ctx, changes)
+			return
+		}
+		a.log.WarnContext(ctx, "read the change feed of other replicas; retrying", "err", err, "retry_in", listenRetry)
+		t := time.NewTimer(listenRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
