@@ -506,3 +506,66 @@ func TestSOAPChannelAuthentication(t *testing.T) {
 		})
 	}
 }
+
+// TestRedirectCarriesNoXMLSignature: HTTP-Redirect messages are signed in
+// the query only (Bindings §3.4.4.1): the encoder refuses a message that
+// holds a ds:Signature, and a received message signed only inside its XML
+// (crewjam's old redirect encoding) is not authenticated by it.
+func TestRedirectCarriesNoXMLSignature(t *testing.T) {
+	signed, err := testSigner(t, "idp").SignEnveloped(sampleRequest("_rxs1").Element())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RedirectURL(spSLO, ParamRequest, signed, "", testSigner(t, "idp")); err == nil {
+		t.Fatal("RedirectURL encoded a message holding an XML signature")
+	}
+	// Encode the enveloped-signed XML without a query signature, the way
+	// a sender that embeds the signature would.
+	u, err := RedirectURL(spSLO, ParamRequest, sampleRequest("_rxs2").Element(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := DecodeRedirect(queryOf(t, u), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(signed)
+	m.doc = doc
+	if _, err := Verify(m, testTrust(t, idpEntity, "idp")); !errors.Is(err, ErrSignature) {
+		t.Fatalf("Verify of a Redirect message without query signature = %v, want ErrSignature", err)
+	}
+}
+
+// TestPOSTFormShape: the HTTP-POST form (Bindings §3.5.4) posts the
+// base64 message and the RelayState to the endpoint, submits itself with
+// a nonce'd script, offers a <noscript> button, and its CSP allows only
+// that script and a form post to the endpoint's origin.
+func TestPOSTFormShape(t *testing.T) {
+	signed, err := testSigner(t, "idp").SignEnveloped(sampleRequest("_form1").Element())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	if err := WritePOSTForm(rec, spSLO, ParamRequest, signed, "rs&<1>"); err != nil {
+		t.Fatal(err)
+	}
+	body := rec.Body.String()
+	csp := rec.Result().Header.Get("Content-Security-Policy")
+	for _, want := range []string{`method="post" action="` + spSLO + `"`, `name="SAMLRequest" value="`,
+		`name="RelayState" value="rs&amp;&lt;1&gt;"`, "<noscript>", `<button type="submit">`, `.submit();`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("form lacks %q:\n%s", want, body)
+		}
+	}
+	if !strings.Contains(csp, "form-action https://bridge.example.test;") || !strings.Contains(csp, "script-src 'nonce-") ||
+		!strings.Contains(body, `<script nonce="`) {
+		t.Errorf("CSP %q does not match the form", csp)
+	}
+	if err := WritePOSTForm(httptest.NewRecorder(), "javascript:alert(1)", ParamRequest, signed, ""); err == nil {
+		t.Error("a javascript: endpoint was accepted")
+	}
+	if err := WritePOSTForm(httptest.NewRecorder(), spSLO, ParamRequest, signed, strings.Repeat("r", MaxRelayStateEcho+1)); err == nil {
+		t.Error("an oversized RelayState was accepted")
+	}
+}
