@@ -68,16 +68,26 @@ func (sp *SP) handleACS(c *gin.Context) {
 	if sid == "" {
 		sid = st.SessionID
 	}
-	s, err = sp.opts.Engine.EstablishSession(ctx, sid, s)
+	est, err := sp.opts.Engine.EstablishLogin(ctx, sid, s)
 	if err != nil {
 		sp.log.ErrorContext(ctx, "create bridge session", "upstream", u.cfg.Name, "error", err)
 		sp.page(c, http.StatusInternalServerError, "The session could not be created.")
 		return
 	}
-	sp.log.InfoContext(ctx, "upstream login", "sid", s.ID, "upstream", u.cfg.Name)
+	s = est.Session
+	sp.log.InfoContext(ctx, "upstream login", "sid", s.ID, "upstream", u.cfg.Name, "kept", est.Kept)
 	sp.opts.Cookies.Set(c.Writer, s.ID, s.ExpiresAt)
 	c.Header("Cache-Control", "no-store")
-	c.Redirect(http.StatusSeeOther, st.ReturnTo)
+	// The previous user's apps notified through the browser are logged
+	// out on the way (the logout page, then st.ReturnTo).
+	to, detour, err := sp.opts.Engine.LogoutDetour(ctx, est, st.ReturnTo)
+	if err != nil {
+		sp.log.ErrorContext(ctx, "logout page of the replaced session", "logout_id", est.Replaced.ID, "error", err)
+		to = st.ReturnTo
+	} else if detour {
+		to = sp.opts.LogoutPageURL(est.Replaced.ID)
+	}
+	c.Redirect(http.StatusSeeOther, to)
 }
 
 func maxBody(l saml.Limits) int64 {

@@ -15,9 +15,27 @@
 // an unguessable RelayState in the store, bound to the browser by a
 // cookie. The ACS validates the Response with crewjam/saml against that ID
 // only, refuses a second assertion and a replayed assertion ID, maps the
-// configured attributes to claims, and creates the bridge session through
-// the engine, keeping the upstream NameID exactly as issued and the
+// configured attributes to claims, and establishes the bridge session
+// through the engine, keeping the upstream NameID exactly as issued and the
 // SessionIndex; SessionNotOnOrAfter caps the session.
+//
+// Re-login: a login started while the browser holds an active bridge
+// session (OIDC prompt=login or max_age, a downstream ForceAuthn) asks the
+// upstream for ForceAuthn and remembers that session in the login state,
+// since the cross-site ACS POST carries no SameSite=Lax cookie. At the ACS
+// (slobridge.Engine.EstablishLogin) a login of the same user keeps that
+// session — same sid and downstream SessionIndexes — with the new NameID,
+// SessionIndex, attributes, auth time and cap; the earlier upstream login
+// moves to Session.PriorLogins. A login of another user logs the old
+// session out (back-channel apps at once, front-channel ones on the
+// logout page the browser passes through) and creates a new one.
+//
+// An upstream LogoutRequest matches a session by its current login or an
+// earlier one (by NameID, and SessionIndex when given): an IdP may end the
+// session it issued first, and the apps that joined under that login are
+// in the kept session, so it ends; ending a session too many is safe where
+// leaving one alive is not. The bridge's own LogoutRequest names the
+// current SessionIndex and the earlier ones of the same NameID.
 //
 // IdP-initiated logout: a LogoutRequest in any binding is authenticated
 // and validated by package saml, sessions are matched by NameID (and

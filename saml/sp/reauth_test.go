@@ -195,18 +195,25 @@ func TestReloginKeepsSession(t *testing.T) {
 }
 
 // TestReloginAsAnotherUser has bob log in at the IdP in the browser that
-// holds alice's session: alice's session is logged out (her app
-// notified) and bob gets a session of his own.
+// holds alice's session: alice's session is logged out (her back-channel
+// app notified at once, her front-channel app by the logout page the
+// browser passes through on its way back) and bob gets a session of his
+// own.
 func TestReloginAsAnotherUser(t *testing.T) {
 	_, idpSrv := realIdP(t, true)
 	addIdPUser(t, idpSrv.URL, "bob")
 	b := newBridge(t, bridgeOptions{upstreams: []UpstreamConfig{{Name: "corp", MetadataURL: idpSrv.URL + "/metadata"}}})
 	registerSP(t, idpSrv, b)
-	app := newReceiver(t, http.StatusOK)
+	app, frontApp := newReceiver(t, http.StatusOK), newReceiver(t, http.StatusOK)
 
 	alice, _ := b.upstreamLogin(t, "alice", false)
 	b.join(t, alice.ID, "app", app)
-	bob, _ := b.upstreamLogin(t, "bob", true)
+	if _, err := b.eng.AddParticipant(t.Context(), store.Participant{SessionID: alice.ID, Kind: "http", AppID: "front",
+		Channels: store.ChannelFront, FrontChannelURL: frontApp.srv.URL + "/fc"}); err != nil {
+		t.Fatal(err)
+	}
+	acs, _ := b.loginVia(t, "/test/login", "bob", true)
+	bob := b.whoami(t)
 	if bob.ID == alice.ID || bob.UserID != "bob@example.com" {
 		t.Fatalf("bob's login got session %+v (alice's is %s)", bob, alice.ID)
 	}
@@ -218,10 +225,35 @@ func TestReloginAsAnotherUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	lo, err := b.st.GetLogout(t.Context(), ended.LogoutID)
-	if err != nil || lo.Initiator.Kind != store.InitiatorSystem {
+	if err != nil || lo.Initiator != (store.Initiator{Kind: store.InitiatorSystem, ID: slobridge.ReloginInitiatorID}) {
 		t.Fatalf("logout of alice's session: %+v %v", lo, err)
 	}
 	waitFor(t, "alice's app notified", func() bool { return app.count() == 1 })
+
+	// The browser passes through the logout page of alice's session,
+	// which frames her front-channel app, then reaches the login's
+	// destination.
+	page := acs.Header.Get("Location")
+	if page != b.sp.opts.LogoutPageURL(lo.ID) {
+		t.Fatalf("ACS sent the browser to %q, want the logout page of alice's session", page)
+	}
+	if body := readBody(t, b.get(page)); !strings.Contains(body, `src="`+frontApp.srv.URL+`/fc"`) {
+		t.Fatalf("logout page does not frame alice's front-channel app:\n%s", body)
+	}
+	next := "/logout/continue/" + lo.ID
+	for range 3 {
+		resp := b.get(next)
+		readBody(t, resp)
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("GET %s: %d", next, resp.StatusCode)
+		}
+		if next = resp.Header.Get("Location"); !strings.HasPrefix(next, "/logout/") {
+			break
+		}
+	}
+	if !strings.HasPrefix(next, "/test/whoami") {
+		t.Fatalf("after the logout page the browser went to %q, want the login's destination", next)
+	}
 	if ps, err := b.st.ListParticipants(t.Context(), bob.ID); err != nil || len(ps) != 0 {
 		t.Fatalf("bob's session has participants %+v (%v)", ps, err)
 	}
