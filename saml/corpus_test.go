@@ -255,6 +255,19 @@ func (g *corpusGen) generate() {
 		g.add(CorpusCase{Name: "replayed-id-post", Binding: BindingPOST, Codec: "status", SendTwice: true,
 			Status: StatusRequester, SubStatus: StatusRequestDenied},
 			postBody(ParamRequest, xmlBytes(t, g.sign(r.Element(), "idp")), ""))
+		// What widely deployed peers get wrong or differ in: a Destination
+		// that only looks like ours, an Issuer that is not an entity.
+		r = alice("_c_dest_port")
+		r.Destination = "https://bridge.example.test:8443/saml/sp/slo"
+		denied("destination-other-port-post", BindingPOST, postBody(ParamRequest, xmlBytes(t, g.sign(r.Element(), "idp")), ""))
+		r = alice("_c_dest_scheme")
+		r.Destination = "http://bridge.example.test/saml/sp/slo"
+		denied("destination-other-scheme-redirect", BindingRedirect, g.redirect(r.Element(), ParamRequest, "", "idp"))
+		{
+			el := alice("_c_issuer_format").Element()
+			el.SelectElement("saml:Issuer").CreateAttr("Format", "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent")
+			denied("issuer-format-not-entity-post", BindingPOST, postBody(ParamRequest, xmlBytes(t, g.sign(el, "idp")), ""))
+		}
 		r = corpusRequest("_c_unknown", "mallory@example.com")
 		g.add(CorpusCase{Name: "unknown-nameid-post", Binding: BindingPOST, Codec: "valid",
 			Status: StatusRequester, SubStatus: StatusUnknownPrincipal},
@@ -286,6 +299,13 @@ func (g *corpusGen) generate() {
 			t.Fatal(err)
 		}
 		unauth("sha1-redirect", BindingRedirect, []byte(q+"&Signature="+url.QueryEscape(base64.StdEncoding.EncodeToString(sig))))
+	}
+
+	// An unknown signature algorithm.
+	{
+		q := string(g.redirect(alice("_c_md5_redir").Element(), ParamRequest, "", ""))
+		q += "&SigAlg=" + url.QueryEscape("http://www.w3.org/2001/04/xmldsig-more#rsa-md5")
+		unauth("unknown-sigalg-redirect", BindingRedirect, []byte(q+"&Signature="+url.QueryEscape(base64.StdEncoding.EncodeToString([]byte("not a signature")))))
 	}
 
 	// Broken encodings.
