@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -56,6 +57,9 @@ type App struct {
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if log == nil {
 		log = slog.Default()
+	}
+	if !cfg.finished {
+		return nil, errors.New("app: the configuration was not validated: build it with Load, Parse or Config.Finish")
 	}
 	base, err := url.Parse(cfg.Server.BaseURL)
 	if err != nil {

@@ -392,3 +392,11 @@ func TestBodyCap(t *testing.T) {
 		t.Fatalf("oversized token request: %d, want 413", resp.StatusCode)
 	}
 }
+
+func TestNewRefusesUnvalidatedConfig(t *testing.T) {
+	var cfg Config
+	cfg.Store.Bolt.Path = filepath.Join(t.TempDir(), "never.db")
+	if _, err := New(context.Background(), cfg, nil); err == nil || !strings.Contains(err.Error(), "not validated") {
+		t.Fatalf("New with a raw Config: %v", err)
+	}
+}

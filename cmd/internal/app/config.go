@@ -33,6 +33,8 @@ type Config struct {
 
 	// literalSecrets lists the secret keys written in the YAML itself.
 	literalSecrets []string
+	// finished is set by a successful Finish.
+	finished bool
 }
 
 // LiteralSecrets returns the keys of secrets written in the configuration
@@ -310,7 +312,11 @@ func (c *Config) Finish(lookup func(string) (string, bool)) error {
 	var p problems
 	c.resolveSecrets(lookup, &p)
 	c.validate(&p)
-	return p.err()
+	if err := p.err(); err != nil {
+		return err
+	}
+	c.finished = true
+	return nil
 }
 
 // problems collects configuration errors with their key paths.

@@ -144,10 +144,11 @@ func (a *staticAuth) handleSubmit(c *gin.Context) {
 		return
 	}
 	// A re-login in a browser that has a session keeps it (same user) or
-	// logs it out first (another user): see Engine.EstablishSession.
-	s, err := a.eng.EstablishSession(ctx, a.cookies.BrowserSessionID(c.Request), store.Session{
+	// logs it out first (another user): see Engine.EstablishLogin.
+	est, err := a.eng.EstablishLogin(ctx, a.cookies.BrowserSessionID(c.Request), store.Session{
 		UserID: u.subject(), Upstream: staticUpstream, Attributes: u.attributes(), ExpiresAt: now.Add(a.lifetime),
 	})
+	s := est.Session
 	if err != nil {
 		a.log.ErrorContext(ctx, "static login: create session", "err", err)
 		a.page(c, http.StatusInternalServerError, "", "The session could not be created; try again.")
@@ -156,7 +157,17 @@ func (a *staticAuth) handleSubmit(c *gin.Context) {
 	a.log.InfoContext(ctx, "static login", "sid", s.ID, "user", s.UserID)
 	http.SetCookie(c.Writer, &http.Cookie{Name: staticLoginCookie, Value: "", Path: a.basePath + PathStaticLogin, MaxAge: -1, HttpOnly: true, Secure: a.cookies.Secure})
 	a.cookies.Set(c.Writer, s.ID, s.ExpiresAt)
-	c.Redirect(http.StatusSeeOther, returnTo)
+	// The previous user's apps notified through the browser are logged
+	// out on the way: the logout page of their session, then returnTo.
+	to, detour, err := a.eng.LogoutDetour(ctx, est, returnTo)
+	switch {
+	case err != nil:
+		a.log.ErrorContext(ctx, "static login: logout page of the replaced session", "logout_id", est.Replaced.ID, "err", err)
+		to = returnTo
+	case detour:
+		to = a.basePath + to
+	}
+	c.Redirect(http.StatusSeeOther, to)
 }
 
 // check compares the password in constant time; an unknown user costs the
