@@ -244,6 +244,24 @@ func corpusCases() []corpusCase {
 					r.Destination = "https://evil.example/saml/idp/slo"
 				})))
 			}},
+		{name: "post-destination-other-port", kind: "post", status: bsaml.StatusRequester, sub: bsaml.StatusRequestDenied,
+			build: func(c *corpusWorld) []byte {
+				return postBody(c.sign(c.sp, c.logoutRequest("_p-dest-port", func(r *bsaml.LogoutRequest) {
+					r.Destination = corpusBase + ":8443" + PathSLO
+				})))
+			}},
+		{name: "redirect-destination-sso-endpoint", kind: "redirect", status: bsaml.StatusRequester, sub: bsaml.StatusRequestDenied,
+			build: func(c *corpusWorld) []byte {
+				return c.redirectQuery(corpusBase+PathSLO, c.logoutRequest("_r-dest-sso", func(r *bsaml.LogoutRequest) {
+					r.Destination = corpusBase + PathSSO
+				}), c.sp)
+			}},
+		{name: "post-issuer-format-not-entity", kind: "post", status: bsaml.StatusRequester, sub: bsaml.StatusRequestDenied,
+			build: func(c *corpusWorld) []byte {
+				el := c.logoutRequest("_p-issuer-format", nil)
+				el.SelectElement("saml:Issuer").CreateAttr("Format", FormatPersistent)
+				return postBody(c.sign(c.sp, el))
+			}},
 		{name: "post-expired", kind: "post", status: bsaml.StatusRequester, sub: bsaml.StatusRequestDenied,
 			build: func(c *corpusWorld) []byte {
 				return postBody(c.sign(c.sp, c.logoutRequest("_p-old", func(r *bsaml.LogoutRequest) {
