@@ -47,7 +47,7 @@ server:
   listen: {{LISTEN}}
   base_url: {{BASE}}
 log:
-  level: error
+  level: warn
 store:
   bolt:
     path: {{DB}}

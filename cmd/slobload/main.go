@@ -60,7 +60,7 @@ type options struct {
 	Scenarios                                          string
 	Workers                                            int
 	CPUProfile, MemProfile, WriteConfig, Listen        string
-	Postgres                                           string
+	Postgres, BridgeLog                                string
 	p                                                  params
 }
 
@@ -83,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (tool and in-process bridge) to this file")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile at the end of the run to this file")
 	fs.StringVar(&o.Postgres, "postgres", "", "run the in-process bridge on PostgreSQL at this DSN (in a fresh schema, dropped at the end) instead of bbolt")
+	fs.StringVar(&o.BridgeLog, "bridge-log", "", "append the in-process bridge's logs (level warn and above) to this file")
 	fs.IntVar(&o.Workers, "workers", 0, "delivery.workers of the in-process bridge (0: the serve default, 256)")
 	fs.DurationVar(&o.p.Duration, "duration", 0, "length of each throughput scenario (default 10s, -short 1s)")
 	fs.IntVar(&o.p.Concurrency, "concurrency", 32, "concurrent browsers or callers")
@@ -184,7 +185,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		if t, err = startBridge(ctx, dir, o.Workers, o.Postgres, nil); err != nil {
+		var logw io.Writer
+		if o.BridgeLog != "" {
+			f, err := os.OpenFile(o.BridgeLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			logw = f
+		}
+		if t, err = startBridge(ctx, dir, o.Workers, o.Postgres, logw); err != nil {
 			return err
 		}
 	} else {
