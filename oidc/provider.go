@@ -242,16 +242,20 @@ func (p *Provider) endpoint(path string) string { return p.opts.Issuer + path }
 // Mount registers the provider's routes on r: discovery, JWKS, authorize,
 // token, userinfo, registration (when a registration token is set),
 // end-session, the bridge's own browser logout at /logout, token
-// introspection (RFC 7662) and revocation (RFC 7009).
+// introspection (RFC 7662) and revocation (RFC 7009), with CORS on the
+// endpoints browser applications fetch (corsPaths).
 func (p *Provider) Mount(r gin.IRouter) {
-	r.GET(PathDiscovery, p.handleDiscovery)
-	r.GET(PathJWKS, p.handleJWKS)
+	for _, path := range corsPaths {
+		r.OPTIONS(path, handlePreflight)
+	}
+	r.GET(PathDiscovery, cors, p.handleDiscovery)
+	r.GET(PathJWKS, cors, p.handleJWKS)
 	r.GET(PathAuthorize, p.handleAuthorize)
 	r.POST(PathAuthorize, p.handleAuthorize)
 	r.GET(PathResume, p.handleResume)
-	r.POST(PathToken, p.handleToken)
-	r.GET(PathUserinfo, p.handleUserinfo)
-	r.POST(PathUserinfo, p.handleUserinfo)
+	r.POST(PathToken, cors, p.handleToken)
+	r.GET(PathUserinfo, cors, p.handleUserinfo)
+	r.POST(PathUserinfo, cors, p.handleUserinfo)
 	if p.opts.RegistrationToken != "" {
 		r.POST(PathRegister, p.handleRegister)
 	}
@@ -261,7 +265,7 @@ func (p *Provider) Mount(r gin.IRouter) {
 	r.GET(PathLogout, p.handleEndSession)
 	r.POST(PathLogout, p.handleEndSession)
 	r.POST(PathIntrospect, p.handleIntrospect)
-	r.POST(PathRevoke, p.handleRevoke)
+	r.POST(PathRevoke, cors, p.handleRevoke)
 }
 
 // newToken returns n random bytes, base64url without padding.
