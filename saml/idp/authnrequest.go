@@ -217,5 +217,5 @@ func (sp *SP) resolveACS(ar *saml.AuthnRequest) (string, error) {
 
 // trust returns what the codec needs to verify the SP's messages.
 func (sp *SP) trust() bsaml.Trust {
-	return bsaml.Trust{EntityID: sp.EntityID, Certs: sp.SigningCerts}
+	return bsaml.Trust{EntityID: sp.EntityID, Certs: sp.SigningCerts, AllowSHA1: sp.Config.AllowSHA1}
 }

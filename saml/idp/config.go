@@ -110,11 +110,15 @@ type SPConfig struct {
 	FrontChannelBinding string `yaml:"front_channel_binding"`
 	// FrontChannelTopLevel notifies this front-channel SP by a top-level
 	// redirect chain instead of an iframe, for SPs whose session cookie a
-	// browser does not send in a third-party iframe. The chain runs before
-	// the bridge answers an SP that started the logout in a browser; in
-	// other logouts (no SAML initiator, or no browser) the SP is shown as
-	// front-channel and not reached.
+	// browser does not send in a third-party iframe. The chain runs in the
+	// logout page's continue step of every browser logout (before the
+	// upstream logout and the final redirect, or the answer to an SP that
+	// started it); a logout without a browser cannot reach the SP.
 	FrontChannelTopLevel bool `yaml:"front_channel_top_level"`
+	// AllowSHA1 accepts RSA-SHA1 signatures and SHA-1 digests from this SP
+	// (older SPs, and crewjam's samlsp by default, sign with them). Off by
+	// default.
+	AllowSHA1 bool `yaml:"allow_sha1"`
 	// RequireSignedAuthnRequests requires signed AuthnRequests from this
 	// SP even when its metadata does not say AuthnRequestsSigned.
 	RequireSignedAuthnRequests bool `yaml:"require_signed_authn_requests"`
