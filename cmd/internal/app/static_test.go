@@ -9,6 +9,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/store"
 )
 
 func TestLocalPath(t *testing.T) {
@@ -118,6 +121,7 @@ func TestStaticReloginKeepsOrReplacesTheSession(t *testing.T) {
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar}
 	u, _ := url.Parse(base)
+	var landed string // where the browser ended after the last login
 	login := func(user string) string {
 		t.Helper()
 		rec := httptest.NewRecorder()
@@ -135,6 +139,7 @@ func TestStaticReloginKeepsOrReplacesTheSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		landed = resp.Request.URL.Path
 		for _, c := range jar.Cookies(u) {
 			if c.Name == "slobridge_session" {
 				sid, _, _ := strings.Cut(c.Value, ".")
@@ -148,6 +153,15 @@ func TestStaticReloginKeepsOrReplacesTheSession(t *testing.T) {
 	if again := login("alice"); again != first {
 		t.Fatalf("re-login as the same user made a new session %s (had %s)", again, first)
 	}
+	if landed != "/healthz" {
+		t.Fatalf("re-login ended at %s, want its destination", landed)
+	}
+	// An app notified through the browser joins alice's session: bob's
+	// login passes through the logout page that notifies it.
+	if _, err := a.Engine().AddParticipant(t.Context(), store.Participant{SessionID: first, Kind: "oidc", AppID: "front",
+		Channels: store.ChannelFront, FrontChannelURL: "http://127.0.0.1:1/fc"}); err != nil {
+		t.Fatal(err)
+	}
 	other := login("bob")
 	if other == first {
 		t.Fatal("login as another user kept the first user's session")
@@ -155,5 +169,8 @@ func TestStaticReloginKeepsOrReplacesTheSession(t *testing.T) {
 	s, err := a.Store().GetSession(t.Context(), first)
 	if err != nil || s.Active(a.Engine().Now()) {
 		t.Fatalf("alice's session after bob logged in: %+v %v", s, err)
+	}
+	if landed != slobridge.LogoutPagePath(s.LogoutID) {
+		t.Fatalf("bob's login ended at %s, want the logout page of alice's session %s", landed, slobridge.LogoutPagePath(s.LogoutID))
 	}
 }
