@@ -44,14 +44,20 @@ type SessionRevoked struct {
 	ReasonAdmin map[string]string `json:"reason_admin,omitempty"`
 }
 
-// Claims are the claims of a session-revoked SET (RFC 8417 §2.2, SSF §4).
+// Claims are the claims of a session-revoked SET (RFC 8417 §2.2, SSF 1.0
+// §4.1): no sub and no exp, which SSF forbids so that a SET is never
+// taken for another kind of JWT; the subject is sub_id.
 type Claims struct {
-	Issuer   string                    `json:"iss"`
-	IssuedAt int64                     `json:"iat"`
-	ID       string                    `json:"jti"`
-	Audience []string                  `json:"aud"`
-	SubID    Subject                   `json:"sub_id"`
-	Events   map[string]SessionRevoked `json:"events"`
+	Issuer   string   `json:"iss"`
+	IssuedAt int64    `json:"iat"`
+	ID       string   `json:"jti"`
+	Audience []string `json:"aud"`
+	// Txn names the logout that caused the event (SSF 1.0 §4.1.9: SHOULD
+	// be set, unique to the underlying event): every receiver's SET of
+	// one logout, for every session it ended, carries the same value.
+	Txn    string                    `json:"txn,omitempty"`
+	SubID  Subject                   `json:"sub_id"`
+	Events map[string]SessionRevoked `json:"events"`
 	// Sid and Sub repeat the session and user as plain claims for
 	// receivers that only read those (they are what OIDC tokens carry).
 	Sid string `json:"sid,omitempty"`
@@ -85,6 +91,7 @@ func NewSessionRevoked(issuer string, audience []string, jti string, sess store.
 		IssuedAt: now.Unix(),
 		ID:       jti,
 		Audience: audience,
+		Txn:      lo.ID,
 		SubID: Subject{
 			Format:  "complex",
 			User:    &Subject{Format: "iss_sub", Iss: issuer, Sub: sess.UserID},

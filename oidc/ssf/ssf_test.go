@@ -94,8 +94,13 @@ func verifySET(t *testing.T, raw string, pub *rsa.PublicKey, iss, aud, sid, sub 
 	if c["jti"] == "" || c["iat"] == nil {
 		t.Errorf("jti/iat missing: %v", c)
 	}
-	if _, ok := c["exp"]; ok {
-		t.Errorf("a SET should not carry exp here: %v", c)
+	for _, forbidden := range []string{"exp", "sub", "nonce"} {
+		if _, ok := c[forbidden]; ok {
+			t.Errorf("a SET must not carry %s (SSF 1.0 §4.1): %v", forbidden, c)
+		}
+	}
+	if txn, _ := c["txn"].(string); txn == "" {
+		t.Errorf("txn missing (SSF 1.0 §4.1.9): %v", c)
 	}
 	ev, _ := c["events"].(map[string]any)
 	if len(ev) != 1 {
@@ -111,7 +116,8 @@ func verifySET(t *testing.T, raw string, pub *rsa.PublicKey, iss, aud, sid, sub 
 	subID, _ := c["sub_id"].(map[string]any)
 	user, _ := subID["user"].(map[string]any)
 	sess, _ := subID["session"].(map[string]any)
-	if subID["format"] != "complex" || user["sub"] != sub || user["iss"] != iss || sess["id"] != sid {
+	if subID["format"] != "complex" || user["format"] != "iss_sub" || user["sub"] != sub || user["iss"] != iss ||
+		sess["format"] != "opaque" || sess["id"] != sid {
 		t.Errorf("sub_id = %v, want user %s session %s", subID, sub, sid)
 	}
 	return c
@@ -127,6 +133,9 @@ func TestSessionRevokedSETVerifiesWithGoJose(t *testing.T) {
 	}
 	c := verifySET(t, raw, &s.key.PublicKey, "https://bridge.test", "api", "sid-1", "alice")
 	ev := c["events"].(map[string]any)[EventSessionRevoked].(map[string]any)
+	if c["txn"] != "lo-1" {
+		t.Errorf("txn = %v, want the logout ID lo-1", c["txn"])
+	}
 	if ev["initiating_entity"] != "admin" || ev["event_timestamp"].(float64) != float64(t0.Unix()) {
 		t.Errorf("event payload = %v", ev)
 	}
