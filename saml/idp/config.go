@@ -69,7 +69,9 @@ type Config struct {
 	MaxMessageAge time.Duration `yaml:"max_message_age"`
 	// SOAPLogoutWait is how long a SOAP LogoutRequest from an SP waits for
 	// the back-channel deliveries before it answers (Success or
-	// PartialLogout); default 10s.
+	// PartialLogout); default 10s. The SOAP logout at the upstream IdP
+	// that follows (Options.UpstreamSOAP) is bounded by the same wait, so
+	// an SP's SOAP client should allow twice this long.
 	SOAPLogoutWait time.Duration `yaml:"soap_logout_wait"`
 	// BrowserLogoutWait is how long the answer to a browser LogoutRequest
 	// waits, after the logout page, for back-channel deliveries still in
