@@ -156,8 +156,8 @@ func rowStateJS(name string) string {
 // apps, logout from the back-channel app; every app then shows logged
 // out, the bridge session is ended and the API rejects the tokens.
 func TestSingleLogoutFromOIDCApp(t *testing.T) {
-	d := startDemo(t, Options{})
 	ctx := newBrowser(t)
+	d := startDemo(t, Options{})
 	loginEverywhere(t, ctx, d, &d.Users[0])
 	if n := activeSessions(t, d, "alice"); n != 1 {
 		t.Fatalf("alice has %d active bridge sessions after SSO, want 1", n)
@@ -215,8 +215,8 @@ func expectUpstreamEnded(t *testing.T, ctx context.Context, d *Demo) {
 // TestSingleLogoutFromSAMLApp: SP-initiated SAML logout at the SAML app
 // ends the session everywhere and the app gets its LogoutResponse.
 func TestSingleLogoutFromSAMLApp(t *testing.T) {
-	d := startDemo(t, Options{})
 	ctx := newBrowser(t)
+	d := startDemo(t, Options{})
 	loginEverywhere(t, ctx, d, &d.Users[1])
 	navigate(t, ctx, d.SAMLApp.URL+"/")
 	click(t, ctx, "#logout")
@@ -234,8 +234,8 @@ func TestSingleLogoutFromSAMLApp(t *testing.T) {
 // reaches every app through the bridge, and the upstream gets a
 // LogoutResponse.
 func TestSingleLogoutFromUpstream(t *testing.T) {
-	d := startDemo(t, Options{})
 	ctx := newBrowser(t)
+	d := startDemo(t, Options{})
 	loginEverywhere(t, ctx, d, &d.Users[0])
 	navigate(t, ctx, d.UpstreamURL+"/")
 	click(t, ctx, "#logout")
@@ -256,8 +256,8 @@ func TestSingleLogoutFromUpstream(t *testing.T) {
 // the back-channel app gets a logout token, the front-channel app finds
 // out at its next session check, the API rejects both tokens.
 func TestSingleLogoutFromAdmin(t *testing.T) {
-	d := startDemo(t, Options{})
 	ctx := newBrowser(t)
+	d := startDemo(t, Options{})
 	login(t, ctx, d, d.FrontApp, &d.Users[1])
 	login(t, ctx, d, d.BackApp, nil)
 	expectAPIAccepted(t, ctx, d.FrontApp)
@@ -275,8 +275,8 @@ func TestSingleLogoutFromAdmin(t *testing.T) {
 // status page shows it retrying and then failed while the others are
 // done, and does not pretend the logout was complete.
 func TestParticipantDown(t *testing.T) {
-	d := startDemo(t, Options{BackoffBase: 100 * time.Millisecond, GiveUpAfter: 3 * time.Second})
 	ctx := newBrowser(t)
+	d := startDemo(t, Options{BackoffBase: 100 * time.Millisecond, GiveUpAfter: 3 * time.Second})
 	loginEverywhere(t, ctx, d, &d.Users[0])
 	if err := d.StopPart(d.BackApp.Name); err != nil {
 		t.Fatal(err)
