@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/oidc"
@@ -167,4 +170,76 @@ func postApp1(t *testing.T, u string, form url.Values, out any) {
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, out) != nil {
 		t.Fatalf("POST %s: %d %s", u, resp.StatusCode, b)
 	}
+}
+
+// BenchmarkReplicaEvent measures how long a logout made by one replica
+// takes to reach an engine subscriber of another replica sharing the
+// PostgreSQL schema (commit, NOTIFY, the change-feed read, the relay):
+//
+//	SLOBRIDGE_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
+//	  go test -run '^$' -bench ReplicaEvent ./cmd/internal/app/
+func BenchmarkReplicaEvent(b *testing.B) {
+	dsn := os.Getenv("SLOBRIDGE_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		b.Skip("set SLOBRIDGE_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	schema := fmt.Sprintf("app_replicas_bench_%d", time.Now().UnixNano())
+	if err := createSchema(ctx, dsn, schema); err != nil {
+		b.Fatalf("create schema: %v", err)
+	}
+	defer func() {
+		conn, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+			_ = conn.Close(context.Background())
+		}
+	}()
+	env := map[string]string{"DSN": dsn, "COOKIE": strings.Repeat("c", 40), "ADMIN": "admin-token-0123456789",
+		"PASSWORD": "alice-password", "APP1_SECRET": "app1-secret-0123456789"}
+	doc := strings.NewReplacer("{{SCHEMA}}", schema, "{{RP}}", "http://127.0.0.1:1", "{{PUBLIC}}", "http://127.0.0.1:8080").Replace(replicaConfig)
+	cfg, err := Parse([]byte(doc), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	replicas := make([]*App, 2)
+	for i := range replicas {
+		if replicas[i], err = New(ctx, cfg, log); err != nil {
+			b.Fatal(err)
+		}
+		defer replicas[i].Close()
+	}
+	a, other := replicas[0], replicas[1]
+	done := make(chan struct{})
+	go func() { defer close(done); a.followChanges(ctx) }()
+	defer func() { cancel(); <-done }()
+	events, unsubscribe := a.Engine().Subscribe(256)
+	defer unsubscribe()
+	var logout, relay time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		s, err := other.Engine().CreateSession(ctx, store.Session{UserID: "bench", ExpiresAt: time.Now().Add(time.Hour)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		lo, err := other.Engine().Logout(ctx, slobridge.LogoutRequest{SessionIDs: []string{s.ID},
+			Initiator: store.Initiator{Kind: store.InitiatorAdmin}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		committed := time.Now()
+		for ev := range events {
+			if ev.LogoutID == lo.ID {
+				break
+			}
+		}
+		logout += committed.Sub(start)
+		relay += time.Since(committed)
+	}
+	b.ReportMetric(float64(logout.Microseconds())/1000/float64(b.N), "ms-logout/op")
+	b.ReportMetric(float64(relay.Microseconds())/1000/float64(b.N), "ms-relay/op")
 }
