@@ -139,6 +139,9 @@ type bridgeOpts struct {
 	// an upstream named upstreamName.
 	upstream     func(t testing.TB, eng *slobridge.Engine, url string) SOAPUpstream
 	upstreamName string
+	// wrapStore, when set, wraps the store the engine and the IdP use
+	// (bridge.st stays the bbolt store).
+	wrapStore func(store.Store) store.Store
 }
 
 // quietLogger discards logs unless SLOBRIDGE_TEST_LOG is set.
@@ -165,8 +168,12 @@ func newBridge(t testing.TB, bo bridgeOpts) *bridge {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	var est store.Store = st
+	if bo.wrapStore != nil {
+		est = bo.wrapStore(st)
+	}
 	eo := slobridge.Options{
-		Store: st, Logger: quietLogger(), Now: bo.now,
+		Store: est, Logger: quietLogger(), Now: bo.now,
 		AttemptTimeout: 2 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		PollInterval: 50 * time.Millisecond,
 	}

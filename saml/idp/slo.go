@@ -66,22 +66,22 @@ func (idp *IdP) handleSLO(c *gin.Context) {
 		idp.refuseLogout(c, sp, m, lr, err)
 		return
 	}
+	reply := logoutReply{SP: sp.EntityID, InResponseTo: lr.ID, RelayState: m.RelayState, Binding: m.Binding}
 	lo, err := idp.endSessions(ctx, sp, sids)
 	if err != nil {
-		idp.renderError(c, err)
+		idp.failLogout(c, sp, reply, err)
 		return
 	}
 	if slices.Contains(lo.SessionIDs, cookieSID) {
 		idp.opts.Cookies.Clear(c.Writer)
 	}
-	reply := logoutReply{SP: sp.EntityID, InResponseTo: lr.ID, RelayState: m.RelayState, Binding: m.Binding}
 	if len(lo.SessionIDs) == 0 {
 		// Every matching session had already ended: nothing to notify.
 		idp.answerBrowser(c, sp, reply, false)
 		return
 	}
 	if err := idp.parkReply(ctx, lo.ID, reply); err != nil {
-		idp.renderError(c, err)
+		idp.failLogout(c, sp, reply, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
@@ -301,6 +301,15 @@ func (idp *IdP) refuseLogout(c *gin.Context, sp *SP, m *bsaml.Message, lr *bsaml
 		"sub_status", se.SubStatus, "error", err)
 	reply := logoutReply{SP: sp.EntityID, InResponseTo: id, RelayState: m.RelayState, Binding: m.Binding}
 	idp.sendLogoutResponse(c, sp, reply, se.Status, se.SubStatus)
+}
+
+// failLogout answers an authenticated LogoutRequest that the bridge
+// failed to carry out (its store, its engine) with a signed LogoutResponse
+// whose top-level status is Responder (Core §3.2.2.2): the SP learns that
+// the logout did not happen rather than getting an error page.
+func (idp *IdP) failLogout(c *gin.Context, sp *SP, reply logoutReply, err error) {
+	idp.log.ErrorContext(c.Request.Context(), "saml sp-initiated logout failed", "sp", sp.EntityID, "error", err)
+	idp.sendLogoutResponse(c, sp, reply, bsaml.StatusResponder, "")
 }
 
 // answerBrowser sends the initiator its LogoutResponse.

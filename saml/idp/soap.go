@@ -48,12 +48,18 @@ func (idp *IdP) handleSOAP(c *gin.Context) {
 		}
 	}
 	var se *bsaml.Error
-	if sp == nil || !errors.As(err, &se) {
+	switch {
+	case sp != nil && errors.As(err, &se):
+		idp.log.WarnContext(ctx, "saml soap logout request refused", "sp", sp.EntityID, "status", se.Status, "sub_status", se.SubStatus, "error", err)
+		idp.answerSOAP(c, sp, m.Root().SelectAttrValue("ID", ""), se.Status, se.SubStatus)
+	case sp != nil && lr != nil:
+		// Authenticated and valid, but the bridge failed: a SAML-level
+		// error, answered in SAML (Bindings §3.2.3.1), not a SOAP fault.
+		idp.log.ErrorContext(ctx, "saml soap logout failed", "sp", sp.EntityID, "error", err)
+		idp.answerSOAP(c, sp, lr.ID, bsaml.StatusResponder, "")
+	default:
 		idp.soapFault(c, err)
-		return
 	}
-	idp.log.WarnContext(ctx, "saml soap logout request refused", "sp", sp.EntityID, "status", se.Status, "sub_status", se.SubStatus, "error", err)
-	idp.answerSOAP(c, sp, m.Root().SelectAttrValue("ID", ""), se.Status, se.SubStatus)
 }
 
 // logoutBySOAP ends the sessions and reports whether the logout was
