@@ -16,7 +16,7 @@
 //
 // Usage:
 //
-//	go run ./cmd/slobload            # every scenario, a few minutes
+//	go run ./cmd/slobload            # every scenario, about 10 minutes
 //	go run ./cmd/slobload -short     # a few seconds
 //	go run ./cmd/slobload -json      # JSON on stdout
 //
