@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,6 +103,95 @@ func TestOpenSSLVerifiesRedirect(t *testing.T) {
 				t.Fatal(err)
 			}
 			samltest.OpenSSLVerify(t, m.SignedOctets, m.Signature, filepath.Join("testdata", key+".crt"))
+		})
+	}
+}
+
+// TestXMLSecSignedVariants: signatures that xmlsec1 (the reference
+// implementation many IdPs and SPs build on) makes in the shapes deployed
+// peers send verify here: an InclusiveNamespaces PrefixList on the
+// Reference's canonicalization (Shibboleth), inclusive C14N, RSA-SHA512 with a
+// SHA-512 digest, a KeyInfo with the certificate. SHA-1 is still refused.
+func TestXMLSecSignedVariants(t *testing.T) {
+	bin := samltest.RequireTool(t, "xmlsec1")
+	const excC14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+	for _, tc := range []struct {
+		name, c14n, prefixes, sigAlg, digest string
+		keyInfo                              bool
+		ok                                   bool
+	}{
+		// OpenSAML (Shibboleth) puts an InclusiveNamespaces PrefixList on
+		// the Reference's transform.
+		{name: "exclusive with PrefixList", c14n: excC14N, prefixes: "xs saml", sigAlg: SigAlgRSASHA256, digest: digestSHA256, ok: true},
+		{name: "inclusive 1.0", c14n: "http://www.w3.org/TR/2001/REC-xml-c14n-20010315", sigAlg: SigAlgRSASHA256, digest: digestSHA256, ok: true},
+		{name: "rsa-sha512", c14n: excC14N, sigAlg: SigAlgRSASHA512, digest: digestSHA512, ok: true},
+		{name: "with KeyInfo", c14n: excC14N, sigAlg: SigAlgRSASHA256, digest: digestSHA256, keyInfo: true, ok: true},
+		{name: "rsa-sha1", c14n: excC14N, sigAlg: SigAlgRSASHA1, digest: digestSHA1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			el := sampleRequest("_xv1").Element()
+			tmpl := etree.NewElement("ds:Signature")
+			tmpl.CreateAttr("xmlns:ds", NSDSig)
+			si := tmpl.CreateElement("ds:SignedInfo")
+			c14n := func(parent *etree.Element, tag string) {
+				m := parent.CreateElement(tag)
+				m.CreateAttr("Algorithm", tc.c14n)
+				// goxmldsig ignores a PrefixList on SignedInfo's own
+				// CanonicalizationMethod, so only the Reference gets one.
+				if tc.prefixes != "" && tag == "ds:Transform" {
+					in := m.CreateElement("ec:InclusiveNamespaces")
+					in.CreateAttr("xmlns:ec", excC14N)
+					in.CreateAttr("PrefixList", tc.prefixes)
+				}
+			}
+			c14n(si, "ds:CanonicalizationMethod")
+			si.CreateElement("ds:SignatureMethod").CreateAttr("Algorithm", tc.sigAlg)
+			ref := si.CreateElement("ds:Reference")
+			ref.CreateAttr("URI", "#_xv1")
+			tr := ref.CreateElement("ds:Transforms")
+			tr.CreateElement("ds:Transform").CreateAttr("Algorithm", "http://www.w3.org/2000/09/xmldsig#enveloped-signature")
+			c14n(tr, "ds:Transform")
+			ref.CreateElement("ds:DigestMethod").CreateAttr("Algorithm", tc.digest)
+			ref.CreateElement("ds:DigestValue")
+			tmpl.CreateElement("ds:SignatureValue")
+			if tc.keyInfo {
+				tmpl.CreateElement("ds:KeyInfo").CreateElement("ds:X509Data").CreateElement("ds:X509Certificate")
+			}
+			el.InsertChildAt(1, tmpl)
+			dir := t.TempDir()
+			in, out := filepath.Join(dir, "tmpl.xml"), filepath.Join(dir, "signed.xml")
+			if err := os.WriteFile(in, docBytes(t, el), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"--sign", "--privkey-pem", filepath.Join("testdata", "idp.key")}
+			if tc.keyInfo {
+				args[2] += "," + filepath.Join("testdata", "idp.crt")
+			}
+			args = append(args, "--id-attr:ID", NSProtocol+":LogoutRequest", "--output", out, in)
+			if msg, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+				t.Fatalf("xmlsec1 --sign: %v\n%s", err, msg)
+			}
+			data, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signed, err := parseXML(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := VerifyEnveloped(signed.Root(), testTrust(t, idpEntity, "idp"))
+			if !tc.ok {
+				if !errors.Is(err, ErrSignature) {
+					t.Fatalf("VerifyEnveloped = %v, want ErrSignature", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("xmlsec1 signature not verified: %v\n%s", err, data)
+			}
+			if r, err := ParseLogoutRequest(got); err != nil || r.NameID.Value != "alice@example.com" {
+				t.Fatalf("parse verified element: %v", err)
+			}
 		})
 	}
 }
