@@ -355,11 +355,10 @@ func TestBadRequests(t *testing.T) {
 			},
 		},
 		{
-			name: "token: client_secret_post for a client_secret_basic client", how: asJSON, status: 401, code: ErrInvalidClient, setup: getCode,
+			name: "token: client_id alone for a confidential client", how: asJSON, status: 401, code: ErrInvalidClient, setup: getCode,
 			do: func(t *testing.T, e *badEnv) *http.Response {
 				f := e.exchangeForm(e.app.url("/callback"), e.verifier)
 				f.Set("client_id", e.app.clientID)
-				f.Set("client_secret", e.app.oauth.ClientSecret)
 				return e.tokenRequest(t, "", "", f)
 			},
 		},

@@ -37,15 +37,26 @@ func (e *badEnv) codeFor(t *testing.T, reg RegistrationResponse) (code, verifier
 // that matches the access token (OpenID Connect Core §3.1.3.6), whatever
 // charset parameter the form's Content-Type carries. Failure: the RFC 6749
 // §5.2 JSON shape (error, error_description, nothing else), no-store, and
-// for failed client authentication 401 with a Basic challenge.
+// for failed client authentication 401 with a Basic challenge. Client
+// authentication takes either secret transport, and Basic credentials
+// their sender did not form-encode.
 func TestTokenEndpointWire(t *testing.T) {
-	e := newBadEnv(t)
+	// A configured client whose id and secret change under form-encoding.
+	static := RegistrationResponse{
+		ClientMetadata: ClientMetadata{ClientID: "legacy app+1", RedirectURIs: []string{"http://127.0.0.1:9/cb-static"}, TokenEndpointAuthMethod: AuthSecretBasic},
+		ClientSecret:   "s3cret+with/special%chars==",
+	}
+	e := newBadEnv(t, func(o *Options) {
+		o.Clients = append(o.Clients, StaticClient{Metadata: static.ClientMetadata, Secret: static.ClientSecret})
+	})
 	basic := e.b.register(t, ClientMetadata{RedirectURIs: []string{e.app.url("/cb-basic")}, TokenEndpointAuthMethod: AuthSecretBasic})
 	post := e.b.register(t, ClientMetadata{RedirectURIs: []string{e.app.url("/cb-post")}, TokenEndpointAuthMethod: AuthSecretPost})
+	public := e.b.register(t, ClientMetadata{RedirectURIs: []string{e.app.url("/cb-public")}, TokenEndpointAuthMethod: AuthNone})
 	tests := []struct {
 		name        string
 		reg         RegistrationResponse
 		useBasic    bool
+		rawBasic    bool   // Basic credentials not form-encoded first
 		secret      string // "" for the registered one
 		contentType string
 		grantType   string
@@ -53,13 +64,20 @@ func TestTokenEndpointWire(t *testing.T) {
 		wantError   string
 		wantBasic   bool // a WWW-Authenticate: Basic challenge
 	}{
-		{"basic, charset=UTF-8", basic, true, "", "application/x-www-form-urlencoded; charset=UTF-8", "", http.StatusOK, "", false},
-		{"basic, no charset", basic, true, "", "application/x-www-form-urlencoded", "", http.StatusOK, "", false},
-		{"post, charset=utf-8 unspaced", post, false, "", "application/x-www-form-urlencoded;charset=utf-8", "", http.StatusOK, "", false},
-		{"basic, wrong secret", basic, true, "wrong", "application/x-www-form-urlencoded", "", http.StatusUnauthorized, ErrInvalidClient, true},
-		{"post, wrong secret", post, false, "wrong", "application/x-www-form-urlencoded", "", http.StatusUnauthorized, ErrInvalidClient, true},
-		{"post client using basic", post, true, "", "application/x-www-form-urlencoded", "", http.StatusUnauthorized, ErrInvalidClient, true},
-		{"unsupported grant", basic, true, "", "application/x-www-form-urlencoded", "password", http.StatusBadRequest, ErrUnsupportedGrantType, false},
+		{"basic, charset=UTF-8", basic, true, false, "", "application/x-www-form-urlencoded; charset=UTF-8", "", http.StatusOK, "", false},
+		{"basic, no charset", basic, true, false, "", "application/x-www-form-urlencoded", "", http.StatusOK, "", false},
+		{"post, charset=utf-8 unspaced", post, false, false, "", "application/x-www-form-urlencoded;charset=utf-8", "", http.StatusOK, "", false},
+		{"basic, wrong secret", basic, true, false, "wrong", "application/x-www-form-urlencoded", "", http.StatusUnauthorized, ErrInvalidClient, true},
+		{"post, wrong secret", post, false, false, "wrong", "application/x-www-form-urlencoded", "", http.StatusUnauthorized, ErrInvalidClient, true},
+		// Either secret transport works for a secret client (ASP.NET
+		// Core and MSAL post the secret, Spring sends Basic).
+		{"post client using basic", post, true, false, "", "application/x-www-form-urlencoded", "", http.StatusOK, "", false},
+		{"basic client posting its secret", basic, false, false, "", "application/x-www-form-urlencoded", "", http.StatusOK, "", false},
+		{"basic, encoded id and secret", static, true, false, "", "application/x-www-form-urlencoded", "", http.StatusOK, "", false},
+		{"basic, id and secret sent unencoded", static, true, true, "", "application/x-www-form-urlencoded", "", http.StatusOK, "", false},
+		{"basic, unencoded wrong secret", static, true, true, "s3cret+with/special%chars=", "application/x-www-form-urlencoded", "", http.StatusUnauthorized, ErrInvalidClient, true},
+		{"public client sending a secret", public, false, false, "some-secret-0123456789", "application/x-www-form-urlencoded", "", http.StatusUnauthorized, ErrInvalidClient, true},
+		{"unsupported grant", basic, true, false, "", "application/x-www-form-urlencoded", "password", http.StatusBadRequest, ErrUnsupportedGrantType, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,7 +100,10 @@ func TestTokenEndpointWire(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Header.Set("Content-Type", tc.contentType)
-			if tc.useBasic {
+			switch {
+			case tc.rawBasic:
+				req.SetBasicAuth(tc.reg.ClientID, secret)
+			case tc.useBasic:
 				req.SetBasicAuth(url.QueryEscape(tc.reg.ClientID), url.QueryEscape(secret))
 			}
 			resp, err := http.DefaultClient.Do(req)

@@ -62,7 +62,7 @@ func TestIntrospectionAndRevocationBadInput(t *testing.T) {
 		{"introspect as a public client", PathIntrospect, caller{form: url.Values{"client_id": {pub.ClientID}}}, tok.AccessToken, 401, ErrInvalidClient, ""},
 		{"introspect with two auth methods", PathIntrospect, caller{basicID: owner.id, basicSecret: owner.conf.ClientSecret,
 			form: url.Values{"client_secret": {owner.conf.ClientSecret}}}, tok.AccessToken, 400, ErrInvalidRequest, ""},
-		{"introspect with the wrong auth method", PathIntrospect, caller{form: url.Values{"client_id": {owner.id},
+		{"introspect with a secret for a public client", PathIntrospect, caller{form: url.Values{"client_id": {pub.ClientID},
 			"client_secret": {owner.conf.ClientSecret}}}, tok.AccessToken, 401, ErrInvalidClient, ""},
 		{"introspect with a repeated client_secret", PathIntrospect, caller{form: url.Values{"client_id": {rsID}, "client_secret": {rsSecret, "x"}}}, tok.AccessToken, 400, ErrInvalidRequest, ""},
 		// The token parameter.

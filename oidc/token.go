@@ -92,66 +92,104 @@ func (p *Provider) handleToken(c *gin.Context) {
 	c.JSON(http.StatusOK, resp)
 }
 
-// AuthenticateClient authenticates the client at the token endpoint with
-// its registered method: client_secret_basic (RFC 6749 §2.3.1: id and
-// secret form-encoded, then Basic), client_secret_post, or none for public
-// clients.
+// AuthenticateClient authenticates the client at the token endpoint:
+// client_secret_basic (RFC 6749 §2.3.1: id and secret form-encoded, then
+// Basic), client_secret_post, or none for public clients.
+//
+// A client registered for one of the two secret methods may use the other:
+// both carry the same secret over TLS, and deployed libraries pick one
+// without asking (ASP.NET Core's OpenID Connect handler and MSAL always
+// post the secret; Spring Security sends Basic), as Keycloak and Dex
+// accept. A public client can never present a secret, nor a confidential
+// one authenticate with none. Basic credentials that their sender did
+// not form-encode (older Spring Security, some brokers) are tried as sent
+// when their decoded form fails.
 func (p *Provider) AuthenticateClient(ctx context.Context, r *http.Request, form url.Values) (Client, error) {
 	unauth := oauthErr(ErrInvalidClient, http.StatusUnauthorized, "client authentication failed")
-	id, secret, basic, err := basicAuth(r)
+	cred, basic, err := basicAuth(r)
 	if err != nil {
 		return Client{}, unauth
 	}
 	method := AuthSecretBasic
 	switch {
-	case basic && (form.Has("client_secret") || (form.Has("client_id") && form.Get("client_id") != id)):
+	case basic && (form.Has("client_secret") || (form.Has("client_id") && !cred.names(form.Get("client_id")))):
 		return Client{}, oauthErr(ErrInvalidRequest, http.StatusBadRequest, "use one client authentication method")
 	case !basic && form.Has("client_secret"):
-		id, secret, method = form.Get("client_id"), form.Get("client_secret"), AuthSecretPost
+		cred, method = basicCred{id: form.Get("client_id"), secret: form.Get("client_secret")}, AuthSecretPost
 	case !basic:
-		id, method = form.Get("client_id"), AuthNone
+		cred, method = basicCred{id: form.Get("client_id")}, AuthNone
 	}
-	cl, err := p.client(ctx, id)
-	if errors.Is(err, errUnknownClient) {
-		return Client{}, unauth
+	for _, c := range cred.candidates() {
+		cl, err := p.client(ctx, c.id)
+		if errors.Is(err, errUnknownClient) {
+			continue
+		}
+		if err != nil {
+			return Client{}, serverErr(err)
+		}
+		registered := cl.Metadata.TokenEndpointAuthMethod
+		if (registered == AuthNone) != (method == AuthNone) {
+			continue
+		}
+		if method != AuthNone && !cl.checkSecret(c.secret) {
+			continue
+		}
+		return cl, nil
 	}
-	if err != nil {
-		return Client{}, serverErr(err)
-	}
-	if cl.Metadata.TokenEndpointAuthMethod != method {
-		return Client{}, unauth
-	}
-	if method != AuthNone && !cl.checkSecret(secret) {
-		return Client{}, unauth
-	}
-	return cl, nil
+	return Client{}, unauth
 }
 
-// basicAuth decodes an Authorization: Basic header per RFC 6749 §2.3.1.
-func basicAuth(r *http.Request) (id, secret string, ok bool, err error) {
+// basicCred is a client_id and secret from a request; for Basic, raw* are
+// the values as sent, before form-decoding.
+type basicCred struct {
+	id, secret       string
+	rawID, rawSecret string
+	decodeErr        bool
+}
+
+// candidates lists the credentials to try: the decoded ones, then the raw
+// ones when they differ (or did not decode).
+func (c basicCred) candidates() []basicCred {
+	var out []basicCred
+	if !c.decodeErr {
+		out = append(out, basicCred{id: c.id, secret: c.secret})
+	}
+	if c.rawID != "" && (c.decodeErr || c.rawID != c.id || c.rawSecret != c.secret) {
+		out = append(out, basicCred{id: c.rawID, secret: c.rawSecret})
+	}
+	return out
+}
+
+// names reports whether a client_id form parameter names the same client
+// as the Basic credentials.
+func (c basicCred) names(id string) bool {
+	return (!c.decodeErr && id == c.id) || id == c.rawID
+}
+
+// basicAuth reads an Authorization: Basic header per RFC 6749 §2.3.1.
+func basicAuth(r *http.Request) (basicCred, bool, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return "", "", false, nil
+		return basicCred{}, false, nil
 	}
 	scheme, val, _ := strings.Cut(h, " ")
 	if !strings.EqualFold(scheme, "Basic") {
-		return "", "", false, errors.New("unsupported authorization scheme")
+		return basicCred{}, false, errors.New("unsupported authorization scheme")
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(val))
 	if err != nil {
-		return "", "", false, err
+		return basicCred{}, false, err
 	}
 	u, pw, found := strings.Cut(string(raw), ":")
-	if !found {
-		return "", "", false, errors.New("malformed basic credentials")
+	if !found || u == "" {
+		return basicCred{}, false, errors.New("malformed basic credentials")
 	}
-	if id, err = url.QueryUnescape(u); err != nil {
-		return "", "", false, err
-	}
-	if secret, err = url.QueryUnescape(pw); err != nil {
-		return "", "", false, err
-	}
-	return id, secret, true, nil
+	c := basicCred{rawID: u, rawSecret: pw}
+	var errID, errPW error
+	c.id, errID = url.QueryUnescape(u)
+	c.secret, errPW = url.QueryUnescape(pw)
+	c.decodeErr = errID != nil || errPW != nil
+	return c, true, nil
 }
 
 // ExchangeCode redeems an authorization code (RFC 6749 §4.1.3). Everything
