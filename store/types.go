@@ -96,17 +96,20 @@ type SessionAuth struct {
 	SessionIndex string
 	// Attributes replace the session's claims.
 	Attributes map[string][]string
-	// AuthTime is when the user authenticated again (OIDC auth_time).
+	// AuthTime is when the user authenticated again (OIDC auth_time); an
+	// earlier time than the session's leaves the session's.
 	AuthTime time.Time
 	// ExpiresAt is the new cap of the session (SessionNotOnOrAfter of the
 	// new assertion, or the configured maximum from now).
 	ExpiresAt time.Time
 }
 
-// Reauthenticated returns s updated by a: the new upstream login, claims,
-// auth time and expiry, with the previous upstream login (when it had a
-// NameID and differs from the new one) appended to PriorLogins, keeping at
-// most MaxPriorLogins. Backends use it so that they agree on the result.
+// Reauthenticated returns s updated by a: the new upstream login, claims
+// and expiry, the later of the two auth times (an upstream that answered
+// from an older session of its own does not move auth_time back), with the
+// previous upstream login (when it had a NameID and differs from the new
+// one) appended to PriorLogins, keeping at most MaxPriorLogins. Backends
+// use it so that they agree on the result.
 func (s Session) Reauthenticated(a SessionAuth) Session {
 	prev := s.UpstreamLogin()
 	prior := append([]UpstreamLogin(nil), s.PriorLogins...)
@@ -125,7 +128,9 @@ func (s Session) Reauthenticated(a SessionAuth) Session {
 	}
 	s.Upstream, s.NameID, s.SessionIndex = a.Upstream, a.NameID, a.SessionIndex
 	s.Attributes = a.Attributes
-	s.AuthTime = a.AuthTime
+	if a.AuthTime.After(s.AuthTime) {
+		s.AuthTime = a.AuthTime
+	}
 	s.ExpiresAt = a.ExpiresAt
 	s.PriorLogins = prior
 	return s

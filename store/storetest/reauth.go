@@ -188,6 +188,17 @@ func testReauthSameLogin(t *testing.T, s store.Store) {
 	must(t, err, "ReauthenticateSession back to the first login")
 	wantEqual(t, norm(got.PriorLogins), []store.UpstreamLogin{norm(reauthLogin(reauth("alice", "tr-2", "si-2", at(0), at(0))))}, "PriorLogins")
 	wantEqual(t, getSession(t, s, "s1"), norm(got), "stored session")
+
+	// An upstream that answers from an older session of its own does not
+	// move auth_time back.
+	older := upd
+	older.AuthTime = at(-time.Hour)
+	got, err = s.ReauthenticateSession(ctx(t), "s1", older, at(4*time.Hour))
+	must(t, err, "ReauthenticateSession with an older AuthnInstant")
+	if !got.AuthTime.Equal(at(2 * time.Hour)) { // of the tr-2 login
+		t.Fatalf("AuthTime %v after a login with an older AuthnInstant, want %v", got.AuthTime, at(2*time.Hour))
+	}
+	wantEqual(t, getSession(t, s, "s1"), norm(got), "stored session")
 }
 
 // reauthLogin is the upstream login of a.
