@@ -3,11 +3,13 @@ package resource
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/slobridge/slobridge/oidc/ssf"
 )
@@ -15,10 +17,15 @@ import (
 // maxSETBytes caps a pushed SET.
 const maxSETBytes = 64 << 10
 
+// errKeysUnavailable reports that the bridge's JWKS could not be fetched,
+// so a SET could not be checked at all.
+var errKeysUnavailable = errors.New("resource: the bridge's signing keys are unavailable")
+
 // EventHandler is the RFC 8935 push endpoint: it verifies each pushed
 // session-revoked SET (signature against the bridge's keys, typ
 // secevent+jwt, iss, aud) and records the session as ended. It answers 202
-// on success and 400 with {"err","description"} otherwise.
+// on success, 400 with {"err","description"} for a SET it refuses, and 503
+// when the bridge's JWKS cannot be fetched (a retryable failure).
 func (g *Guard) EventHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -41,6 +48,14 @@ func (g *Guard) EventHandler() http.Handler {
 			return
 		}
 		code, err := g.acceptSET(r, string(body))
+		if errors.Is(err, errKeysUnavailable) {
+			// Not a verdict on the SET: the bridge retries a 5xx, while a
+			// 400 invalid_key would make it give up (RFC 8935 §2.4).
+			g.log.Warn("resource: SET not checked", "err", err)
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "the bridge's keys could not be fetched; retry", http.StatusServiceUnavailable)
+			return
+		}
 		if err != nil {
 			g.log.Warn("resource: SET refused", "err_code", code, "err", err)
 			writePushError(w, http.StatusBadRequest, code, err.Error())
@@ -58,6 +73,11 @@ func (g *Guard) acceptSET(r *http.Request, raw string) (string, error) {
 	}
 	payload, err := g.keys.VerifySignature(r.Context(), raw)
 	if err != nil {
+		// go-oidc's RemoteKeySet reports a failed JWKS download only in
+		// its message ("fetching keys ..."), with no typed error.
+		if strings.HasPrefix(err.Error(), "fetching keys") {
+			return "", fmt.Errorf("%w: %v", errKeysUnavailable, err)
+		}
 		return "invalid_key", fmt.Errorf("signature: %v", err)
 	}
 	var c ssf.Claims

@@ -319,3 +319,54 @@ func TestGuardDiscoversJWKS(t *testing.T) {
 		t.Fatal("New with an issuer that has no discovery document succeeded")
 	}
 }
+
+// TestEventHandlerKeysUnavailable: when the bridge's JWKS cannot be
+// fetched the push endpoint answers 503, which the bridge retries, not the
+// 400 invalid_key that would make it drop the SET (RFC 8935 §2.4); once
+// the JWKS is back the same SET is accepted, and a SET signed with
+// another key is still refused with invalid_key.
+func TestEventHandlerKeysUnavailable(t *testing.T) {
+	k, other := newKey(t), newKey(t)
+	var down atomic.Bool
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	}))
+	t.Cleanup(jwks.Close)
+	g, err := New(context.Background(), Options{Issuer: issuer, Audience: audience, JWKSURL: jwks.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api(t, g)
+	mk := func(signer keyPair, sid string) string {
+		return signer.sign(t, ssf.TokenType, ssf.NewSessionRevoked(issuer, []string{audience}, "d-"+sid, store.Session{ID: sid, UserID: "u"}, store.Logout{ID: "lo"}, time.Now()))
+	}
+	tests := []struct {
+		name       string
+		down       bool
+		set        string
+		sid        string
+		wantStatus int
+		wantErr    string
+	}{
+		{"JWKS down", true, mk(k, "sid-a"), "sid-a", http.StatusServiceUnavailable, ""},
+		{"JWKS back", false, mk(k, "sid-a"), "sid-a", http.StatusAccepted, ""},
+		{"another key", false, mk(other, "sid-b"), "sid-b", http.StatusBadRequest, "invalid_key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			down.Store(tc.down)
+			code, body := push(t, srv, tc.set)
+			if code != tc.wantStatus || body["err"] != tc.wantErr {
+				t.Fatalf("HTTP %d %v, want %d err %q", code, body, tc.wantStatus, tc.wantErr)
+			}
+			if ended := g.Ended(tc.sid); ended != (code == http.StatusAccepted) {
+				t.Fatalf("session ended %v after HTTP %d", ended, code)
+			}
+		})
+	}
+}
