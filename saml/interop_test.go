@@ -569,3 +569,60 @@ func TestPOSTFormShape(t *testing.T) {
 		t.Error("an oversized RelayState was accepted")
 	}
 }
+
+// TestSOAPEnvelopeShapes: SOAP 1.1 envelopes as SOAP stacks write them
+// (Bindings §3.2, SOAP 1.1 §4): header entries the receiver need not
+// understand are ignored, one it must understand is refused; SAML
+// namespaces declared on the Envelope instead of the message still
+// verify (exclusive C14N does not depend on where they are declared);
+// SOAP 1.2, two Body entries or two Bodies are refused; a Fault is
+// ErrSOAPFault.
+func TestSOAPEnvelopeShapes(t *testing.T) {
+	signed, err := testSigner(t, "idp").SignEnveloped(sampleRequest("_env_shape").Element())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := string(xmlBytes(t, signed))
+	// The message with its SAML namespace declarations moved to the
+	// Envelope.
+	bare := strings.ReplaceAll(strings.ReplaceAll(msg, ` xmlns:saml="`+NSAssertion+`"`, ""), ` xmlns:samlp="`+NSProtocol+`"`, "")
+	if bare == msg {
+		t.Fatalf("namespace declarations not found in %s", msg)
+	}
+	env := func(header, body string) string {
+		return `<?xml version="1.0" encoding="UTF-8"?><S:Envelope xmlns:S="` + NSSOAP11 + `">` + header + `<S:Body>` + body + `</S:Body></S:Envelope>`
+	}
+	for _, tc := range []struct {
+		name, doc string
+		want      error
+	}{
+		{"plain", env("", msg), nil},
+		{"header not to understand", env(`<S:Header><a:To xmlns:a="http://www.w3.org/2005/08/addressing">x</a:To></S:Header>`, msg), nil},
+		{"mustUnderstand 0", env(`<S:Header><a:To xmlns:a="urn:x" S:mustUnderstand="0">x</a:To></S:Header>`, msg), nil},
+		{"mustUnderstand 1", env(`<S:Header><a:To xmlns:a="urn:x" S:mustUnderstand="1">x</a:To></S:Header>`, msg), ErrMalformed},
+		{"namespaces on the Envelope", `<S:Envelope xmlns:S="` + NSSOAP11 + `" xmlns:saml="` + NSAssertion + `" xmlns:samlp="` +
+			NSProtocol + `"><S:Body>` + bare + `</S:Body></S:Envelope>`, nil},
+		{"soap 1.2", `<S:Envelope xmlns:S="http://www.w3.org/2003/05/soap-envelope"><S:Body>` + msg + `</S:Body></S:Envelope>`, ErrMalformed},
+		{"two messages", env("", msg+msg), ErrMalformed},
+		{"two bodies", env(`<S:Body/>`, msg), ErrMalformed},
+		{"fault", env("", `<S:Fault><faultcode>S:Server</faultcode><faultstring>down</faultstring></S:Fault>`), ErrSOAPFault},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/slo/soap", strings.NewReader(tc.doc))
+			r.Header.Set("Content-Type", "text/xml; charset=utf-8")
+			m, err := DecodeSOAP(r, Limits{})
+			if tc.want != nil {
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("DecodeSOAP err = %v, want %v", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := testValidator(t).LogoutRequest(ctxT(t), m, testTrust(t, idpEntity, "idp"), spSLO); err != nil {
+				t.Fatalf("validate: %v", err)
+			}
+		})
+	}
+}
