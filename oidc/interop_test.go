@@ -206,3 +206,76 @@ func TestJWKSMembers(t *testing.T) {
 		t.Fatalf("JWKS algs %v, want RS256 and ES256", seen)
 	}
 }
+
+// TestRefreshIDToken: the ID token of a refresh keeps iss, sub, aud, azp,
+// auth_time and sid of the original, carries no nonce (OpenID Connect Core
+// §12.2 as clarified by errata: openid-client and Spring Security reject a
+// nonce they did not send), and its at_hash matches the new access token;
+// the refresh token is rotated and the answer is not cacheable.
+func TestRefreshIDToken(t *testing.T) {
+	e := newBadEnv(t)
+	tests := []struct {
+		name string
+		md   ClientMetadata
+	}{
+		{"confidential client", ClientMetadata{RedirectURIs: []string{e.app.url("/cb-conf")}, TokenEndpointAuthMethod: AuthSecretBasic}},
+		{"public client", ClientMetadata{RedirectURIs: []string{e.app.url("/cb-pub")}, TokenEndpointAuthMethod: AuthNone}},
+	}
+	claims := func(t *testing.T, idt string) map[string]any {
+		t.Helper()
+		payload, err := e.b.p.keys.VerifySignature(context.Background(), idt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c map[string]any
+		if err := json.Unmarshal(payload, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := e.b.register(t, tc.md)
+			post := func(form url.Values) (*http.Response, TokenResponse) {
+				t.Helper()
+				id, secret := "", ""
+				if reg.ClientSecret != "" {
+					id, secret = reg.ClientID, reg.ClientSecret
+				} else {
+					form.Set("client_id", reg.ClientID)
+				}
+				resp := e.tokenRequest(t, id, secret, form)
+				var tr TokenResponse
+				if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("token request: HTTP %d, %v", resp.StatusCode, err)
+				}
+				return resp, tr
+			}
+			code, verifier := e.codeFor(t, reg)
+			_, first := post(url.Values{"grant_type": {"authorization_code"}, "code": {code},
+				"redirect_uri": {reg.RedirectURIs[0]}, "code_verifier": {verifier}})
+			resp, second := post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first.RefreshToken}})
+			if resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Pragma") != "no-cache" {
+				t.Errorf("refresh answer Cache-Control %q Pragma %q", resp.Header.Get("Cache-Control"), resp.Header.Get("Pragma"))
+			}
+			if second.IDToken == "" || second.RefreshToken == "" || second.RefreshToken == first.RefreshToken {
+				t.Fatalf("refresh answer lacks an ID token or a rotated refresh token")
+			}
+			old, now := claims(t, first.IDToken), claims(t, second.IDToken)
+			for _, k := range []string{"iss", "sub", "azp", "auth_time", "sid"} {
+				if old[k] != now[k] || now[k] == nil {
+					t.Errorf("%s changed on refresh: %v → %v", k, old[k], now[k])
+				}
+			}
+			if a, b := old["aud"].([]any), now["aud"].([]any); len(a) != 1 || len(b) != 1 || a[0] != b[0] {
+				t.Errorf("aud changed on refresh: %v → %v", old["aud"], now["aud"])
+			}
+			if _, ok := now["nonce"]; ok || old["nonce"] == nil {
+				t.Errorf("nonce: original %v, refreshed %v; want it only in the original", old["nonce"], now["nonce"])
+			}
+			if now["at_hash"] != leftHalfHash(second.AccessToken) {
+				t.Errorf("refreshed at_hash %v does not match the new access token", now["at_hash"])
+			}
+		})
+	}
+}
