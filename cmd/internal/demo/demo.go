@@ -206,7 +206,7 @@ func (d *Demo) layout(lns []net.Listener, opts Options) error {
 	d.BridgeURL, d.UpstreamURL, d.APIURL = urls[0], urls[offsetUpstream], urls[offsetAPI]+"/data"
 	d.BackApp = AppInfo{Name: "Calendar", URL: urls[offsetBackApp], Protocol: "OpenID Connect", Channel: "back-channel logout"}
 	d.FrontApp = AppInfo{Name: "Chat", URL: urls[offsetFrontApp], Protocol: "OpenID Connect", Channel: "front-channel logout"}
-	d.SAMLApp = AppInfo{Name: "Wiki", URL: urls[offsetSAMLApp], Protocol: "SAML 2.0", Channel: "SAML single logout"}
+	d.SAMLApp = AppInfo{Name: "Wiki", URL: urls[offsetSAMLApp], Protocol: "SAML 2.0", Channel: "SAML single logout, front-channel and SOAP"}
 	// Keys, metadata files and the demo parts' replay cache live in a
 	// temporary directory; the bridge's database too unless --db is given.
 	var err error
@@ -331,7 +331,12 @@ func (d *Demo) samlConfig(cfg *app.Config, k demoKeys, f metadataPaths) {
 	cfg.SAML.IdP.Enabled = true
 	cfg.SAML.IdP.CertificateFile = k.bridgeIdP.certFile
 	cfg.SAML.IdP.Key = app.LiteralSecret(string(k.bridgeIdP.keyPEM))
-	cfg.SAML.IdP.ServiceProviders = []idp.SPConfig{{MetadataFile: f.samlApp, Name: d.SAMLApp.Name, NameID: idp.NameIDEmail}}
+	// The SAML app is told through the browser (the logout page's iframe)
+	// and server to server (SOAP): the back channel is what reaches it when
+	// an operator logs a user out and there is no browser. A browser logout
+	// uses both; the app takes the second notice as a no-op.
+	cfg.SAML.IdP.ServiceProviders = []idp.SPConfig{{MetadataFile: f.samlApp, Name: d.SAMLApp.Name, NameID: idp.NameIDEmail,
+		LogoutChannels: []string{idp.ChannelFront, idp.ChannelBack}, FrontChannelBinding: idp.BindingRedirect}}
 }
 
 // metadata is the app's registration at the bridge.
@@ -482,8 +487,10 @@ Try it (a fresh browser window, or a private one):
   (IdP-initiated), or log alice out as an operator from another shell:
      SLOBRIDGE_URL=%[5]s SLOBRIDGE_ADMIN_TOKEN=%[6]s \
        go run ./cmd/slobridge admin logout --user alice
+  With no browser in the loop, the bridge tells %[7]s and the upstream IdP
+  by SOAP, Calendar by its logout token; Chat notices at its next check.
   Status of any logout: go run ./cmd/slobridge admin status LOGOUT_ID
-`, d.BackApp.URL, d.FrontApp.URL, d.SAMLApp.URL, d.UpstreamURL, d.BridgeURL, d.AdminToken)
+`, d.BackApp.URL, d.FrontApp.URL, d.SAMLApp.URL, d.UpstreamURL, d.BridgeURL, d.AdminToken, d.SAMLApp.Name)
 }
 
 // password returns a random demo password that is easy to type.

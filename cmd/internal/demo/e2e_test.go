@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +95,54 @@ func expectLoggedOut(t *testing.T, ctx context.Context, app AppInfo, wantEndedBy
 	}
 }
 
+// samlNotices reloads the SAML app's page and returns its state and every
+// logout notice it lists, first one first.
+func samlNotices(t *testing.T, ctx context.Context, app AppInfo) (string, []string) {
+	t.Helper()
+	navigate(t, ctx, app.URL+"/")
+	js := `(function(){var l=document.querySelectorAll("#notices li");if(l.length===0){var e=document.getElementById("ended-by");return e?[e.textContent]:[]}return Array.prototype.map.call(l,function(x){return x.textContent})})()`
+	notices, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](js))
+	if err != nil {
+		t.Fatalf("%s: read the logout notices: %v", app.Name, err)
+	}
+	return text(t, ctx, "#state"), notices
+}
+
+// expectSAMLNotified reloads the SAML app until it shows logged out and
+// lists every wanted notice (a browser logout tells it by the front
+// channel and by SOAP, in either order), first among them first when
+// first is set; then no notice of unwanted may be listed.
+func expectSAMLNotified(t *testing.T, ctx context.Context, app AppInfo, first string, want, unwanted []string) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		state, notices := samlNotices(t, ctx, app)
+		all := strings.HasPrefix(state, "Logged out")
+		for _, w := range want {
+			all = all && slices.Contains(notices, w)
+		}
+		if all {
+			if first != "" && notices[0] != first {
+				t.Errorf("%s first learned of the logout by %q, want %q (notices %q)", app.Name, notices[0], first, notices)
+			}
+			for _, u := range unwanted {
+				if slices.Contains(notices, u) {
+					t.Errorf("%s was also told by %q, which should not happen here (notices %q)", app.Name, u, notices)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s shows %q with notices %q, want logged out and told by %q", app.Name, state, notices, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// bothSAMLChannels are the notices the SAML app gets in a browser logout
+// it did not start: the logout page's iframe and the SOAP delivery.
+var bothSAMLChannels = []string{EndedBySAMLRequest, EndedBySAMLSOAP}
+
 func expectAPIAccepted(t *testing.T, ctx context.Context, app AppInfo) {
 	t.Helper()
 	state, _, api := appState(t, ctx, app)
@@ -177,7 +226,7 @@ func TestSingleLogoutFromOIDCApp(t *testing.T) {
 
 	expectLoggedOut(t, ctx, d.BackApp, EndedByRP)
 	expectLoggedOut(t, ctx, d.FrontApp, EndedByFrontChannel)
-	expectLoggedOut(t, ctx, d.SAMLApp, EndedBySAMLRequest)
+	expectSAMLNotified(t, ctx, d.SAMLApp, "", bothSAMLChannels, nil)
 	expectUpstreamEnded(t, ctx, d)
 	if n := activeSessions(t, d, "alice"); n != 0 {
 		t.Errorf("alice has %d active bridge sessions after logout", n)
@@ -201,12 +250,22 @@ func loginEverywhere(t *testing.T, ctx context.Context, d *Demo, user *User) {
 }
 
 // expectUpstreamEnded checks that the upstream IdP session is gone: its
-// page says so, and a new login at an app asks for the password again.
+// page says so (it is reloaded until then: after a logout without a
+// browser the bridge tells the upstream over SOAP, asynchronously), and a
+// new login at an app asks for the password again.
 func expectUpstreamEnded(t *testing.T, ctx context.Context, d *Demo) {
 	t.Helper()
-	navigate(t, ctx, d.UpstreamURL+"/")
-	if got := text(t, ctx, "#state"); got != "No session at the upstream IdP" {
-		t.Errorf("upstream IdP still shows %q", got)
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		navigate(t, ctx, d.UpstreamURL+"/")
+		got := text(t, ctx, "#state")
+		if got == "No session at the upstream IdP" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("upstream IdP still shows %q", got)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	navigate(t, ctx, d.FrontApp.URL+"/login")
 	waitJS(t, ctx, "the upstream login form again", `!!document.querySelector("input[name=user]")`)
@@ -221,7 +280,8 @@ func TestSingleLogoutFromSAMLApp(t *testing.T) {
 	navigate(t, ctx, d.SAMLApp.URL+"/")
 	click(t, ctx, "#logout")
 	waitJS(t, ctx, "back at the SAML app after its LogoutResponse", fmt.Sprintf(`location.href === %q`, d.SAMLApp.URL+"/?logged_out=1"))
-	expectLoggedOut(t, ctx, d.SAMLApp, EndedBySAMLHere)
+	// The initiator is told by neither channel: it ended its login itself.
+	expectSAMLNotified(t, ctx, d.SAMLApp, EndedBySAMLHere, []string{EndedBySAMLHere}, bothSAMLChannels)
 	expectLoggedOut(t, ctx, d.BackApp, EndedByBackChannel)
 	expectLoggedOut(t, ctx, d.FrontApp, EndedByFrontChannel)
 	expectUpstreamEnded(t, ctx, d)
@@ -245,29 +305,53 @@ func TestSingleLogoutFromUpstream(t *testing.T) {
 	}
 	expectLoggedOut(t, ctx, d.BackApp, EndedByBackChannel)
 	expectLoggedOut(t, ctx, d.FrontApp, EndedByFrontChannel)
-	expectLoggedOut(t, ctx, d.SAMLApp, EndedBySAMLRequest)
+	expectSAMLNotified(t, ctx, d.SAMLApp, "", bothSAMLChannels, nil)
 	expectUpstreamEnded(t, ctx, d)
 	if n := activeSessions(t, d, "alice"); n != 0 {
 		t.Errorf("alice has %d active bridge sessions after logout", n)
 	}
 }
 
-// TestSingleLogoutFromAdmin: an operator logs the user out everywhere;
-// the back-channel app gets a logout token, the front-channel app finds
-// out at its next session check, the API rejects both tokens.
+// TestSingleLogoutFromAdmin: an operator logs the user out everywhere and
+// no browser takes part. The back-channel app gets a logout token, the
+// SAML app a SOAP LogoutRequest (and no front-channel one: nobody runs the
+// logout page), the front-channel app finds out at its next session check,
+// the bridge ends the upstream IdP session over SOAP, and the API rejects
+// both OIDC apps' tokens.
 func TestSingleLogoutFromAdmin(t *testing.T) {
 	ctx := newBrowser(t)
 	d := startDemo(t, Options{})
-	login(t, ctx, d, d.FrontApp, &d.Users[1])
-	login(t, ctx, d, d.BackApp, nil)
-	expectAPIAccepted(t, ctx, d.FrontApp)
+	loginEverywhere(t, ctx, d, &d.Users[1])
 
 	var lo slobridge.AdminLogoutResponse
 	admin(t, d, http.MethodPost, "/logouts", `{"user_id":"bob"}`, http.StatusCreated, &lo)
+	// expectLoggedOut also waits for the API to reject the app's token.
 	expectLoggedOut(t, ctx, d.BackApp, EndedByBackChannel)
+	expectSAMLNotified(t, ctx, d.SAMLApp, EndedBySAMLSOAP, []string{EndedBySAMLSOAP}, []string{EndedBySAMLRequest})
 	expectLoggedOut(t, ctx, d.FrontApp, EndedBySessionCheck)
+	expectUpstreamEnded(t, ctx, d)
 	if n := activeSessions(t, d, "bob"); n != 0 {
 		t.Errorf("bob has %d active bridge sessions after the admin logout", n)
+	}
+	// The SAML app's row: both channels registered, the SOAP delivery
+	// confirmed by its signed LogoutResponse.
+	// The bridge records the delivery after the app's answer: poll.
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		var st slobridge.LogoutStatus
+		admin(t, d, http.MethodGet, strings.TrimPrefix(lo.StatusURL, slobridge.AdminPrefix), "", http.StatusOK, &st)
+		i := slices.IndexFunc(st.Participants, func(p slobridge.ParticipantStatus) bool { return p.Name == d.SAMLApp.Name })
+		if i < 0 {
+			t.Fatalf("the admin logout's status has no row for %s: %+v", d.SAMLApp.Name, st.Participants)
+		}
+		p := st.Participants[i]
+		if p.State == "delivered" || p.State == "failed" || time.Now().After(deadline) {
+			if p.Channel != "back+front" || p.State != "delivered" {
+				t.Errorf("SAML app row: channel %q state %q (%s), want back+front delivered", p.Channel, p.State, p.LastError)
+			}
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -298,6 +382,6 @@ func TestParticipantDown(t *testing.T) {
 	click(t, ctx, "#continue")
 	waitJS(t, ctx, "back at the app", fmt.Sprintf(`location.href === %q`, d.FrontApp.URL+"/?logged_out=1"))
 	expectLoggedOut(t, ctx, d.FrontApp, EndedByRP)
-	expectLoggedOut(t, ctx, d.SAMLApp, EndedBySAMLRequest)
+	expectSAMLNotified(t, ctx, d.SAMLApp, "", bothSAMLChannels, nil)
 	expectUpstreamEnded(t, ctx, d)
 }

@@ -17,6 +17,9 @@ type appView struct {
 	LoggedOutJustNow       bool
 	// EndedBy says how the app learned that the login ended.
 	EndedBy string
+	// Notices lists every logout notice of the login, first one first
+	// (the SAML app can be told by the front and the back channel).
+	Notices []string
 }
 
 var appPage = template.Must(template.New("app").Parse(`<!doctype html>
@@ -39,6 +42,8 @@ code{background:#f2f4f7;padding:.1rem .3rem;border-radius:.2rem}
 {{else}}
 <p id="state" class="bad">Logged out{{if .LoggedOutJustNow}} — single logout finished{{end}}</p>
 {{if .EndedBy}}<p>How this app learned it: <span id="ended-by">{{.EndedBy}}</span></p>{{end}}
+{{if gt (len .Notices) 1}}<p>Every logout notice it received (being told again is harmless):</p>
+<ul id="notices">{{range .Notices}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{if .API}}<p>Demo API with the access token this app still holds: <span id="api" class="{{if eq .API "accepted"}}ok{{else}}bad{{end}}">{{.API}}</span></p>{{end}}
 <p><a id="login" href="/login">Log in</a></p>
 {{end}}

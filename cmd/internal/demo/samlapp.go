@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,8 +25,20 @@ import (
 // How the SAML app learns that its login ended.
 const (
 	EndedBySAMLRequest = "SAML LogoutRequest from the bridge (front-channel, HTTP-Redirect in an iframe)"
+	EndedBySAMLSOAP    = "SAML LogoutRequest from the bridge over SOAP (back-channel)"
 	EndedBySAMLHere    = "you logged out here (SP-initiated SAML logout)"
 )
+
+// The SAML app's single-logout endpoints: HTTP-Redirect (browser) and
+// SOAP (the bridge's back channel, Bindings §3.2).
+const (
+	samlAppPathSLO     = "/saml/slo"
+	samlAppPathSLOSOAP = "/saml/slo/soap"
+)
+
+// maxSOAPBody caps a SOAP LogoutRequest: a signed request with its
+// certificate is a few kilobytes.
+const maxSOAPBody = 64 << 10
 
 // Session attributes the app keeps beside samlsp's: the NameID exactly as
 // issued, which a LogoutRequest must repeat (Profiles §4.4.4.1).
@@ -37,9 +51,14 @@ const (
 
 // SAMLApp is the demo SAML service provider: crewjam's samlsp middleware
 // for login (signed AuthnRequests, signed assertions, a JWT session
-// cookie) plus single logout at /saml/slo, which samlsp does not
-// implement: a LogoutRequest from the bridge ends the login it names, and
-// "Log out" sends the bridge a signed LogoutRequest.
+// cookie) plus single logout, which samlsp does not implement: a
+// LogoutRequest from the bridge ends the login it names, whether it comes
+// through the browser (/saml/slo, HTTP-Redirect) or server to server
+// (/saml/slo/soap, SOAP: the only way the bridge can reach the app when
+// an operator logs a user out and there is no browser), and "Log out"
+// sends the bridge a signed LogoutRequest. The app registers both with the
+// bridge, so a browser logout tells it twice; every notice after the first
+// only adds to the list the page shows.
 type SAMLApp struct {
 	name   string
 	base   string
@@ -48,12 +67,15 @@ type SAMLApp struct {
 	v      *bsaml.Validator
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	mw      *samlsp.Middleware
-	idp     bsaml.Trust
-	idpSLO  string
-	ended   map[string]string // "idx:"+SessionIndex or "sub:"+NameID -> how
-	pending map[string]bool   // our LogoutRequest IDs
+	mu     sync.Mutex
+	mw     *samlsp.Middleware
+	idp    bsaml.Trust
+	idpSLO string
+	// ended lists, per login (loginKey), how the app was told that it
+	// ended, first notice first. The sessions are samlsp's signed cookies,
+	// so a logout is remembered here and checked on every page view.
+	ended   map[string][]string
+	pending map[string]bool // our LogoutRequest IDs
 }
 
 // NewSAMLApp returns the app at base; Connect links it to the bridge.
@@ -66,14 +88,23 @@ func NewSAMLApp(name, base string, signer *bsaml.Signer, replay store.Store, log
 		CookieName: "demo_saml_session", CookieSameSite: http.SameSiteLaxMode,
 		LogoutBindings: []string{crewjam.HTTPRedirectBinding}}
 	return &SAMLApp{name: name, base: base, opts: opts, signer: signer, v: &bsaml.Validator{Store: replay},
-		log: logger, ended: map[string]string{}, pending: map[string]bool{}}, nil
+		log: logger, ended: map[string][]string{}, pending: map[string]bool{}}, nil
 }
 
-// MetadataXML is the SP's metadata, for the bridge's configuration.
+// MetadataXML is the SP's metadata, for the bridge's configuration:
+// samlsp's, with a SOAP SingleLogoutService after the HTTP-Redirect one
+// (samlsp publishes only browser bindings).
 func (a *SAMLApp) MetadataXML() ([]byte, error) {
 	sp := samlsp.DefaultServiceProvider(a.opts)
 	configureSP(&sp)
-	b, err := xml.MarshalIndent(sp.Metadata(), "", "  ")
+	md := sp.Metadata()
+	if len(md.SPSSODescriptors) != 1 {
+		return nil, errors.New("demo saml app: samlsp metadata has no SPSSODescriptor")
+	}
+	d := &md.SPSSODescriptors[0]
+	d.SingleLogoutServices = append(d.SingleLogoutServices,
+		crewjam.Endpoint{Binding: crewjam.SOAPBinding, Location: a.base + samlAppPathSLOSOAP})
+	b, err := xml.MarshalIndent(md, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("demo saml app: metadata: %w", err)
 	}
@@ -161,7 +192,9 @@ func (a *SAMLApp) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", a.home)
 	mux.HandleFunc("GET /login", a.login)
 	mux.HandleFunc("POST /logout", a.logout)
-	mux.HandleFunc("/saml/slo", a.handleSLO)
+	mux.HandleFunc("GET /saml/metadata", a.metadata)
+	mux.HandleFunc(samlAppPathSLO, a.handleSLO)
+	mux.HandleFunc("POST "+samlAppPathSLOSOAP, a.handleSOAP)
 	mux.HandleFunc("/saml/", func(w http.ResponseWriter, r *http.Request) { a.middleware().ServeHTTP(w, r) })
 	return mux
 }
@@ -186,25 +219,80 @@ func (a *SAMLApp) claims(r *http.Request) (samlsp.JWTSessionClaims, bool) {
 	return c, ok
 }
 
-// endedBy says how the login of c ended, empty while it lasts.
-func (a *SAMLApp) endedBy(c samlsp.JWTSessionClaims) string {
+// loginKey names one login of the app: the NameID as issued (value,
+// Format and qualifiers: SAML Core §8.3 compares them all) and the
+// SessionIndex, empty for "every session of this NameID".
+func loginKey(n bsaml.NameID, sessionIndex string) string {
+	return strings.Join([]string{n.Format, n.NameQualifier, n.SPNameQualifier, n.Value, sessionIndex}, "\x00")
+}
+
+// claimsNameID is the NameID of a samlsp session, as the bridge issued it.
+func claimsNameID(c samlsp.JWTSessionClaims) bsaml.NameID {
+	return bsaml.NameID{Value: c.Subject, Format: c.Attributes.Get(attrNameIDFormat),
+		NameQualifier: c.Attributes.Get(attrNameQualifier), SPNameQualifier: c.Attributes.Get(attrSPNameQualifier)}
+}
+
+// endLogins records that the logins of nameID with one of the session
+// indexes (every login of nameID when there is none) ended, and how. It is
+// idempotent: a notice already recorded for a login is not added again,
+// and the first notice stays first, so being told twice (front and back
+// channel) changes nothing but the list of notices.
+func (a *SAMLApp) endLogins(nameID bsaml.NameID, indexes []string, how string) {
+	if len(indexes) == 0 {
+		indexes = []string{""}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if how := a.ended["idx:"+c.Attributes.Get(attrSessionIndex)]; how != "" {
-		return how
+	for _, idx := range indexes {
+		k := loginKey(nameID, idx)
+		if !slices.Contains(a.ended[k], how) {
+			a.ended[k] = append(a.ended[k], how)
+		}
 	}
-	return a.ended["sub:"+c.Subject]
+}
+
+// endedBy lists how the login of c was reported ended, first notice
+// first; empty while it lasts.
+func (a *SAMLApp) endedBy(c samlsp.JWTSessionClaims) []string {
+	n := claimsNameID(c)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for _, k := range []string{loginKey(n, c.Attributes.Get(attrSessionIndex)), loginKey(n, "")} {
+		for _, how := range a.ended[k] {
+			if !slices.Contains(out, how) {
+				out = append(out, how)
+			}
+		}
+	}
+	return out
 }
 
 func (a *SAMLApp) home(w http.ResponseWriter, r *http.Request) {
-	v := appView{App: a.name, Protocol: "SAML 2.0", Channel: "SAML single logout (front-channel, HTTP-Redirect)",
+	v := appView{App: a.name, Protocol: "SAML 2.0",
+		Channel:          "SAML single logout (front-channel HTTP-Redirect, and SOAP back-channel when there is no browser)",
 		LoggedOutJustNow: r.URL.Query().Get("logged_out") == "1"}
 	if c, ok := a.claims(r); ok {
 		v.User, v.Email, v.SID = c.Subject, c.Attributes.Get("email"), c.Attributes.Get(attrSessionIndex)
-		v.EndedBy = a.endedBy(c)
+		if v.Notices = a.endedBy(c); len(v.Notices) > 0 {
+			v.EndedBy = v.Notices[0]
+		}
 		v.LoggedIn = v.EndedBy == ""
 	}
 	renderApp(w, v)
+}
+
+// metadata serves MetadataXML, which samlsp's own /saml/metadata lacks
+// the SOAP endpoint of.
+func (a *SAMLApp) metadata(w http.ResponseWriter, _ *http.Request) {
+	b, err := a.MetadataXML()
+	if err != nil {
+		a.log.Error("saml app: metadata", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/samlmetadata+xml")
+	_, _ = w.Write(b)
 }
 
 func (a *SAMLApp) login(w http.ResponseWriter, r *http.Request) {
@@ -225,7 +313,7 @@ func (a *SAMLApp) login(w http.ResponseWriter, r *http.Request) {
 // with the NameID and SessionIndex of this login.
 func (a *SAMLApp) logout(w http.ResponseWriter, r *http.Request) {
 	c, ok := a.claims(r)
-	if !ok || a.endedBy(c) != "" {
+	if !ok || len(a.endedBy(c)) > 0 {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
@@ -242,9 +330,7 @@ func (a *SAMLApp) logout(w http.ResponseWriter, r *http.Request) {
 	a.mu.Unlock()
 	now := time.Now()
 	lr := &bsaml.LogoutRequest{ID: id, IssueInstant: now, NotOnOrAfter: now.Add(10 * time.Minute),
-		Destination: slo, Issuer: entityID, Reason: bsaml.ReasonUser,
-		NameID: bsaml.NameID{Value: c.Subject, Format: c.Attributes.Get(attrNameIDFormat),
-			NameQualifier: c.Attributes.Get(attrNameQualifier), SPNameQualifier: c.Attributes.Get(attrSPNameQualifier)}}
+		Destination: slo, Issuer: entityID, Reason: bsaml.ReasonUser, NameID: claimsNameID(c)}
 	if idx := c.Attributes.Get(attrSessionIndex); idx != "" {
 		lr.SessionIndexes = []string{idx}
 	}
@@ -255,8 +341,8 @@ func (a *SAMLApp) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	a.pending[id] = true
-	a.ended["idx:"+c.Attributes.Get(attrSessionIndex)] = EndedBySAMLHere
 	a.mu.Unlock()
+	a.endLogins(lr.NameID, lr.SessionIndexes, EndedBySAMLHere)
 	http.Redirect(w, r, loc, http.StatusFound)
 }
 
@@ -272,7 +358,7 @@ func (a *SAMLApp) handleSLO(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	trust, slo := a.idp, a.idpSLO
 	a.mu.Unlock()
-	dest := a.base + "/saml/slo"
+	dest := a.base + samlAppPathSLO
 	if !m.IsRequest() {
 		a.mu.Lock()
 		ok := a.pending[m.RelayState]
@@ -301,27 +387,20 @@ func (a *SAMLApp) handleSLO(w http.ResponseWriter, r *http.Request) {
 		}
 		status = se.Status
 	} else {
-		a.mu.Lock()
-		for _, idx := range lr.SessionIndexes {
-			a.ended["idx:"+idx] = EndedBySAMLRequest
-		}
-		if len(lr.SessionIndexes) == 0 {
-			a.ended["sub:"+lr.NameID.Value] = EndedBySAMLRequest
-		}
-		a.mu.Unlock()
+		a.endLogins(lr.NameID, lr.SessionIndexes, EndedBySAMLRequest)
 	}
 	id, err := bsaml.NewID(rand.Reader)
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	entityID := a.opts.URL.JoinPath("saml", "metadata").String()
-	if mw := a.middleware(); mw != nil {
-		entityID = mw.ServiceProvider.MetadataURL.String()
-	}
-	resp := &bsaml.LogoutResponse{ID: id, IssueInstant: time.Now(), Destination: slo, Issuer: entityID, Status: status}
+	resp := &bsaml.LogoutResponse{ID: id, IssueInstant: time.Now(), Destination: slo, Issuer: a.entityID(), Status: status}
 	if lr != nil {
 		resp.InResponseTo = lr.ID
+	} else {
+		// Authenticated but refused (a status, not HTTP 400): the answer
+		// still names the request.
+		resp.InResponseTo = m.Root().SelectAttrValue("ID", "")
 	}
 	loc, err := bsaml.RedirectURL(slo, bsaml.ParamResponse, resp.Element(), m.RelayState, a.signer)
 	if err != nil {
@@ -329,4 +408,86 @@ func (a *SAMLApp) handleSLO(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, loc, http.StatusFound)
+}
+
+// entityID is the app's SAML entity ID (samlsp's default: the metadata
+// URL).
+func (a *SAMLApp) entityID() string {
+	if mw := a.middleware(); mw != nil {
+		if mw.ServiceProvider.EntityID != "" {
+			return mw.ServiceProvider.EntityID
+		}
+		return mw.ServiceProvider.MetadataURL.String()
+	}
+	return a.opts.URL.JoinPath("saml", "metadata").String()
+}
+
+// handleSOAP is the SOAP SingleLogoutService (Bindings §3.2, Profiles
+// §4.4.3.3): the bridge's back channel, used when there is no browser (an
+// operator's "log out everywhere") and alongside the front channel for
+// browser logouts. Only a LogoutRequest signed by the bridge's IdP key,
+// from the bridge, addressed to this endpoint (or to none, as SOAP
+// allows), fresh and not seen before, is acted on (Validator.LogoutRequest);
+// it ends the logins of its NameID with its SessionIndexes and is answered
+// with a signed LogoutResponse in response to it. A request that cannot be
+// authenticated gets a SOAP fault and changes nothing; an authenticated
+// one that fails a protocol check gets a LogoutResponse with that status.
+// A request for a login already ended is answered Success: the login is
+// gone either way, and the bridge may tell the app by both channels.
+func (a *SAMLApp) handleSOAP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, maxSOAPBody)
+	m, err := bsaml.DecodeSOAP(r, bsaml.Limits{MaxBody: maxSOAPBody})
+	if err != nil {
+		a.log.WarnContext(ctx, "saml app: SOAP message refused", "err", err)
+		bsaml.WriteSOAPFault(w, http.StatusBadRequest, "Client", "not a SAML SOAP message")
+		return
+	}
+	if !m.IsRequest() {
+		bsaml.WriteSOAPFault(w, http.StatusBadRequest, "Client", "only LogoutRequests are served here")
+		return
+	}
+	a.mu.Lock()
+	trust := a.idp
+	a.mu.Unlock()
+	if trust.EntityID == "" {
+		bsaml.WriteSOAPFault(w, http.StatusServiceUnavailable, "Server", "the app is not connected to the bridge yet")
+		return
+	}
+	lr, err := a.v.LogoutRequest(ctx, m, trust, a.base+samlAppPathSLOSOAP)
+	status, sub, inResponseTo := bsaml.StatusSuccess, "", ""
+	var se *bsaml.Error
+	switch {
+	case err == nil:
+		inResponseTo = lr.ID
+		a.endLogins(lr.NameID, lr.SessionIndexes, EndedBySAMLSOAP)
+		a.log.InfoContext(ctx, "saml app: login ended by a SOAP LogoutRequest", "sessions", len(lr.SessionIndexes), "reason", lr.Reason)
+	case errors.As(err, &se):
+		a.log.WarnContext(ctx, "saml app: SOAP LogoutRequest refused", "err", err)
+		status, sub, inResponseTo = se.Status, se.SubStatus, m.Root().SelectAttrValue("ID", "")
+	default:
+		// Not authenticated (malformed, bad or missing signature, another
+		// issuer): no SAML answer (saml/doc.go).
+		a.log.WarnContext(ctx, "saml app: SOAP LogoutRequest refused", "err", err)
+		bsaml.WriteSOAPFault(w, http.StatusBadRequest, "Client", "the SAML message is not valid")
+		return
+	}
+	id, err := bsaml.NewID(rand.Reader)
+	if err != nil {
+		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Server", "the logout could not be answered")
+		return
+	}
+	// A SOAP response needs no Destination (Bindings §3.2.3): it goes
+	// back on the requester's own connection.
+	resp := &bsaml.LogoutResponse{ID: id, InResponseTo: inResponseTo, IssueInstant: time.Now(),
+		Issuer: a.entityID(), Status: status, SubStatus: sub}
+	signed, err := a.signer.SignEnveloped(resp.Element())
+	if err != nil {
+		a.log.ErrorContext(ctx, "saml app: sign LogoutResponse", "err", err)
+		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Server", "the logout could not be answered")
+		return
+	}
+	if err := bsaml.WriteSOAP(w, signed); err != nil {
+		a.log.WarnContext(ctx, "saml app: write SOAP LogoutResponse", "err", err)
+	}
 }

@@ -35,10 +35,12 @@ const upstreamCookie = "session"
 
 // UpstreamIdP is the demo's upstream SAML IdP. crewjam's samlidp does the
 // login form, the sessions and SSO; it has no single logout, so this type
-// adds it at /slo (HTTP-Redirect): a LogoutRequest from the bridge ends the
-// matching samlidp session and is answered with a signed LogoutResponse,
-// and "Log out" on the IdP's page sends the bridge a signed LogoutRequest
-// (IdP-initiated logout). Only samlidp's metadata, SSO and login routes are
+// adds it at /slo (HTTP-Redirect, browser logouts) and /slo/soap (SOAP:
+// the bridge's back channel for logouts without a browser, such as an
+// operator's "log out everywhere"): a LogoutRequest from the bridge ends
+// the matching samlidp session and is answered with a signed
+// LogoutResponse, and "Log out" on the IdP's page sends the bridge a
+// signed LogoutRequest (IdP-initiated logout). Only samlidp's metadata, SSO and login routes are
 // exposed: its user, service and session routes have no authentication.
 type UpstreamIdP struct {
 	base     string
@@ -96,9 +98,23 @@ func (u *UpstreamIdP) admin(method, path string, body []byte) error {
 	return nil
 }
 
-// MetadataXML is the IdP's metadata.
+// The upstream IdP's single-logout endpoints.
+const (
+	upstreamPathSLO     = "/slo"
+	upstreamPathSLOSOAP = "/slo/soap"
+)
+
+// MetadataXML is the IdP's metadata: samlidp's, whose SingleLogoutService
+// is the HTTP-Redirect one, with the SOAP one added after it.
 func (u *UpstreamIdP) MetadataXML() ([]byte, error) {
-	b, err := xml.MarshalIndent(u.srv.IDP.Metadata(), "", "  ")
+	md := u.srv.IDP.Metadata()
+	if len(md.IDPSSODescriptors) != 1 {
+		return nil, errors.New("demo upstream: samlidp metadata has no IDPSSODescriptor")
+	}
+	d := &md.IDPSSODescriptors[0]
+	d.SingleLogoutServices = append(d.SingleLogoutServices,
+		crewjam.Endpoint{Binding: crewjam.SOAPBinding, Location: u.base + upstreamPathSLOSOAP})
+	b, err := xml.MarshalIndent(md, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("demo upstream: metadata: %w", err)
 	}
@@ -149,14 +165,16 @@ func (u *UpstreamIdP) RegisterSP(ctx context.Context, metadataURL string) error 
 	return nil
 }
 
-// Handler serves the IdP's page, metadata, SSO, login and SLO.
+// Handler serves the IdP's page, metadata, SSO, login and SLO (browser and
+// SOAP).
 func (u *UpstreamIdP) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", u.home)
-	mux.Handle("GET /metadata", u.srv)
+	mux.HandleFunc("GET /metadata", u.metadata)
 	mux.Handle("/sso", u.srv)
 	mux.Handle("/login", u.srv)
-	mux.HandleFunc("/slo", u.handleSLO)
+	mux.HandleFunc(upstreamPathSLO, u.handleSLO)
+	mux.HandleFunc("POST "+upstreamPathSLOSOAP, u.handleSOAP)
 	mux.HandleFunc("POST /logout", u.startLogout)
 	return mux
 }
@@ -231,8 +249,11 @@ func (u *UpstreamIdP) handleSLO(w http.ResponseWriter, r *http.Request) {
 		u.finishLogout(w, r, m, trust)
 		return
 	}
-	lr, err := u.v.LogoutRequest(ctx, m, trust, u.base+"/slo")
-	status := bsaml.StatusSuccess
+	lr, err := u.v.LogoutRequest(ctx, m, trust, u.base+upstreamPathSLO)
+	if err == nil {
+		err = u.checkNameID(lr.NameID, trust.EntityID)
+	}
+	status, sub := bsaml.StatusSuccess, ""
 	if err != nil {
 		var se *bsaml.Error
 		if !errors.As(err, &se) {
@@ -240,7 +261,8 @@ func (u *UpstreamIdP) handleSLO(w http.ResponseWriter, r *http.Request) {
 			renderUpstream(w, http.StatusBadRequest, upstreamView{Message: "The logout request was refused."})
 			return
 		}
-		status = se.Status
+		u.log.WarnContext(ctx, "upstream: LogoutRequest refused", "err", err)
+		status, sub = se.Status, se.SubStatus
 	} else {
 		n := u.endSessions(lr.NameID.Value, lr.SessionIndexes)
 		u.log.InfoContext(ctx, "upstream: session ended by the bridge", "sessions", n)
@@ -251,16 +273,113 @@ func (u *UpstreamIdP) handleSLO(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	resp := &bsaml.LogoutResponse{ID: id, IssueInstant: time.Now(), Destination: slo, Issuer: u.entityID, Status: status}
-	if lr != nil {
-		resp.InResponseTo = lr.ID
-	}
+	resp := &bsaml.LogoutResponse{ID: id, IssueInstant: time.Now(), Destination: slo, Issuer: u.entityID,
+		Status: status, SubStatus: sub, InResponseTo: m.Root().SelectAttrValue("ID", "")}
 	loc, err := bsaml.RedirectURL(slo, bsaml.ParamResponse, resp.Element(), m.RelayState, u.signer)
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	http.Redirect(w, r, loc, http.StatusFound)
+}
+
+// metadata serves MetadataXML (samlidp's own lacks the SOAP endpoint).
+func (u *UpstreamIdP) metadata(w http.ResponseWriter, _ *http.Request) {
+	b, err := u.MetadataXML()
+	if err != nil {
+		u.log.Error("upstream: metadata", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/samlmetadata+xml")
+	_, _ = w.Write(b)
+}
+
+// checkNameID refuses a LogoutRequest whose NameID this IdP cannot have
+// issued to the bridge: samlidp issues transient NameIDs qualified by its
+// own entity ID and the SP's (SAML Core §8.3.8); a qualifier that is
+// present must be ours.
+func (u *UpstreamIdP) checkNameID(n bsaml.NameID, bridge string) error {
+	if n.Format != "" && n.Format != nameIDTransient {
+		return &bsaml.Error{Status: bsaml.StatusRequester, SubStatus: bsaml.StatusUnknownPrincipal,
+			Err: fmt.Errorf("NameID Format %q was not issued here", n.Format)}
+	}
+	if (n.NameQualifier != "" && n.NameQualifier != u.entityID) || (n.SPNameQualifier != "" && n.SPNameQualifier != bridge) {
+		return &bsaml.Error{Status: bsaml.StatusRequester, SubStatus: bsaml.StatusUnknownPrincipal,
+			Err: fmt.Errorf("NameID qualifiers %q/%q are not this IdP's and the bridge's", n.NameQualifier, n.SPNameQualifier)}
+	}
+	return nil
+}
+
+// handleSOAP is the SOAP SingleLogoutService (Bindings §3.2, Profiles
+// §4.4.3): the bridge sends it a LogoutRequest when a logout has no
+// browser to carry one (an operator's "log out everywhere", or a
+// downstream SP's SOAP logout). Only a LogoutRequest signed by the
+// bridge's SP key, from the bridge, addressed to this endpoint (or to
+// none, as SOAP allows), fresh and not seen before is acted on
+// (Validator.LogoutRequest): the samlidp sessions of its NameID with its
+// SessionIndexes end, and a signed LogoutResponse in response to it
+// answers. A message that cannot be authenticated gets a SOAP fault; an
+// authenticated one that fails a protocol check gets a LogoutResponse with
+// that status. Sessions already gone are answered Success: the user is
+// logged out here either way.
+func (u *UpstreamIdP) handleSOAP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, maxSOAPBody)
+	m, err := bsaml.DecodeSOAP(r, bsaml.Limits{MaxBody: maxSOAPBody})
+	if err != nil {
+		u.log.WarnContext(ctx, "upstream: SOAP message refused", "err", err)
+		bsaml.WriteSOAPFault(w, http.StatusBadRequest, "Client", "not a SAML SOAP message")
+		return
+	}
+	if !m.IsRequest() {
+		bsaml.WriteSOAPFault(w, http.StatusBadRequest, "Client", "only LogoutRequests are served here")
+		return
+	}
+	u.mu.Lock()
+	trust := u.bridge
+	u.mu.Unlock()
+	if trust.EntityID == "" {
+		bsaml.WriteSOAPFault(w, http.StatusServiceUnavailable, "Server", "no service provider is registered yet")
+		return
+	}
+	lr, err := u.v.LogoutRequest(ctx, m, trust, u.base+upstreamPathSLOSOAP)
+	if err == nil {
+		err = u.checkNameID(lr.NameID, trust.EntityID)
+	}
+	status, sub, inResponseTo := bsaml.StatusSuccess, "", m.Root().SelectAttrValue("ID", "")
+	var se *bsaml.Error
+	switch {
+	case err == nil:
+		n := u.endSessions(lr.NameID.Value, lr.SessionIndexes)
+		u.log.InfoContext(ctx, "upstream: session ended by the bridge over SOAP", "sessions", n, "reason", lr.Reason)
+	case errors.As(err, &se):
+		u.log.WarnContext(ctx, "upstream: SOAP LogoutRequest refused", "err", err)
+		status, sub = se.Status, se.SubStatus
+	default:
+		// Not authenticated: no SAML answer (saml/doc.go).
+		u.log.WarnContext(ctx, "upstream: SOAP LogoutRequest refused", "err", err)
+		bsaml.WriteSOAPFault(w, http.StatusBadRequest, "Client", "the SAML message is not valid")
+		return
+	}
+	id, err := bsaml.NewID(rand.Reader)
+	if err != nil {
+		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Server", "the logout could not be answered")
+		return
+	}
+	// No Destination: a SOAP response returns on the requester's own
+	// connection (Bindings §3.2.3).
+	resp := &bsaml.LogoutResponse{ID: id, InResponseTo: inResponseTo, IssueInstant: time.Now(),
+		Issuer: u.entityID, Status: status, SubStatus: sub}
+	signed, err := u.signer.SignEnveloped(resp.Element())
+	if err != nil {
+		u.log.ErrorContext(ctx, "upstream: sign LogoutResponse", "err", err)
+		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Server", "the logout could not be answered")
+		return
+	}
+	if err := bsaml.WriteSOAP(w, signed); err != nil {
+		u.log.WarnContext(ctx, "upstream: write SOAP LogoutResponse", "err", err)
+	}
 }
 
 // startLogout is IdP-initiated logout: it ends the IdP session and sends
@@ -312,7 +431,7 @@ func (u *UpstreamIdP) finishLogout(w http.ResponseWriter, r *http.Request, m *bs
 		renderUpstream(w, http.StatusBadRequest, upstreamView{Message: "Unexpected logout response."})
 		return
 	}
-	res, err := u.v.LogoutResponse(r.Context(), m, trust, u.base+"/slo", m.RelayState)
+	res, err := u.v.LogoutResponse(r.Context(), m, trust, u.base+upstreamPathSLO, m.RelayState)
 	if err != nil {
 		u.log.WarnContext(r.Context(), "upstream: LogoutResponse refused", "err", err)
 		renderUpstream(w, http.StatusBadRequest, upstreamView{Message: "The bridge's logout response was refused."})
