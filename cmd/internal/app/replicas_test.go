@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,7 +80,18 @@ func TestReplicasShareEvents(t *testing.T) {
 		t.Fatalf("create schema: %v", err)
 	}
 	t.Cleanup(func() { dropSchema(t, dsn, schema) })
-	rp, rpURL := newInbox(t, http.StatusOK)
+	// The client holds its back-channel request until A's introspection
+	// has been checked, so that no delivery completed by A (which A would
+	// publish itself) can be what clears A's session cache.
+	rp := &inbox{status: http.StatusOK}
+	hold := make(chan struct{})
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(hold) }) }
+	t.Cleanup(release)
+	rpURL := newLoopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-hold
+		rp.ServeHTTP(w, r)
+	}))
 	env := map[string]string{"DSN": dsn, "COOKIE": strings.Repeat("c", 40), "ADMIN": "admin-token-0123456789",
 		"PASSWORD": "alice-password", "APP1_SECRET": "app1-secret-0123456789"}
 	doc := strings.NewReplacer("{{SCHEMA}}", schema, "{{RP}}", rpURL).Replace(replicaConfig)
@@ -119,13 +131,13 @@ func TestReplicasShareEvents(t *testing.T) {
 	defer unsubscribe()
 	lo := adminJSON(t, baseB, env["ADMIN"], "POST", "/admin/v1/logouts", `{"session_id":"`+s.ID+`"}`, http.StatusCreated)
 	logoutID := lo["logout"].(map[string]any)["id"].(string)
-	ev := waitEvent(t, events, logoutID)
-	if !ev.Remote || ev.Logout != nil {
-		t.Fatalf("A's first event of B's logout: %+v, want a remote event", ev)
+	if ev := waitRemoteEvent(t, events, logoutID); ev.Logout != nil || ev.Delivery != nil {
+		t.Fatalf("A's remote event of B's logout: %+v, want the logout ID only", ev)
 	}
 	if in := introspect(); in.Active {
 		t.Fatalf("introspection at A after B's logout reached A: %+v, want active:false", in)
 	}
+	release()
 
 	st := waitDone(t, baseB, env["ADMIN"], logoutID)
 	for _, p := range st["participants"].([]any) {
@@ -138,18 +150,19 @@ func TestReplicasShareEvents(t *testing.T) {
 	}
 }
 
-// waitEvent returns the first engine event of logout id.
-func waitEvent(t *testing.T, events <-chan slobridge.Event, id string) slobridge.Event {
+// waitRemoteEvent returns the first engine event of logout id made by
+// another replica.
+func waitRemoteEvent(t *testing.T, events <-chan slobridge.Event, id string) slobridge.Event {
 	t.Helper()
 	timeout := time.After(waitTimeout)
 	for {
 		select {
 		case ev := <-events:
-			if ev.LogoutID == id {
+			if ev.LogoutID == id && ev.Remote {
 				return ev
 			}
 		case <-timeout:
-			t.Fatalf("no event of logout %s", id)
+			t.Fatalf("no remote event of logout %s", id)
 		}
 	}
 }
