@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/slobridge/slobridge"
@@ -285,5 +287,48 @@ func TestTransmitterMetadata(t *testing.T) {
 	if md.SpecVersion != "1_0" || md.Issuer != "https://bridge.test" || md.JWKSURI == "" ||
 		len(md.DeliveryMethodsSupported) != 1 || md.DeliveryMethodsSupported[0] != DeliveryPush {
 		t.Fatalf("metadata = %+v", md)
+	}
+}
+
+// TestTransmitterMetadataHTTP: GET /.well-known/ssf-configuration answers
+// JSON with exactly the SSF 1.0 §7.1 member names and values the bridge
+// serves, and advertises no stream-management endpoint it lacks.
+func TestTransmitterMetadataHTTP(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	tr := &Transmitter{Issuer: "https://bridge.test", JWKSURI: "https://bridge.test/oidc/jwks"}
+	tr.Mount(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/.well-known/ssf-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("HTTP %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	var md map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		member string
+		want   any
+	}{
+		{"spec_version", "1_0"},
+		{"issuer", "https://bridge.test"},
+		{"jwks_uri", "https://bridge.test/oidc/jwks"},
+		{"delivery_methods_supported", []any{"urn:ietf:rfc:8935"}},
+	}
+	for _, tc := range tests {
+		got, _ := json.Marshal(md[tc.member])
+		want, _ := json.Marshal(tc.want)
+		if string(got) != string(want) {
+			t.Errorf("%s = %s, want %s", tc.member, got, want)
+		}
+	}
+	if len(md) != len(tests) {
+		t.Errorf("metadata %v has members beyond %d served ones (no stream management endpoints exist)", md, len(tests))
 	}
 }
