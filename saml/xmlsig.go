@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -136,9 +137,16 @@ func verifyAt(root *etree.Element, at int, id string, t Trust) (*etree.Element, 
 	if len(t.Certs) == 0 {
 		return nil, badSignature("no trusted certificate for %q", t.EntityID)
 	}
+	_, prefixed := signedInfoPrefixList(root.ChildElements()[at])
 	var lastErr error
 	for _, cert := range t.Certs {
-		el, err := verifyWith(root, at, cert)
+		verify := verifyWith
+		if prefixed {
+			verify = func(root *etree.Element, at int, cert *x509.Certificate) (*etree.Element, error) {
+				return verifyPrefixListSignature(root, at, id, cert, t.AllowSHA1)
+			}
+		}
+		el, err := verify(root, at, cert)
 		if err == nil {
 			return el, nil
 		}
@@ -178,7 +186,11 @@ func checkSignedInfo(sig *etree.Element, id string, allowSHA1 bool) error {
 	if len(sis) != 1 {
 		return badSignature("signature must hold one SignedInfo")
 	}
-	si := sis[0]
+	return checkSignedInfoElement(sis[0], id, allowSHA1)
+}
+
+// checkSignedInfoElement enforces the shape of a SignedInfo element.
+func checkSignedInfoElement(si *etree.Element, id string, allowSHA1 bool) error {
 	sm := childrenNS(si, NSDSig, "SignatureMethod")
 	if len(sm) != 1 {
 		return badSignature("SignedInfo must hold one SignatureMethod")
@@ -198,14 +210,8 @@ func checkSignedInfo(sig *etree.Element, id string, allowSHA1 bool) error {
 	if len(dm) != 1 {
 		return badSignature("Reference must hold one DigestMethod")
 	}
-	switch alg := dm[0].SelectAttrValue("Algorithm", ""); alg {
-	case digestSHA256, digestSHA384, digestSHA512:
-	case digestSHA1:
-		if !allowSHA1 {
-			return badSignature("SHA-1 digest refused")
-		}
-	default:
-		return badSignature("unsupported digest algorithm %q", alg)
+	if _, err := digestHash(dm[0].SelectAttrValue("Algorithm", ""), allowSHA1); err != nil {
+		return err
 	}
 	var enveloped, c14n int
 	for _, tr := range childrenNS(ref, NSDSig, "Transforms") {
@@ -225,6 +231,25 @@ func checkSignedInfo(sig *etree.Element, id string, allowSHA1 bool) error {
 		return badSignature("signature must be enveloped with at most one canonicalization")
 	}
 	return nil
+}
+
+// digestHash returns the hash of a DigestMethod URI, refusing SHA-1
+// unless allowed and anything unknown.
+func digestHash(alg string, allowSHA1 bool) (crypto.Hash, error) {
+	switch alg {
+	case digestSHA256:
+		return crypto.SHA256, nil
+	case digestSHA384:
+		return crypto.SHA384, nil
+	case digestSHA512:
+		return crypto.SHA512, nil
+	case digestSHA1:
+		if allowSHA1 {
+			return crypto.SHA1, nil
+		}
+		return 0, badSignature("SHA-1 digest refused")
+	}
+	return 0, badSignature("unsupported digest algorithm %q", alg)
 }
 
 // countIDs counts the elements of el's subtree whose ID attribute is id.
