@@ -19,12 +19,13 @@ type Event struct {
 	Logout *store.Logout
 	// Delivery is set when a delivery changed state in this engine.
 	Delivery *store.Delivery
-	// Remote marks a change that another replica sharing the store made
-	// (see FollowChanges). Such an event carries LogoutID only: Logout and
-	// Delivery are nil and the subscriber reads what it needs from the
-	// store. Acting on a new logout (sending messages on its behalf) is
-	// the job of the replica that made it, which saw it with Logout set.
-	Remote bool
+	// Remote is set on an event that announces a change another replica
+	// sharing the store made (see FollowChanges); Logout and Delivery are
+	// then nil and the subscriber reads what it needs from the store. A
+	// new logout of another replica has an empty Remote.DeliveryID. Acting
+	// on a new logout (sending messages on its behalf) is the job of the
+	// replica that made it, which saw it with Logout set.
+	Remote *Change
 }
 
 // Change is one change that a replica sharing the store committed, as a
@@ -135,7 +136,7 @@ func (h *hub) publishChange(c Change, now time.Time) bool {
 			return false
 		}
 	}
-	h.send(Event{LogoutID: c.LogoutID, Remote: true})
+	h.send(Event{LogoutID: c.LogoutID, Remote: &c})
 	return true
 }
 
@@ -149,7 +150,7 @@ func (h *hub) publishChange(c Change, now time.Time) bool {
 // published in the last minute are dropped, so a subscriber sees each of
 // them once (twice only if the feed reports a change before the engine
 // publishes it, which subscribers, re-reading the store, do not notice).
-// Every other change is published as an Event with Remote set. A new
+// Every other change is published as an Event with Remote set to it. A new
 // logout, or a delivery reset to pending, made by another replica also
 // wakes this engine's delivery workers, which then help with its fan-out
 // at once rather than at their next poll.

@@ -70,8 +70,8 @@ func TestHubDropsEchoesOfOwnEvents(t *testing.T) {
 				}
 				select {
 				case ev := <-ch:
-					want := Event{LogoutID: s.feed.LogoutID, Remote: true}
-					if ev.LogoutID != want.LogoutID || !ev.Remote || ev.Logout != nil || ev.Delivery != nil {
+					want := Event{LogoutID: s.feed.LogoutID, Remote: s.feed}
+					if ev.LogoutID != want.LogoutID || ev.Remote == nil || *ev.Remote != *s.feed || ev.Logout != nil || ev.Delivery != nil {
 						t.Fatalf("step %d: event %+v, want %+v", i, ev, want)
 					}
 				default:
@@ -137,7 +137,7 @@ func TestFollowChangesTwoEngines(t *testing.T) {
 	// A change of an unknown logout is remote; once A's subscriber has
 	// it, A is following.
 	feed <- Change{LogoutID: "elsewhere"}
-	if ev := next("the first change"); !ev.Remote || ev.LogoutID != "elsewhere" {
+	if ev := next("the first change"); ev.Remote == nil || ev.LogoutID != "elsewhere" {
 		t.Fatalf("first event %+v, want the remote change of logout elsewhere", ev)
 	}
 
@@ -147,11 +147,11 @@ func TestFollowChangesTwoEngines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev := next("A's logout"); ev.Remote || ev.Logout == nil || ev.LogoutID != loA.ID {
+	if ev := next("A's logout"); ev.Remote != nil || ev.Logout == nil || ev.LogoutID != loA.ID {
 		t.Fatalf("event %+v, want A's own logout %s", ev, loA.ID)
 	}
 	ev := next("A's delivery")
-	if ev.Remote || ev.Delivery == nil || ev.Delivery.State != store.DeliveryDelivered {
+	if ev.Remote != nil || ev.Delivery == nil || ev.Delivery.State != store.DeliveryDelivered {
 		t.Fatalf("event %+v, want A's delivery", ev)
 	}
 	feed <- Change{LogoutID: loA.ID}
@@ -164,7 +164,7 @@ func TestFollowChangesTwoEngines(t *testing.T) {
 		t.Fatal(err)
 	}
 	feed <- Change{LogoutID: loB.ID}
-	if ev := next("B's logout"); !ev.Remote || ev.LogoutID != loB.ID || ev.Logout != nil {
+	if ev := next("B's logout"); ev.Remote == nil || *ev.Remote != (Change{LogoutID: loB.ID}) || ev.Logout != nil {
 		t.Fatalf("event %+v, want B's logout %s as a remote event (echoes of A's own changes dropped)", ev, loB.ID)
 	}
 	st2 := waitStatus(t, a, loB.ID, "A to deliver B's logout", allDone)

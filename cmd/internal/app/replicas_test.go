@@ -131,8 +131,10 @@ func TestReplicasShareEvents(t *testing.T) {
 	defer unsubscribe()
 	lo := adminJSON(t, baseB, env["ADMIN"], "POST", "/admin/v1/logouts", `{"session_id":"`+s.ID+`"}`, http.StatusCreated)
 	logoutID := lo["logout"].(map[string]any)["id"].(string)
-	if ev := waitRemoteEvent(t, events, logoutID); ev.Logout != nil || ev.Delivery != nil {
-		t.Fatalf("A's remote event of B's logout: %+v, want the logout ID only", ev)
+	// B's deliveries are held by the client: the first remote event is the
+	// new logout.
+	if ev := waitRemoteEvent(t, events, logoutID); ev.Logout != nil || ev.Delivery != nil || ev.Remote.DeliveryID != "" {
+		t.Fatalf("A's first remote event of B's logout: %+v (%+v), want the new logout", ev, ev.Remote)
 	}
 	if in := introspect(); in.Active {
 		t.Fatalf("introspection at A after B's logout reached A: %+v, want active:false", in)
@@ -158,7 +160,7 @@ func waitRemoteEvent(t *testing.T, events <-chan slobridge.Event, id string) slo
 	for {
 		select {
 		case ev := <-events:
-			if ev.LogoutID == id && ev.Remote {
+			if ev.LogoutID == id && ev.Remote != nil {
 				return ev
 			}
 		case <-timeout:
