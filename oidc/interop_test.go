@@ -77,6 +77,8 @@ func TestTokenEndpointWire(t *testing.T) {
 		{"basic, id and secret sent unencoded", static, true, true, "", "application/x-www-form-urlencoded", "", http.StatusOK, "", false},
 		{"basic, unencoded wrong secret", static, true, true, "s3cret+with/special%chars=", "application/x-www-form-urlencoded", "", http.StatusUnauthorized, ErrInvalidClient, true},
 		{"public client sending a secret", public, false, false, "some-secret-0123456789", "application/x-www-form-urlencoded", "", http.StatusUnauthorized, ErrInvalidClient, true},
+		{"public client sending a secret in Basic", public, true, false, "some-secret-0123456789", "application/x-www-form-urlencoded", "", http.StatusUnauthorized, ErrInvalidClient, true},
+		{"public client named in Basic with an empty password", public, true, false, "", "application/x-www-form-urlencoded", "", http.StatusOK, "", false},
 		{"unsupported grant", basic, true, false, "", "application/x-www-form-urlencoded", "password", http.StatusBadRequest, ErrUnsupportedGrantType, false},
 	}
 	for _, tc := range tests {

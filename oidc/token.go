@@ -100,8 +100,9 @@ func (p *Provider) handleToken(c *gin.Context) {
 // both carry the same secret over TLS, and deployed libraries pick one
 // without asking (ASP.NET Core's OpenID Connect handler and MSAL always
 // post the secret; Spring Security sends Basic), as Keycloak and Dex
-// accept. A public client can never present a secret, nor a confidential
-// one authenticate with none. Basic credentials that their sender did
+// accept. A public client can never present a secret (Basic with an
+// empty password only names it), nor a confidential one authenticate with
+// none. Basic credentials that their sender did
 // not form-encode (older Spring Security, some brokers) are tried as sent
 // when their decoded form fails.
 func (p *Provider) AuthenticateClient(ctx context.Context, r *http.Request, form url.Values) (Client, error) {
@@ -128,6 +129,11 @@ func (p *Provider) AuthenticateClient(ctx context.Context, r *http.Request, form
 			return Client{}, serverErr(err)
 		}
 		registered := cl.Metadata.TokenEndpointAuthMethod
+		if registered == AuthNone && method == AuthSecretBasic && c.secret == "" {
+			// "id:" with an empty password: a public client naming itself
+			// in the header (x/oauth2 does so before trying the form).
+			return cl, nil
+		}
 		if (registered == AuthNone) != (method == AuthNone) {
 			continue
 		}
