@@ -29,7 +29,9 @@ type Options struct {
 	// Metrics, when set, is updated by the engine.
 	Metrics *Metrics
 
-	// Workers bounds concurrent attempts over all receivers; default 256.
+	// Workers bounds concurrent attempts over all receivers; default 1024
+	// (an attempt mostly waits on the network, and a 1,000-participant
+	// logout should go out in one wave).
 	Workers int
 	// PerHost bounds concurrent attempts to one receiver host; default 64.
 	PerHost int
@@ -87,7 +89,7 @@ func NewEngine(opts Options) (*Engine, error) {
 		opts.Rand = rand.Reader
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 256
+		opts.Workers = 1024
 	}
 	if opts.PerHost <= 0 {
 		opts.PerHost = 64

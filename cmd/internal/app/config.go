@@ -144,7 +144,7 @@ type PostgresConfig struct {
 
 // DeliveryConfig tunes the back-channel delivery workers.
 type DeliveryConfig struct {
-	// Workers bounds concurrent attempts; default 256.
+	// Workers bounds concurrent attempts; default 1024.
 	Workers int `yaml:"workers"`
 	// PerHost bounds concurrent attempts to one receiver host; default 64.
 	PerHost int `yaml:"per_host"`
@@ -369,7 +369,7 @@ func (c *Config) setDefaults() {
 	setDur(&c.Store.Retain, 7*24*time.Hour)
 	d := &c.Delivery
 	if d.Workers == 0 {
-		d.Workers = 256
+		d.Workers = 1024
 	}
 	if d.PerHost == 0 {
 		d.PerHost = 64
