@@ -215,7 +215,7 @@ func waitLogoutDone(t *testing.T, base, logoutID string) slobridge.LogoutStatus 
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		var st slobridge.LogoutStatus
-		admin(t, base, &st, "status", logoutID)
+		admin(t, base, &st, "status", "--", logoutID) // "--": an ID may begin with "-"
 		if st.Done {
 			return st
 		}
