@@ -334,8 +334,9 @@ func framedRows(lo store.Logout) map[int]bool {
 
 // waitFinal waits until every back-channel delivery of logout id is final
 // or wait passed, and returns the last view. It wakes on engine events and
-// re-reads the store on a tick (events of other replicas do not reach this
-// one).
+// re-reads the store on a tick (events of other replicas arrive only when
+// their store's change feed is followed, see Engine.FollowChanges, and a
+// full subscription buffer drops events).
 func (lp *LogoutPage) waitFinal(ctx context.Context, id string, wait time.Duration) (statusView, store.Logout, error) {
 	events, unsubscribe := lp.opts.Engine.Subscribe(16)
 	defer unsubscribe()
