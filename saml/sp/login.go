@@ -153,7 +153,9 @@ func (sp *SP) sendAuthnRequest(w http.ResponseWriter, r *http.Request, u *upstre
 		ck.SameSite = http.SameSiteNoneMode
 	}
 	http.SetCookie(w, ck)
-	w.Header().Set("Cache-Control", "no-store")
+	// Both bindings carry the AuthnRequest in this answer: Bindings
+	// §3.4.5.1 (Redirect) and §3.5.5.1 (POST) want it kept out of caches.
+	saml.NoCache(w.Header())
 	el := req.Element()
 	if ep.Binding == saml.BindingRedirect {
 		to, err := saml.RedirectURL(ep.Location, saml.ParamRequest, el, relay, sp.opts.Signer)
