@@ -38,8 +38,11 @@ type tokens struct {
 // loader talks to the bridge over HTTP like browsers and relying parties
 // do. Its transport keeps enough idle connections for the concurrency.
 type loader struct {
-	t  *target
-	hc *http.Client // never follows redirects: the flows read each Location
+	t *target
+	// alg is the apps' id_token_signed_response_alg ("" for the bridge's
+	// default); the bridge signs their logout tokens with it too.
+	alg string
+	hc  *http.Client // never follows redirects: the flows read each Location
 }
 
 func newLoader(t *target, conns int) *loader {
@@ -61,6 +64,9 @@ func (l *loader) register(ctx context.Context, name, bcURL string) (rp, error) {
 		"client_name":                name,
 		"redirect_uris":              []string{"http://127.0.0.1:9/" + name + "/callback"},
 		"token_endpoint_auth_method": oidc.AuthSecretBasic,
+	}
+	if l.alg != "" {
+		md["id_token_signed_response_alg"] = l.alg
 	}
 	if bcURL != "" {
 		md["backchannel_logout_uri"] = bcURL

@@ -60,7 +60,7 @@ type options struct {
 	Scenarios                                          string
 	Workers                                            int
 	CPUProfile, MemProfile, WriteConfig, Listen        string
-	Postgres, BridgeLog                                string
+	Postgres, BridgeLog, Alg                           string
 	p                                                  params
 }
 
@@ -84,6 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile at the end of the run to this file")
 	fs.StringVar(&o.Postgres, "postgres", "", "run the in-process bridge on PostgreSQL at this DSN (in a fresh schema, dropped at the end) instead of bbolt")
 	fs.StringVar(&o.BridgeLog, "bridge-log", "", "append the in-process bridge's logs (level warn and above) to this file")
+	fs.StringVar(&o.Alg, "alg", "", "id_token_signed_response_alg of the registered apps, RS256 or ES256 (empty: the bridge's default); their logout tokens use it too")
 	fs.IntVar(&o.Workers, "workers", 0, "delivery.workers of the in-process bridge (0: the serve default, 256)")
 	fs.DurationVar(&o.p.Duration, "duration", 0, "length of each throughput scenario (default 10s, -short 1s)")
 	fs.IntVar(&o.p.Concurrency, "concurrency", 32, "concurrent browsers or callers")
@@ -132,6 +133,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("-delays: %q is not a duration", f)
 		}
 		o.p.Delays = append(o.p.Delays, d)
+	}
+	if o.Alg != "" && o.Alg != "RS256" && o.Alg != "ES256" {
+		return o, fmt.Errorf("-alg: %q is neither RS256 nor ES256", o.Alg)
 	}
 	if o.p.Concurrency < 1 {
 		return o, errors.New("-concurrency must be at least 1")
@@ -206,14 +210,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer t.Close()
 
-	rep := &report{Target: t.BaseURL, Started: time.Now().UTC(), Short: o.Short}
+	rep := &report{Target: t.BaseURL, Started: time.Now().UTC(), Short: o.Short, Alg: o.Alg}
 	switch {
 	case o.URL == "" && o.Postgres != "":
 		rep.Target = "in-process bridge (cmd/internal/app, PostgreSQL) at " + t.BaseURL
 	case o.URL == "":
 		rep.Target = "in-process bridge (cmd/internal/app, bbolt with fsync) at " + t.BaseURL
 	}
-	r := &runner{p: o.p, l: newLoader(t, o.p.Concurrency), rep: rep, bar: &progress{w: stderr, enabled: !o.Quiet}}
+	l := newLoader(t, o.p.Concurrency)
+	l.alg = o.Alg
+	r := &runner{p: o.p, l: l, rep: rep, bar: &progress{w: stderr, enabled: !o.Quiet}}
 	want := map[string]bool{}
 	for _, s := range strings.Split(o.Scenarios, ",") {
 		want[strings.TrimSpace(s)] = true

@@ -129,6 +129,7 @@ func TestFlags(t *testing.T) {
 		{name: "negative size", args: []string{"-fanout", "-3"}, wantErr: "-fanout"},
 		{name: "bad delay", args: []string{"-delays", "soon"}, wantErr: "-delays"},
 		{name: "no concurrency", args: []string{"-concurrency", "0"}, wantErr: "-concurrency"},
+		{name: "unknown alg", args: []string{"-alg", "HS256"}, wantErr: "-alg"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
 	}
 	for _, tt := range tests {

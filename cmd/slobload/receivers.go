@@ -39,9 +39,13 @@ type arrivalKey struct {
 // signature against the bridge's JWKS and its event claim, records the
 // session, waits its delay and answers 200, or 500 while failing.
 type receivers struct {
-	keys *jose.JSONWebKeySet
-	srvs []*http.Server
-	urls []string
+	keysMu sync.Mutex
+	keys   *jose.JSONWebKeySet
+	// fetchKeys reloads the JWKS, as relying parties do when a token
+	// names a key they have not seen (a key the bridge created later).
+	fetchKeys func() (*jose.JSONWebKeySet, error)
+	srvs      []*http.Server
+	urls      []string
 
 	delay   atomic.Int64 // nanoseconds
 	failing []atomic.Bool
@@ -82,18 +86,48 @@ func (rs *receivers) Close() {
 	}
 }
 
-// setKeys fetches the bridge's JWKS, against which tokens are verified.
+// setKeys fetches the bridge's JWKS, against which tokens are verified,
+// and keeps the means to fetch it again.
 func (rs *receivers) setKeys(ctx context.Context, l *loader) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.t.BaseURL+oidc.PathJWKS, nil)
+	rs.fetchKeys = func() (*jose.JSONWebKeySet, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.t.BaseURL+oidc.PathJWKS, nil)
+		if err != nil {
+			return nil, err
+		}
+		var ks jose.JSONWebKeySet
+		if err := l.doJSON(req, http.StatusOK, &ks); err != nil {
+			return nil, fmt.Errorf("JWKS: %w", err)
+		}
+		return &ks, nil
+	}
+	ks, err := rs.fetchKeys()
 	if err != nil {
 		return err
 	}
-	var ks jose.JSONWebKeySet
-	if err := l.doJSON(req, http.StatusOK, &ks); err != nil {
-		return fmt.Errorf("JWKS: %w", err)
-	}
-	rs.keys = &ks
+	rs.keys = ks
 	return nil
+}
+
+// key returns the verification key kid, reloading the JWKS once when it
+// is unknown.
+func (rs *receivers) key(kid string) (jose.JSONWebKey, error) {
+	rs.keysMu.Lock()
+	defer rs.keysMu.Unlock()
+	if rs.keys == nil {
+		return jose.JSONWebKey{}, errors.New("no JWKS yet")
+	}
+	if ks := rs.keys.Key(kid); len(ks) > 0 {
+		return ks[0], nil
+	}
+	fresh, err := rs.fetchKeys()
+	if err != nil {
+		return jose.JSONWebKey{}, err
+	}
+	rs.keys = fresh
+	if ks := rs.keys.Key(kid); len(ks) > 0 {
+		return ks[0], nil
+	}
+	return jose.JSONWebKey{}, fmt.Errorf("unknown key %q", kid)
 }
 
 func (rs *receivers) handler(i int) http.Handler {
@@ -142,9 +176,6 @@ func (rs *receivers) handler(i int) http.Handler {
 // verify checks a logout token's RS256 signature against the JWKS, its
 // typ and its back-channel logout event, and returns its sid.
 func (rs *receivers) verify(raw string) (string, error) {
-	if rs.keys == nil {
-		return "", errors.New("no JWKS yet")
-	}
 	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil || len(jws.Signatures) != 1 {
 		return "", errors.New("malformed logout token")
@@ -153,11 +184,11 @@ func (rs *receivers) verify(raw string) (string, error) {
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != "logout+jwt" {
 		return "", fmt.Errorf("logout token typ %q", typ)
 	}
-	keys := rs.keys.Key(h.KeyID)
-	if len(keys) == 0 {
-		return "", fmt.Errorf("unknown key %q", h.KeyID)
+	k, err := rs.key(h.KeyID)
+	if err != nil {
+		return "", err
 	}
-	payload, err := jws.Verify(keys[0])
+	payload, err := jws.Verify(k)
 	if err != nil {
 		return "", errors.New("bad logout token signature")
 	}

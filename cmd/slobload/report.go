@@ -28,7 +28,9 @@ type result struct {
 
 // report collects results and skipped scenarios.
 type report struct {
-	Target   string            `json:"target"`
+	Target string `json:"target"`
+	// Alg is the apps' token signing algorithm ("" for the default).
+	Alg      string            `json:"alg,omitempty"`
 	Started  time.Time         `json:"started"`
 	Short    bool              `json:"short"`
 	Results  []result          `json:"results"`
@@ -75,7 +77,7 @@ func (r *report) writeJSON(w io.Writer) error {
 // writeTable writes the report as an aligned table.
 func (r *report) writeTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "slobload against %s (short=%v)\n\n", r.Target, r.Short)
+	fmt.Fprintf(tw, "slobload against %s (short=%v, alg=%s)\n\n", r.Target, r.Short, cmpOr(r.Alg, "default"))
 	fmt.Fprintln(tw, "SCENARIO\tMETRIC\tVALUE\tUNIT\tTARGET\tMET\tN\tNOTE")
 	for _, x := range r.Results {
 		met := ""
@@ -190,4 +192,11 @@ func (p *progress) draw() {
 	filled := min(width, p.done*width/p.total)
 	fmt.Fprintf(p.w, "\r%-34s [%s%s] %3d%%", p.label, strings.Repeat("#", filled), strings.Repeat(".", width-filled), min(100, p.done*100/p.total))
 	p.drawn = time.Now()
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
