@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -77,7 +78,7 @@ func (r *report) writeJSON(w io.Writer) error {
 // writeTable writes the report as an aligned table.
 func (r *report) writeTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "slobload against %s (short=%v, alg=%s)\n\n", r.Target, r.Short, cmpOr(r.Alg, "default"))
+	fmt.Fprintf(tw, "slobload against %s (short=%v, alg=%s)\n\n", r.Target, r.Short, cmp.Or(r.Alg, "default"))
 	fmt.Fprintln(tw, "SCENARIO\tMETRIC\tVALUE\tUNIT\tTARGET\tMET\tN\tNOTE")
 	for _, x := range r.Results {
 		met := ""
@@ -192,11 +193,4 @@ func (p *progress) draw() {
 	filled := min(width, p.done*width/p.total)
 	fmt.Fprintf(p.w, "\r%-34s [%s%s] %3d%%", p.label, strings.Repeat("#", filled), strings.Repeat(".", width-filled), min(100, p.done*100/p.total))
 	p.drawn = time.Now()
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
