@@ -3,11 +3,12 @@ package slobridge
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -136,14 +137,15 @@ func (e *Engine) Store() store.Store { return e.st }
 // Now returns the engine clock's current time.
 func (e *Engine) Now() time.Time { return e.now() }
 
-// NewID returns a fresh unguessable identifier (128 random bits,
-// base64url without padding).
+// NewID returns a fresh unguessable identifier: 128 random bits in
+// lower-case base32 without padding (26 characters of [a-z2-7]), safe in
+// URLs, cookies, file names and command lines (it never starts with "-").
 func (e *Engine) NewID() string {
 	var b [16]byte
 	if _, err := io.ReadFull(e.rand, b[:]); err != nil {
 		panic(fmt.Sprintf("slobridge: random source failed: %v", err))
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }
 
 // SetNotifier registers the notifier for a participant kind. Call it before
