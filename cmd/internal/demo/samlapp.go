@@ -194,8 +194,15 @@ func (a *SAMLApp) Handler() http.Handler {
 	mux.HandleFunc("POST /logout", a.logout)
 	mux.HandleFunc("GET /saml/metadata", a.metadata)
 	mux.HandleFunc(samlAppPathSLO, a.handleSLO)
-	mux.HandleFunc("POST "+samlAppPathSLOSOAP, a.handleSOAP)
-	mux.HandleFunc("/saml/", func(w http.ResponseWriter, r *http.Request) { a.middleware().ServeHTTP(w, r) })
+	mux.HandleFunc(samlAppPathSLOSOAP, a.handleSOAP)
+	mux.HandleFunc("/saml/", func(w http.ResponseWriter, r *http.Request) {
+		mw := a.middleware()
+		if mw == nil {
+			http.Error(w, "the app is not connected to the bridge yet", http.StatusServiceUnavailable)
+			return
+		}
+		mw.ServeHTTP(w, r)
+	})
 	return mux
 }
 
@@ -436,6 +443,11 @@ func (a *SAMLApp) entityID() string {
 // gone either way, and the bridge may tell the app by both channels.
 func (a *SAMLApp) handleSOAP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "the SOAP binding takes POST only", http.StatusMethodNotAllowed)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxSOAPBody)
 	m, err := bsaml.DecodeSOAP(r, bsaml.Limits{MaxBody: maxSOAPBody})
 	if err != nil {

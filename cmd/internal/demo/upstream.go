@@ -174,7 +174,7 @@ func (u *UpstreamIdP) Handler() http.Handler {
 	mux.Handle("/sso", u.srv)
 	mux.Handle("/login", u.srv)
 	mux.HandleFunc(upstreamPathSLO, u.handleSLO)
-	mux.HandleFunc("POST "+upstreamPathSLOSOAP, u.handleSOAP)
+	mux.HandleFunc(upstreamPathSLOSOAP, u.handleSOAP)
 	mux.HandleFunc("POST /logout", u.startLogout)
 	return mux
 }
@@ -325,6 +325,11 @@ func (u *UpstreamIdP) checkNameID(n bsaml.NameID, bridge string) error {
 // logged out here either way.
 func (u *UpstreamIdP) handleSOAP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "the SOAP binding takes POST only", http.StatusMethodNotAllowed)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxSOAPBody)
 	m, err := bsaml.DecodeSOAP(r, bsaml.Limits{MaxBody: maxSOAPBody})
 	if err != nil {
