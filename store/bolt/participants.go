@@ -3,8 +3,6 @@ package bolt
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -64,18 +62,14 @@ func (db *DB) AddParticipant(ctx context.Context, p store.Participant) (bool, er
 	return added, nil
 }
 
-// encodeParticipant prefixes p's JSON with the next join sequence number of
+// encodeParticipant encodes p with the next join sequence number of
 // bucket pb, which orders a session's participants by join.
 func encodeParticipant(pb *bbolt.Bucket, p store.Participant) ([]byte, error) {
 	seq, err := pb.NextSequence()
 	if err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("encode participant: %w", err)
-	}
-	return append(u64(seq), raw...), nil
+	return encodeParticipantValue(seq, p), nil
 }
 
 // listParticipants returns the participants of a session in join order.
@@ -85,15 +79,13 @@ func listParticipants(tx *bbolt.Tx, sessionID string) ([]store.Participant, erro
 		p   store.Participant
 	}
 	var all []joined
-	err := scanPrefix(tx.Bucket([]byte(bkParticipants)), prefix(sessionID), func(_, v []byte) error {
-		if len(v) < 8 {
-			return fmt.Errorf("participant value too short (%d bytes)", len(v))
+	p := prefix(sessionID)
+	err := scanPrefix(tx.Bucket([]byte(bkParticipants)), p, func(k, v []byte) error {
+		seq, part, err := decodeParticipantValue(sessionID, string(k[len(p):]), v)
+		if err != nil {
+			return err
 		}
-		j := joined{seq: binary.BigEndian.Uint64(v[:8])}
-		if err := json.Unmarshal(v[8:], &j.p); err != nil {
-			return fmt.Errorf("decode participant: %w", err)
-		}
-		all = append(all, j)
+		all = append(all, joined{seq: seq, p: part})
 		return nil
 	})
 	if err != nil {

@@ -50,20 +50,16 @@ func putSession(tx *bbolt.Tx, old *store.Session, s store.Session) error {
 			return err
 		}
 	}
-	return putJSON(tx.Bucket([]byte(bkSessions)), []byte(s.ID), s)
+	return tx.Bucket([]byte(bkSessions)).Put([]byte(s.ID), encodeSession(s))
 }
 
 // getSession loads one session; ErrNotFound when absent.
 func getSession(tx *bbolt.Tx, id string) (store.Session, error) {
-	var s store.Session
-	ok, err := getJSON(tx.Bucket([]byte(bkSessions)), []byte(id), &s)
-	if err != nil {
-		return store.Session{}, err
-	}
-	if !ok {
+	v := tx.Bucket([]byte(bkSessions)).Get([]byte(id))
+	if v == nil {
 		return store.Session{}, fmt.Errorf("session: %w", store.ErrNotFound)
 	}
-	return s, nil
+	return decodeSession(id, v)
 }
 
 // CreateSession stores a new session; ErrAlreadyExists if the ID is taken.
