@@ -189,7 +189,11 @@ func (db *DB) update(ctx context.Context, op string, fn func(tx *bbolt.Tx) error
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bolt: %s: %w", op, err)
 	}
-	if err := db.bolt.Update(fn); err != nil {
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		setFillPercents(tx)
+		return fn(tx)
+	})
+	if err != nil {
 		return fmt.Errorf("bolt: %s: %w", op, dbError(err))
 	}
 	return nil
@@ -209,6 +213,7 @@ func (db *DB) batch(ctx context.Context, op string, fn func(tx *bbolt.Tx) error)
 	var refused error
 	err := db.bolt.Batch(func(tx *bbolt.Tx) error {
 		refused = nil
+		setFillPercents(tx)
 		err := fn(tx)
 		if isRefusal(err) {
 			refused = err
@@ -242,4 +247,30 @@ func dbError(err error) error {
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err
+}
+
+// fillPercents are the bbolt FillPercent of buckets whose keys are mostly
+// appended in order (time-keyed indexes): their pages split 90% full,
+// since few inserts land in a page once it is left behind (the 10% take
+// the keys of concurrent commits that arrive slightly out of order).
+// Other buckets keep bbolt's default (0.5): with keys at random places a
+// high fill percent splits the same page again and again into a full one
+// and a nearly empty one (measured: 21% of the page bytes in use).
+var fillPercents = map[string]float64{
+	bkSessActive: 0.9,
+	bkSessEnded: 0.9,
+	bkLogoutsByTime: 0.9,
+	bkDelDue: 0.9,
+	bkRecordsExp: 0.9,
+	bkReplayExp: 0.9,
+}
+
+// setFillPercents applies fillPercents to the buckets of a write
+// transaction (a bucket's FillPercent lasts as long as the transaction).
+func setFillPercents(tx *bbolt.Tx) {
+	for name, fp := range fillPercents {
+		if b := tx.Bucket([]byte(name)); b != nil {
+			b.FillPercent = fp
+		}
+	}
 }

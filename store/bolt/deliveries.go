@@ -216,6 +216,7 @@ func (db *DB) CompleteAttempt(ctx context.Context, id, owner string, a store.Att
 	var refused error
 	err := db.bolt.Batch(func(tx *bbolt.Tx) error {
 		out, refused = store.Delivery{}, nil
+		setFillPercents(tx)
 		d, err := getDelivery(tx, id)
 		if err != nil {
 			refused = err
