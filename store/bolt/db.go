@@ -257,12 +257,12 @@ func dbError(err error) error {
 // high fill percent splits the same page again and again into a full one
 // and a nearly empty one (measured: 21% of the page bytes in use).
 var fillPercents = map[string]float64{
-	bkSessActive: 0.9,
-	bkSessEnded: 0.9,
+	bkSessActive:    0.9,
+	bkSessEnded:     0.9,
 	bkLogoutsByTime: 0.9,
-	bkDelDue: 0.9,
-	bkRecordsExp: 0.9,
-	bkReplayExp: 0.9,
+	bkDelDue:        0.9,
+	bkRecordsExp:    0.9,
+	bkReplayExp:     0.9,
 }
 
 // setFillPercents applies fillPercents to the buckets of a write
