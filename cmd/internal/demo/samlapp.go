@@ -384,7 +384,7 @@ func (a *SAMLApp) handleSLO(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lr, err := a.v.LogoutRequest(ctx, m, trust, dest)
-	status := bsaml.StatusSuccess
+	status, sub := bsaml.StatusSuccess, ""
 	if err != nil {
 		var se *bsaml.Error
 		if !errors.As(err, &se) {
@@ -392,7 +392,8 @@ func (a *SAMLApp) handleSLO(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "logout request refused", http.StatusBadRequest)
 			return
 		}
-		status = se.Status
+		a.log.WarnContext(ctx, "saml app: LogoutRequest refused", "err", err)
+		status, sub = se.Status, se.SubStatus
 	} else {
 		a.endLogins(lr.NameID, lr.SessionIndexes, EndedBySAMLRequest)
 	}
@@ -401,7 +402,8 @@ func (a *SAMLApp) handleSLO(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	resp := &bsaml.LogoutResponse{ID: id, IssueInstant: time.Now(), Destination: slo, Issuer: a.entityID(), Status: status}
+	resp := &bsaml.LogoutResponse{ID: id, IssueInstant: time.Now(), Destination: slo, Issuer: a.entityID(),
+		Status: status, SubStatus: sub}
 	if lr != nil {
 		resp.InResponseTo = lr.ID
 	} else {
