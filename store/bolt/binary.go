@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/slobridge/slobridge/store"
@@ -22,8 +23,11 @@ import (
 // Encoding of the fields, in order:
 //   - unsigned integers: uvarint; signed: zigzag varint;
 //   - strings: uvarint h then, when h is even, h/2 bytes of the string;
-//     when h is odd, the string is entry h/2 of wellKnown (protocol
-//     constants such as SAML NameID formats and bindings);
+//     when h is 1, two strings follow and the string is the first, the
+//     session ID of the key, then the second (an OIDC front-channel logout
+//     URL carries the sid); when h is odd and above 1, the string is entry
+//     h/2-1 of wellKnown (protocol constants such as SAML NameID formats
+//     and bindings);
 //   - times: uvarint tag 0 (zero time), 1 (seconds follow) or 2 (seconds
 //     and nanoseconds follow), then the zigzag difference in Unix seconds
 //     from a base time and, for tag 2, the zigzag difference in
@@ -84,16 +88,28 @@ var wellKnownIndex = func() map[string]int {
 	return m
 }()
 
-// encoder appends the binary form to b.
-type encoder struct{ b []byte }
+// encoder appends the binary form to b; sid is the session ID of the
+// record's key, spliced out of the strings that contain it.
+type encoder struct {
+	b   []byte
+	sid string
+}
 
 func (e *encoder) uvarint(n uint64) { e.b = binary.AppendUvarint(e.b, n) }
 func (e *encoder) varint(n int64)   { e.b = binary.AppendVarint(e.b, n) }
 
 func (e *encoder) str(s string) {
 	if i, ok := wellKnownIndex[s]; ok {
-		e.uvarint(uint64(i)<<1 | 1)
+		e.uvarint(uint64(i+1)<<1 | 1)
 		return
+	}
+	if e.sid != "" {
+		if before, after, ok := strings.Cut(s, e.sid); ok {
+			e.uvarint(1)
+			e.str(before)
+			e.str(after)
+			return
+		}
 	}
 	e.uvarint(uint64(len(s)) << 1)
 	e.b = append(e.b, s...)
@@ -158,9 +174,11 @@ func (e *encoder) nameID(n store.NameID) {
 var errTruncated = errors.New("value truncated")
 
 // decoder reads the binary form; the first error sticks and later reads
-// return zero values. Strings are copied out of b.
+// return zero values. Strings are copied out of b. sid is the session ID
+// of the record's key.
 type decoder struct {
 	b   []byte
+	sid string
 	err error
 }
 
@@ -212,8 +230,12 @@ func (d *decoder) str() string {
 	if d.err != nil {
 		return ""
 	}
+	if h == 1 {
+		before := d.str()
+		return before + d.sid + d.str()
+	}
 	if h&1 == 1 {
-		i := h >> 1
+		i := h>>1 - 1
 		if i >= uint64(len(wellKnown)) {
 			d.fail(fmt.Errorf("unknown string reference %d", i))
 			return ""
@@ -318,7 +340,7 @@ func (d *decoder) end() error {
 
 // encodeSession returns the stored form of s (its ID is the key).
 func encodeSession(s store.Session) []byte {
-	e := encoder{b: make([]byte, 0, 256)}
+	e := encoder{b: make([]byte, 0, 256), sid: s.ID}
 	e.b = append(e.b, formatV1)
 	e.str(s.UserID)
 	e.login(s.UpstreamLogin())
@@ -353,7 +375,7 @@ func decodeSession(id string, v []byte) (store.Session, error) {
 	default:
 		return store.Session{}, fmt.Errorf("decode session: unknown format version %d", v[0])
 	}
-	d := decoder{b: v[1:]}
+	d := decoder{b: v[1:], sid: id}
 	s.ID = id
 	s.UserID = d.str()
 	l := d.login()
@@ -379,7 +401,7 @@ func decodeSession(id string, v []byte) (store.Session, error) {
 // encodeParticipantValue returns the stored form of p with its join
 // sequence number (its SessionID and Key are the key).
 func encodeParticipantValue(seq uint64, p store.Participant) []byte {
-	e := encoder{b: make([]byte, 0, 192)}
+	e := encoder{b: make([]byte, 0, 192), sid: p.SessionID}
 	e.b = append(e.b, formatV1)
 	e.uvarint(seq)
 	if p.Kind != "" && p.Key == p.Kind+":"+p.AppID {
@@ -413,7 +435,7 @@ func decodeParticipantValue(sessionID, pkey string, v []byte) (uint64, store.Par
 	if len(v) == 0 || v[0] != formatV1 {
 		return 0, p, fmt.Errorf("decode participant: unknown format (%d bytes)", len(v))
 	}
-	d := decoder{b: v[1:]}
+	d := decoder{b: v[1:], sid: sessionID}
 	seq := d.uvarint()
 	p.SessionID, p.Key = sessionID, pkey
 	if n := d.uvarint(); n > 0 {

@@ -46,6 +46,8 @@ func TestSessionFormatRoundTrip(t *testing.T) {
 		s    store.Session
 	}{
 		{"minimal", store.Session{ID: "m", UserID: "u"}},
+		{"session ID inside strings", store.Session{ID: "sid-9", UserID: "sid-9", SessionIndex: "_sid-9_",
+			Attributes: map[string][]string{"sid-9": {"a sid-9 b sid-9"}}}},
 		{"saml login", base},
 		{"ended with prior logins", ended},
 	}
@@ -100,6 +102,9 @@ func TestParticipantFormatRoundTrip(t *testing.T) {
 		{"kind with a colon", store.Participant{SessionID: "s", Key: "a:b:c", Kind: "a:b", AppID: "c", JoinedAt: formatTimes[2]}},
 		{"key not kind:app", store.Participant{SessionID: "s", Key: "custom", Kind: "http", AppID: "app", JoinedAt: formatTimes[3]}},
 		{"empty kind", store.Participant{SessionID: "s", Key: ":x", AppID: "x"}},
+		{"session ID inside strings", store.Participant{SessionID: "sid-7", Key: "oidc:wiki", Kind: "oidc", AppID: "wiki",
+			Channels: store.ChannelFront, FrontChannelURL: "https://wiki/fcl?sid=sid-7&again=sid-7sid-7",
+			Data: map[string]string{"sid-7": "sid-7", "x": "prefix-sid-7"}}},
 		{"far times", store.Participant{SessionID: "s", Key: "k", Kind: "k2", JoinedAt: formatTimes[6]}},
 	}
 	for i, tt := range tests {
@@ -144,7 +149,7 @@ func TestFormatRejectsBadValues(t *testing.T) {
 			e := encoder{b: []byte{formatV1}}
 			e.uvarint(1)
 			e.uvarint(0)
-			e.uvarint(uint64(len(wellKnown))<<1 | 1)
+			e.uvarint(uint64(len(wellKnown)+1)<<1 | 1)
 			_, _, err := decodeParticipantValue("s", "k", e.b)
 			return err
 		}, "unknown string reference"},
@@ -246,8 +251,9 @@ func TestFormatSmallerThanJSON(t *testing.T) {
 		Attributes:   map[string][]string{"email": {"user-00000001@example.com"}, "name": {"Test User 1"}, "groups": {"staff", "engineering"}},
 		AuthTime:     now, CreatedAt: now, ExpiresAt: now.Add(8 * time.Hour)}
 	p := store.Participant{SessionID: s.ID, Key: "oidc:crm", Kind: "oidc", AppID: "crm", Name: "CRM",
-		Channels: store.ChannelBack, BackChannelURL: "https://crm.example.com/oidc/backchannel-logout",
-		Data: map[string]string{"backchannel_sid_required": "true", "sub": s.UserID, "alg": "RS256"}, JoinedAt: now}
+		Channels: store.ChannelBack | store.ChannelFront, BackChannelURL: "https://crm.example.com/oidc/backchannel-logout",
+		FrontChannelURL: "https://crm.example.com/oidc/frontchannel-logout?iss=https%3A%2F%2Fsso.example.com&sid=" + s.ID,
+		Data:            map[string]string{"backchannel_sid_required": "true", "sub": s.UserID, "alg": "RS256"}, JoinedAt: now}
 	sj, _ := json.Marshal(s)
 	pj, _ := json.Marshal(p)
 	sb, pb := encodeSession(s), encodeParticipantValue(1, p)
