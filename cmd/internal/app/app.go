@@ -36,6 +36,9 @@ type App struct {
 	ssf      *ssf.Transmitter
 	samlIdP  *idp.IdP
 	samlSP   *sp.SP
+	// backChannel sends every server-to-server logout message (OIDC
+	// logout tokens, SETs, SAML SOAP): no redirects, checked addresses.
+	backChannel *http.Client
 	// httpMetrics counts requests by route.
 	httpMetrics *httpMetrics
 	// adminHandler serves admin.listen, nil when the admin API shares
@@ -103,6 +106,7 @@ func (a *App) build(ctx context.Context) error {
 	client := slobridge.NewBackChannelClient(slobridge.ClientOptions{
 		AllowLoopback: cfg.Delivery.AllowLoopback, AllowPrivate: cfg.Delivery.AllowPrivate,
 	})
+	a.backChannel = client
 	a.eng.SetNotifier("http", &slobridge.HTTPNotifier{Client: client})
 	if err := a.registerReceivers(ctx); err != nil {
 		return err
@@ -288,6 +292,9 @@ func (a *App) buildSAMLSP(ctx context.Context, cookies slobridge.SessionCookies)
 		return nil, fmt.Errorf("app: saml.sp: %w", err)
 	}
 	opts.Engine, opts.Cookies, opts.BaseURL, opts.Logger = a.eng, cookies, a.BaseURL(), a.log
+	// SOAP logouts to the upstream go through the back-channel client,
+	// like every other server-to-server logout message.
+	opts.BackChannelClient = a.backChannel
 	up, err := sp.New(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("app: saml.sp: %w", err)
