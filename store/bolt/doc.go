@@ -7,12 +7,12 @@
 // buckets whose keys carry everything a scan needs and whose values are
 // empty:
 //
-//	sessions            id → session (JSON)
+//	sessions            id → session (binary, see below)
 //	sessions_by_user    userID 0x00 createdAt id
 //	sessions_by_nameid  upstream 0x00 nameID 0x00 createdAt id
 //	sessions_active     expiresAt id   (active sessions, for counts and sweeps)
 //	sessions_ended      endedAt id     (ended sessions, for sweeps)
-//	participants        sessionID 0x00 key → join sequence + participant
+//	participants        sessionID 0x00 key → participant with its join sequence (binary)
 //	logouts             id → logout; logouts_by_user (userID 0x00 createdAt id),
 //	                    logouts_by_time (createdAt id)
 //	deliveries          id → delivery; deliveries_by_logout (logoutID 0x00 n → id),
@@ -23,7 +23,21 @@
 //	clients, keys       id → value
 //
 // Times in keys are 8-byte big-endian Unix nanoseconds with the sign bit
-// flipped, so byte order is time order. IDs, namespaces and user IDs may not
+// flipped, so byte order is time order. The index buckets keyed by time
+// (sessions_active, sessions_ended, logouts_by_time, deliveries_due,
+// records_exp, replay_exp) are appended to nearly in order and split their
+// pages 90% full (bbolt FillPercent); the others keep bbolt's 50%.
+//
+// # Value formats
+//
+// Sessions and participants, written at every login, are stored in a
+// compact binary form whose first byte is its version (0x01; see
+// binary.go): strings with a length prefix or as a reference to a table of
+// protocol constants, times as differences in seconds, maps in key order,
+// and nothing the key already holds (the session ID, a participant's
+// session ID and key, and its kind and app ID when the key is kind:appID).
+// Values an earlier build wrote as JSON still decode and are rewritten in
+// the binary form when next written. The other records are JSON. IDs, namespaces and user IDs may not
 // contain the byte 0x00 (it separates key parts); such input is refused with
 // store.ErrInvalid.
 //
