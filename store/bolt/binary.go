@@ -17,8 +17,8 @@ import (
 // are stored in a small versioned binary form rather than JSON: the first
 // byte of the value is the format version (formatV1). Values written by
 // earlier builds as JSON (a session value starting with '{'; a participant
-// value of an 8-byte join sequence followed by JSON) still decode, and are
-// rewritten in the binary form the next time they are written.
+// value of an 8-byte join sequence followed by JSON) still decode; a
+// session is rewritten in the binary form when it next changes.
 //
 // Encoding of the fields, in order:
 //   - unsigned integers: uvarint; signed: zigzag varint;

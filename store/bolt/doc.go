@@ -36,8 +36,9 @@
 // protocol constants, times as differences in seconds, maps in key order,
 // and nothing the key already holds (the session ID, a participant's
 // session ID and key, and its kind and app ID when the key is kind:appID).
-// Values an earlier build wrote as JSON still decode and are rewritten in
-// the binary form when next written. The other records are JSON. IDs, namespaces and user IDs may not
+// Values an earlier build wrote as JSON still decode; such a session is
+// rewritten in the binary form when it next changes (participants never
+// change, so theirs stay JSON until swept). The other records are JSON. IDs, namespaces and user IDs may not
 // contain the byte 0x00 (it separates key parts); such input is refused with
 // store.ErrInvalid.
 //
