@@ -266,14 +266,83 @@ func cmpOr(a, b string) string {
 // LogoutPageCSP is the Content-Security-Policy of the logout page: nothing
 // but the participants' origins may be framed, only the page's own
 // nonce-bearing script and style apply, and the script may only connect
-// back to the bridge (its event stream).
-func LogoutPageCSP(nonce string, frameOrigins []string) string {
+// back to the bridge (its event stream). The page itself may be framed
+// only by the ancestors given (bare http(s) origins; others are dropped),
+// and by nobody ('none') when none are.
+func LogoutPageCSP(nonce string, frameOrigins []string, ancestors ...string) string {
 	fs := "'none'"
 	if len(frameOrigins) > 0 {
 		fs = strings.Join(frameOrigins, " ")
 	}
+	fa := "'none'"
+	var ok []string
+	for _, o := range ancestors {
+		if validOrigin(o) && !slices.Contains(ok, o) {
+			ok = append(ok, o)
+		}
+	}
+	if len(ok) > 0 {
+		fa = strings.Join(ok, " ")
+	}
 	return "default-src 'none'; connect-src 'self'; script-src 'nonce-" + nonce + "'; style-src 'nonce-" + nonce +
-		"'; frame-src " + fs + "; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+		"'; frame-src " + fs + "; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors " + fa
+}
+
+// FrameAncestorsNamespace is the store.Record namespace of the origins
+// allowed to frame the pages of a logout, keyed by logout ID.
+const FrameAncestorsNamespace = "logout-frame-ancestors"
+
+// SaveFrameAncestors records, until expires, the origins (bare http(s)
+// origins; others are dropped) that may frame the pages of logout
+// logoutID: the upstream IdP that started it with a front-channel
+// LogoutRequest, which Shibboleth IdP, SimpleSAMLphp and others send from
+// an iframe of their own logout page. The logout page, and the protocol
+// pages it frames, then allow those origins in frame-ancestors for that
+// logout only; every other logout keeps 'none'. (A downstream SP's or
+// RP's logout is a top-level navigation — SAML Profiles §4.4.3.1, OIDC
+// RP-Initiated Logout — so nothing records ancestors for it.)
+func SaveFrameAncestors(ctx context.Context, st store.Store, logoutID string, origins []string, expires time.Time) error {
+	var ok []string
+	for _, o := range origins {
+		if validOrigin(o) && !slices.Contains(ok, o) {
+			ok = append(ok, o)
+		}
+	}
+	if len(ok) == 0 {
+		return nil
+	}
+	val, err := json.Marshal(ok)
+	if err != nil {
+		return fmt.Errorf("slobridge: encode frame ancestors: %w", err)
+	}
+	if err := st.PutRecord(ctx, store.Record{Namespace: FrameAncestorsNamespace, Key: logoutID, Value: val, ExpiresAt: expires}); err != nil {
+		return fmt.Errorf("slobridge: store frame ancestors: %w", err)
+	}
+	return nil
+}
+
+// FrameAncestors returns the origins SaveFrameAncestors recorded for
+// logout logoutID (nil when none, expired or unreadable: the page is then
+// not framable).
+func FrameAncestors(ctx context.Context, st store.Store, logoutID string, now time.Time) []string {
+	rec, err := st.GetRecord(ctx, FrameAncestorsNamespace, logoutID, now)
+	if err != nil {
+		return nil
+	}
+	var origins []string
+	if json.Unmarshal(rec.Value, &origins) != nil {
+		return nil
+	}
+	return slices.DeleteFunc(origins, func(o string) bool { return !validOrigin(o) })
+}
+
+// frameAncestors returns the origins allowed to frame the pages of lo:
+// only a logout the upstream started can have any.
+func (lp *LogoutPage) frameAncestors(ctx context.Context, lo store.Logout) []string {
+	if lo.Initiator.Kind != store.InitiatorUpstream {
+		return nil
+	}
+	return FrameAncestors(ctx, lp.opts.Engine.Store(), lo.ID, lp.opts.Engine.Now())
 }
 
 // logoutID reads and bounds the logout ID path parameter.
@@ -340,7 +409,7 @@ func (lp *LogoutPage) handlePage(c *gin.Context) {
 			data.Refresh = int((lp.opts.FrontChannelWait + time.Second - 1) / time.Second)
 		}
 	}
-	lp.render(c, data, origins)
+	lp.render(c, data, origins, lp.frameAncestors(ctx, lo)...)
 }
 
 // finalSummary says how the fan-out ended.
@@ -355,7 +424,7 @@ func finalSummary(v statusView) (string, string) {
 }
 
 // render writes the status page with a fresh CSP nonce.
-func (lp *LogoutPage) render(c *gin.Context, data pageData, frameOrigins []string) {
+func (lp *LogoutPage) render(c *gin.Context, data pageData, frameOrigins []string, ancestors ...string) {
 	var nb [18]byte
 	if _, err := io.ReadFull(lp.opts.Rand, nb[:]); err != nil {
 		lp.plain(c, http.StatusInternalServerError, "Internal error.")
@@ -364,7 +433,7 @@ func (lp *LogoutPage) render(c *gin.Context, data pageData, frameOrigins []strin
 	data.Nonce = base64.RawURLEncoding.EncodeToString(nb[:])
 	h := c.Writer.Header()
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", LogoutPageCSP(data.Nonce, frameOrigins))
+	h.Set("Content-Security-Policy", LogoutPageCSP(data.Nonce, frameOrigins, ancestors...))
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Type", "text/html; charset=utf-8")
@@ -529,7 +598,7 @@ func (lp *LogoutPage) handleDone(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, ret.RedirectURI)
 		return
 	}
-	v, _, err := lp.view(ctx, id, true)
+	v, lo, err := lp.view(ctx, id, true)
 	if err != nil {
 		RenderLoggedOut(c.Writer, ret.UILocales)
 		return
@@ -541,7 +610,7 @@ func (lp *LogoutPage) handleDone(c *gin.Context) {
 	}
 	summary, class := finalSummary(v)
 	lp.render(c, pageData{Title: "Logged out", View: v, Finished: true,
-		Summary: "You are logged out of the bridge. " + summary, SummaryClass: class}, nil)
+		Summary: "You are logged out of the bridge. " + summary, SummaryClass: class}, nil, lp.frameAncestors(ctx, lo)...)
 }
 
 func (lp *LogoutPage) plain(c *gin.Context, status int, msg string) {

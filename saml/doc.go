@@ -17,10 +17,11 @@
 // validator returns:
 //
 //	m, err := saml.ReadHTTP(r, saml.Limits{})        // or DecodeRedirect / DecodePOST / DecodeSOAP
-//	// err: HTTP 400 (a SOAP fault for SOAP); nothing else happens.
+//	// err: HTTP 400 (for SOAP a fault, with HTTP 500: SOAP 1.1 §6.2); nothing else happens.
 //	peer := lookup(m.UnverifiedIssuer())              // the sender's saml.Trust from its metadata
 //	req, err := v.LogoutRequest(ctx, m, peer, ourEndpointURL)
-//	// errors.Is(err, saml.ErrMalformed|saml.ErrSignature): HTTP 400, no SAML answer.
+//	// errors.Is(err, saml.ErrMalformed|saml.ErrSignature): HTTP 400, no SAML answer
+//	// (SOAP: Requester/RequestDenied when the peer and m.UnverifiedLogoutRequestID are known).
 //	// *saml.Error: answer a LogoutResponse with saml.StatusOf(err).
 //
 // Decoders cap sizes before anything else (Limits: the query or body, and

@@ -86,6 +86,24 @@ func (m *Message) IsRequest() bool { return m.Param == ParamRequest }
 // "LogoutResponse", "AuthnRequest" ...).
 func (m *Message) Name() string { return m.doc.Root().Tag }
 
+// UnverifiedLogoutRequestID returns the ID attribute of the message when
+// it is a samlp:LogoutRequest with a usable ID (an xs:ID: non-empty, at
+// most 256 bytes, no whitespace), else "". A SOAP endpoint uses it to
+// answer a request it refuses (bad signature, replay) with a LogoutResponse
+// whose InResponseTo names it, instead of a SOAP fault; nothing else may
+// be decided on it.
+func (m *Message) UnverifiedLogoutRequestID() string {
+	root := m.doc.Root()
+	if !is(root, NSProtocol, "LogoutRequest") {
+		return ""
+	}
+	id := root.SelectAttrValue("ID", "")
+	if id == "" || len(id) > 256 || strings.ContainsAny(id, " \t\r\n") {
+		return ""
+	}
+	return id
+}
+
 // UnverifiedIssuer returns the text of the message's <Issuer> so that the
 // receiver can look up the sender's keys. Nothing may be decided on it
 // before the message is verified.

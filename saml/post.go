@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/beevik/etree"
 )
@@ -86,6 +88,14 @@ func POSTValue(el *etree.Element) (string, error) {
 // endpoint by the HTTP-POST binding (Bindings §3.5.4). The page's CSP
 // allows only its own nonce-bearing script and a form post to endpoint.
 func WritePOSTForm(w http.ResponseWriter, endpoint, param string, el *etree.Element, relayState string) error {
+	return WritePOSTFormFramed(w, endpoint, param, el, relayState, nil)
+}
+
+// WritePOSTFormFramed is WritePOSTForm for a page that may render inside
+// an iframe of the given origins (frame-ancestors; 'none' when empty): the
+// LogoutResponse to an IdP that propagates logout in iframes of its own
+// page. Only bare http(s) origins are kept.
+func WritePOSTFormFramed(w http.ResponseWriter, endpoint, param string, el *etree.Element, relayState string, frameAncestors []string) error {
 	if len(relayState) > MaxRelayStateEcho {
 		return errors.New("saml: RelayState too long")
 	}
@@ -105,7 +115,7 @@ func WritePOSTForm(w http.ResponseWriter, endpoint, param string, el *etree.Elem
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	NoCache(h)
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action "+u.Scheme+"://"+u.Host+"; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action "+u.Scheme+"://"+u.Host+"; base-uri 'none'; frame-ancestors "+ancestorList(frameAncestors))
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(http.StatusOK)
 	return postForm.Execute(w, struct {
@@ -121,4 +131,31 @@ func WritePOSTForm(w http.ResponseWriter, endpoint, param string, el *etree.Elem
 func NoCache(h http.Header) {
 	h.Set("Cache-Control", "no-cache, no-store")
 	h.Set("Pragma", "no-cache")
+}
+
+// ancestorList is a CSP frame-ancestors source list: the distinct bare
+// http(s) origins of origins, or 'none'.
+func ancestorList(origins []string) string {
+	var out []string
+	for _, o := range origins {
+		if Origin(o) == o && o != "" && !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	if len(out) == 0 {
+		return "'none'"
+	}
+	return strings.Join(out, " ")
+}
+
+// Origin returns the origin (scheme://host[:port]) of an absolute http(s)
+// URL, or "" for anything else (relative, other schemes, no host, a host
+// with characters no origin has).
+func Origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		strings.ContainsAny(u.Host, "*;',\" \t") {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }

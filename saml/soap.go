@@ -144,8 +144,15 @@ func WriteSOAP(w http.ResponseWriter, el *etree.Element) error {
 	return err
 }
 
-// WriteSOAPFault answers a SOAP request with a fault and HTTP 500 (SOAP 1.1
-// §6.2) — or 400 when status is 400, for input that is not SOAP at all.
+// WriteSOAPFault answers a SOAP request with a fault, as text/xml, with
+// HTTP status. SOAP 1.1 §6.2 requires 500 Internal Server Error for every
+// fault, Client faults included, and SOAP clients (Shibboleth's
+// xmltooling, gSOAP, JAX-WS) parse a fault only from a 500 answer: the
+// bridge's endpoints always pass http.StatusInternalServerError. A request
+// that can be answered in SAML (a LogoutRequest from a known peer, with an
+// ID, refused for its signature or content) gets a LogoutResponse with a
+// Requester status in a 200 envelope instead (Bindings §3.2.3.1, Core
+// §3.2.2.2), never a fault.
 func WriteSOAPFault(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	NoCache(w.Header())

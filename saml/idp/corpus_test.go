@@ -7,13 +7,16 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha1"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"io"
 	mrand "math/rand/v2"
+	"mime"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -52,7 +55,8 @@ type corpusCase struct {
 	// file, when set, reuses another case's payload (a replay).
 	file string
 	// status is the expected SAML top-level and second-level status; when
-	// empty the answer must be HTTP 400 without a SAML response.
+	// empty the answer must be HTTP 400 without a SAML response, or, for
+	// "soap", a SOAP fault with HTTP 500 (SOAP 1.1 §6.2).
 	status, sub string
 }
 
@@ -291,7 +295,9 @@ func corpusCases() []corpusCase {
 					r.SessionIndexes = []string{"not-a-session-index-of-ours"}
 				})))
 			}},
-		{name: "soap-unsigned", kind: "soap", build: func(c *corpusWorld) []byte {
+		// An unsigned SOAP request from a registered SP with an ID is
+		// answered in SAML (Bindings §3.2.3.1), not with a fault.
+		{name: "soap-unsigned", kind: "soap", status: bsaml.StatusRequester, sub: bsaml.StatusRequestDenied, build: func(c *corpusWorld) []byte {
 			return soapOf(c.logoutRequest("_s-unsigned", func(r *bsaml.LogoutRequest) { r.Destination = corpusBase + PathSLOSOAP }))
 		}},
 		{name: "response-wrong-inresponseto", kind: "post", build: func(c *corpusWorld) []byte {
@@ -384,6 +390,17 @@ func samlStatus(t *testing.T, resp *http.Response, body []byte) (string, string)
 			t.Fatalf("decode redirect answer: %v", err)
 		}
 		x = m.XML
+	case resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/xml"):
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "text/xml")
+		m, err := bsaml.DecodeSOAP(r, bsaml.Limits{})
+		if err != nil {
+			t.Fatalf("decode SOAP answer: %v", err)
+		}
+		if _, err := bsaml.Verify(m, bsaml.Trust{Certs: []*x509.Certificate{testSigner(t, "idp").Cert}}); err != nil {
+			t.Fatalf("SOAP LogoutResponse signature: %v", err)
+		}
+		x = m.XML
 	case resp.StatusCode == http.StatusOK:
 		_, form, err := parseForm(string(body))
 		if err != nil {
@@ -458,15 +475,27 @@ func TestNegativeCorpus(t *testing.T) {
 			resp := send(t, b.srv.URL, tc.kind, corpusPayload(t, w, tc))
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if tc.status == "" {
+			switch {
+			case tc.status == "" && tc.kind == "soap":
+				if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode != http.StatusInternalServerError || mt != "text/xml" {
+					t.Fatalf("HTTP %d %q, want a SOAP fault with 500 text/xml; body %.300s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+				}
+				r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+				r.Header.Set("Content-Type", "text/xml")
+				if _, err := bsaml.DecodeSOAP(r, bsaml.Limits{}); !errors.Is(err, bsaml.ErrSOAPFault) {
+					t.Fatalf("not a SOAP fault (%v): %.300s", err, body)
+				}
+			case tc.status == "":
 				if resp.StatusCode != http.StatusBadRequest {
 					t.Fatalf("HTTP %d, want 400; body %.300s", resp.StatusCode, body)
 				}
 				if strings.Contains(string(body), "SAMLResponse") {
 					t.Fatalf("a SAML response was sent to an unauthenticated sender")
 				}
-			} else if st, sub := samlStatus(t, resp, body); st != tc.status || sub != tc.sub {
-				t.Fatalf("status %s / %s, want %s / %s", st, sub, tc.status, tc.sub)
+			default:
+				if st, sub := samlStatus(t, resp, body); st != tc.status || sub != tc.sub {
+					t.Fatalf("status %s / %s, want %s / %s", st, sub, tc.status, tc.sub)
+				}
 			}
 			checkUnchanged(t, b, s.ID)
 		})

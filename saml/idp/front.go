@@ -14,6 +14,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/gin-gonic/gin"
 
+	"github.com/slobridge/slobridge"
 	bsaml "github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/store"
 )
@@ -163,7 +164,15 @@ func (idp *IdP) writeFrontRequest(w http.ResponseWriter, r *http.Request, lo sto
 	case chain:
 		err = bsaml.WritePOSTForm(w, loc, bsaml.ParamRequest, el, "")
 	default:
-		err = writeFramedPOST(w, loc, bsaml.ParamRequest, el, nonce)
+		// The logout page may itself be framed by the upstream IdP that
+		// started the logout (slobridge.SaveFrameAncestors);
+		// frame-ancestors is checked against every ancestor, so that IdP
+		// must be allowed here too.
+		var up []string
+		if lo.Initiator.Kind == store.InitiatorUpstream {
+			up = slobridge.FrameAncestors(ctx, idp.st, lo.ID, idp.now())
+		}
+		err = writeFramedPOST(w, loc, bsaml.ParamRequest, el, nonce, up)
 	}
 	if err != nil {
 		idp.log.ErrorContext(ctx, "write front-channel logout form", "participant", p.Key, "error", err)
@@ -184,9 +193,10 @@ var framedPOST = template.Must(template.New("framed").Parse(`<!doctype html>
 </body></html>`))
 
 // writeFramedPOST writes the HTTP-POST form of a signed message for an
-// iframe of the bridge's logout page: only the bridge may frame it, and
-// the form may only post to the SP's endpoint.
-func writeFramedPOST(w http.ResponseWriter, endpoint, param string, el *etree.Element, n string) error {
+// iframe of the bridge's logout page: only the bridge (and the origins of
+// upstream, the IdP that frames the logout page, when it does) may frame
+// it, and the form may only post to the SP's endpoint.
+func writeFramedPOST(w http.ResponseWriter, endpoint, param string, el *etree.Element, n string, upstream []string) error {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return errors.New("saml idp: SLO endpoint is not an absolute http(s) URL")
@@ -199,7 +209,7 @@ func writeFramedPOST(w http.ResponseWriter, endpoint, param string, el *etree.El
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	bsaml.NoCache(h)
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+n+"'; form-action "+u.Scheme+"://"+u.Host+
-		"; base-uri 'none'; frame-ancestors 'self'")
+		"; base-uri 'none'; frame-ancestors 'self'"+ancestors(upstream))
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(http.StatusOK)
 	return framedPOST.Execute(w, struct {
@@ -352,4 +362,16 @@ func (idp *IdP) NextTopLevel(w http.ResponseWriter, r *http.Request, lo store.Lo
 		return false, err
 	}
 	return true, nil
+}
+
+// ancestors is the " origin ..." suffix of a frame-ancestors list for
+// origins (bare http(s) origins only).
+func ancestors(origins []string) string {
+	var b strings.Builder
+	for _, o := range origins {
+		if o != "" && bsaml.Origin(o) == o {
+			b.WriteString(" " + o)
+		}
+	}
+	return b.String()
 }

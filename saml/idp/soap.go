@@ -17,8 +17,11 @@ import (
 // waits (up to SOAPLogoutWait) for the back-channel deliveries to the
 // other participants, and answers a signed LogoutResponse: Success, or
 // Success/PartialLogout when a participant was not reached (front-channel
-// participants never are: there is no browser). A message that cannot be
-// authenticated gets a SOAP fault.
+// participants never are: there is no browser). A LogoutRequest from a
+// registered SP with a readable ID that is refused (signature, Destination,
+// replay, unknown principal) gets a signed LogoutResponse with a Requester
+// status in a 200 envelope; only what cannot be answered in SAML gets a
+// SOAP fault, with HTTP 500 (SOAP 1.1 §6.2).
 func (idp *IdP) handleSOAP(c *gin.Context) {
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes)
 	ctx := c.Request.Context()
@@ -52,6 +55,12 @@ func (idp *IdP) handleSOAP(c *gin.Context) {
 	case sp != nil && errors.As(err, &se):
 		idp.log.WarnContext(ctx, "saml soap logout request refused", "sp", sp.EntityID, "status", se.Status, "sub_status", se.SubStatus, "error", err)
 		idp.answerSOAP(c, sp, m.Root().SelectAttrValue("ID", ""), se.Status, se.SubStatus)
+	case sp != nil && m.UnverifiedLogoutRequestID() != "" && httpStatus(err) == http.StatusBadRequest:
+		// Not authenticated or not valid (bad or missing signature,
+		// Destination, replay): nothing was done, and a SAML answer says so
+		// (Bindings §3.2.3.1) rather than a SOAP fault.
+		idp.log.WarnContext(ctx, "saml soap logout request refused", "sp", sp.EntityID, "error", err)
+		idp.answerSOAP(c, sp, m.UnverifiedLogoutRequestID(), bsaml.StatusRequester, bsaml.StatusRequestDenied)
 	case sp != nil && lr != nil:
 		// Authenticated and valid, but the bridge failed: a SAML-level
 		// error, answered in SAML (Bindings §3.2.3.1), not a SOAP fault.
@@ -138,14 +147,14 @@ func (idp *IdP) answerSOAP(c *gin.Context, sp *SP, inResponseTo, status, sub str
 	}
 }
 
-// soapFault answers a SOAP request that cannot get a SAML answer: a
-// Client fault with HTTP 400 for what the sender got wrong, a Server fault
-// with HTTP 500 for our failures (SOAP 1.1 §4.4, §6.2).
+// soapFault answers a SOAP request that cannot get a SAML answer (not
+// SOAP, not a LogoutRequest, unknown SP, no ID, our own failure): a Client
+// fault for what the sender got wrong, a Server fault for our failures,
+// both with HTTP 500 as SOAP 1.1 §6.2 requires.
 func (idp *IdP) soapFault(c *gin.Context, err error) {
-	st := httpStatus(err)
-	if st < 500 {
+	if httpStatus(err) < 500 {
 		idp.log.WarnContext(c.Request.Context(), "saml soap request refused", "error", err)
-		bsaml.WriteSOAPFault(c.Writer, http.StatusBadRequest, "Client", "the SAML message is not valid")
+		bsaml.WriteSOAPFault(c.Writer, http.StatusInternalServerError, "Client", "the SAML message is not valid")
 		return
 	}
 	idp.log.ErrorContext(c.Request.Context(), "saml soap request failed", "error", err)

@@ -44,8 +44,25 @@
 // a participant could not be logged out — for SOAP once the back-channel
 // deliveries are final or SOAPLogoutWait passed, for a browser after the
 // logout page. A refused request gets Requester (RequestDenied,
-// UnknownPrincipal ...) when its signature verified, else HTTP 400 (a SOAP
-// fault for SOAP) and no SAML answer.
+// UnknownPrincipal ...) when its signature verified, else HTTP 400 and no
+// SAML answer. On the SOAP endpoint every request from a configured IdP
+// whose ID can be read is answered in SAML (Requester/RequestDenied for a
+// bad signature); only what cannot be (not SOAP, unknown issuer) gets a
+// SOAP fault, with HTTP 500 as SOAP 1.1 §6.2 requires.
+//
+// Framing: IdPs such as Shibboleth and SimpleSAMLphp propagate a logout
+// to their SPs in iframes of their own logout page. For a logout that an
+// upstream started by a front-channel LogoutRequest, the SP therefore
+// records (slobridge.SaveFrameAncestors) the origins of that IdP's
+// front-channel SLO endpoints (from its metadata): the logout page, the
+// SAML IdP's framed LogoutRequest forms to downstream SPs, and the
+// LogoutResponse form that answers the IdP may be framed by those origins
+// and by nobody else. Every other logout page keeps
+// frame-ancestors 'none': a downstream SP's LogoutRequest is a top-level
+// navigation (Profiles §4.4.3.1 has the SP redirect the user agent to the
+// IdP and expect it back; crewjam samlsp, gosaml2, Shibboleth SP and
+// SimpleSAMLphp all do so), so framing there would only widen the
+// clickjacking surface of a page with a Continue step.
 //
 // Logout toward the upstream (slobridge.UpstreamLogout): StartLogout sends
 // the browser to the IdP with a signed LogoutRequest carrying the

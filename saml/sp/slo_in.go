@@ -137,6 +137,12 @@ func (sp *SP) handleSLO(c *gin.Context) {
 		err = slobridge.SaveLogoutReturn(ctx, sp.opts.Engine.Store(), a.lo.ID,
 			slobridge.LogoutReturn{RedirectURI: sp.url(PathSLOComplete + "/" + a.lo.ID)}, sp.opts.Engine.Now().Add(stateTTL))
 	}
+	if err == nil {
+		// The IdP may have sent this request from an iframe of its logout
+		// page (Shibboleth IdP does): the bridge's pages of this logout may
+		// render there.
+		err = slobridge.SaveFrameAncestors(ctx, sp.opts.Engine.Store(), a.lo.ID, a.up.frameOrigins(), sp.opts.Engine.Now().Add(stateTTL))
+	}
 	if err != nil {
 		sp.log.ErrorContext(ctx, "remember upstream LogoutRequest", "logout_id", a.lo.ID, "error", err)
 		sp.answerFront(c, a.up, m.Binding, a.req.ID, m.RelayState, saml.StatusSuccess, saml.StatusPartialLogout)
@@ -176,6 +182,15 @@ func (sp *SP) handleSLOComplete(c *gin.Context) {
 // answer waits until the back-channel deliveries are final or
 // SOAPLogoutWait has passed. Participants that can only be reached through
 // a browser count as not logged out (PartialLogout).
+//
+// A LogoutRequest from a configured upstream whose ID can be read is
+// always answered in SAML, in a 200 envelope: a refused one (bad or
+// missing signature, expired, replayed, unknown principal) with a signed
+// LogoutResponse carrying a Requester status, so that the IdP records a
+// definite refusal (Bindings §3.2.3.1). Only what cannot be answered in
+// SAML (not SOAP, not a LogoutRequest, unknown issuer, no ID, our own
+// failure to sign) gets a SOAP fault, always with HTTP 500 (SOAP 1.1
+// §6.2).
 func (sp *SP) handleSLOSOAP(c *gin.Context) {
 	ctx := c.Request.Context()
 	m, err := saml.DecodeSOAP(c.Request, sp.opts.Limits)
@@ -184,7 +199,7 @@ func (sp *SP) handleSLOSOAP(c *gin.Context) {
 	}
 	if err != nil {
 		sp.log.WarnContext(ctx, "SOAP logout message refused", "error", err)
-		saml.WriteSOAPFault(c.Writer, http.StatusBadRequest, "Client", "malformed SAML SOAP message")
+		saml.WriteSOAPFault(c.Writer, http.StatusInternalServerError, "Client", "malformed SAML SOAP message")
 		return
 	}
 	events, cancel := sp.opts.Engine.Subscribe(256)
@@ -197,9 +212,16 @@ func (sp *SP) handleSLOSOAP(c *gin.Context) {
 		sp.log.WarnContext(ctx, "upstream SOAP LogoutRequest refused", "upstream", a.up.cfg.Name, "error", err)
 		status, sub = se.Status, se.SubStatus
 	case err != nil && saml.HTTPStatus(err) == http.StatusBadRequest:
-		sp.log.WarnContext(ctx, "SOAP LogoutRequest rejected", "error", err)
-		saml.WriteSOAPFault(c.Writer, http.StatusBadRequest, "Client", "the LogoutRequest could not be authenticated")
-		return
+		id := m.UnverifiedLogoutRequestID()
+		if a.up == nil || id == "" {
+			sp.log.WarnContext(ctx, "SOAP LogoutRequest rejected", "error", err)
+			saml.WriteSOAPFault(c.Writer, http.StatusInternalServerError, "Client", "the LogoutRequest could not be authenticated")
+			return
+		}
+		// Not authenticated: nothing was done, and the answer says so.
+		sp.log.WarnContext(ctx, "upstream SOAP LogoutRequest refused", "upstream", a.up.cfg.Name, "error", err)
+		a.req = &saml.LogoutRequest{ID: id}
+		status, sub = saml.StatusRequester, saml.StatusRequestDenied
 	case err != nil && a.req == nil:
 		sp.log.ErrorContext(ctx, "upstream SOAP LogoutRequest", "error", err)
 		saml.WriteSOAPFault(c.Writer, http.StatusInternalServerError, "Server", "internal error")

@@ -51,7 +51,9 @@ func (sp *SP) answerFront(c *gin.Context, u *upstream, binding, inResponseTo, re
 	if err == nil {
 		r := &saml.LogoutResponse{ID: id, InResponseTo: inResponseTo, IssueInstant: sp.opts.Now(), Destination: loc,
 			Issuer: sp.opts.EntityID, Status: status, SubStatus: sub}
-		err = sp.send(c.Writer, c.Request, ep.Binding, loc, saml.ParamResponse, r.Element(), relay)
+		// The IdP may have sent its LogoutRequest in an iframe of its own
+		// logout page: its answer may render there.
+		err = sp.send(c.Writer, c.Request, ep.Binding, loc, saml.ParamResponse, r.Element(), relay, u.frameOrigins()...)
 	}
 	if err != nil {
 		sp.log.ErrorContext(ctx, "send LogoutResponse", "upstream", u.cfg.Name, "error", err)
@@ -60,8 +62,9 @@ func (sp *SP) answerFront(c *gin.Context, u *upstream, binding, inResponseTo, re
 }
 
 // send delivers the unsigned message el by a front-channel binding:
-// Redirect with a query signature, or POST with an enveloped one.
-func (sp *SP) send(w http.ResponseWriter, r *http.Request, binding, loc, param string, el *etree.Element, relay string) error {
+// Redirect with a query signature, or POST with an enveloped one (a page
+// that the origins of frameAncestors may frame; none when empty).
+func (sp *SP) send(w http.ResponseWriter, r *http.Request, binding, loc, param string, el *etree.Element, relay string, frameAncestors ...string) error {
 	saml.NoCache(w.Header())
 	if binding == saml.BindingRedirect {
 		to, err := saml.RedirectURL(loc, param, el, relay, sp.opts.Signer)
@@ -75,7 +78,7 @@ func (sp *SP) send(w http.ResponseWriter, r *http.Request, binding, loc, param s
 	if err != nil {
 		return err
 	}
-	return saml.WritePOSTForm(w, loc, param, signed, relay)
+	return saml.WritePOSTFormFramed(w, loc, param, signed, relay, frameAncestors)
 }
 
 // upstreamSession returns the first ended session of lo that an upstream

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/beevik/etree"
@@ -224,6 +225,25 @@ func (u *upstream) sso(bindings ...string) (crewjam.Endpoint, bool) {
 
 func (u *upstream) slo(bindings ...string) (crewjam.Endpoint, bool) {
 	return endpoint(u.idp.IDPSSODescriptors[0].SingleLogoutServices, bindings...)
+}
+
+// frameOrigins returns the origins of the upstream's front-channel SLO
+// endpoints (Location and ResponseLocation of its HTTP-Redirect and
+// HTTP-POST SingleLogoutServices): the pages that send the bridge a
+// LogoutRequest in an iframe, which may frame the bridge's answer.
+func (u *upstream) frameOrigins() []string {
+	var out []string
+	for _, e := range u.idp.IDPSSODescriptors[0].SingleLogoutServices {
+		if e.Binding != saml.BindingRedirect && e.Binding != saml.BindingPOST {
+			continue
+		}
+		for _, l := range []string{e.Location, e.ResponseLocation} {
+			if o := saml.Origin(l); o != "" && !slices.Contains(out, o) {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
 }
 
 func (u *upstream) displayName() string {
