@@ -32,7 +32,17 @@
 //     Success/PartialLogout when a participant was not reached
 //     (outcome.go). The SP-initiated SOAP logout is in soap.go; having no
 //     browser, it also ends the upstream IdP session over SOAP through
-//     Options.UpstreamSOAP (saml/sp) before the SP is answered.
+//     Options.UpstreamSOAP (saml/sp) before the SP is answered. A refused
+//     SOAP LogoutRequest from a registered SP with a readable ID gets a
+//     signed Requester LogoutResponse in a 200 envelope; only what cannot
+//     be answered in SAML gets a SOAP fault, with HTTP 500 (SOAP 1.1 §6.2).
+//
+// Framing: the pages the bridge shows a downstream SP's logout (the
+// LogoutResponse form) keep frame-ancestors 'none' — SP-initiated logout
+// is a top-level navigation (Profiles §4.4.3.1) in every SP we know. The
+// forms the logout page frames for front-channel SPs allow the bridge
+// ('self') and, when an upstream IdP started the logout and frames the
+// whole of it (slobridge.SaveFrameAncestors), that IdP's origins too.
 //
 // The binding codec (Redirect/POST/SOAP encode, decode, sign, verify) and
 // the LogoutRequest/LogoutResponse builders and validators are shared with

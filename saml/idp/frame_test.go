@@ -2,6 +2,8 @@ package idp
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,23 +20,30 @@ import (
 // started (and recorded with slobridge.SaveFrameAncestors) that IdP must be
 // allowed as well as the bridge; for any other logout, and for an origin
 // recorded for a logout another party started, only the bridge ('self').
+// The top-level chain's POST page allows that IdP alone, or nobody.
 func TestFramedPOSTAncestors(t *testing.T) {
 	const idpOrigin = "https://idp.example.test"
 	for _, tc := range []struct {
 		name      string
 		initiator store.InitiatorKind
-		want      string
+		// chain: the SP is notified by the top-level chain, whose POST
+		// page is top-level — unless the whole logout runs in the IdP's
+		// iframe.
+		chain bool
+		want  string
 	}{
-		{"upstream-initiated", store.InitiatorUpstream, "'self' " + idpOrigin},
-		{"sp-initiated", store.InitiatorSP, "'self'"},
-		{"user-initiated", store.InitiatorUser, "'self'"},
+		{"upstream-initiated", store.InitiatorUpstream, false, "'self' " + idpOrigin},
+		{"sp-initiated", store.InitiatorSP, false, "'self'"},
+		{"user-initiated", store.InitiatorUser, false, "'self'"},
+		{"upstream-initiated chain", store.InitiatorUpstream, true, idpOrigin},
+		{"user-initiated chain", store.InitiatorUser, true, "'none'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spFile := filepath.Join(t.TempDir(), "sp.xml")
 			if err := os.WriteFile(spFile, corpusSPMetadata(t), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			b := newBridge(t, bridgeOpts{cfg: Config{ServiceProviders: []SPConfig{{MetadataFile: spFile, FrontChannelBinding: BindingPOST}}}})
+			b := newBridge(t, bridgeOpts{cfg: Config{ServiceProviders: []SPConfig{{MetadataFile: spFile, FrontChannelBinding: BindingPOST, FrontChannelTopLevel: tc.chain}}}})
 			ctx := context.Background()
 			s, err := b.eng.CreateSession(ctx, store.Session{UserID: "alice", ExpiresAt: time.Now().Add(time.Hour)})
 			if err != nil {
@@ -52,8 +61,14 @@ func TestFramedPOSTAncestors(t *testing.T) {
 			if err := slobridge.SaveFrameAncestors(ctx, b.st, lo.ID, []string{idpOrigin, "https://*.evil.example", "'unsafe-inline'"}, time.Now().Add(time.Hour)); err != nil {
 				t.Fatal(err)
 			}
-			resp, err := noRedirects.Get(p.FrontChannelURL)
-			if err != nil {
+			var resp *http.Response
+			if tc.chain {
+				rec := httptest.NewRecorder()
+				if sent, err := b.idp.NextTopLevel(rec, httptest.NewRequest(http.MethodGet, "/logout/continue/"+lo.ID, nil), lo, "/logout/continue/"+lo.ID); !sent || err != nil {
+					t.Fatalf("top-level chain: sent %v, %v", sent, err)
+				}
+				resp = rec.Result()
+			} else if resp, err = noRedirects.Get(p.FrontChannelURL); err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()

@@ -157,21 +157,21 @@ func (idp *IdP) writeFrontRequest(w http.ResponseWriter, r *http.Request, lo sto
 	}
 	idp.log.InfoContext(ctx, "saml front-channel logout request", "logout_id", lo.ID, "participant", p.Key,
 		"binding", binding, "top_level", chain)
+	// The logout page may itself be framed by the upstream IdP that
+	// started the logout (slobridge.SaveFrameAncestors), and then so is the
+	// whole logout, the top-level chain included; frame-ancestors is
+	// checked against every ancestor, so that IdP must be allowed here too.
+	var up []string
+	if lo.Initiator.Kind == store.InitiatorUpstream {
+		up = slobridge.FrameAncestors(ctx, idp.st, lo.ID, idp.now())
+	}
 	bsaml.NoCache(w.Header())
 	switch {
 	case to != "":
 		http.Redirect(w, r, to, http.StatusFound)
 	case chain:
-		err = bsaml.WritePOSTForm(w, loc, bsaml.ParamRequest, el, "")
+		err = bsaml.WritePOSTFormFramed(w, loc, bsaml.ParamRequest, el, "", up)
 	default:
-		// The logout page may itself be framed by the upstream IdP that
-		// started the logout (slobridge.SaveFrameAncestors);
-		// frame-ancestors is checked against every ancestor, so that IdP
-		// must be allowed here too.
-		var up []string
-		if lo.Initiator.Kind == store.InitiatorUpstream {
-			up = slobridge.FrameAncestors(ctx, idp.st, lo.ID, idp.now())
-		}
 		err = writeFramedPOST(w, loc, bsaml.ParamRequest, el, nonce, up)
 	}
 	if err != nil {
