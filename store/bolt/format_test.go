@@ -265,3 +265,29 @@ func TestFormatSmallerThanJSON(t *testing.T) {
 		t.Fatalf("binary form not under half of JSON: session %d/%d B, participant %d/%d B", len(sb), len(sj), len(pb), len(pj)+8)
 	}
 }
+
+// FuzzDecodeValues feeds arbitrary bytes to the decoders: they must not
+// panic, and whatever decodes must survive encoding and decoding again.
+func FuzzDecodeValues(f *testing.F) {
+	now := formatTimes[0]
+	f.Add(encodeSession(store.Session{ID: "sid", UserID: "u", Upstream: "corp", NameID: store.NameID{Value: "v"},
+		Attributes: map[string][]string{"email": {"a"}}, CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+		PriorLogins: []store.UpstreamLogin{{Upstream: "x"}}}))
+	f.Add(encodeParticipantValue(3, store.Participant{SessionID: "sid", Key: "oidc:a", Kind: "oidc", AppID: "a",
+		FrontChannelURL: "https://a/?sid=sid", Data: map[string]string{"sub": "u"}, JoinedAt: now}))
+	f.Add([]byte(`{"id":"x","user_id":"u"}`))
+	f.Fuzz(func(t *testing.T, v []byte) {
+		if s, err := decodeSession("sid", v); err == nil {
+			again, err := decodeSession("sid", encodeSession(s))
+			if err != nil || !reflect.DeepEqual(utcSession(again), utcSession(s)) {
+				t.Fatalf("session does not survive a round trip: %+v / %+v, %v", s, again, err)
+			}
+		}
+		if seq, p, err := decodeParticipantValue("sid", "oidc:a", v); err == nil {
+			seq2, again, err := decodeParticipantValue("sid", "oidc:a", encodeParticipantValue(seq, p))
+			if err != nil || seq2 != seq || !reflect.DeepEqual(again, p) {
+				t.Fatalf("participant does not survive a round trip: %+v / %+v, %v", p, again, err)
+			}
+		}
+	})
+}
