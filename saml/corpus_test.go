@@ -47,8 +47,13 @@ type CorpusCase struct {
 	// Codec is what the validator reports: "malformed", "signature",
 	// "status" (an *Error with Status/SubStatus) or "valid".
 	Codec string `json:"codec"`
-	// HTTP400 says the endpoint answers HTTP 400 (no SAML response);
-	// otherwise it answers a LogoutResponse with Status/SubStatus.
+	// HTTP400 says a browser endpoint answers HTTP 400 (no SAML
+	// response); otherwise it answers a LogoutResponse with
+	// Status/SubStatus. On a SOAP endpoint an HTTP400 case is answered,
+	// instead, by a SOAP fault with HTTP 500 (Codec "malformed": SOAP 1.1
+	// §6.2) or, when only the signature failed and the sender and request
+	// ID are known (Codec "signature"), by a Requester/RequestDenied
+	// LogoutResponse in a 200 envelope.
 	HTTP400   bool   `json:"http400"`
 	Status    string `json:"status,omitempty"`
 	SubStatus string `json:"sub_status,omitempty"`
