@@ -458,14 +458,14 @@ func (a *SAMLApp) handleSOAP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !m.IsRequest() {
-		bsaml.WriteSOAPFault(w, http.StatusBadRequest, "Client", "only LogoutRequests are served here")
+		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Client", "only LogoutRequests are served here")
 		return
 	}
 	a.mu.Lock()
 	trust := a.idp
 	a.mu.Unlock()
 	if trust.EntityID == "" {
-		bsaml.WriteSOAPFault(w, http.StatusServiceUnavailable, "Server", "the app is not connected to the bridge yet")
+		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Server", "the app is not connected to the bridge yet")
 		return
 	}
 	lr, err := a.v.LogoutRequest(ctx, m, trust, a.base+samlAppPathSLOSOAP)
@@ -483,7 +483,7 @@ func (a *SAMLApp) handleSOAP(w http.ResponseWriter, r *http.Request) {
 		// Not authenticated (malformed, bad or missing signature, another
 		// issuer): no SAML answer (saml/doc.go).
 		a.log.WarnContext(ctx, "saml app: SOAP LogoutRequest refused", "err", err)
-		bsaml.WriteSOAPFault(w, http.StatusBadRequest, "Client", "the SAML message is not valid")
+		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Client", "the SAML message is not valid")
 		return
 	}
 	id, err := bsaml.NewID(rand.Reader)

@@ -338,14 +338,14 @@ func (u *UpstreamIdP) handleSOAP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !m.IsRequest() {
-		bsaml.WriteSOAPFault(w, http.StatusBadRequest, "Client", "only LogoutRequests are served here")
+		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Client", "only LogoutRequests are served here")
 		return
 	}
 	u.mu.Lock()
 	trust := u.bridge
 	u.mu.Unlock()
 	if trust.EntityID == "" {
-		bsaml.WriteSOAPFault(w, http.StatusServiceUnavailable, "Server", "no service provider is registered yet")
+		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Server", "no service provider is registered yet")
 		return
 	}
 	lr, err := u.v.LogoutRequest(ctx, m, trust, u.base+upstreamPathSLOSOAP)
@@ -364,7 +364,7 @@ func (u *UpstreamIdP) handleSOAP(w http.ResponseWriter, r *http.Request) {
 	default:
 		// Not authenticated: no SAML answer (saml/doc.go).
 		u.log.WarnContext(ctx, "upstream: SOAP LogoutRequest refused", "err", err)
-		bsaml.WriteSOAPFault(w, http.StatusBadRequest, "Client", "the SAML message is not valid")
+		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Client", "the SAML message is not valid")
 		return
 	}
 	id, err := bsaml.NewID(rand.Reader)
