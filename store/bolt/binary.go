@@ -13,12 +13,14 @@ import (
 	"github.com/slobridge/slobridge/store"
 )
 
-// The hot records — sessions and participants, written at every login —
+// The hot records — sessions and participants, written at every login,
+// logouts and deliveries, written at every logout and delivery attempt —
 // are stored in a small versioned binary form rather than JSON: the first
 // byte of the value is the format version (formatV1). Values written by
 // earlier builds as JSON (a session value starting with '{'; a participant
-// value of an 8-byte join sequence followed by JSON) still decode; a
-// session is rewritten in the binary form when it next changes.
+// value of an 8-byte join sequence followed by JSON; a logout or delivery
+// starting with '{') still decode; a session or delivery is rewritten in
+// the binary form when it next changes.
 //
 // Encoding of the fields, in order:
 //   - unsigned integers: uvarint; signed: zigzag varint;
@@ -77,6 +79,16 @@ var wellKnown = []string{
 	"email",
 	"name",
 	"groups",
+	"pending",
+	"retrying",
+	"delivered",
+	"failed",
+	"user",
+	"rp",
+	"sp",
+	"upstream",
+	"admin",
+	"system",
 }
 
 // wellKnownIndex maps each wellKnown string to its index.
@@ -411,13 +423,38 @@ func encodeParticipantValue(seq uint64, p store.Participant) []byte {
 		e.str(p.Kind)
 		e.str(p.AppID)
 	}
+	e.participantRest(p)
+	return e.b
+}
+
+// participantRest encodes the fields of p after its key, kind and app ID.
+func (e *encoder) participantRest(p store.Participant) {
 	e.str(p.Name)
 	e.uvarint(uint64(p.Channels))
 	e.str(p.BackChannelURL)
 	e.str(p.FrontChannelURL)
 	e.strMap(p.Data)
 	e.time(p.JoinedAt, time.Time{})
-	return e.b
+}
+
+// participant encodes all of p, inside a logout or a delivery: its
+// session ID, then (with that session ID as the one spliced out of its
+// strings) 1 and its kind and app ID when its key is kind:appID, or 0 and
+// its key, kind and app ID, then the rest.
+func (e *encoder) participant(p store.Participant) {
+	e.str(p.SessionID)
+	outer := e.sid
+	e.sid = p.SessionID
+	if p.Kind != "" && p.Key == p.Kind+":"+p.AppID {
+		e.uvarint(1)
+	} else {
+		e.uvarint(0)
+		e.str(p.Key)
+	}
+	e.str(p.Kind)
+	e.str(p.AppID)
+	e.participantRest(p)
+	e.sid = outer
 }
 
 // decodeParticipantValue decodes a stored participant, binary or (as
@@ -448,6 +485,15 @@ func decodeParticipantValue(sessionID, pkey string, v []byte) (uint64, store.Par
 		p.Kind = d.str()
 		p.AppID = d.str()
 	}
+	d.participantRest(&p)
+	if err := d.end(); err != nil {
+		return 0, store.Participant{}, fmt.Errorf("decode participant: %w", err)
+	}
+	return seq, p, nil
+}
+
+// participantRest decodes what encoder.participantRest encodes.
+func (d *decoder) participantRest(p *store.Participant) {
 	p.Name = d.str()
 	if c := d.uvarint(); c <= 0xff {
 		p.Channels = store.Channel(c)
@@ -458,8 +504,163 @@ func decodeParticipantValue(sessionID, pkey string, v []byte) (uint64, store.Par
 	p.FrontChannelURL = d.str()
 	p.Data = d.strMap()
 	p.JoinedAt = d.time(time.Time{})
-	if err := d.end(); err != nil {
-		return 0, store.Participant{}, fmt.Errorf("decode participant: %w", err)
+}
+
+// participant decodes what encoder.participant encodes.
+func (d *decoder) participant() store.Participant {
+	var p store.Participant
+	p.SessionID = d.str()
+	outer := d.sid
+	d.sid = p.SessionID
+	derived := d.uvarint()
+	switch derived {
+	case 0:
+		p.Key = d.str()
+	case 1:
+	default:
+		d.fail(fmt.Errorf("unknown participant key flag %d", derived))
 	}
-	return seq, p, nil
+	p.Kind = d.str()
+	p.AppID = d.str()
+	if derived == 1 {
+		p.Key = p.Kind + ":" + p.AppID
+	}
+	d.participantRest(&p)
+	d.sid = outer
+	return p
+}
+
+// encodeLogout returns the stored form of lo (its ID is the key).
+func encodeLogout(lo store.Logout) []byte {
+	e := encoder{b: make([]byte, 0, 64+160*len(lo.Participants))}
+	e.b = append(e.b, formatV1)
+	e.str(lo.UserID)
+	e.uvarint(uint64(len(lo.SessionIDs)))
+	for _, id := range lo.SessionIDs {
+		e.str(id)
+	}
+	e.str(string(lo.Initiator.Kind))
+	e.str(lo.Initiator.ID)
+	e.str(lo.ExcludeKey)
+	e.time(lo.CreatedAt, time.Time{})
+	e.uvarint(uint64(len(lo.Participants)))
+	for _, p := range lo.Participants {
+		e.participant(p)
+	}
+	return e.b
+}
+
+// decodeLogout decodes a stored logout, binary or (as written by earlier
+// builds) JSON, whose key is id.
+func decodeLogout(id string, v []byte) (store.Logout, error) {
+	var lo store.Logout
+	if len(v) > 0 && v[0] == '{' {
+		if err := json.Unmarshal(v, &lo); err != nil {
+			return store.Logout{}, fmt.Errorf("decode logout (JSON): %w", err)
+		}
+		lo.ID = id
+		return lo, nil
+	}
+	if len(v) == 0 || v[0] != formatV1 {
+		return store.Logout{}, fmt.Errorf("decode logout: unknown format (%d bytes)", len(v))
+	}
+	d := decoder{b: v[1:]}
+	lo.ID = id
+	lo.UserID = d.str()
+	if n := d.count(); n > 0 {
+		lo.SessionIDs = make([]string, n)
+		for i := range lo.SessionIDs {
+			lo.SessionIDs[i] = d.str()
+		}
+	}
+	lo.Initiator.Kind = store.InitiatorKind(d.str())
+	lo.Initiator.ID = d.str()
+	lo.ExcludeKey = d.str()
+	lo.CreatedAt = d.time(time.Time{})
+	if n := d.count(); n > 0 {
+		lo.Participants = make([]store.Participant, n)
+		for i := range lo.Participants {
+			lo.Participants[i] = d.participant()
+		}
+	}
+	if err := d.end(); err != nil {
+		return store.Logout{}, fmt.Errorf("decode logout: %w", err)
+	}
+	return lo, nil
+}
+
+// encodeDelivery returns the stored form of dl (its ID is the key).
+func encodeDelivery(dl store.Delivery) []byte {
+	e := encoder{b: make([]byte, 0, 256)}
+	e.b = append(e.b, formatV1)
+	e.str(dl.LogoutID)
+	e.participant(dl.Participant)
+	e.str(string(dl.State))
+	e.time(dl.CreatedAt, time.Time{})
+	e.time(dl.NextAttemptAt, dl.CreatedAt)
+	e.str(dl.LeaseOwner)
+	e.time(dl.LeaseUntil, dl.CreatedAt)
+	e.uvarint(uint64(len(dl.Attempts)))
+	for _, a := range dl.Attempts {
+		e.time(a.At, dl.CreatedAt)
+		e.varint(int64(a.Duration))
+		ok := uint64(0)
+		if a.OK {
+			ok = 1
+		}
+		e.uvarint(ok)
+		e.varint(int64(a.StatusCode))
+		e.str(a.Error)
+	}
+	e.str(dl.LastError)
+	e.time(dl.DoneAt, dl.CreatedAt)
+	return e.b
+}
+
+// decodeDelivery decodes a stored delivery, binary or (as written by
+// earlier builds) JSON, whose key is id.
+func decodeDelivery(id string, v []byte) (store.Delivery, error) {
+	var dl store.Delivery
+	if len(v) > 0 && v[0] == '{' {
+		if err := json.Unmarshal(v, &dl); err != nil {
+			return store.Delivery{}, fmt.Errorf("decode delivery (JSON): %w", err)
+		}
+		dl.ID = id
+		return dl, nil
+	}
+	if len(v) == 0 || v[0] != formatV1 {
+		return store.Delivery{}, fmt.Errorf("decode delivery: unknown format (%d bytes)", len(v))
+	}
+	d := decoder{b: v[1:]}
+	dl.ID = id
+	dl.LogoutID = d.str()
+	dl.Participant = d.participant()
+	dl.State = store.DeliveryState(d.str())
+	dl.CreatedAt = d.time(time.Time{})
+	dl.NextAttemptAt = d.time(dl.CreatedAt)
+	dl.LeaseOwner = d.str()
+	dl.LeaseUntil = d.time(dl.CreatedAt)
+	if n := d.count(); n > 0 {
+		dl.Attempts = make([]store.Attempt, n)
+		for i := range dl.Attempts {
+			a := &dl.Attempts[i]
+			a.At = d.time(dl.CreatedAt)
+			a.Duration = time.Duration(d.varint())
+			switch ok := d.uvarint(); ok {
+			case 0:
+			case 1:
+				a.OK = true
+			default:
+				d.fail(fmt.Errorf("attempt outcome %d is not 0 or 1", ok))
+			}
+			a.StatusCode = int(d.varint())
+			a.Error = d.str()
+		}
+	}
+	dl.LastError = d.str()
+	dl.DoneAt = d.time(dl.CreatedAt)
+	if err := d.end(); err != nil {
+		return store.Delivery{}, fmt.Errorf("decode delivery: %w", err)
+	}
+	return dl, nil
 }

@@ -52,7 +52,7 @@ func putDelivery(tx *bbolt.Tx, old *store.Delivery, d store.Delivery) error {
 	if err := addCount(tx, d.State, 1); err != nil {
 		return err
 	}
-	return putJSON(tx.Bucket([]byte(bkDeliveries)), []byte(d.ID), d)
+	return tx.Bucket([]byte(bkDeliveries)).Put([]byte(d.ID), encodeDelivery(d))
 }
 
 // deleteDelivery removes d, its due entry and its count.
@@ -70,15 +70,11 @@ func deleteDelivery(tx *bbolt.Tx, d store.Delivery) error {
 
 // getDelivery loads one delivery; ErrNotFound when absent.
 func getDelivery(tx *bbolt.Tx, id string) (store.Delivery, error) {
-	var d store.Delivery
-	ok, err := getJSON(tx.Bucket([]byte(bkDeliveries)), []byte(id), &d)
-	if err != nil {
-		return store.Delivery{}, err
-	}
-	if !ok {
+	v := tx.Bucket([]byte(bkDeliveries)).Get([]byte(id))
+	if v == nil {
 		return store.Delivery{}, fmt.Errorf("delivery: %w", store.ErrNotFound)
 	}
-	return d, nil
+	return decodeDelivery(id, v)
 }
 
 // listDeliveries returns the deliveries of a logout in creation order.

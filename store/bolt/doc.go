@@ -13,9 +13,9 @@
 //	sessions_active     expiresAt id   (active sessions, for counts and sweeps)
 //	sessions_ended      endedAt id     (ended sessions, for sweeps)
 //	participants        sessionID 0x00 key → participant with its join sequence (binary)
-//	logouts             id → logout; logouts_by_user (userID 0x00 createdAt id),
+//	logouts             id → logout (binary); logouts_by_user (userID 0x00 createdAt id),
 //	                    logouts_by_time (createdAt id)
-//	deliveries          id → delivery; deliveries_by_logout (logoutID 0x00 n → id),
+//	deliveries          id → delivery (binary); deliveries_by_logout (logoutID 0x00 n → id),
 //	                    deliveries_due (nextAttemptAt id, pending and retrying only),
 //	                    delivery_counts (state → count)
 //	records             namespace 0x00 key → record; records_exp (expiresAt namespace 0x00 key)
@@ -30,7 +30,8 @@
 //
 // # Value formats
 //
-// Sessions and participants, written at every login, are stored in a
+// Sessions and participants, written at every login, and logouts and
+// deliveries, written at every logout and attempt, are stored in a
 // compact binary form whose first byte is its version (0x01; see
 // binary.go): strings with a length prefix or as a reference to a table of
 // protocol constants, times as differences in seconds, maps in key order,
@@ -38,7 +39,8 @@
 // session ID and key, and its kind and app ID when the key is kind:appID).
 // Values an earlier build wrote as JSON still decode; such a session is
 // rewritten in the binary form when it next changes (participants never
-// change, so theirs stay JSON until swept). The other records are JSON. IDs, namespaces and user IDs may not
+// change, so theirs stay JSON until swept; likewise logouts). Clients,
+// keys and records are JSON. IDs, namespaces and user IDs may not
 // contain the byte 0x00 (it separates key parts); such input is refused with
 // store.ErrInvalid.
 //

@@ -276,7 +276,24 @@ func FuzzDecodeValues(f *testing.F) {
 	f.Add(encodeParticipantValue(3, store.Participant{SessionID: "sid", Key: "oidc:a", Kind: "oidc", AppID: "a",
 		FrontChannelURL: "https://a/?sid=sid", Data: map[string]string{"sub": "u"}, JoinedAt: now}))
 	f.Add([]byte(`{"id":"x","user_id":"u"}`))
+	f.Add(encodeLogout(store.Logout{ID: "lo", SessionIDs: []string{"sid"}, CreatedAt: now,
+		Participants: []store.Participant{{SessionID: "sid", Key: "k", Kind: "http", FrontChannelURL: "x?sid"}}}))
+	f.Add(encodeDelivery(store.Delivery{ID: "d", State: store.DeliveryRetrying, CreatedAt: now,
+		Participant: store.Participant{SessionID: "sid", Key: "saml:x", Kind: "saml", AppID: "x"},
+		Attempts:    []store.Attempt{{At: now, OK: true, StatusCode: 200}}}))
 	f.Fuzz(func(t *testing.T, v []byte) {
+		if lo, err := decodeLogout("lo", v); err == nil {
+			again, err := decodeLogout("lo", encodeLogout(lo))
+			if err != nil || !reflect.DeepEqual(utcLogout(again), utcLogout(lo)) {
+				t.Fatalf("logout does not survive a round trip: %+v / %+v, %v", lo, again, err)
+			}
+		}
+		if dl, err := decodeDelivery("d", v); err == nil {
+			again, err := decodeDelivery("d", encodeDelivery(dl))
+			if err != nil || !reflect.DeepEqual(utcDelivery(again), utcDelivery(dl)) {
+				t.Fatalf("delivery does not survive a round trip: %+v / %+v, %v", dl, again, err)
+			}
+		}
 		if s, err := decodeSession("sid", v); err == nil {
 			again, err := decodeSession("sid", encodeSession(s))
 			if err != nil || !reflect.DeepEqual(utcSession(again), utcSession(s)) {
@@ -290,4 +307,127 @@ func FuzzDecodeValues(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLogoutAndDeliveryFormatRoundTrip(t *testing.T) {
+	now := formatTimes[0]
+	parts := []store.Participant{
+		{SessionID: "s1", Key: "oidc:crm", Kind: "oidc", AppID: "crm", Channels: store.ChannelBack | store.ChannelFront,
+			BackChannelURL: "https://crm/bcl", FrontChannelURL: "https://crm/fcl?sid=s1", Data: map[string]string{"sub": "alice"}, JoinedAt: now},
+		{SessionID: "s2", Key: "custom-key", Kind: "http", AppID: "hook", Name: "Hook", JoinedAt: formatTimes[2]},
+	}
+	logouts := []store.Logout{
+		{ID: "lo-empty", Initiator: store.Initiator{Kind: store.InitiatorSystem}, CreatedAt: now},
+		{ID: "lo-1", UserID: "alice", SessionIDs: []string{"s1", "s2"}, Initiator: store.Initiator{Kind: store.InitiatorRP, ID: "crm"},
+			ExcludeKey: "oidc:crm", CreatedAt: now, Participants: parts},
+	}
+	for _, lo := range logouts {
+		got, err := decodeLogout(lo.ID, encodeLogout(lo))
+		if err != nil {
+			t.Fatalf("%s: %v", lo.ID, err)
+		}
+		if !reflect.DeepEqual(got, utcLogout(lo)) {
+			t.Fatalf("%s round trip:\n got %+v\nwant %+v", lo.ID, got, lo)
+		}
+	}
+	deliveries := []store.Delivery{
+		{ID: "d-new", LogoutID: "lo-1", Participant: parts[0], State: store.DeliveryPending, CreatedAt: now, NextAttemptAt: now},
+		{ID: "d-done", LogoutID: "lo-1", Participant: parts[1], State: store.DeliveryDelivered, CreatedAt: now,
+			NextAttemptAt: now.Add(time.Minute), LeaseOwner: "w1", LeaseUntil: now.Add(2 * time.Minute),
+			Attempts: []store.Attempt{
+				{At: now, Duration: 1500 * time.Millisecond, StatusCode: 503, Error: "receiver answered 503"},
+				{At: now.Add(time.Minute + 7), Duration: 20 * time.Millisecond, OK: true, StatusCode: 200},
+			}, LastError: "receiver answered 503", DoneAt: now.Add(time.Minute + 9)},
+	}
+	for _, dl := range deliveries {
+		got, err := decodeDelivery(dl.ID, encodeDelivery(dl))
+		if err != nil {
+			t.Fatalf("%s: %v", dl.ID, err)
+		}
+		if !reflect.DeepEqual(got, utcDelivery(dl)) {
+			t.Fatalf("%s round trip:\n got %+v\nwant %+v", dl.ID, got, dl)
+		}
+	}
+	for name, decode := range map[string]func([]byte) error{
+		"logout":   func(v []byte) error { _, err := decodeLogout("x", v); return err },
+		"delivery": func(v []byte) error { _, err := decodeDelivery("x", v); return err },
+	} {
+		for _, bad := range [][]byte{nil, {0x09}, {formatV1}, []byte("{")} {
+			if decode(bad) == nil {
+				t.Errorf("%s %q decoded without error", name, bad)
+			}
+		}
+	}
+}
+
+// utcLogout and utcDelivery return their argument with its times in UTC,
+// as the store returns them.
+func utcLogout(lo store.Logout) store.Logout {
+	lo.CreatedAt = lo.CreatedAt.UTC()
+	lo.Participants = append([]store.Participant(nil), lo.Participants...)
+	for i := range lo.Participants {
+		lo.Participants[i].JoinedAt = lo.Participants[i].JoinedAt.UTC()
+	}
+	return lo
+}
+
+func utcDelivery(dl store.Delivery) store.Delivery {
+	for _, p := range []*time.Time{&dl.CreatedAt, &dl.NextAttemptAt, &dl.LeaseUntil, &dl.DoneAt, &dl.Participant.JoinedAt} {
+		if !p.IsZero() {
+			*p = p.UTC()
+		}
+	}
+	dl.Attempts = append([]store.Attempt(nil), dl.Attempts...)
+	for i := range dl.Attempts {
+		dl.Attempts[i].At = dl.Attempts[i].At.UTC()
+	}
+	return dl
+}
+
+// TestLegacyJSONLogoutAndDelivery shows that a logout and a delivery an
+// earlier build wrote as JSON still read back through the Store.
+func TestLegacyJSONLogoutAndDelivery(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	p := store.Participant{SessionID: "s1", Key: "oidc:crm", Kind: "oidc", AppID: "crm", Channels: store.ChannelBack, JoinedAt: now}
+	lo := store.Logout{ID: "lo-json", UserID: "alice", SessionIDs: []string{"s1"}, Initiator: store.Initiator{Kind: store.InitiatorAdmin, ID: "ops"},
+		CreatedAt: now, Participants: []store.Participant{p}}
+	dl := store.Delivery{ID: "d-json", LogoutID: lo.ID, Participant: p, State: store.DeliveryFailed, CreatedAt: now, NextAttemptAt: now,
+		Attempts: []store.Attempt{{At: now, Duration: time.Second, Error: "refused"}}, LastError: "refused", DoneAt: now.Add(time.Hour)}
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		for bucket, kv := range map[string]struct {
+			k string
+			v any
+		}{bkLogouts: {lo.ID, lo}, bkDeliveries: {dl.ID, dl}} {
+			raw, err := json.Marshal(kv.v)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket([]byte(bucket)).Put([]byte(kv.k), raw); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotLo, err := db.GetLogout(ctx, lo.ID)
+	if err != nil || !reflect.DeepEqual(gotLo, lo) {
+		t.Fatalf("GetLogout of a JSON value:\n got %+v, %v\nwant %+v", gotLo, err, lo)
+	}
+	err = db.bolt.View(func(tx *bbolt.Tx) error {
+		got, err := getDelivery(tx, dl.ID)
+		if err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(got, dl) {
+			t.Errorf("JSON delivery:\n got %+v\nwant %+v", got, dl)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("getDelivery of a JSON value: %v", err)
+	}
 }

@@ -147,20 +147,16 @@ func putLogout(tx *bbolt.Tx, lo store.Logout) error {
 			return err
 		}
 	}
-	return putJSON(tx.Bucket([]byte(bkLogouts)), []byte(lo.ID), lo)
+	return tx.Bucket([]byte(bkLogouts)).Put([]byte(lo.ID), encodeLogout(lo))
 }
 
 // getLogout loads one logout; ErrNotFound when absent.
 func getLogout(tx *bbolt.Tx, id string) (store.Logout, error) {
-	var lo store.Logout
-	ok, err := getJSON(tx.Bucket([]byte(bkLogouts)), []byte(id), &lo)
-	if err != nil {
-		return store.Logout{}, err
-	}
-	if !ok {
+	v := tx.Bucket([]byte(bkLogouts)).Get([]byte(id))
+	if v == nil {
 		return store.Logout{}, fmt.Errorf("logout: %w", store.ErrNotFound)
 	}
-	return lo, nil
+	return decodeLogout(id, v)
 }
 
 // GetLogout returns one logout.
