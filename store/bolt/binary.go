@@ -26,8 +26,9 @@ import (
 //   - unsigned integers: uvarint; signed: zigzag varint;
 //   - strings: uvarint h then, when h is even, h/2 bytes of the string;
 //     when h is 1, two strings follow and the string is the first, the
-//     session ID of the key, then the second (an OIDC front-channel logout
-//     URL carries the sid); when h is odd and above 1, the string is entry
+//     session ID, then the second (an OIDC front-channel logout URL carries
+//     the sid) — the session ID of the key, or inside a logout or delivery
+//     the participant's own; when h is odd and above 1, the string is entry
 //     h/2-1 of wellKnown (protocol constants such as SAML NameID formats
 //     and bindings);
 //   - times: uvarint tag 0 (zero time), 1 (seconds follow) or 2 (seconds
