@@ -3,6 +3,7 @@ package bolt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,5 +111,77 @@ func TestRefusesNUL(t *testing.T) {
 	s.ID, s.UserID = "s1", "u\x00v"
 	if err := db.CreateSession(t.Context(), s); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("CreateSession with NUL in user ID: got %v, want store.ErrInvalid", err)
+	}
+}
+
+// TestReleaseLeasesOnOpen shows that a delivery leased by a process that
+// was killed mid-attempt is due at once after Open with ReleaseLeases,
+// and that a plain Open keeps the lease as the store contract says.
+func TestReleaseLeasesOnOpen(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
+	path := filepath.Join(t.TempDir(), "slobridge.db")
+	db, err := Open(path, Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateSession(ctx, store.Session{ID: "s1", UserID: "u1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, app := range []string{"a", "b"} {
+		if _, err := db.AddParticipant(ctx, store.Participant{SessionID: "s1", Key: "http:" + app, Kind: "http", AppID: app,
+			Channels: store.ChannelBack, BackChannelURL: "https://" + app + ".example/logout", JoinedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	if _, _, err := db.EndSessions(ctx, store.LogoutSpec{LogoutID: "lo1", SessionIDs: []string{"s1"},
+		Initiator: store.Initiator{Kind: store.InitiatorAdmin}, Now: now,
+		NewDeliveryID: func() string { n++; return fmt.Sprintf("d%d", n) }}); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := db.ClaimDueDeliveries(ctx, "dead-process", now, time.Minute, 1)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %v, %d deliveries", err, len(claimed))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dueNow := func(db *DB) int {
+		t.Helper()
+		ds, err := db.ClaimDueDeliveries(ctx, "probe", now.Add(time.Second), time.Minute, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ds)
+	}
+
+	// A plain Open keeps the dead process's lease: one of two is due.
+	plain, err := Open(path, Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dueNow(plain); got != 1 {
+		t.Fatalf("plain Open: %d deliveries due, want 1 (the other is still leased)", got)
+	}
+	if err := plain.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The probe above leased the free one too; ReleaseLeases frees both.
+	again, err := Open(path, Options{ReleaseLeases: true, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = again.Close() })
+	if got := dueNow(again); got != 2 {
+		t.Fatalf("Open with ReleaseLeases: %d deliveries due, want 2", got)
+	}
+	d, err := again.GetDelivery(ctx, claimed[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.LeaseOwner != "probe" {
+		t.Fatalf("released delivery leased by %q, want the new claimant", d.LeaseOwner)
 	}
 }

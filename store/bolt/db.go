@@ -71,9 +71,17 @@ type Options struct {
 	MaxBatchDelay time.Duration
 	MaxBatchSize  int
 	// Now is the wall clock, used only where the Store contract passes no
-	// time (PutRecord judges whether an existing record is still live).
-	// Nil means time.Now.
+	// time (PutRecord judges whether an existing record is still live, and
+	// ReleaseLeases). Nil means time.Now.
 	Now func() time.Time
+	// ReleaseLeases makes Open end every delivery lease left in the file
+	// and make those deliveries due at once. The file lock proves that no
+	// other process holds them, so the process that took them is gone
+	// (killed mid-attempt): its deliveries are resent at start-up instead
+	// of when their leases run out. Off by default so that the store's
+	// contract (a lease lasts until it ends) holds as written; `serve`
+	// turns it on.
+	ReleaseLeases bool
 }
 
 // DB is a store.Store backed by one bbolt file.
@@ -141,7 +149,44 @@ func Open(path string, opts Options) (*DB, error) {
 	if now == nil {
 		now = time.Now
 	}
+	if opts.ReleaseLeases {
+		if err := bdb.Update(func(tx *bbolt.Tx) error { return releaseLeases(tx, now()) }); err != nil {
+			_ = bdb.Close()
+			return nil, fmt.Errorf("bolt: open %s: release leases: %w", path, err)
+		}
+	}
 	return &DB{bolt: bdb, path: path, now: now}, nil
+}
+
+// releaseLeases ends the lease of every due (pending or retrying)
+// delivery that has one and makes it due at now.
+func releaseLeases(tx *bbolt.Tx, now time.Time) error {
+	var ids []string
+	err := tx.Bucket([]byte(bkDelDue)).ForEach(func(k, _ []byte) error {
+		ids = append(ids, tailAfter8(k))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		d, err := getDelivery(tx, id)
+		if err != nil {
+			return fmt.Errorf("index %s points at a missing delivery: %w", bkDelDue, err)
+		}
+		if d.LeaseOwner == "" {
+			continue
+		}
+		freed := d
+		freed.LeaseOwner, freed.LeaseUntil = "", time.Time{}
+		if freed.NextAttemptAt.After(now) {
+			freed.NextAttemptAt = now
+		}
+		if err := putDelivery(tx, &d, freed); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // openError turns bbolt's open errors into ones that say what to do.

@@ -16,7 +16,9 @@ import (
 // fails after store.bolt.lock_timeout with an error wrapping
 // store.ErrLocked.
 func openBolt(c BoltConfig) (store.Store, error) {
-	db, err := bolt.Open(c.Path, bolt.Options{Timeout: c.LockTimeout})
+	// The file lock proves that no other process holds a lease left in the
+	// file: a killed process's deliveries are resent at start-up.
+	db, err := bolt.Open(c.Path, bolt.Options{Timeout: c.LockTimeout, ReleaseLeases: true})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return nil, fmt.Errorf("app: store.bolt.path: %w (is another slobridge running on this file?)", err)
