@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	bbolt "go.etcd.io/bbolt"
+
 	"github.com/slobridge/slobridge/store"
 	"github.com/slobridge/slobridge/store/storetest"
 )
@@ -183,5 +185,58 @@ func TestReleaseLeasesOnOpen(t *testing.T) {
 	}
 	if d.LeaseOwner != "probe" {
 		t.Fatalf("released delivery leased by %q, want the new claimant", d.LeaseOwner)
+	}
+}
+
+// TestClientKindIndex shows that ListClients by kind follows kind changes
+// and deletions, and that a file written before the kind index existed
+// gets the index built at Open.
+func TestClientKindIndex(t *testing.T) {
+	ctx := t.Context()
+	db := openTemp(t)
+	for _, c := range []store.Client{{ID: "ssf:api", Kind: "ssf"}, {ID: "wiki", Kind: "oidc"}, {ID: "chat", Kind: "oidc"}} {
+		if err := db.PutClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(db *DB, kind string) string {
+		t.Helper()
+		cs, err := db.ListClients(ctx, kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := ids(db, "oidc"); got != "chat,wiki" {
+		t.Fatalf("oidc clients %q, want chat,wiki", got)
+	}
+	if err := db.UpdateClient(ctx, "chat", func(c store.Client) (store.Client, error) { c.Kind = "saml"; return c, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteClient(ctx, "wiki"); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(db, "oidc") + "|" + ids(db, "saml") + "|" + ids(db, ""); got != "|chat|chat,ssf:api" {
+		t.Fatalf("after kind change and delete: %q, want |chat|chat,ssf:api", got)
+	}
+
+	// Drop the index, as in a file of an earlier build, and reopen.
+	if err := db.bolt.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte(bkClientsByKind)) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(db.Path(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = again.Close() })
+	if got := ids(again, "ssf") + "|" + ids(again, "saml"); got != "ssf:api|chat" {
+		t.Fatalf("after rebuilding the index: %q, want ssf:api|chat", got)
 	}
 }

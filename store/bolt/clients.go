@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	bbolt "go.etcd.io/bbolt"
@@ -22,13 +23,41 @@ func getClient(tx *bbolt.Tx, id string) (store.Client, error) {
 	return c, nil
 }
 
+// putClient writes c and keeps the kind index in step with it.
+func putClient(tx *bbolt.Tx, c store.Client) error {
+	kinds := tx.Bucket([]byte(bkClientsByKind))
+	if old, err := getClient(tx, c.ID); err == nil {
+		if err := kinds.Delete(key(prefix(old.Kind), []byte(c.ID))); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err := kinds.Put(key(prefix(c.Kind), []byte(c.ID)), nil); err != nil {
+		return err
+	}
+	return putJSON(tx.Bucket([]byte(bkClients)), []byte(c.ID), c)
+}
+
+// indexClientsByKind builds the kind index from the stored clients.
+func indexClientsByKind(tx *bbolt.Tx) error {
+	kinds := tx.Bucket([]byte(bkClientsByKind))
+	return tx.Bucket([]byte(bkClients)).ForEach(func(k, _ []byte) error {
+		c, err := getClient(tx, string(k))
+		if err != nil {
+			return err
+		}
+		return kinds.Put(key(prefix(c.Kind), []byte(c.ID)), nil)
+	})
+}
+
 // PutClient creates or replaces a client registration.
 func (db *DB) PutClient(ctx context.Context, c store.Client) error {
 	if err := checkIDs("client ID", c.ID); err != nil {
 		return fmt.Errorf("bolt: put client: %w", err)
 	}
 	return db.update(ctx, "put client", func(tx *bbolt.Tx) error {
-		return putJSON(tx.Bucket([]byte(bkClients)), []byte(c.ID), c)
+		return putClient(tx, c)
 	})
 }
 
@@ -59,18 +88,21 @@ func (db *DB) UpdateClient(ctx context.Context, id string, update func(store.Cli
 		if c.ID != id {
 			return fmt.Errorf("%w: update changed client ID %q to %q", store.ErrInvalid, id, c.ID)
 		}
-		return putJSON(tx.Bucket([]byte(bkClients)), []byte(id), c)
+		return putClient(tx, c)
 	})
 }
 
 // DeleteClient removes a client; ErrNotFound when absent.
 func (db *DB) DeleteClient(ctx context.Context, id string) error {
 	return db.update(ctx, "delete client", func(tx *bbolt.Tx) error {
-		b := tx.Bucket([]byte(bkClients))
-		if b.Get([]byte(id)) == nil {
-			return fmt.Errorf("client %q: %w", id, store.ErrNotFound)
+		old, err := getClient(tx, id)
+		if err != nil {
+			return err
 		}
-		return b.Delete([]byte(id))
+		if err := tx.Bucket([]byte(bkClientsByKind)).Delete(key(prefix(old.Kind), []byte(id))); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bkClients)).Delete([]byte(id))
 	})
 }
 
@@ -78,14 +110,26 @@ func (db *DB) DeleteClient(ctx context.Context, id string) error {
 func (db *DB) ListClients(ctx context.Context, kind string) ([]store.Client, error) {
 	var out []store.Client
 	err := db.view(ctx, "list clients", func(tx *bbolt.Tx) error {
-		return tx.Bucket([]byte(bkClients)).ForEach(func(k, _ []byte) error {
-			c, err := getClient(tx, string(k))
-			if err != nil {
-				return err
-			}
-			if kind == "" || c.Kind == kind {
+		if kind == "" {
+			return tx.Bucket([]byte(bkClients)).ForEach(func(k, _ []byte) error {
+				c, err := getClient(tx, string(k))
+				if err != nil {
+					return err
+				}
 				out = append(out, c)
+				return nil
+			})
+		}
+		// Only the clients of the kind are read (an SSF receiver lookup on
+		// every login must not decode every OIDC client); the index keys
+		// sort by ID within a kind.
+		p := prefix(kind)
+		return scanPrefix(tx.Bucket([]byte(bkClientsByKind)), p, func(k, _ []byte) error {
+			c, err := getClient(tx, string(k[len(p):]))
+			if err != nil {
+				return fmt.Errorf("index %s: %w", bkClientsByKind, err)
 			}
+			out = append(out, c)
 			return nil
 		})
 	})

@@ -33,6 +33,7 @@ const (
 	bkReplay         = "replay"
 	bkReplayExp      = "replay_exp"
 	bkClients        = "clients"
+	bkClientsByKind  = "clients_by_kind"
 	bkKeys           = "keys"
 	defaultTimeout   = time.Second
 	defaultFileMode  = fs.FileMode(0o600)
@@ -49,7 +50,7 @@ func allBuckets() []string {
 		bkSessions, bkSessByUser, bkSessByNameID, bkSessActive, bkSessEnded,
 		bkParticipants, bkLogouts, bkLogoutsByUser, bkLogoutsByTime,
 		bkDeliveries, bkDelByLogout, bkDelDue, bkDelCounts,
-		bkRecords, bkRecordsExp, bkReplay, bkReplayExp, bkClients, bkKeys,
+		bkRecords, bkRecordsExp, bkReplay, bkReplayExp, bkClients, bkClientsByKind, bkKeys,
 	}
 }
 
@@ -134,10 +135,15 @@ func Open(path string, opts Options) (*DB, error) {
 		bdb.MaxBatchDelay = opts.MaxBatchDelay
 	}
 	err = bdb.Update(func(tx *bbolt.Tx) error {
+		kindIndexNew := tx.Bucket([]byte(bkClientsByKind)) == nil
 		for _, name := range allBuckets() {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
+		}
+		if kindIndexNew {
+			// A file written before the index existed: build it.
+			return indexClientsByKind(tx)
 		}
 		return nil
 	})
