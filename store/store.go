@@ -110,7 +110,9 @@ type Store interface {
 	ListClients(ctx context.Context, kind string) ([]Client, error)
 
 	// PutRecord stores an expiring record; ErrAlreadyExists if a live
-	// record with the same namespace and key exists.
+	// record with the same namespace and key exists. ErrInvalid for an
+	// empty key or one that holds a NUL byte (not every backend can store
+	// one: callers build composite keys with another separator or a hash).
 	PutRecord(ctx context.Context, r Record) error
 	// GetRecord returns a live record (not expired at now).
 	GetRecord(ctx context.Context, namespace, key string, now time.Time) (Record, error)

@@ -219,7 +219,13 @@ func (idp *IdP) participant(ctx context.Context, sid, key string) (store.Partici
 	return store.Participant{}, false, nil
 }
 
-func nameIDKey(entityID, value string) string { return entityID + "\x00" + value }
+// nameIDKey is the record key of a NameID issued to an SP: a hash of the
+// SP's entity ID and the value, so that any characters in either make a
+// key every store backend can hold (no NUL byte).
+func nameIDKey(entityID, value string) string {
+	h := sha256.Sum256([]byte(entityID + "\x00" + value))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
 
 func (idp *IdP) putRef(ctx context.Context, ns, key string, ref sessionRef, expires time.Time) error {
 	val, err := json.Marshal(ref)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -39,6 +40,9 @@ func (db *DB) PutRecord(ctx context.Context, r store.Record) error {
 	}
 	if r.Key == "" {
 		return fmt.Errorf("bolt: put record: %w: empty key", store.ErrInvalid)
+	}
+	if strings.IndexByte(r.Key, 0) >= 0 {
+		return fmt.Errorf("bolt: put record: %w: key holds a NUL byte", store.ErrInvalid)
 	}
 	return db.batch(ctx, "put record", func(tx *bbolt.Tx) error {
 		k := key(prefix(r.Namespace), []byte(r.Key))

@@ -41,6 +41,10 @@ func testRecordPutGet(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound, "GetRecord in an unused namespace")
 	_, err = s.GetRecord(ctx(t), "code", "k1", farFuture())
 	wantErr(t, err, store.ErrNotFound, "GetRecord at its expiry")
+
+	// Keys are strings every backend can hold: no empty key, no NUL byte.
+	wantErr(t, s.PutRecord(ctx(t), store.Record{Namespace: "code", Key: "", Value: []byte("x"), ExpiresAt: farFuture()}), store.ErrInvalid, "PutRecord with an empty key")
+	wantErr(t, s.PutRecord(ctx(t), store.Record{Namespace: "code", Key: "a\x00b", Value: []byte("x"), ExpiresAt: farFuture()}), store.ErrInvalid, "PutRecord with a NUL in the key")
 }
 
 func testRecordExpired(t *testing.T, s store.Store) {
