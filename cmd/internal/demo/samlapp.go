@@ -194,7 +194,7 @@ func (a *SAMLApp) Handler() http.Handler {
 	mux.HandleFunc("POST /logout", a.logout)
 	mux.HandleFunc("GET /saml/metadata", a.metadata)
 	mux.HandleFunc(samlAppPathSLO, a.handleSLO)
-	mux.HandleFunc(samlAppPathSLOSOAP, a.handleSOAP)
+	mux.Handle(samlAppPathSLOSOAP, a.soapEndpoint())
 	mux.HandleFunc("/saml/", func(w http.ResponseWriter, r *http.Request) {
 		mw := a.middleware()
 		if mw == nil {
@@ -431,7 +431,7 @@ func (a *SAMLApp) entityID() string {
 	return a.opts.URL.JoinPath("saml", "metadata").String()
 }
 
-// handleSOAP is the SOAP SingleLogoutService (Bindings §3.2, Profiles
+// soapEndpoint is the SOAP SingleLogoutService (Bindings §3.2, Profiles
 // §4.4.3.3): the bridge's back channel, used when there is no browser (an
 // operator's "log out everywhere") and alongside the front channel for
 // browser logouts. Only a LogoutRequest signed by the bridge's IdP key,
@@ -443,65 +443,16 @@ func (a *SAMLApp) entityID() string {
 // one that fails a protocol check gets a LogoutResponse with that status.
 // A request for a login already ended is answered Success: the login is
 // gone either way, and the bridge may tell the app by both channels.
-func (a *SAMLApp) handleSOAP(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "the SOAP binding takes POST only", http.StatusMethodNotAllowed)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxSOAPBody)
-	m, err := bsaml.DecodeSOAP(r, bsaml.Limits{MaxBody: maxSOAPBody})
-	if err != nil {
-		a.log.WarnContext(ctx, "saml app: SOAP message refused", "err", err)
-		bsaml.WriteSOAPFault(w, http.StatusBadRequest, "Client", "not a SAML SOAP message")
-		return
-	}
-	if !m.IsRequest() {
-		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Client", "only LogoutRequests are served here")
-		return
-	}
-	a.mu.Lock()
-	trust := a.idp
-	a.mu.Unlock()
-	if trust.EntityID == "" {
-		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Server", "the app is not connected to the bridge yet")
-		return
-	}
-	lr, err := a.v.LogoutRequest(ctx, m, trust, a.base+samlAppPathSLOSOAP)
-	status, sub, inResponseTo := bsaml.StatusSuccess, "", ""
-	var se *bsaml.Error
-	switch {
-	case err == nil:
-		inResponseTo = lr.ID
-		a.endLogins(lr.NameID, lr.SessionIndexes, EndedBySAMLSOAP)
-		a.log.InfoContext(ctx, "saml app: login ended by a SOAP LogoutRequest", "sessions", len(lr.SessionIndexes), "reason", lr.Reason)
-	case errors.As(err, &se):
-		a.log.WarnContext(ctx, "saml app: SOAP LogoutRequest refused", "err", err)
-		status, sub, inResponseTo = se.Status, se.SubStatus, m.Root().SelectAttrValue("ID", "")
-	default:
-		// Not authenticated (malformed, bad or missing signature, another
-		// issuer): no SAML answer (saml/doc.go).
-		a.log.WarnContext(ctx, "saml app: SOAP LogoutRequest refused", "err", err)
-		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Client", "the SAML message is not valid")
-		return
-	}
-	id, err := bsaml.NewID(rand.Reader)
-	if err != nil {
-		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Server", "the logout could not be answered")
-		return
-	}
-	// A SOAP response needs no Destination (Bindings §3.2.3): it goes
-	// back on the requester's own connection.
-	resp := &bsaml.LogoutResponse{ID: id, InResponseTo: inResponseTo, IssueInstant: time.Now(),
-		Issuer: a.entityID(), Status: status, SubStatus: sub}
-	signed, err := a.signer.SignEnveloped(resp.Element())
-	if err != nil {
-		a.log.ErrorContext(ctx, "saml app: sign LogoutResponse", "err", err)
-		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Server", "the logout could not be answered")
-		return
-	}
-	if err := bsaml.WriteSOAP(w, signed); err != nil {
-		a.log.WarnContext(ctx, "saml app: write SOAP LogoutResponse", "err", err)
+func (a *SAMLApp) soapEndpoint() *soapLogout {
+	return &soapLogout{log: a.log, what: "saml app", v: a.v, signer: a.signer,
+		url: a.base + samlAppPathSLOSOAP, issuer: a.entityID,
+		peer: func() (bsaml.Trust, string) {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return a.idp, "the app is not connected to the bridge yet"
+		},
+		end: func(_ context.Context, lr *bsaml.LogoutRequest) {
+			a.endLogins(lr.NameID, lr.SessionIndexes, EndedBySAMLSOAP)
+		},
 	}
 }

@@ -174,7 +174,7 @@ func (u *UpstreamIdP) Handler() http.Handler {
 	mux.Handle("/sso", u.srv)
 	mux.Handle("/login", u.srv)
 	mux.HandleFunc(upstreamPathSLO, u.handleSLO)
-	mux.HandleFunc(upstreamPathSLOSOAP, u.handleSOAP)
+	mux.Handle(upstreamPathSLOSOAP, u.soapEndpoint())
 	mux.HandleFunc("POST /logout", u.startLogout)
 	return mux
 }
@@ -311,7 +311,7 @@ func (u *UpstreamIdP) checkNameID(n bsaml.NameID, bridge string) error {
 	return nil
 }
 
-// handleSOAP is the SOAP SingleLogoutService (Bindings §3.2, Profiles
+// soapEndpoint is the SOAP SingleLogoutService (Bindings §3.2, Profiles
 // §4.4.3): the bridge sends it a LogoutRequest when a logout has no
 // browser to carry one (an operator's "log out everywhere", or a
 // downstream SP's SOAP logout). Only a LogoutRequest signed by the
@@ -323,67 +323,18 @@ func (u *UpstreamIdP) checkNameID(n bsaml.NameID, bridge string) error {
 // authenticated one that fails a protocol check gets a LogoutResponse with
 // that status. Sessions already gone are answered Success: the user is
 // logged out here either way.
-func (u *UpstreamIdP) handleSOAP(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "the SOAP binding takes POST only", http.StatusMethodNotAllowed)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxSOAPBody)
-	m, err := bsaml.DecodeSOAP(r, bsaml.Limits{MaxBody: maxSOAPBody})
-	if err != nil {
-		u.log.WarnContext(ctx, "upstream: SOAP message refused", "err", err)
-		bsaml.WriteSOAPFault(w, http.StatusBadRequest, "Client", "not a SAML SOAP message")
-		return
-	}
-	if !m.IsRequest() {
-		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Client", "only LogoutRequests are served here")
-		return
-	}
-	u.mu.Lock()
-	trust := u.bridge
-	u.mu.Unlock()
-	if trust.EntityID == "" {
-		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Server", "no service provider is registered yet")
-		return
-	}
-	lr, err := u.v.LogoutRequest(ctx, m, trust, u.base+upstreamPathSLOSOAP)
-	if err == nil {
-		err = u.checkNameID(lr.NameID, trust.EntityID)
-	}
-	status, sub, inResponseTo := bsaml.StatusSuccess, "", m.Root().SelectAttrValue("ID", "")
-	var se *bsaml.Error
-	switch {
-	case err == nil:
-		n := u.endSessions(lr.NameID.Value, lr.SessionIndexes)
-		u.log.InfoContext(ctx, "upstream: session ended by the bridge over SOAP", "sessions", n, "reason", lr.Reason)
-	case errors.As(err, &se):
-		u.log.WarnContext(ctx, "upstream: SOAP LogoutRequest refused", "err", err)
-		status, sub = se.Status, se.SubStatus
-	default:
-		// Not authenticated: no SAML answer (saml/doc.go).
-		u.log.WarnContext(ctx, "upstream: SOAP LogoutRequest refused", "err", err)
-		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Client", "the SAML message is not valid")
-		return
-	}
-	id, err := bsaml.NewID(rand.Reader)
-	if err != nil {
-		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Server", "the logout could not be answered")
-		return
-	}
-	// No Destination: a SOAP response returns on the requester's own
-	// connection (Bindings §3.2.3).
-	resp := &bsaml.LogoutResponse{ID: id, InResponseTo: inResponseTo, IssueInstant: time.Now(),
-		Issuer: u.entityID, Status: status, SubStatus: sub}
-	signed, err := u.signer.SignEnveloped(resp.Element())
-	if err != nil {
-		u.log.ErrorContext(ctx, "upstream: sign LogoutResponse", "err", err)
-		bsaml.WriteSOAPFault(w, http.StatusInternalServerError, "Server", "the logout could not be answered")
-		return
-	}
-	if err := bsaml.WriteSOAP(w, signed); err != nil {
-		u.log.WarnContext(ctx, "upstream: write SOAP LogoutResponse", "err", err)
+func (u *UpstreamIdP) soapEndpoint() *soapLogout {
+	return &soapLogout{log: u.log, what: "upstream", v: u.v, signer: u.signer,
+		url: u.base + upstreamPathSLOSOAP, issuer: func() string { return u.entityID },
+		peer: func() (bsaml.Trust, string) {
+			u.mu.Lock()
+			defer u.mu.Unlock()
+			return u.bridge, "no service provider is registered yet"
+		},
+		check: func(lr *bsaml.LogoutRequest, peer bsaml.Trust) error { return u.checkNameID(lr.NameID, peer.EntityID) },
+		end: func(_ context.Context, lr *bsaml.LogoutRequest) {
+			u.endSessions(lr.NameID.Value, lr.SessionIndexes)
+		},
 	}
 }
 
