@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/slobridge/slobridge/store"
+	"github.com/slobridge/slobridge/store/postgres/pgtest"
 )
 
 // proxy is a TCP forwarder on 127.0.0.1 in front of the test server that a
@@ -103,7 +104,7 @@ func proxiedDSN(tb testing.TB, dsn string) (string, *proxy) {
 	tb.Helper()
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		tb.Fatalf("parse %s: %v", dsnEnv, err)
+		tb.Fatalf("parse %s: %v", pgtest.DSNEnv, err)
 	}
 	p := newProxy(tb, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
 	u := url.URL{Scheme: "postgres", User: url.UserPassword(cfg.User, cfg.Password), Host: p.addr,
