@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slobridge/slobridge/store/postgres/pgtest"
+
 	"github.com/jackc/pgx/v5"
 )
 
@@ -17,13 +19,7 @@ import (
 // schema: the first run applies the migrations, the second finds the
 // schema current. It needs SLOBRIDGE_TEST_POSTGRES_DSN.
 func TestMigrateCommand(t *testing.T) {
-	dsn := os.Getenv("SLOBRIDGE_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("SLOBRIDGE_TEST_POSTGRES_DSN is not set (CI=true requires PostgreSQL)")
-		}
-		t.Skip("set SLOBRIDGE_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run")
-	}
+	dsn := pgtest.DSN(t)
 	ctx := context.Background()
 	schema := fmt.Sprintf("migrate_cli_%d", time.Now().UnixNano())
 	conn, err := pgx.Connect(ctx, dsn)

@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slobridge/slobridge/store/postgres/pgtest"
+
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/jackc/pgx/v5"
 
@@ -36,13 +38,7 @@ import (
 // test is skipped, except under CI=true, where it fails.
 func requirePostgres(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("SLOBRIDGE_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("SLOBRIDGE_TEST_POSTGRES_DSN is not set (CI=true requires PostgreSQL)")
-		}
-		t.Skip("set SLOBRIDGE_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run")
-	}
+	dsn := pgtest.DSN(t)
 	return dsn
 }
 

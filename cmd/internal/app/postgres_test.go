@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slobridge/slobridge/store/postgres/pgtest"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/slobridge/slobridge/store"
@@ -17,13 +18,7 @@ import (
 // TestPostgresDriver runs the wiring on PostgreSQL when
 // SLOBRIDGE_TEST_POSTGRES_DSN is set.
 func TestPostgresDriver(t *testing.T) {
-	dsn := os.Getenv("SLOBRIDGE_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("SLOBRIDGE_TEST_POSTGRES_DSN is not set (CI=true requires PostgreSQL)")
-		}
-		t.Skip("set SLOBRIDGE_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run")
-	}
+	dsn := pgtest.DSN(t)
 	ctx := context.Background()
 	schema := fmt.Sprintf("app_test_%d", time.Now().UnixNano())
 	if err := createSchema(ctx, dsn, schema); err != nil {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slobridge/slobridge/store/postgres/pgtest"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/slobridge/slobridge"
@@ -68,13 +70,7 @@ oidc:
 // from then on A's introspection answers active:false, without waiting for
 // its session cache to expire. The client is notified exactly once.
 func TestReplicasShareEvents(t *testing.T) {
-	dsn := os.Getenv("SLOBRIDGE_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("SLOBRIDGE_TEST_POSTGRES_DSN is not set (CI=true requires PostgreSQL)")
-		}
-		t.Skip("set SLOBRIDGE_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run")
-	}
+	dsn := pgtest.DSN(t)
 	ctx := context.Background()
 	schema := fmt.Sprintf("app_replicas_%d", time.Now().UnixNano())
 	if err := createSchema(ctx, dsn, schema); err != nil {
