@@ -117,8 +117,9 @@ func TestSnapshotSeesChanges(t *testing.T) {
 	b.register(t, ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}})
 	after := b.snapshot(t)
 	d := before.diff(after)
-	if len(d) != 1 || !strings.HasPrefix(d[0], "added clients/") {
-		t.Fatalf("diff = %v, want one added client", d)
+	// The client and its entry in the store's index of clients by kind.
+	if len(d) != 2 || !strings.HasPrefix(d[0], "added clients/") || !strings.HasPrefix(d[1], "added clients_by_kind/") {
+		t.Fatalf("diff = %v, want one added client and its kind-index entry", d)
 	}
 	if fmt.Sprint(before.diff(before)) != "[]" {
 		t.Fatal("a snapshot differs from itself")
