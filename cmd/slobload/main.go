@@ -20,8 +20,9 @@
 //	go run ./cmd/slobload -short     # a few seconds
 //	go run ./cmd/slobload -json      # JSON on stdout
 //
-//	eval "$(go run ./cmd/slobload -write-config /tmp/slobload)"
-//	go run ./cmd/slobridge serve --config /tmp/slobload/slobridge.yaml &
+//	dir=$(mktemp -d)
+//	eval "$(go run ./cmd/slobload -write-config "$dir")"
+//	go run ./cmd/slobridge serve --config "$dir/slobridge.yaml" &
 //	go run ./cmd/slobload -url http://127.0.0.1:8080
 //
 // Figures go to stdout as a table (or JSON); a progress bar goes to stderr.
