@@ -199,28 +199,19 @@ func (db *DB) CompleteAttempt(ctx context.Context, id, owner string, a store.Att
 	if !due(state) && !state.Final() {
 		return store.Delivery{}, fmt.Errorf("bolt: complete attempt: %w: unknown state %q", store.ErrInvalid, state)
 	}
-	if err := ctx.Err(); err != nil {
-		return store.Delivery{}, fmt.Errorf("bolt: complete attempt: %w", err)
-	}
 	// Attempts finish concurrently (one per delivery in a fan-out), and a
-	// commit costs two fsyncs, so completions share commits through a
-	// bbolt Batch. The function only writes inside its transaction and
-	// assigns its results afresh on every run, so bbolt may re-run it after
-	// a failed batch; a delivery no longer leased by owner is reported
-	// outside the transaction so it does not fail the whole batch.
+	// commit costs two fsyncs, so completions share commits (DB.batch); a
+	// delivery no longer leased by owner is a refusal, which does not fail
+	// the other completions of the batch.
 	var out store.Delivery
-	var refused error
-	err := db.bolt.Batch(func(tx *bbolt.Tx) error {
-		out, refused = store.Delivery{}, nil
-		setFillPercents(tx)
+	err := db.batch(ctx, "complete attempt", func(tx *bbolt.Tx) error {
+		out = store.Delivery{}
 		d, err := getDelivery(tx, id)
 		if err != nil {
-			refused = err
-			return nil
+			return err
 		}
 		if owner == "" || d.LeaseOwner != owner || !due(d.State) {
-			refused = fmt.Errorf("delivery not leased by this owner: %w", store.ErrNotFound)
-			return nil
+			return fmt.Errorf("delivery not leased by this owner: %w", store.ErrNotFound)
 		}
 		out = d
 		out.Attempts = append(append([]store.Attempt(nil), d.Attempts...), a)
@@ -236,11 +227,8 @@ func (db *DB) CompleteAttempt(ctx context.Context, id, owner string, a store.Att
 		}
 		return putDelivery(tx, &d, out)
 	})
-	if err == nil {
-		err = refused
-	}
 	if err != nil {
-		return store.Delivery{}, fmt.Errorf("bolt: complete attempt: %w", dbError(err))
+		return store.Delivery{}, err
 	}
 	return out, nil
 }

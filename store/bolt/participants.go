@@ -18,25 +18,15 @@ func (db *DB) AddParticipant(ctx context.Context, p store.Participant) (bool, er
 	if err := checkIDs("session ID", p.SessionID, "participant key", p.Key); err != nil {
 		return false, fmt.Errorf("bolt: add participant: %w", err)
 	}
-	if err := ctx.Err(); err != nil {
-		return false, fmt.Errorf("bolt: add participant: %w", err)
-	}
-	// bbolt may run the function more than once (when a batch fails it
-	// retries each function alone), so the outcome is recorded by
-	// assignment on every run, and "not found"/"ended" are reported outside
-	// the transaction instead of failing the whole batch.
 	var added bool
-	var refused error
-	err := db.bolt.Batch(func(tx *bbolt.Tx) error {
-		added, refused = false, nil
+	err := db.batch(ctx, "add participant", func(tx *bbolt.Tx) error {
+		added = false
 		s, err := getSession(tx, p.SessionID)
 		if err != nil {
-			refused = err
-			return nil
+			return err
 		}
 		if !s.EndedAt.IsZero() {
-			refused = fmt.Errorf("session: %w", store.ErrSessionEnded)
-			return nil
+			return fmt.Errorf("session: %w", store.ErrSessionEnded)
 		}
 		pb := tx.Bucket([]byte(bkParticipants))
 		k := key(prefix(p.SessionID), []byte(p.Key))
@@ -53,11 +43,8 @@ func (db *DB) AddParticipant(ctx context.Context, p store.Participant) (bool, er
 		added = true
 		return nil
 	})
-	if err == nil {
-		err = refused
-	}
 	if err != nil {
-		return false, fmt.Errorf("bolt: add participant: %w", dbError(err))
+		return false, err
 	}
 	return added, nil
 }
