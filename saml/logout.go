@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/rand"
 	"encoding/hex"
@@ -101,7 +102,7 @@ func issuerElement(parent *etree.Element, issuer string) {
 func (r *LogoutRequest) Element() *etree.Element {
 	el := newRoot("LogoutRequest")
 	el.CreateAttr("ID", r.ID)
-	el.CreateAttr("Version", cmpOr(r.Version, "2.0"))
+	el.CreateAttr("Version", cmp.Or(r.Version, "2.0"))
 	el.CreateAttr("IssueInstant", r.IssueInstant.UTC().Format(timeFormat))
 	if r.Destination != "" {
 		el.CreateAttr("Destination", r.Destination)
@@ -128,7 +129,7 @@ func (r *LogoutResponse) Element() *etree.Element {
 	if r.InResponseTo != "" {
 		el.CreateAttr("InResponseTo", r.InResponseTo)
 	}
-	el.CreateAttr("Version", cmpOr(r.Version, "2.0"))
+	el.CreateAttr("Version", cmp.Or(r.Version, "2.0"))
 	el.CreateAttr("IssueInstant", r.IssueInstant.UTC().Format(timeFormat))
 	if r.Destination != "" {
 		el.CreateAttr("Destination", r.Destination)
@@ -136,7 +137,7 @@ func (r *LogoutResponse) Element() *etree.Element {
 	issuerElement(el, r.Issuer)
 	st := el.CreateElement("samlp:Status")
 	sc := st.CreateElement("samlp:StatusCode")
-	sc.CreateAttr("Value", cmpOr(r.Status, StatusSuccess))
+	sc.CreateAttr("Value", cmp.Or(r.Status, StatusSuccess))
 	if r.SubStatus != "" {
 		sc.CreateElement("samlp:StatusCode").CreateAttr("Value", r.SubStatus)
 	}
@@ -144,13 +145,6 @@ func (r *LogoutResponse) Element() *etree.Element {
 		st.CreateElement("samlp:StatusMessage").SetText(r.StatusMessage)
 	}
 	return el
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // parseTime parses an xs:dateTime attribute value. SAML Core §1.3.3 wants

@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -192,20 +193,13 @@ func (idp *IdP) sameNameID(sp *SP, issued store.NameID, got bsaml.NameID) bool {
 	if got.Format != "" && got.Format != FormatUnspecified && got.Format != issued.Format {
 		return false
 	}
-	if got.NameQualifier != "" && got.NameQualifier != cmpOr(issued.NameQualifier, idp.entityID) {
+	if got.NameQualifier != "" && got.NameQualifier != cmp.Or(issued.NameQualifier, idp.entityID) {
 		return false
 	}
-	if got.SPNameQualifier != "" && got.SPNameQualifier != cmpOr(issued.SPNameQualifier, sp.EntityID) {
+	if got.SPNameQualifier != "" && got.SPNameQualifier != cmp.Or(issued.SPNameQualifier, sp.EntityID) {
 		return false
 	}
 	return true
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // endSessions ends the sessions through the engine; the initiating SP is
