@@ -145,13 +145,11 @@ func (p *Provider) Introspect(ctx context.Context, caller Client, r Introspectio
 
 func (p *Provider) introspectAccess(ctx context.Context, caller Client, raw string, now time.Time) (Introspection, error) {
 	c, ok := p.verifyAccessJWT(ctx, raw)
-	if !ok || now.Unix() >= c.Expiry || !(c.ClientID == caller.ID || p.resourceServers[caller.ID]) {
+	if !ok || !(c.ClientID == caller.ID || p.resourceServers[caller.ID]) {
 		return inactive, nil
 	}
-	if _, err := p.st.GetRecord(ctx, nsRevokedToken, c.JTI, now); err == nil {
-		return inactive, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return inactive, serverErr(err)
+	if live, err := p.accessLive(ctx, c, now); err != nil || !live {
+		return inactive, err
 	}
 	if live, err := p.sessionActive(ctx, c.SID, now); err != nil || !live {
 		return inactive, err
@@ -161,6 +159,20 @@ func (p *Provider) introspectAccess(ctx context.Context, caller Client, raw stri
 		Expiry: c.Expiry, IssuedAt: c.IssuedAt, Subject: c.Subject, Audience: c.Audience,
 		Issuer: c.Issuer, JTI: c.JTI, SID: c.SID,
 	}, nil
+}
+
+// accessLive reports whether verified access-token claims c are unexpired
+// at now and their jti has not been revoked.
+func (p *Provider) accessLive(ctx context.Context, c AccessTokenClaims, now time.Time) (bool, error) {
+	if now.Unix() >= c.Expiry {
+		return false, nil
+	}
+	if _, err := p.st.GetRecord(ctx, nsRevokedToken, c.JTI, now); err == nil {
+		return false, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return false, serverErr(err)
+	}
+	return true, nil
 }
 
 // introspectRefresh answers about a refresh token; only the client it was
@@ -300,9 +312,9 @@ func looksLikeJWS(tok string) bool { return strings.Count(tok, ".") == 2 }
 
 // verifyAccessJWT checks what never changes about an access token: the
 // signature by a published key, typ at+jwt, iss and aud. Tokens that pass
-// are cached (the map key is the whole token), so repeated introspection
-// of one token costs no RSA operation; expiry, revocation and the session
-// are checked on every call by the caller. A cached entry lives until the
+// are cached (the map key is the whole token), so repeated introspection,
+// userinfo or revocation of one token costs no signature check; expiry,
+// revocation and the session are checked on every call by the caller. A cached entry lives until the
 // token expires (minutes), so a key removed from the store in an emergency
 // stops validating cached tokens only then; rotate and wait, or restart.
 func (p *Provider) verifyAccessJWT(ctx context.Context, raw string) (AccessTokenClaims, bool) {
@@ -310,26 +322,11 @@ func (p *Provider) verifyAccessJWT(ctx context.Context, raw string) (AccessToken
 		return c, true
 	}
 	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
-	if err != nil || len(jws.Signatures) != 1 {
+	if err != nil || len(jws.Signatures) != 1 || jws.Signatures[0].Header.ExtraHeaders[jose.HeaderType] != typAccess {
 		return AccessTokenClaims{}, false
 	}
-	h := jws.Signatures[0].Protected
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != typAccess {
-		return AccessTokenClaims{}, false
-	}
-	keys, err := p.keys.published(ctx)
+	payload, err := p.keys.verify(ctx, jws)
 	if err != nil {
-		p.log.ErrorContext(ctx, "introspection: load keys", "error", err)
-		return AccessTokenClaims{}, false
-	}
-	var payload []byte
-	for _, sk := range keys {
-		if sk.meta.ID == h.KeyID && sk.meta.Algorithm == h.Algorithm {
-			payload, err = jws.Verify(sk.priv.Public())
-			break
-		}
-	}
-	if payload == nil || err != nil {
 		return AccessTokenClaims{}, false
 	}
 	var c AccessTokenClaims
@@ -374,6 +371,10 @@ var (
 	noCache = []string{"no-cache"}
 )
 
+// tokenRequestParams are the parameters of an introspection or revocation
+// request that must not be repeated.
+var tokenRequestParams = []string{"token", "token_type_hint", "client_id", "client_secret"}
+
 // tokenRequest reads and authenticates an introspection or revocation
 // request: POST, a form body of bounded size, client authentication, a
 // token. It renders the error and returns false when any step fails.
@@ -383,11 +384,9 @@ func (p *Provider) tokenRequest(c *gin.Context) (Client, IntrospectionRequest, b
 		p.renderJSONError(c, oauthErr(ErrInvalidRequest, http.StatusBadRequest, "malformed form body"))
 		return Client{}, IntrospectionRequest{}, false
 	}
-	for _, k := range []string{"token", "token_type_hint", "client_id", "client_secret"} {
-		if len(form[k]) > 1 { // RFC 6749 §3.2: parameters must not repeat
-			p.renderJSONError(c, oauthErr(ErrInvalidRequest, http.StatusBadRequest, k+" is repeated"))
-			return Client{}, IntrospectionRequest{}, false
-		}
+	if k := repeated(form, tokenRequestParams); k != "" { // RFC 6749 §3.2
+		p.renderJSONError(c, oauthErr(ErrInvalidRequest, http.StatusBadRequest, k+" is repeated"))
+		return Client{}, IntrospectionRequest{}, false
 	}
 	caller, err := p.AuthenticateClient(c.Request.Context(), c.Request, form)
 	if err != nil {

@@ -301,6 +301,12 @@ func (k *keyring) VerifySignature(ctx context.Context, raw string) ([]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("oidc: parse JWS: %w", err)
 	}
+	return k.verify(ctx, jws)
+}
+
+// verify checks a parsed JWS against the published keys and returns its
+// payload.
+func (k *keyring) verify(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
 	if len(jws.Signatures) != 1 {
 		return nil, errors.New("oidc: JWS must carry exactly one signature")
 	}

@@ -2,13 +2,10 @@ package oidc
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
-	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/slobridge/slobridge/store"
 )
@@ -18,26 +15,15 @@ import (
 // aud, exp, that it was not revoked, and that its session is still active.
 func (p *Provider) VerifyAccessToken(ctx context.Context, raw string) (AccessTokenClaims, store.Session, error) {
 	invalid := oauthErr(ErrInvalidToken, http.StatusUnauthorized, "the access token is invalid, expired or revoked")
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
-	if err != nil || len(jws.Signatures) != 1 || jws.Signatures[0].Header.ExtraHeaders[jose.HeaderType] != typAccess {
-		return AccessTokenClaims{}, store.Session{}, invalid
-	}
-	payload, err := p.keys.VerifySignature(ctx, raw)
-	if err != nil {
-		return AccessTokenClaims{}, store.Session{}, invalid
-	}
-	var c AccessTokenClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	c, ok := p.verifyAccessJWT(ctx, raw)
+	if !ok {
 		return AccessTokenClaims{}, store.Session{}, invalid
 	}
 	now := p.now()
-	if c.Issuer != p.opts.Issuer || c.Audience != p.opts.Issuer || now.Unix() >= c.Expiry {
+	if live, err := p.accessLive(ctx, c, now); err != nil {
+		return AccessTokenClaims{}, store.Session{}, err
+	} else if !live {
 		return AccessTokenClaims{}, store.Session{}, invalid
-	}
-	if _, err := p.st.GetRecord(ctx, nsRevokedToken, c.JTI, now); err == nil {
-		return AccessTokenClaims{}, store.Session{}, invalid
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return AccessTokenClaims{}, store.Session{}, serverErr(err)
 	}
 	s, err := p.st.GetSession(ctx, c.SID)
 	if err != nil || !s.Active(now) {
