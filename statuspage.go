@@ -360,21 +360,38 @@ func (lp *LogoutPage) waitFinal(ctx context.Context, id string, wait time.Durati
 const statusPollInterval = time.Second
 
 // waitChange blocks until an event of logout id, a tick, or the end of
-// ctx; it reports false at the end of ctx.
+// ctx; it reports false at the end of ctx. Events already queued when it
+// returns are dropped: the caller re-reads the whole status once for all
+// of them rather than once per delivery of a fan-out.
 func waitChange(ctx context.Context, events <-chan Event, tick <-chan time.Time, id string) bool {
 	for {
 		select {
 		case <-ctx.Done():
 			return false
 		case <-tick:
-			return true
+			return drainEvents(events)
 		case ev, ok := <-events:
 			if !ok {
 				return false
 			}
 			if ev.LogoutID == id {
-				return true
+				return drainEvents(events)
 			}
+		}
+	}
+}
+
+// drainEvents drops the events queued in events; it reports false when
+// events is closed.
+func drainEvents(events <-chan Event) bool {
+	for {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return false
+			}
+		default:
+			return true
 		}
 	}
 }
