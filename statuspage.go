@@ -215,6 +215,9 @@ func truncate(s string, n int) string {
 // upstreamRow is the row of the upstream IdP, nil when the logout has
 // none: no upstream logout is configured and the upstream did not start it.
 func (lp *LogoutPage) upstreamRow(ctx context.Context, lo store.Logout) *statusRow {
+	if lo.Initiator.Kind != store.InitiatorUpstream && lp.opts.Upstream == nil {
+		return nil
+	}
 	r := &statusRow{ID: "upstream", Name: "Upstream identity provider", Protocol: "SAML", Channel: "front"}
 	if name := lp.upstreamName(ctx, lo); name != "" {
 		r.Name = name + " (upstream identity provider)"
@@ -222,9 +225,6 @@ func (lp *LogoutPage) upstreamRow(ctx context.Context, lo store.Logout) *statusR
 	if lo.Initiator.Kind == store.InitiatorUpstream {
 		r.State, r.Detail = RowDone, "started the logout"
 		return r
-	}
-	if lp.opts.Upstream == nil {
-		return nil
 	}
 	rec, err := lp.opts.Engine.Store().GetRecord(ctx, UpstreamLogoutNamespace, lo.ID, lp.opts.Engine.Now())
 	var res UpstreamLogoutResult
