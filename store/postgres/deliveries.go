@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -140,7 +141,7 @@ func (db *DB) ClaimDueDeliveries(ctx context.Context, owner string, now time.Tim
 		if c := a.dueAt.Compare(b.dueAt); c != 0 {
 			return c
 		}
-		return cmpString(a.d.ID, b.d.ID)
+		return strings.Compare(a.d.ID, b.d.ID)
 	})
 	out := make([]store.Delivery, len(got))
 	for i, c := range got {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -90,10 +91,6 @@ func endSessions(ctx context.Context, tx pgx.Tx, spec store.LogoutSpec) (store.L
 	for _, s := range sessions {
 		lo.SessionIDs = append(lo.SessionIDs, s.ID)
 	}
-	if _, err := tx.Exec(ctx, "UPDATE sessions SET ended_at = $1, logout_id = $2 WHERE id = ANY($3)",
-		tz(spec.Now), lo.ID, lo.SessionIDs); err != nil {
-		return lo, nil, err
-	}
 	if lo.Participants, err = listParticipants(ctx, tx, lo.SessionIDs); err != nil {
 		return lo, nil, err
 	}
@@ -101,18 +98,34 @@ func endSessions(ctx context.Context, tx pgx.Tx, spec store.LogoutSpec) (store.L
 	if err != nil {
 		return lo, nil, fmt.Errorf("encode participants: %w", err)
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO logouts (id, user_id, session_ids, initiator_kind, initiator_id,
-		exclude_key, created_at, participants) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		lo.ID, lo.UserID, lo.SessionIDs, string(lo.Initiator.Kind), lo.Initiator.ID, lo.ExcludeKey,
-		tz(lo.CreatedAt), string(snapshot))
-	if err != nil {
-		return lo, nil, fmt.Errorf("logout %q: %w", lo.ID, err)
-	}
-	ds, err := queueDeliveries(ctx, tx, lo, spec)
+	ds, ids, ords, parts, err := newDeliveries(lo, spec)
 	if err != nil {
 		return lo, nil, err
 	}
-	if _, err := tx.Exec(ctx, "INSERT INTO changes (logout_id) VALUES ($1)", lo.ID); err != nil {
+	// The writes depend on nothing read back: one round trip for all.
+	var b pgx.Batch
+	b.Queue("UPDATE sessions SET ended_at = $1, logout_id = $2 WHERE id = ANY($3)",
+		tz(spec.Now), lo.ID, lo.SessionIDs)
+	b.Queue(`INSERT INTO logouts (id, user_id, session_ids, initiator_kind, initiator_id,
+		exclude_key, created_at, participants) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		lo.ID, lo.UserID, lo.SessionIDs, string(lo.Initiator.Kind), lo.Initiator.ID, lo.ExcludeKey,
+		tz(lo.CreatedAt), string(snapshot))
+	what := []string{"end sessions", fmt.Sprintf("logout %q", lo.ID)}
+	if len(ds) > 0 {
+		// next_attempt_at is never NULL for a due delivery (see claimSQL).
+		b.Queue(insertDeliveriesSQL, lo.ID, ids, ords, parts, tz(spec.Now), spec.Now)
+		what = append(what, "delivery")
+	}
+	b.Queue("INSERT INTO changes (logout_id) VALUES ($1)", lo.ID)
+	what = append(what, "change feed")
+	br := tx.SendBatch(ctx, &b)
+	for _, w := range what {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return lo, nil, fmt.Errorf("%s: %w", w, err)
+		}
+	}
+	if err := br.Close(); err != nil {
 		return lo, nil, err
 	}
 	return lo, ds, nil
@@ -156,29 +169,15 @@ func sessionsToEnd(ctx context.Context, tx pgx.Tx, spec store.LogoutSpec) ([]sto
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 			return c
 		}
-		return cmpString(a.ID, b.ID)
+		return strings.Compare(a.ID, b.ID) // byte-wise, as the "C" collation
 	})
 	return append(out, mine...), nil
 }
 
-// cmpString compares byte-wise, as the "C" collation does.
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// queueDeliveries writes one pending delivery per back-channel participant
-// of lo except spec.ExcludeKey, in snapshot order, with one statement.
-func queueDeliveries(ctx context.Context, tx pgx.Tx, lo store.Logout, spec store.LogoutSpec) ([]store.Delivery, error) {
-	var ds []store.Delivery
-	var ids []string
-	var ords []int32
-	var parts []string
+// newDeliveries builds one pending delivery per back-channel participant
+// of lo except spec.ExcludeKey, in snapshot order, and the column arrays
+// of insertDeliveriesSQL for them.
+func newDeliveries(lo store.Logout, spec store.LogoutSpec) (ds []store.Delivery, ids []string, ords []int32, parts []string, err error) {
 	for _, p := range lo.Participants {
 		if !p.Channels.Has(store.ChannelBack) || (spec.ExcludeKey != "" && p.Key == spec.ExcludeKey) {
 			continue
@@ -192,23 +191,16 @@ func queueDeliveries(ctx context.Context, tx pgx.Tx, lo store.Logout, spec store
 			NextAttemptAt: spec.Now,
 		}
 		if err := checkIDs("delivery ID", d.ID); err != nil {
-			return nil, err
+			return nil, nil, nil, nil, err
 		}
 		raw, err := json.Marshal(p)
 		if err != nil {
-			return nil, fmt.Errorf("encode participant: %w", err)
+			return nil, nil, nil, nil, fmt.Errorf("encode participant: %w", err)
 		}
 		ids, ords, parts = append(ids, d.ID), append(ords, int32(len(ds))), append(parts, string(raw))
 		ds = append(ds, d)
 	}
-	if len(ds) == 0 {
-		return nil, nil
-	}
-	// next_attempt_at is never NULL for a due delivery (see claimSQL).
-	if _, err := tx.Exec(ctx, insertDeliveriesSQL, lo.ID, ids, ords, parts, tz(spec.Now), spec.Now); err != nil {
-		return nil, fmt.Errorf("delivery: %w", err)
-	}
-	return ds, nil
+	return ds, ids, ords, parts, nil
 }
 
 // logoutColumns are the columns scanLogout reads, in order.
