@@ -1,10 +1,8 @@
 package idp
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -13,10 +11,10 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strings"
 
 	"github.com/crewjam/saml"
 
+	bsaml "github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/store"
 )
 
@@ -66,7 +64,7 @@ func parseSP(cfg SPConfig, raw []byte) (*SP, error) {
 	if len(raw) > maxMetadataBytes {
 		return nil, fmt.Errorf("metadata is larger than %d bytes", maxMetadataBytes)
 	}
-	if err := checkNoDTD(raw); err != nil {
+	if err := bsaml.CheckXML(raw); err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	var ed saml.EntityDescriptor
@@ -91,11 +89,7 @@ func parseSP(cfg SPConfig, raw []byte) (*SP, error) {
 			continue
 		}
 		for _, xc := range kd.KeyInfo.X509Data.X509Certificates {
-			der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(xc.Data), ""))
-			if err != nil {
-				return nil, fmt.Errorf("metadata of %s: signing certificate: %w", sp.EntityID, err)
-			}
-			c, err := x509.ParseCertificate(der)
+			c, err := bsaml.ParseCertificateBase64(xc.Data)
 			if err != nil {
 				return nil, fmt.Errorf("metadata of %s: signing certificate: %w", sp.EntityID, err)
 			}
@@ -126,25 +120,6 @@ func parseSP(cfg SPConfig, raw []byte) (*SP, error) {
 		}
 	}
 	return sp, nil
-}
-
-// checkNoDTD refuses documents with a document type declaration: no
-// SAML message or metadata needs one, and it is the door to entity
-// expansion attacks.
-func checkNoDTD(raw []byte) error {
-	d := xml.NewDecoder(bytes.NewReader(raw))
-	for {
-		tok, err := d.RawToken()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("malformed XML: %w", err)
-		}
-		if _, ok := tok.(xml.Directive); ok {
-			return errors.New("XML with a DTD is refused")
-		}
-	}
 }
 
 func bindingURI(b string) string {
