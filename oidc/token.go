@@ -319,14 +319,15 @@ func (p *Provider) issueTokens(ctx context.Context, cl Client, g grant, s store.
 	rg := g
 	rg.Nonce, rg.Challenge, rg.RedirectURI = "", "", ""
 	rg.Access = liveAccess(g.Access, accessRef{JTI: atc.JTI, Exp: time.Unix(atc.Expiry, 0)}, now)
-	if err := p.putJSON(ctx, nsRefresh, hashKey(rt), rg, exp); err != nil {
+	rk := hashKey(rt)
+	if err := p.putJSON(ctx, nsRefresh, rk, rg, exp); err != nil {
 		return TokenResponse{}, issued{}, serverErr(err)
 	}
 	resp := TokenResponse{
-		AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(p.accessTokenTTL(cl.ID) / time.Second),
+		AccessToken: at, TokenType: "Bearer", ExpiresIn: atc.Expiry - atc.IssuedAt,
 		RefreshToken: rt, IDToken: idt, Scope: g.Scope,
 	}
-	return resp, issued{ClientID: cl.ID, SessionID: s.ID, RefreshKey: hashKey(rt), AccessJTI: atc.JTI,
+	return resp, issued{ClientID: cl.ID, SessionID: s.ID, RefreshKey: rk, AccessJTI: atc.JTI,
 		AccessExp: time.Unix(atc.Expiry, 0)}, nil
 }
 
