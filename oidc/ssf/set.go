@@ -58,8 +58,9 @@ type Claims struct {
 	Txn    string                    `json:"txn,omitempty"`
 	SubID  Subject                   `json:"sub_id"`
 	Events map[string]SessionRevoked `json:"events"`
-	// Sid and Sub repeat the session and user as plain claims for
-	// receivers that only read those (they are what OIDC tokens carry).
+	// Sid repeats the session as a plain claim for receivers that only
+	// read that (it is what OIDC tokens carry); the user is not repeated
+	// as sub, which SSF forbids.
 	Sid string `json:"sid,omitempty"`
 }
 
