@@ -2,6 +2,7 @@ package slobridge
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -28,12 +29,17 @@ type OpsOptions struct {
 	Store store.Store
 	// Gatherer is served at /metrics; nil disables /metrics.
 	Gatherer prometheus.Gatherer
+	// Logger receives why /readyz answered 503; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // MountOps registers /healthz (the process is up: always 200), /readyz
 // (200 when the store answers a ping, 503 otherwise) and, with a
 // Gatherer, /metrics in the Prometheus text format.
 func MountOps(r gin.IRouter, opts OpsOptions) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	r.GET(PathHealthz, func(c *gin.Context) {
 		c.Header("Cache-Control", "no-store")
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
@@ -43,8 +49,8 @@ func MountOps(r gin.IRouter, opts OpsOptions) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 		defer cancel()
 		if err := opts.Store.Ping(ctx); err != nil {
-			// The reason goes to the log of whoever watches the store,
-			// not to an unauthenticated client.
+			// The reason goes to the log, not to an unauthenticated client.
+			opts.Logger.WarnContext(ctx, "readiness probe: store ping failed", "error", err)
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": "unreachable"})
 			return
 		}
