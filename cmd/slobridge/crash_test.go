@@ -108,47 +108,63 @@ func TestCrashMidFanOutLosesNothing(t *testing.T) {
 	}
 }
 
-func crashMidFanOut(t *testing.T, be backend) {
-	const n, workers = 50, 5
+// stuckFanOut is a bridge process with a logout mid-fan-out: every
+// worker is held in a slow receiver, so attempts are in flight and other
+// deliveries have not started.
+type stuckFanOut struct {
+	rcs     []*crashReceiver
+	p1      *proc
+	lo      slobridge.AdminLogoutResponse
+	release func() // lets the slow receivers answer (once; also at cleanup)
+}
+
+// startStuckFanOut seeds a session with n back-channel receivers (those
+// for which slow(i) holds block their first request), starts the binary
+// on be, logs the session out through the admin CLI and waits until
+// workers slow receivers hold a request at once.
+func startStuckFanOut(t *testing.T, be backend, n, workers int, slow func(i int) bool) *stuckFanOut {
+	t.Helper()
 	release := make(chan struct{})
 	blocked := make(chan struct{}, n)
-	var rcs []*crashReceiver
+	f := &stuckFanOut{}
 	for i := range n {
-		rc := &crashReceiver{slow: i%5 == 0, release: release, blocked: blocked}
+		rc := &crashReceiver{slow: slow(i), release: release, blocked: blocked}
 		rc.srv = httptest.NewServer(rc)
 		t.Cleanup(rc.srv.Close)
-		rcs = append(rcs, rc)
+		f.rcs = append(f.rcs, rc)
 	}
 	var releaseOnce sync.Once
-	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	f.release = func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(f.release)
 
-	sid := seedSession(t, be, rcs)
-	cfg := be.config
-
-	p1 := startServe(t, cfg)
-	base := p1.baseURL(t)
-	var lo slobridge.AdminLogoutResponse
-	admin(t, base, &lo, "logout", "--session", sid)
-	if len(lo.Logout.SessionIDs) != 1 || len(lo.Logout.Participants) != n {
-		t.Fatalf("logout: %+v", lo.Logout)
+	sid := seedSession(t, be, f.rcs)
+	f.p1 = startServe(t, be.config)
+	admin(t, f.p1.baseURL(t), &f.lo, "logout", "--session", sid)
+	if len(f.lo.Logout.SessionIDs) != 1 || len(f.lo.Logout.Participants) != n {
+		t.Fatalf("logout: %+v", f.lo.Logout)
 	}
-
-	// Wait until every worker is stuck in a slow receiver: attempts are in
-	// flight and the other slow receivers cannot have been attempted.
 	for range workers {
 		select {
 		case <-blocked:
 		case <-time.After(waitTimeout):
-			t.Fatalf("the bridge never reached %d slow receivers at once:\n%s", workers, p1.log())
+			t.Fatalf("the bridge never reached %d slow receivers at once:\n%s", workers, f.p1.log())
 		}
 	}
+	return f
+}
+
+func crashMidFanOut(t *testing.T, be backend) {
+	const n, workers = 50, 5
+	f := startStuckFanOut(t, be, n, workers, func(i int) bool { return i%5 == 0 })
+	rcs, p1, lo, cfg := f.rcs, f.p1, f.lo, be.config
+
 	if err := p1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	if err := p1.exitWithin(t, waitTimeout); err == nil {
 		t.Fatal("the killed bridge exited cleanly")
 	}
-	releaseOnce.Do(func() { close(release) })
+	f.release()
 
 	// The kill really came mid-fan-out: the file holds unfinished deliveries.
 	counts := outboxCounts(t, be)
@@ -169,8 +185,7 @@ func crashMidFanOut(t *testing.T, be backend) {
 	t.Logf("killed with outbox %v; %d of %d receivers reached", counts, reached, n)
 
 	p2 := startServe(t, cfg)
-	base = p2.baseURL(t)
-	status := waitLogoutDone(t, base, lo.Logout.ID)
+	status := waitLogoutDone(t, p2.baseURL(t), lo.Logout.ID)
 
 	seen := map[string]string{}
 	for _, row := range status.Participants {

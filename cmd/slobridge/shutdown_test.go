@@ -3,13 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 
-	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/store"
 )
 
@@ -27,31 +23,8 @@ func TestGracefulShutdownFinishesInFlightAttempts(t *testing.T) {
 
 func gracefulShutdown(t *testing.T, be backend) {
 	const n, workers = 20, 5
-	release := make(chan struct{})
-	blocked := make(chan struct{}, n)
-	var rcs []*crashReceiver
-	for i := range n {
-		rc := &crashReceiver{slow: i%2 == 0, release: release, blocked: blocked}
-		rc.srv = httptest.NewServer(rc)
-		t.Cleanup(rc.srv.Close)
-		rcs = append(rcs, rc)
-	}
-	var releaseOnce sync.Once
-	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
-
-	sid := seedSession(t, be, rcs)
-	cfg := be.config
-	p1 := startServe(t, cfg)
-	base := p1.baseURL(t)
-	var lo slobridge.AdminLogoutResponse
-	admin(t, base, &lo, "logout", "--session", sid)
-	for range workers {
-		select {
-		case <-blocked:
-		case <-time.After(waitTimeout):
-			t.Fatalf("the bridge never reached %d slow receivers at once:\n%s", workers, p1.log())
-		}
-	}
+	f := startStuckFanOut(t, be, n, workers, func(i int) bool { return i%2 == 0 })
+	rcs, p1, lo, cfg := f.rcs, f.p1, f.lo, be.config
 	inFlight := map[int]bool{}
 	for i, rc := range rcs {
 		if rc.slow && len(rc.got()) == 1 {
@@ -65,7 +38,7 @@ func gracefulShutdown(t *testing.T, be backend) {
 		t.Fatal(err)
 	}
 	p1.waitLog(t, `"msg":"delivery workers stopping"`)
-	releaseOnce.Do(func() { close(release) })
+	f.release()
 	if err := p1.exitWithin(t, waitTimeout); err != nil {
 		t.Fatalf("SIGTERM: exit %v\n%s", err, p1.log())
 	}
