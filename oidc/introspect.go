@@ -1,12 +1,10 @@
 package oidc
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -379,7 +377,7 @@ var tokenRequestParams = []string{"token", "token_type_hint", "client_id", "clie
 // request: POST, a form body of bounded size, client authentication, a
 // token. It renders the error and returns false when any step fails.
 func (p *Provider) tokenRequest(c *gin.Context) (Client, IntrospectionRequest, bool) {
-	form, err := readForm(c.Request)
+	form, err := readForm(c.Writer, c.Request)
 	if err != nil {
 		p.renderJSONError(c, oauthErr(ErrInvalidRequest, http.StatusBadRequest, "malformed form body"))
 		return Client{}, IntrospectionRequest{}, false
@@ -401,79 +399,15 @@ func (p *Provider) tokenRequest(c *gin.Context) (Client, IntrospectionRequest, b
 	return caller, r, true
 }
 
-// formBufs recycles request-body buffers of the introspection endpoint,
-// which resource servers may call for every request they serve.
-var formBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
-
-// readForm parses an application/x-www-form-urlencoded body of at most
-// maxFormBytes, as Request.ParseForm does for POST (a body of another type
-// yields no values; the query string is never read, RFC 6749 §2.3.1), but
-// without its intermediate copies: it reads into a pooled buffer and
-// unescapes only values that need it.
-func readForm(r *http.Request) (url.Values, error) {
-	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
-	if !strings.EqualFold(strings.TrimSpace(ct), "application/x-www-form-urlencoded") {
-		return url.Values{}, nil
+// readForm reads the application/x-www-form-urlencoded body of a POST, at
+// most maxFormBytes, as the token endpoint does; the query string is never
+// read (RFC 6749 §2.3.1), and a body of another type yields no values.
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return nil, err
 	}
-	bp := formBufs.Get().(*[]byte)
-	defer formBufs.Put(bp)
-	buf := (*bp)[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if len(buf) > maxFormBytes {
-			return nil, errors.New("oidc: form body too large")
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("oidc: read form body: %w", err)
-		}
-	}
-	*bp = buf
-	form := make(url.Values, 4)
-	for rest := buf; len(rest) > 0; {
-		var pair []byte
-		if i := bytes.IndexByte(rest, '&'); i >= 0 {
-			pair, rest = rest[:i], rest[i+1:]
-		} else {
-			pair, rest = rest, nil
-		}
-		if len(pair) == 0 {
-			continue
-		}
-		if bytes.IndexByte(pair, ';') >= 0 {
-			return nil, errors.New("oidc: invalid semicolon separator in form")
-		}
-		k, v, _ := bytes.Cut(pair, []byte{'='})
-		key, err := unescapeForm(k)
-		if err != nil {
-			return nil, err
-		}
-		val, err := unescapeForm(v)
-		if err != nil {
-			return nil, err
-		}
-		form[key] = append(form[key], val)
-	}
-	return form, nil
-}
-
-// unescapeForm decodes one form-encoded key or value, copying it only once
-// when it holds no escapes (tokens and client IDs usually do not).
-func unescapeForm(b []byte) (string, error) {
-	if bytes.IndexByte(b, '%') < 0 && bytes.IndexByte(b, '+') < 0 {
-		return string(b), nil
-	}
-	s, err := url.QueryUnescape(string(b))
-	if err != nil {
-		return "", fmt.Errorf("oidc: malformed form encoding: %w", err)
-	}
-	return s, nil
+	return r.PostForm, nil
 }
 
 // tokenCache holds verified access-token claims until the tokens expire.
