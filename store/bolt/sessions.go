@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -36,21 +37,38 @@ func sessionIndexKeys(s store.Session) []indexEntry {
 	return idx
 }
 
-// putSession writes s and its index entries, replacing those of old.
+// putSession writes s and its index entries, replacing those of old. Only
+// the entries that change are touched: ending a session moves it from the
+// active to the ended index and leaves the pages of the user and NameID
+// indexes clean.
 func putSession(tx *bbolt.Tx, old *store.Session, s store.Session) error {
+	var stale []indexEntry
 	if old != nil {
-		for _, e := range sessionIndexKeys(*old) {
-			if err := tx.Bucket([]byte(e.bucket)).Delete(e.key); err != nil {
-				return err
-			}
+		stale = sessionIndexKeys(*old)
+	}
+	fresh := sessionIndexKeys(s)
+	for _, e := range stale {
+		if hasIndexEntry(fresh, e) {
+			continue
+		}
+		if err := tx.Bucket([]byte(e.bucket)).Delete(e.key); err != nil {
+			return err
 		}
 	}
-	for _, e := range sessionIndexKeys(s) {
+	for _, e := range fresh {
+		if hasIndexEntry(stale, e) {
+			continue
+		}
 		if err := tx.Bucket([]byte(e.bucket)).Put(e.key, nil); err != nil {
 			return err
 		}
 	}
 	return tx.Bucket([]byte(bkSessions)).Put([]byte(s.ID), encodeSession(s))
+}
+
+// hasIndexEntry reports whether es holds e.
+func hasIndexEntry(es []indexEntry, e indexEntry) bool {
+	return slices.ContainsFunc(es, func(x indexEntry) bool { return x.bucket == e.bucket && bytes.Equal(x.key, e.key) })
 }
 
 // getSession loads one session; ErrNotFound when absent.
