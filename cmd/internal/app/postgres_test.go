@@ -11,7 +11,6 @@ import (
 
 	"github.com/slobridge/slobridge/store/postgres/pgtest"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/slobridge/slobridge/store"
 )
 
@@ -20,11 +19,7 @@ import (
 func TestPostgresDriver(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := context.Background()
-	schema := fmt.Sprintf("app_test_%d", time.Now().UnixNano())
-	if err := createSchema(ctx, dsn, schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() { dropSchema(t, dsn, schema) })
+	schema := pgtest.NewSchema(t)
 	doc := validBase + fmt.Sprintf("store:\n  driver: postgres\n  postgres:\n    dsn: ${DSN}\n    schema: %s\n", schema)
 	env := map[string]string{"COOKIE": strings.Repeat("c", 40), "PASSWORD": "alice-password", "DSN": dsn}
 	cfg, err := Parse([]byte(doc), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
@@ -49,30 +44,5 @@ func TestPostgresDriver(t *testing.T) {
 	}
 	if err := a.Store().Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
-	}
-}
-
-// createSchema creates a schema of the test's own in the database at dsn
-// (dropped when the test ends).
-func createSchema(ctx context.Context, dsn, schema string) error {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize())
-	return err
-}
-
-func dropSchema(t *testing.T, dsn, schema string) {
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Errorf("drop schema: %v", err)
-		return
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-		t.Errorf("drop schema: %v", err)
 	}
 }

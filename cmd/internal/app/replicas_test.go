@@ -3,12 +3,10 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -16,8 +14,6 @@ import (
 	"time"
 
 	"github.com/slobridge/slobridge/store/postgres/pgtest"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/oidc"
@@ -72,11 +68,7 @@ oidc:
 func TestReplicasShareEvents(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := context.Background()
-	schema := fmt.Sprintf("app_replicas_%d", time.Now().UnixNano())
-	if err := createSchema(ctx, dsn, schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() { dropSchema(t, dsn, schema) })
+	schema := pgtest.NewSchema(t)
 	// The client holds its back-channel request until A's introspection
 	// has been checked, so that no delivery completed by A (which A would
 	// publish itself) can be what clears A's session cache.
@@ -193,23 +185,10 @@ func postApp1(t *testing.T, u string, form url.Values, out any) {
 //	SLOBRIDGE_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
 //	  go test -run '^$' -bench ReplicaEvent ./cmd/internal/app/
 func BenchmarkReplicaEvent(b *testing.B) {
-	dsn := os.Getenv("SLOBRIDGE_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		b.Skip("set SLOBRIDGE_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run")
-	}
+	dsn := pgtest.DSN(b)
+	schema := pgtest.NewSchema(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	schema := fmt.Sprintf("app_replicas_bench_%d", time.Now().UnixNano())
-	if err := createSchema(ctx, dsn, schema); err != nil {
-		b.Fatalf("create schema: %v", err)
-	}
-	defer func() {
-		conn, err := pgx.Connect(context.Background(), dsn)
-		if err == nil {
-			_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-			_ = conn.Close(context.Background())
-		}
-	}()
 	env := map[string]string{"DSN": dsn, "COOKIE": strings.Repeat("c", 40), "ADMIN": "admin-token-0123456789",
 		"PASSWORD": "alice-password", "APP1_SECRET": "app1-secret-0123456789"}
 	doc := strings.NewReplacer("{{SCHEMA}}", schema, "{{RP}}", "http://127.0.0.1:1", "{{PUBLIC}}", "http://127.0.0.1:8080").Replace(replicaConfig)
