@@ -2,6 +2,7 @@ package slobridge
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -232,7 +233,7 @@ func frames(lo store.Logout) ([]pageFrame, []string) {
 		if !ok {
 			continue
 		}
-		fs = append(fs, pageFrame{Row: fmt.Sprintf("p%d", i), Name: cmpOr(p.Name, p.AppID), URL: p.FrontChannelURL})
+		fs = append(fs, pageFrame{Row: fmt.Sprintf("p%d", i), Name: cmp.Or(p.Name, p.AppID), URL: p.FrontChannelURL})
 		for _, o := range append([]string{u.Scheme + "://" + u.Host}, strings.Fields(p.Data[DataFrameOrigins])...) {
 			if validOrigin(o) && !slices.Contains(origins, o) {
 				origins = append(origins, o)
@@ -254,13 +255,6 @@ func validOrigin(o string) bool {
 	u, err := url.Parse(o)
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" &&
 		u.Scheme+"://"+u.Host == o && !strings.ContainsAny(u.Host, "*;' ")
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // LogoutPageCSP is the Content-Security-Policy of the logout page: nothing

@@ -1,6 +1,7 @@
 package slobridge
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -137,7 +138,7 @@ func buildView(st LogoutStatus, framed map[int]bool, final bool) statusView {
 	for i, p := range st.Participants {
 		r := statusRow{
 			ID:       fmt.Sprintf("p%d", i),
-			Name:     cmpOr(p.Name, p.AppID),
+			Name:     cmp.Or(p.Name, p.AppID),
 			Protocol: protocolName(p.Kind),
 			Channel:  p.Channel,
 			Attempts: p.Attempts,
