@@ -116,12 +116,16 @@ type IdP struct {
 	log      *slog.Logger
 	now      func() time.Time
 	rand     io.Reader
-	// mu guards static, which RefreshMetadata replaces entries of, and
-	// pending, the configured SPs whose metadata URL failed at start-up.
+	// mu guards static, which RefreshMetadata replaces entries of,
+	// pending, the configured SPs whose metadata URL failed at start-up,
+	// and registered.
 	mu      sync.RWMutex
 	static  map[string]*SP
 	pending []SPConfig
-	metrics *idpMetrics
+	// registered (also under mu) caches the SPs registered at run time,
+	// parsed, by entity ID; see parsedSP.
+	registered map[string]parsedSP
+	metrics    *idpMetrics
 }
 
 // New validates opts, loads the configured SPs' metadata and returns the

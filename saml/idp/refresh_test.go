@@ -65,6 +65,11 @@ func TestRefreshMetadata(t *testing.T) {
 		}
 		return sp.SigningCerts[0].Subject.CommonName
 	}
+	// Looked up once before the rollover, so that the parsed registration
+	// ServiceProvider keeps must be replaced when the stored one changes.
+	if got := certOf(dyn); got != "sp2.slobridge.test" {
+		t.Fatalf("signing certificate before the rollover %s, want sp2.slobridge.test", got)
+	}
 	for _, step := range []struct {
 		name      string
 		static    []byte

@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -279,6 +280,12 @@ func (idp *IdP) ServiceProvider(ctx context.Context, entityID string) (*SP, erro
 	if err != nil {
 		return nil, fmt.Errorf("saml idp: look up SP %q: %w", entityID, err)
 	}
+	idp.mu.RLock()
+	cached, ok := idp.registered[entityID]
+	idp.mu.RUnlock()
+	if ok && bytes.Equal(cached.stored, c.Metadata) {
+		return cached.sp, nil
+	}
 	var s storedSP
 	if err := json.Unmarshal(c.Metadata, &s); err != nil {
 		return nil, fmt.Errorf("saml idp: decode registration of %q: %w", entityID, err)
@@ -287,7 +294,23 @@ func (idp *IdP) ServiceProvider(ctx context.Context, entityID string) (*SP, erro
 	if err != nil {
 		return nil, fmt.Errorf("saml idp: registration of %q: %w", entityID, err)
 	}
+	idp.mu.Lock()
+	if idp.registered == nil {
+		idp.registered = map[string]parsedSP{}
+	}
+	idp.registered[entityID] = parsedSP{stored: c.Metadata, sp: sp}
+	idp.mu.Unlock()
 	return sp, nil
+}
+
+// parsedSP is a run-time registration parsed once: the stored
+// store.Client Metadata it came from and the SP. ServiceProvider still
+// reads the registration on every call (so that a removal or an update by
+// another bridge instance counts at once) but parses the metadata and its
+// certificates again only when the stored bytes changed.
+type parsedSP struct {
+	stored []byte
+	sp     *SP
 }
 
 // staticSP returns an SP from the configuration.
