@@ -399,9 +399,10 @@ func (p *Provider) tokenRequest(c *gin.Context) (Client, IntrospectionRequest, b
 	return caller, r, true
 }
 
-// readForm reads the application/x-www-form-urlencoded body of a POST, at
-// most maxFormBytes, as the token endpoint does; the query string is never
-// read (RFC 6749 §2.3.1), and a body of another type yields no values.
+// readForm reads the application/x-www-form-urlencoded body of a token,
+// userinfo, introspection or revocation request, at most maxFormBytes; the
+// query string is never read (RFC 6749 §2.3.1), and a body of another
+// type yields no values.
 func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {

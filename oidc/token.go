@@ -56,13 +56,12 @@ var tokenParams = []string{
 }
 
 func (p *Provider) handleToken(c *gin.Context) {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxFormBytes)
-	if err := c.Request.ParseForm(); err != nil {
+	form, err := readForm(c.Writer, c.Request)
+	if err != nil {
 		p.renderJSONError(c, oauthErr(ErrInvalidRequest, http.StatusBadRequest, "malformed form body"))
 		return
 	}
 	ctx := c.Request.Context()
-	form := c.Request.PostForm
 	if name := repeated(form, tokenParams); name != "" {
 		p.renderJSONError(c, oauthErr(ErrInvalidRequest, http.StatusBadRequest, name+" is repeated"))
 		return

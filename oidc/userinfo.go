@@ -93,11 +93,11 @@ func bearerToken(c *gin.Context) (string, error) {
 	if c.Request.Method != http.MethodPost || !strings.EqualFold(strings.TrimSpace(ct), "application/x-www-form-urlencoded") {
 		return tok, nil
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxFormBytes)
-	if err := c.Request.ParseForm(); err != nil {
+	form, err := readForm(c.Writer, c.Request)
+	if err != nil {
 		return "", oauthErr(ErrInvalidRequest, http.StatusBadRequest, "malformed form body")
 	}
-	body := c.Request.PostForm["access_token"]
+	body := form["access_token"]
 	switch {
 	case len(body) == 0:
 		return tok, nil
