@@ -7,13 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/slobridge/slobridge/store"
 	"github.com/slobridge/slobridge/store/bolt"
 	"github.com/slobridge/slobridge/store/postgres"
+	"github.com/slobridge/slobridge/store/postgres/pgtest"
 )
 
 // backend is a store the binary under test runs on: its configuration and
@@ -56,19 +54,7 @@ func boltBackend(t *testing.T, db string) backend {
 
 func postgresBackend(t *testing.T, dsn string) backend {
 	t.Helper()
-	ctx := context.Background()
-	schema := fmt.Sprintf("slobridge_cmd_%d", time.Now().UnixNano())
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect to PostgreSQL: %v", err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-		_ = conn.Close(context.Background())
-	})
+	schema := pgtest.NewSchema(t) // created by the migrations, dropped at the end
 	doc := strings.Replace(fmt.Sprintf(baseConfig, "unused.db"), "store:\n",
 		"store:\n  driver: postgres\n  postgres:\n    dsn: ${SLOBRIDGE_TEST_POSTGRES_DSN}\n    schema: "+schema+"\n", 1)
 	path := filepath.Join(t.TempDir(), "slobridge-pg.yaml")

@@ -3,16 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/slobridge/slobridge/store/postgres/pgtest"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // TestMigrateCommand runs `slobridge migrate` twice on a fresh PostgreSQL
@@ -21,24 +16,7 @@ import (
 func TestMigrateCommand(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := context.Background()
-	schema := fmt.Sprintf("migrate_cli_%d", time.Now().UnixNano())
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-	})
-
-	doc := strings.Replace(fmt.Sprintf(baseConfig, "unused.db"), "store:\n", "store:\n  driver: postgres\n  postgres:\n    dsn: ${SLOBRIDGE_TEST_POSTGRES_DSN}\n    schema: "+schema+"\n", 1)
-	cfg := filepath.Join(t.TempDir(), "pg.yaml")
-	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := postgresBackend(t, dsn).config // a fresh schema the first run creates
 	for _, e := range testEnv {
 		k, v, _ := strings.Cut(e, "=")
 		t.Setenv(k, v)
