@@ -100,20 +100,17 @@ func (db *DB) ListParticipants(ctx context.Context, sessionID string) ([]store.P
 	if checkIDs("session ID", sessionID) != nil {
 		return nil, fmt.Errorf("postgres: list participants: session: %w", store.ErrNotFound)
 	}
-	var out []store.Participant
-	// One snapshot for the existence check and the list.
-	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	// One statement sees one snapshot, and a participant row implies its
+	// session (foreign key): the existence check is needed only when the
+	// list is empty, so the common case is one round trip.
+	out, err := listParticipants(ctx, db.pool, []string{sessionID})
+	if err == nil && len(out) == 0 {
 		var exists bool
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1)", sessionID).Scan(&exists); err != nil {
-			return err
+		err = db.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1)", sessionID).Scan(&exists)
+		if err == nil && !exists {
+			err = fmt.Errorf("session: %w", store.ErrNotFound)
 		}
-		if !exists {
-			return fmt.Errorf("session: %w", store.ErrNotFound)
-		}
-		var err error
-		out, err = listParticipants(ctx, tx, []string{sessionID})
-		return err
-	})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list participants: %w", dbError(err))
 	}
