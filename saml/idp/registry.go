@@ -8,9 +8,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
 	"slices"
 
 	"github.com/crewjam/saml"
@@ -208,28 +205,7 @@ func (sp *SP) sendsAttribute(name string) bool {
 
 // loadMetadata reads an SP's metadata from its file or URL.
 func (idp *IdP) loadMetadata(ctx context.Context, cfg SPConfig) ([]byte, error) {
-	if cfg.MetadataFile != "" {
-		f, err := os.Open(cfg.MetadataFile)
-		if err != nil {
-			return nil, fmt.Errorf("read SP metadata: %w", err)
-		}
-		defer f.Close()
-		return io.ReadAll(io.LimitReader(f, maxMetadataBytes+1))
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.MetadataURL, nil)
-	if err != nil {
-		return nil, fmt.Errorf("fetch SP metadata: %w", err)
-	}
-	req.Header.Set("Accept", "application/samlmetadata+xml, application/xml, text/xml")
-	resp, err := idp.opts.MetadataClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch SP metadata from %s: %w", cfg.MetadataURL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch SP metadata from %s: HTTP %d", cfg.MetadataURL, resp.StatusCode)
-	}
-	return io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
+	return bsaml.ReadMetadata(ctx, idp.opts.MetadataClient, cfg.MetadataFile, cfg.MetadataURL, maxMetadataBytes)
 }
 
 // Register loads an SP's metadata (file or URL), validates it and stores

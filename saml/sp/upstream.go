@@ -5,8 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -86,16 +84,7 @@ func (sp *SP) loadAll(ctx context.Context, prev *registry) (*registry, error) {
 }
 
 func (sp *SP) loadUpstream(ctx context.Context, cfg UpstreamConfig) (*upstream, error) {
-	var data []byte
-	var err error
-	if cfg.MetadataFile != "" {
-		data, err = os.ReadFile(cfg.MetadataFile)
-		if err == nil && len(data) > maxMetadata {
-			err = fmt.Errorf("metadata file larger than %d bytes", maxMetadata)
-		}
-	} else {
-		data, err = sp.fetch(ctx, cfg.MetadataURL)
-	}
+	data, err := saml.ReadMetadata(ctx, sp.opts.HTTPClient, cfg.MetadataFile, cfg.MetadataURL, maxMetadata)
 	if err != nil {
 		return nil, err
 	}
@@ -123,30 +112,6 @@ func (sp *SP) storedUpstream(ctx context.Context, cfg UpstreamConfig) (*upstream
 		return nil, err
 	}
 	return sp.buildUpstream(cfg, rec.Value)
-}
-
-// fetch GETs metadata, capped at maxMetadata bytes.
-func (sp *SP) fetch(ctx context.Context, u string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := sp.opts.HTTPClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch metadata: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch metadata: HTTP %d", resp.StatusCode)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadata+1))
-	if err != nil {
-		return nil, fmt.Errorf("fetch metadata: %w", err)
-	}
-	if len(data) > maxMetadata {
-		return nil, fmt.Errorf("metadata larger than %d bytes", maxMetadata)
-	}
-	return data, nil
 }
 
 // buildUpstream parses IdP metadata (an EntityDescriptor, or an
