@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -49,4 +50,29 @@ func TestConformance(t *testing.T) {
 			return openSchema(t, testDSN(t), db.Schema(), Options{})
 		},
 	})
+}
+
+// TestListParticipantsEmptyOrUnknown covers the case ListParticipants
+// answers with a second query: a session without participants lists
+// none, an unknown session is ErrNotFound.
+func TestListParticipantsEmptyOrUnknown(t *testing.T) {
+	db := openTemp(t)
+	ctx := context.Background()
+	now := time.Now()
+	if err := db.CreateSession(ctx, store.Session{ID: "s1", UserID: "alice", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		id      string
+		wantErr error
+	}{
+		{"s1", nil},
+		{"nope", store.ErrNotFound},
+	}
+	for _, tt := range tests {
+		ps, err := db.ListParticipants(ctx, tt.id)
+		if !errors.Is(err, tt.wantErr) || len(ps) != 0 {
+			t.Errorf("ListParticipants(%q) = %v, %v; want none, %v", tt.id, ps, err, tt.wantErr)
+		}
+	}
 }
