@@ -38,6 +38,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -225,7 +226,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, s := range strings.Split(o.Scenarios, ",") {
 		want[strings.TrimSpace(s)] = true
 	}
-	n := slicesMax(o.p.FanoutSizes)
+	n := slices.Max(o.p.FanoutSizes) // parseInts never returns an empty list
 	if want["recovery"] {
 		n = max(n, o.p.RecApps)
 	}
@@ -270,14 +271,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d scenario(s) failed", len(rep.Failures))
 	}
 	return ctx.Err()
-}
-
-func slicesMax(v []int) int {
-	m := 0
-	for _, x := range v {
-		m = max(m, x)
-	}
-	return m
 }
 
 // quietLogger discards the logs of the tool's own resource server.

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -214,7 +215,7 @@ func (u *UpstreamIdP) endSessions(nameID string, indexes []string) int {
 		if u.srv.Store.Get("/sessions/"+id, &s) != nil || s.NameID != nameID {
 			continue
 		}
-		if len(indexes) > 0 && !contains(indexes, s.Index) {
+		if len(indexes) > 0 && !slices.Contains(indexes, s.Index) {
 			continue
 		}
 		if u.srv.Store.Delete("/sessions/"+id) == nil {
@@ -222,15 +223,6 @@ func (u *UpstreamIdP) endSessions(nameID string, indexes []string) int {
 		}
 	}
 	return n
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // handleSLO receives the bridge's LogoutRequest (the bridge started the
