@@ -21,6 +21,7 @@ import (
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/oidc"
 	bsaml "github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/saml/internal/samltest"
 	"github.com/slobridge/slobridge/store"
 )
 
@@ -180,7 +181,7 @@ type e2eOpts struct {
 
 func newE2E(t *testing.T, o e2eOpts) *e2e {
 	t.Helper()
-	xmlsec := requireTool(t, "xmlsec1")
+	xmlsec := samltest.RequireTool(t, "xmlsec1")
 	dir := t.TempDir()
 	sp1 := newCrewjamSP(t)
 	sp1File := filepath.Join(dir, "sp1.xml")
@@ -249,7 +250,7 @@ func TestBrowserSSOAndSPInitiatedLogout(t *testing.T) {
 		{name: "post", logoutPath: "/logout"},
 		// An HTTP-Redirect request (gosaml2 signs the query); our
 		// HTTP-Redirect response's query signature is checked by openssl.
-		{name: "redirect", logoutPath: "/logout?binding=redirect", sp2: func(g *gosamlSP) { g.openssl = requireTool(t, "openssl") }},
+		{name: "redirect", logoutPath: "/logout?binding=redirect", sp2: func(g *gosamlSP) { g.openssl = samltest.RequireTool(t, "openssl") }},
 		// samlsp is notified by a top-level redirect chain instead of an
 		// iframe (SPConfig.FrontChannelTopLevel).
 		{name: "top-level chain", logoutPath: "/logout", cfg: func(c *Config) { c.ServiceProviders[0].FrontChannelTopLevel = true }},

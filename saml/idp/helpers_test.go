@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -31,20 +30,6 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden negative corpus in testdata/corpus")
 
 func init() { gin.SetMode(gin.ReleaseMode) }
-
-// requireTool skips the test when an external binary is missing, and
-// fails it when CI=true.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI: %v", name, err)
-		}
-		t.Skipf("%s not installed (apt-get install %s to run this test)", name, name)
-	}
-	return p
-}
 
 // testSigner loads testdata/<name>.crt and .key.
 func testSigner(t testing.TB, name string) *bsaml.Signer {

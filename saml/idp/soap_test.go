@@ -17,6 +17,7 @@ import (
 
 	"github.com/slobridge/slobridge"
 	bsaml "github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/saml/internal/samltest"
 	"github.com/slobridge/slobridge/store"
 )
 
@@ -143,7 +144,7 @@ func sendSOAPLogout(t *testing.T, w *e2e) (string, []byte) {
 // not be (a front-channel SP, unreachable without a browser, or a SOAP SP
 // that keeps failing).
 func TestSOAPInitiatedLogout(t *testing.T) {
-	xmlsec := requireTool(t, "xmlsec1")
+	xmlsec := samltest.RequireTool(t, "xmlsec1")
 	for _, tc := range []struct {
 		name      string
 		withSP1   bool

@@ -21,6 +21,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	bsaml "github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/saml/internal/samltest"
 )
 
 // ssoSP writes the metadata of an SP with a fixed entity ID, signed
@@ -256,7 +257,7 @@ func checkAssertionSignature(t *testing.T, response []byte) {
 	if sm == nil || sm.SelectAttrValue("Algorithm", "") != bsaml.SigAlgRSASHA256 {
 		t.Fatalf("assertion SignatureMethod %v, want RSA-SHA256", sm)
 	}
-	xmlsec := requireTool(t, "xmlsec1")
+	xmlsec := samltest.RequireTool(t, "xmlsec1")
 	f := filepath.Join(t.TempDir(), "response.xml")
 	if err := os.WriteFile(f, response, 0o600); err != nil {
 		t.Fatal(err)
