@@ -24,23 +24,25 @@ func (idp *IdP) Partial(ctx context.Context, logoutID string, wait time.Duration
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	var st slobridge.LogoutStatus
-	for {
+	// The status is read once more when the wait ends (or the engine
+	// closes the subscription), so that deliveries finished meanwhile count.
+	for last := false; ; {
 		var err error
 		st, err = idp.eng.Status(ctx, logoutID)
 		if err != nil {
 			return true, fmt.Errorf("saml idp: logout status: %w", err)
 		}
-		if st.Done {
+		if st.Done || last {
 			break
 		}
 		select {
-		case <-events:
-			continue
+		case _, ok := <-events:
+			last = !ok
 		case <-timer.C:
+			last = true
 		case <-ctx.Done():
 			return true, ctx.Err()
 		}
-		break
 	}
 	for _, row := range st.Participants {
 		ok, err := idp.reached(ctx, logoutID, row, browser)
