@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/gin-gonic/gin"
 
 	"github.com/slobridge/slobridge"
@@ -235,7 +236,11 @@ func (sp *SP) handleSLOSOAP(c *gin.Context) {
 			sub = saml.StatusPartialLogout
 		}
 	}
-	resp, err := sp.signedResponse(a.up, "", a.req.ID, status, sub)
+	r, err := sp.logoutResponse("", a.req.ID, status, sub)
+	var resp *etree.Element
+	if err == nil {
+		resp, err = sp.opts.Signer.SignEnveloped(r.Element())
+	}
 	if err != nil {
 		sp.log.ErrorContext(ctx, "sign LogoutResponse", "error", err)
 		saml.WriteSOAPFault(c.Writer, http.StatusInternalServerError, "Server", "internal error")

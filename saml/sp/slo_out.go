@@ -17,15 +17,14 @@ import (
 	"github.com/slobridge/slobridge/store"
 )
 
-// signedResponse builds and signs a LogoutResponse to upstream u.
-func (sp *SP) signedResponse(u *upstream, dest, inResponseTo, status, sub string) (*etree.Element, error) {
+// logoutResponse builds an unsigned LogoutResponse from the bridge.
+func (sp *SP) logoutResponse(dest, inResponseTo, status, sub string) (*saml.LogoutResponse, error) {
 	id, err := saml.NewID(nil)
 	if err != nil {
 		return nil, err
 	}
-	r := &saml.LogoutResponse{ID: id, InResponseTo: inResponseTo, IssueInstant: sp.opts.Now(), Destination: dest,
-		Issuer: sp.opts.EntityID, Status: status, SubStatus: sub}
-	return sp.opts.Signer.SignEnveloped(r.Element())
+	return &saml.LogoutResponse{ID: id, InResponseTo: inResponseTo, IssueInstant: sp.opts.Now(), Destination: dest,
+		Issuer: sp.opts.EntityID, Status: status, SubStatus: sub}, nil
 }
 
 // answerFront sends a LogoutResponse to upstream u through the browser, by
@@ -47,10 +46,8 @@ func (sp *SP) answerFront(c *gin.Context, u *upstream, binding, inResponseTo, re
 	if ep.ResponseLocation != "" {
 		loc = ep.ResponseLocation
 	}
-	id, err := saml.NewID(nil)
+	r, err := sp.logoutResponse(loc, inResponseTo, status, sub)
 	if err == nil {
-		r := &saml.LogoutResponse{ID: id, InResponseTo: inResponseTo, IssueInstant: sp.opts.Now(), Destination: loc,
-			Issuer: sp.opts.EntityID, Status: status, SubStatus: sub}
 		// The IdP may have sent its LogoutRequest in an iframe of its own
 		// logout page: its answer may render there.
 		err = sp.send(c.Writer, c.Request, ep.Binding, loc, saml.ParamResponse, r.Element(), relay, u.frameOrigins()...)
