@@ -7,6 +7,10 @@ const (
 	BindingPOST     = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 )
 
+// NameIDFormatUnspecified is the NameID Format that says nothing (Core
+// §8.3.1): it, like an absent Format, matches any Format.
+const NameIDFormatUnspecified = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+
 // Signature algorithm URIs used in the SigAlg query parameter of the
 // HTTP-Redirect binding and in ds:SignatureMethod (RFC 4051, XMLDSig).
 const (

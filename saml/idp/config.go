@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"time"
+
+	bsaml "github.com/slobridge/slobridge/saml"
 )
 
 // NameID policies an SP can be configured with (SPConfig.NameID).
@@ -27,7 +29,7 @@ const (
 	FormatPersistent  = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 	FormatTransient   = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
 	FormatEmail       = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
-	FormatUnspecified = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+	FormatUnspecified = bsaml.NameIDFormatUnspecified
 )
 
 // Logout channels an SP can be configured with (SPConfig.LogoutChannels).

@@ -307,16 +307,13 @@ func matchesLogin(s store.Session, upstream string, n saml.NameID, idx string) b
 	return false
 }
 
-// nameIDUnspecified is the Format that says nothing (Core §8.3.1).
-const nameIDUnspecified = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
-
 // sameName reports whether a LogoutRequest's NameID names the principal of
 // a session: the same value, and Format, NameQualifier and SPNameQualifier
 // equal wherever both sides state them.
 func sameName(s store.NameID, n saml.NameID) bool {
 	compatible := func(a, b string) bool { return a == "" || b == "" || a == b }
 	format := func(f string) string {
-		if f == nameIDUnspecified {
+		if f == saml.NameIDFormatUnspecified {
 			return ""
 		}
 		return f
