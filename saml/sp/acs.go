@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/beevik/etree"
 	crewjam "github.com/crewjam/saml"
 	"github.com/gin-gonic/gin"
 
@@ -104,22 +102,15 @@ func (sp *SP) consumeResponse(ctx context.Context, u *upstream, st loginState, b
 	if err != nil {
 		return store.Session{}, fmt.Errorf("%w: base64: %v", saml.ErrMalformed, err)
 	}
-	if err := saml.CheckXML(xmlData); err != nil {
-		return store.Session{}, err
-	}
-	if err := oneAssertion(xmlData, u.cfg.AllowSHA1); err != nil {
-		return store.Session{}, err
-	}
-	acs, _ := url.Parse(sp.url(PathACS))
-	a, err := u.csp.ParseXMLResponse(xmlData, []string{st.RequestID}, *acs)
+	now := sp.opts.Now()
+	r, err := saml.ReadSSOResponse(xmlData, saml.SSOExpect{
+		Trust: u.trust, Audience: sp.opts.EntityID, ACS: sp.url(PathACS), RequestID: st.RequestID,
+		Now: now, Skew: sp.opts.ClockSkew, DecryptionKey: sp.opts.Signer.Key,
+	})
 	if err != nil {
-		var ire *crewjam.InvalidResponseError
-		if errors.As(err, &ire) {
-			err = ire.PrivateErr
-		}
 		return store.Session{}, fmt.Errorf("response validation: %w", err)
 	}
-	now := sp.opts.Now()
+	a := r.Assertion
 	exp := now.Add(sp.opts.SessionMaxAge)
 	if a.Conditions != nil && a.Conditions.NotOnOrAfter.After(now) {
 		exp = maxTime(exp, a.Conditions.NotOnOrAfter)
@@ -135,45 +126,6 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-// oneAssertion refuses a Response that does not hold exactly one
-// (possibly encrypted) assertion: crewjam would use the first valid one,
-// and a second one is never legitimate in a Web SSO response to us.
-//
-// It also refuses SHA-1 signatures and digests unless the upstream allows
-// them: crewjam accepts whatever goxmldsig knows.
-func oneAssertion(xmlData []byte, allowSHA1 bool) error {
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(xmlData); err != nil {
-		return fmt.Errorf("%w: %v", saml.ErrMalformed, err)
-	}
-	root := doc.Root()
-	if root == nil || root.Tag != "Response" || root.NamespaceURI() != saml.NSProtocol {
-		return fmt.Errorf("%w: not a SAML Response", saml.ErrMalformed)
-	}
-	n := 0
-	for _, c := range root.ChildElements() {
-		if c.NamespaceURI() == saml.NSAssertion && (c.Tag == "Assertion" || c.Tag == "EncryptedAssertion") {
-			n++
-		}
-	}
-	if n != 1 {
-		return fmt.Errorf("%w: Response holds %d assertions, want 1", saml.ErrMalformed, n)
-	}
-	if !allowSHA1 {
-		for _, el := range root.FindElements("//SignedInfo/SignatureMethod") {
-			if alg := el.SelectAttrValue("Algorithm", ""); alg == saml.SigAlgRSASHA1 || alg == saml.SigAlgECDSASHA1 {
-				return fmt.Errorf("%w: SHA-1 signature %s refused", saml.ErrSignature, alg)
-			}
-		}
-		for _, el := range root.FindElements("//Reference/DigestMethod") {
-			if el.SelectAttrValue("Algorithm", "") == "http://www.w3.org/2000/09/xmldsig#sha1" {
-				return fmt.Errorf("%w: SHA-1 digest refused", saml.ErrSignature)
-			}
-		}
-	}
-	return nil
 }
 
 // sessionFrom maps a validated assertion to a bridge session: the NameID

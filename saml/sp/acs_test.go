@@ -97,34 +97,3 @@ func TestSessionFromAssertion(t *testing.T) {
 		})
 	}
 }
-
-func TestOneAssertion(t *testing.T) {
-	const (
-		open  = `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:xenc="http://www.w3.org/2001/04/xmlenc#">`
-		close = `</samlp:Response>`
-		a     = `<saml:Assertion ID="_a"/>`
-		enc   = `<saml:EncryptedAssertion><xenc:EncryptedData><xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"><ds:DigestMethod Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"/></xenc:EncryptionMethod></xenc:EncryptedData></saml:EncryptedAssertion>`
-		sha1  = `<ds:Signature><ds:SignedInfo><ds:SignatureMethod Algorithm="http://www.w3.org/2000/09/xmldsig#rsa-sha1"/></ds:SignedInfo></ds:Signature>`
-	)
-	for _, tc := range []struct {
-		name      string
-		doc       string
-		allowSHA1 bool
-		ok        bool
-	}{
-		{"one", open + a + close, false, true},
-		{"one encrypted, OAEP SHA-1 digest", open + enc + close, false, true},
-		{"none", open + close, false, false},
-		{"two", open + a + a + close, false, false},
-		{"plain and encrypted", open + a + enc + close, false, false},
-		{"SHA-1 signature", open + sha1 + a + close, false, false},
-		{"SHA-1 signature allowed", open + sha1 + a + close, true, true},
-		{"not a Response", `<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"/>`, false, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if err := oneAssertion([]byte(tc.doc), tc.allowSHA1); (err == nil) != tc.ok {
-				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
-			}
-		})
-	}
-}
