@@ -87,7 +87,7 @@ func ReadSSOResponse(xmlData []byte, e SSOExpect) (*SSOResponse, error) {
 	}
 	signed := len(childrenNS(root, NSDSig, "Signature")) > 0
 	if signed {
-		if root, err = VerifyEnveloped(root, e.Trust); err != nil {
+		if root, err = verifyEnveloped(root, e.Trust, true); err != nil {
 			return nil, fmt.Errorf("Response signature: %w", err)
 		}
 	}

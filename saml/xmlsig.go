@@ -88,6 +88,13 @@ func fixECDSAValue(sig *etree.Element, pub *ecdsa.PublicKey) error {
 // canonicalization. ds:KeyInfo is ignored: only the keys of t count.
 // SHA-1 (signature or digest) is refused unless t.AllowSHA1.
 func VerifyEnveloped(root *etree.Element, t Trust) (*etree.Element, error) {
+	return verifyEnveloped(root, t, false)
+}
+
+// verifyEnveloped is VerifyEnveloped; withAssertions lets the root's child
+// <Assertion>s carry signatures of their own (a signed Response holding a
+// signed assertion), which the caller verifies separately.
+func verifyEnveloped(root *etree.Element, t Trust, withAssertions bool) (*etree.Element, error) {
 	id := root.SelectAttrValue("ID", "")
 	if id == "" {
 		return nil, badSignature("message has no ID")
@@ -95,7 +102,13 @@ func VerifyEnveloped(root *etree.Element, t Trust) (*etree.Element, error) {
 	if n := countIDs(root, id); n != 1 {
 		return nil, badSignature("ID %q occurs %d times", id, n)
 	}
-	switch n := countDescendants(root, NSDSig, "Signature"); n {
+	n := countDescendants(root, NSDSig, "Signature")
+	if withAssertions {
+		for _, a := range childrenNS(root, NSAssertion, "Assertion") {
+			n -= countDescendants(a, NSDSig, "Signature")
+		}
+	}
+	switch n {
 	case 0:
 		return nil, badSignature("message is not signed")
 	case 1:

@@ -52,6 +52,8 @@ type bridgeOptions struct {
 	// now is the SP's clock (default the engine's, real time).
 	now      func() time.Time
 	soapWait time.Duration
+	// skew is saml.sp.clock_skew (default 3m).
+	skew time.Duration
 	// mount, when set, adds routes (another protocol's endpoints) and
 	// notifiers before the engine's workers start.
 	mount func(r *gin.Engine, eng *slobridge.Engine, sp *SP, base string)
@@ -107,7 +109,7 @@ func newBridge(t testing.TB, bo bridgeOptions) *bridge {
 	cookies := slobridge.SessionCookies{Secret: testSecret}
 	sp, err := New(ctx, Options{
 		Engine: eng, Cookies: cookies, BaseURL: base, Signer: loadSigner(t, "sp"),
-		Upstreams: bo.upstreams, Logger: quietLogger(), Now: bo.now, SOAPLogoutWait: bo.soapWait,
+		Upstreams: bo.upstreams, Logger: quietLogger(), Now: bo.now, SOAPLogoutWait: bo.soapWait, ClockSkew: bo.skew,
 	})
 	if err != nil {
 		t.Fatalf("sp.New: %v", err)
