@@ -31,12 +31,11 @@ func (sp *SP) Metadata() *crewjam.EntityDescriptor {
 		{Data: base64.StdEncoding.EncodeToString(sp.opts.Signer.Cert.Raw)}}}}
 	keys := []crewjam.KeyDescriptor{{Use: "signing", KeyInfo: ki}}
 	if _, ok := sp.opts.Signer.Key.Public().(*rsa.PublicKey); ok {
-		keys = append(keys, crewjam.KeyDescriptor{Use: "encryption", KeyInfo: ki, EncryptionMethods: []crewjam.EncryptionMethod{
-			{Algorithm: "http://www.w3.org/2009/xmlenc11#aes128-gcm"},
-			{Algorithm: "http://www.w3.org/2001/04/xmlenc#aes128-cbc"},
-			{Algorithm: "http://www.w3.org/2001/04/xmlenc#aes256-cbc"},
-			{Algorithm: "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"},
-		}})
+		var methods []crewjam.EncryptionMethod
+		for _, alg := range saml.EncryptionMethods() {
+			methods = append(methods, crewjam.EncryptionMethod{Algorithm: alg})
+		}
+		keys = append(keys, crewjam.KeyDescriptor{Use: "encryption", KeyInfo: ki, EncryptionMethods: methods})
 	}
 	var formats []crewjam.NameIDFormat
 	seen := map[string]bool{}
