@@ -14,14 +14,15 @@ import (
 	"github.com/slobridge/slobridge"
 )
 
-// router builds the gin engine: recovery, request logs, the body cap and
-// the routes, under the base URL's path.
+// router builds the gin engine: request logs and metrics, recovery (inside
+// them, so that a panic is logged and counted as the 500 it answers), the
+// body cap and the routes, under the base URL's path.
 func (a *App) router(mount func(gin.IRouter)) http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	// Validated at configuration time; nil trusts no proxy header.
 	_ = r.SetTrustedProxies(a.cfg.Server.TrustedProxies)
-	r.Use(a.recoverer, a.accessLog, a.limitBody)
+	r.Use(a.accessLog, a.recoverer, a.limitBody)
 	var g gin.IRouter = r
 	if a.basePath != "" {
 		g = r.Group(a.basePath)
@@ -36,23 +37,37 @@ func (a *App) router(mount func(gin.IRouter)) http.Handler {
 	return r
 }
 
-// recoverer turns a panic in a handler into a logged 500.
+// recoverer turns a panic in a handler into a 500, logged with its route
+// and counted in slobridge_http_panics_total. A panic is a defect on any
+// input: the counter is what tests and alerts watch.
 func (a *App) recoverer(c *gin.Context) {
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			a.log.ErrorContext(c.Request.Context(), "handler panic", "panic", fmt.Sprint(v), "path", c.Request.URL.Path)
+			route := routeOf(c)
+			a.httpMetrics.panics.WithLabelValues(route).Inc()
+			a.log.ErrorContext(c.Request.Context(), "handler panic", "panic", fmt.Sprint(v), "route", route,
+				"method", c.Request.Method, "path", c.Request.URL.Path)
 			c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "server_error", "error_description": "internal error"})
 		}
 	}()
 	c.Next()
 }
 
+// routeOf is the route pattern of c, "unmatched" for none.
+func routeOf(c *gin.Context) string {
+	if route := c.FullPath(); route != "" {
+		return route
+	}
+	return "unmatched"
+}
+
 // httpMetrics are the request counters of the router.
 type httpMetrics struct {
 	requests *prometheus.CounterVec
+	panics   *prometheus.CounterVec
 	seconds  *prometheus.HistogramVec
 }
 
@@ -66,17 +81,17 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"route"}),
 	}
-	reg.MustRegister(m.requests, m.seconds)
+	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "slobridge_http_panics_total", Help: "Handler panics recovered, by route pattern; any is a defect.",
+	}, []string{"route"})
+	reg.MustRegister(m.requests, m.seconds, m.panics)
 	return m
 }
 
 // observe counts one request under its route pattern (never the raw path,
 // whose IDs would make the label set unbounded).
 func (m *httpMetrics) observe(c *gin.Context, d time.Duration) {
-	route := c.FullPath()
-	if route == "" {
-		route = "unmatched"
-	}
+	route := routeOf(c)
 	m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
 	m.seconds.WithLabelValues(route).Observe(d.Seconds())
 }
