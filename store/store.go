@@ -121,6 +121,17 @@ type Store interface {
 	TakeRecord(ctx context.Context, namespace, key string, now time.Time) (Record, error)
 	// DeleteRecord removes a record; no error if absent.
 	DeleteRecord(ctx context.Context, namespace, key string) error
+	// TakeGrant uses the one-time grant namespace/key (a record put with
+	// PutRecord: an authorization code, a refresh token) in one
+	// transaction, and is what decides between concurrent uses on every
+	// backend. The first use marks it used, keeps issued (what the use
+	// produced, e.g. the token family) with it until keepUntil (or its
+	// expiry, when later) and answers First. Every later use answers the
+	// record with First false and the first use's Issued, so that the
+	// caller can revoke that family (RFC 6749 §4.1.2, RFC 9700 §4.14.2). A
+	// used grant is no longer live: GetRecord and TakeRecord answer
+	// ErrNotFound. ErrNotFound when absent or expired at now.
+	TakeGrant(ctx context.Context, namespace, key string, issued []byte, keepUntil, now time.Time) (GrantUse, error)
 
 	// CheckReplay records a one-time identifier until expiresAt. It
 	// returns ErrReplay when the identifier was already recorded and has

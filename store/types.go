@@ -313,6 +313,16 @@ type Record struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
+// GrantUse is the answer of Store.TakeGrant.
+type GrantUse struct {
+	// Record is the grant as it was put.
+	Record Record
+	// First is true for exactly one use of the grant, ever.
+	First bool
+	// Issued is what the first use recorded; set when First is false.
+	Issued []byte
+}
+
 // Key is a signing key kept in the store so that every replica signs with
 // and publishes the same keys.
 type Key struct {

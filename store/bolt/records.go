@@ -12,11 +12,29 @@ import (
 	"github.com/slobridge/slobridge/store"
 )
 
+// storedRecord is a record as kept in the bucket: with the grant state
+// TakeGrant adds (absent in records written before it, and for plain
+// records).
+type storedRecord struct {
+	store.Record
+	Used   bool   `json:"used,omitempty"`
+	Issued []byte `json:"issued,omitempty"`
+}
+
 // getRecord loads the record at k, live or not.
-func getRecord(tx *bbolt.Tx, k []byte) (store.Record, bool, error) {
-	var r store.Record
+func getRecord(tx *bbolt.Tx, k []byte) (storedRecord, bool, error) {
+	var r storedRecord
 	ok, err := getJSON(tx.Bucket([]byte(bkRecords)), k, &r)
 	return r, ok, err
+}
+
+// putRecord writes r and its expiry entry (the caller removed any old one).
+func putRecord(tx *bbolt.Tx, r storedRecord) error {
+	k := key(prefix(r.Namespace), []byte(r.Key))
+	if err := tx.Bucket([]byte(bkRecordsExp)).Put(key(timeBytes(r.ExpiresAt), k), nil); err != nil {
+		return err
+	}
+	return putJSON(tx.Bucket([]byte(bkRecords)), k, r)
 }
 
 // live reports whether something expiring at exp is still live at now.
@@ -54,20 +72,17 @@ func (db *DB) PutRecord(ctx context.Context, r store.Record) error {
 			if live(old.ExpiresAt, db.now()) {
 				return fmt.Errorf("record in %s: %w", r.Namespace, store.ErrAlreadyExists)
 			}
-			if err := deleteRecord(tx, old); err != nil {
+			if err := deleteRecord(tx, old.Record); err != nil {
 				return err
 			}
 		}
-		if err := tx.Bucket([]byte(bkRecordsExp)).Put(key(timeBytes(r.ExpiresAt), k), nil); err != nil {
-			return err
-		}
-		return putJSON(tx.Bucket([]byte(bkRecords)), k, r)
+		return putRecord(tx, storedRecord{Record: r})
 	})
 }
 
 // GetRecord returns a record live at now.
 func (db *DB) GetRecord(ctx context.Context, namespace, k string, now time.Time) (store.Record, error) {
-	var r store.Record
+	var r storedRecord
 	err := db.view(ctx, "get record", func(tx *bbolt.Tx) error {
 		var ok bool
 		var err error
@@ -75,7 +90,7 @@ func (db *DB) GetRecord(ctx context.Context, namespace, k string, now time.Time)
 		if err != nil {
 			return err
 		}
-		if !ok || !live(r.ExpiresAt, now) {
+		if !ok || !live(r.ExpiresAt, now) || r.Used {
 			return fmt.Errorf("record in %s: %w", namespace, store.ErrNotFound)
 		}
 		return nil
@@ -83,13 +98,13 @@ func (db *DB) GetRecord(ctx context.Context, namespace, k string, now time.Time)
 	if err != nil {
 		return store.Record{}, err
 	}
-	return r, nil
+	return r.Record, nil
 }
 
 // TakeRecord returns and deletes a record live at now, in one write
 // transaction: of concurrent takes exactly one succeeds.
 func (db *DB) TakeRecord(ctx context.Context, namespace, k string, now time.Time) (store.Record, error) {
-	var r store.Record
+	var r storedRecord
 	err := db.batch(ctx, "take record", func(tx *bbolt.Tx) error {
 		var ok bool
 		var err error
@@ -97,15 +112,49 @@ func (db *DB) TakeRecord(ctx context.Context, namespace, k string, now time.Time
 		if err != nil {
 			return err
 		}
-		if !ok || !live(r.ExpiresAt, now) {
+		if !ok || !live(r.ExpiresAt, now) || r.Used {
 			return fmt.Errorf("record in %s: %w", namespace, store.ErrNotFound)
 		}
-		return deleteRecord(tx, r)
+		return deleteRecord(tx, r.Record)
 	})
 	if err != nil {
 		return store.Record{}, err
 	}
-	return r, nil
+	return r.Record, nil
+}
+
+// TakeGrant uses a one-time grant in one write transaction (see
+// store.Store): bbolt has one writer at a time, so of concurrent uses
+// exactly one finds it unused.
+func (db *DB) TakeGrant(ctx context.Context, namespace, k string, issued []byte, keepUntil, now time.Time) (store.GrantUse, error) {
+	var u store.GrantUse
+	err := db.batch(ctx, "take grant", func(tx *bbolt.Tx) error {
+		u = store.GrantUse{}
+		r, ok, err := getRecord(tx, key(prefix(namespace), []byte(k)))
+		if err != nil {
+			return err
+		}
+		if !ok || !live(r.ExpiresAt, now) {
+			return fmt.Errorf("grant in %s: %w", namespace, store.ErrNotFound)
+		}
+		if r.Used {
+			u = store.GrantUse{Record: r.Record, Issued: r.Issued}
+			return nil
+		}
+		u = store.GrantUse{Record: r.Record, First: true}
+		if err := deleteRecord(tx, r.Record); err != nil {
+			return err
+		}
+		r.Used, r.Issued = true, issued
+		if keepUntil.After(r.ExpiresAt) {
+			r.ExpiresAt = keepUntil
+		}
+		return putRecord(tx, r)
+	})
+	if err != nil {
+		return store.GrantUse{}, err
+	}
+	return u, nil
 }
 
 // DeleteRecord removes a record; no error when absent.
@@ -115,7 +164,7 @@ func (db *DB) DeleteRecord(ctx context.Context, namespace, k string) error {
 		if err != nil || !ok {
 			return err
 		}
-		return deleteRecord(tx, r)
+		return deleteRecord(tx, r.Record)
 	})
 }
 

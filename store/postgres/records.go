@@ -15,7 +15,8 @@ import (
 // key only when that one has expired at $5: the upsert decides under the
 // row lock, so of two concurrent puts of a key at most one succeeds.
 const putRecordSQL = `INSERT INTO records (namespace, key, value, expires_at) VALUES ($1, $2, $3, $4)
-	ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+	ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at,
+		used = false, issued = NULL
 	WHERE records.expires_at IS NULL OR records.expires_at <= $5`
 
 // PutRecord stores an expiring record; ErrAlreadyExists when a record with
@@ -72,7 +73,7 @@ func (db *DB) GetRecord(ctx context.Context, namespace, key string, now time.Tim
 		return store.Record{}, fmt.Errorf("postgres: get record: record in %s: %w", namespace, store.ErrNotFound)
 	}
 	r, err := scanRecord(db.pool.QueryRow(ctx, `SELECT namespace, key, value, expires_at FROM records
-		WHERE namespace = $1 AND key = $2 AND expires_at > $3`, namespace, key, now))
+		WHERE namespace = $1 AND key = $2 AND expires_at > $3 AND NOT used`, namespace, key, now))
 	return recordResult("get record", namespace, r, err)
 }
 
@@ -84,9 +85,58 @@ func (db *DB) TakeRecord(ctx context.Context, namespace, key string, now time.Ti
 		return store.Record{}, fmt.Errorf("postgres: take record: record in %s: %w", namespace, store.ErrNotFound)
 	}
 	r, err := scanRecord(db.pool.QueryRow(ctx, `DELETE FROM records
-		WHERE namespace = $1 AND key = $2 AND expires_at > $3
+		WHERE namespace = $1 AND key = $2 AND expires_at > $3 AND NOT used
 		RETURNING namespace, key, value, expires_at`, namespace, key, now))
 	return recordResult("take record", namespace, r, err)
+}
+
+// TakeGrant uses a one-time grant (see store.Store): the row is locked
+// (SELECT … FOR UPDATE) so that of concurrent uses on any replica exactly
+// one finds it unused and marks it, in the same transaction.
+func (db *DB) TakeGrant(ctx context.Context, namespace, key string, issued []byte, keepUntil, now time.Time) (store.GrantUse, error) {
+	if checkIDs("record namespace", namespace, "record key", key) != nil {
+		return store.GrantUse{}, fmt.Errorf("postgres: take grant: grant in %s: %w", namespace, store.ErrNotFound)
+	}
+	var u store.GrantUse
+	err := db.inTx(ctx, "take grant", func(tx pgx.Tx) error {
+		u = store.GrantUse{}
+		var used bool
+		var prior []byte
+		var exp *time.Time
+		err := tx.QueryRow(ctx, `SELECT namespace, key, value, expires_at, used, issued FROM records
+			WHERE namespace = $1 AND key = $2 AND expires_at > $3 FOR UPDATE`, namespace, key, now).
+			Scan(&u.Record.Namespace, &u.Record.Key, &u.Record.Value, &exp, &used, &prior)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("grant in %s: %w", namespace, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		u.Record.ExpiresAt = fromTZ(exp)
+		if len(u.Record.Value) == 0 {
+			u.Record.Value = nil
+		}
+		if used {
+			u.Issued = prior
+			return nil
+		}
+		u.First = true
+		until := u.Record.ExpiresAt
+		if keepUntil.After(until) {
+			until = keepUntil
+		}
+		var iss any
+		if issued != nil {
+			iss = issued
+		}
+		_, err = tx.Exec(ctx, `UPDATE records SET used = true, issued = $3, expires_at = $4
+			WHERE namespace = $1 AND key = $2`, namespace, key, iss, tz(until))
+		return err
+	})
+	if err != nil {
+		return store.GrantUse{}, err
+	}
+	return u, nil
 }
 
 // DeleteRecord removes a record; no error when absent.

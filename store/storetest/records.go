@@ -18,6 +18,8 @@ func testRecords(t *testing.T, f Factory) {
 		{"Take", testRecordTake},
 		{"TakeConcurrent", testRecordTakeConcurrent},
 		{"Delete", testRecordDelete},
+		{"Grant", testGrant},
+		{"GrantRace", testGrantRace},
 	})
 }
 
@@ -168,5 +170,95 @@ func testReplayConcurrent(t *testing.T, s store.Store) {
 	}
 	if n := ok.Load(); n != 1 {
 		t.Fatalf("%d of %d concurrent checks accepted the identifier, want 1", n, checkers)
+	}
+}
+
+// testGrant covers TakeGrant used one after the other: the first use
+// marks the grant and keeps what it issued past the grant's own expiry;
+// every later use is told so with what the first issued; a used grant is
+// no longer live for GetRecord, TakeRecord or PutRecord.
+func testGrant(t *testing.T, s store.Store) {
+	r := store.Record{Namespace: "code", Key: "g1", Value: []byte("request"), ExpiresAt: at(time.Minute)}
+	must(t, s.PutRecord(ctx(t), r), "PutRecord")
+	_, err := s.TakeGrant(ctx(t), "code", "absent", []byte("x"), at(time.Hour), at(0))
+	wantErr(t, err, store.ErrNotFound, "TakeGrant of an absent grant")
+
+	u, err := s.TakeGrant(ctx(t), "code", "g1", []byte("family-1"), at(time.Hour), at(0))
+	must(t, err, "TakeGrant")
+	if !u.First || string(u.Record.Value) != "request" || u.Issued != nil {
+		t.Fatalf("first use: %+v", u)
+	}
+	_, err = s.GetRecord(ctx(t), "code", "g1", at(0))
+	wantErr(t, err, store.ErrNotFound, "GetRecord of a used grant")
+	_, err = s.TakeRecord(ctx(t), "code", "g1", at(0))
+	wantErr(t, err, store.ErrNotFound, "TakeRecord of a used grant")
+
+	for i := range 2 {
+		// After the grant's own expiry, within keepUntil: still a reuse.
+		u, err = s.TakeGrant(ctx(t), "code", "g1", []byte("family-2"), at(2*time.Hour), at(30*time.Minute))
+		must(t, err, "TakeGrant again")
+		if u.First || string(u.Issued) != "family-1" || string(u.Record.Value) != "request" {
+			t.Fatalf("reuse %d: %+v", i, u)
+		}
+	}
+	_, err = s.TakeGrant(ctx(t), "code", "g1", nil, at(0), at(time.Hour))
+	wantErr(t, err, store.ErrNotFound, "TakeGrant after keepUntil")
+
+	// keepUntil earlier than the expiry does not shorten it; no issued.
+	must(t, s.PutRecord(ctx(t), store.Record{Namespace: "code", Key: "g2", Value: []byte("v"), ExpiresAt: at(time.Hour)}), "PutRecord")
+	u, err = s.TakeGrant(ctx(t), "code", "g2", nil, at(0), at(0))
+	must(t, err, "TakeGrant")
+	wantEqual(t, u.First, true, "first use")
+	u, err = s.TakeGrant(ctx(t), "code", "g2", nil, at(0), at(59*time.Minute))
+	must(t, err, "TakeGrant again")
+	wantEqual(t, u.First, false, "second use")
+	if len(u.Issued) != 0 {
+		t.Fatalf("issued %q, want none", u.Issued)
+	}
+}
+
+// testGrantRace has many goroutines use one grant at the same moment,
+// round after round: exactly one use is first, and every other one is
+// answered what the winner issued (so that it can revoke that family),
+// whatever the interleaving.
+func testGrantRace(t *testing.T, s store.Store) {
+	const users = 8
+	rounds := 100
+	if testing.Short() {
+		rounds = 10
+	}
+	for round := range rounds {
+		k := fmt.Sprintf("race-%d", round)
+		must(t, s.PutRecord(ctx(t), store.Record{Namespace: "code", Key: k, Value: []byte("v"), ExpiresAt: at(time.Minute)}), "PutRecord")
+		var wg sync.WaitGroup
+		uses := make([]store.GrantUse, users)
+		errs := make([]error, users)
+		start := make(chan struct{})
+		for i := range users {
+			wg.Go(func() {
+				<-start
+				uses[i], errs[i] = s.TakeGrant(ctx(t), "code", k, fmt.Appendf(nil, "family-%d", i), at(time.Hour), at(0))
+			})
+		}
+		close(start)
+		wg.Wait()
+		winner := -1
+		for i := range users {
+			must(t, errs[i], "concurrent TakeGrant")
+			if uses[i].First {
+				if winner >= 0 {
+					t.Fatalf("round %d: uses %d and %d both first", round, winner, i)
+				}
+				winner = i
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("round %d: no use was first", round)
+		}
+		for i := range users {
+			if i != winner && string(uses[i].Issued) != fmt.Sprintf("family-%d", winner) {
+				t.Fatalf("round %d: loser %d told %q, want the winner's family-%d", round, i, uses[i].Issued, winner)
+			}
+		}
 	}
 }
