@@ -59,22 +59,20 @@ func (p *Provider) Revoke(ctx context.Context, caller Client, r IntrospectionReq
 	case !errors.Is(err, store.ErrNotFound):
 		return serverErr(err)
 	}
-	// A rotated refresh token: revoke what it led to.
-	rec, err = p.st.GetRecord(ctx, nsRefreshUsed, key, now)
-	if errors.Is(err, store.ErrNotFound) {
+	// A rotated refresh token: revoke what it led to. TakeGrant on a used
+	// grant only reads it.
+	u, err := p.st.TakeGrant(ctx, nsRefresh, key, nil, time.Time{}, now)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.First) {
 		return nil
 	}
 	if err != nil {
 		return serverErr(err)
 	}
 	var iss issued
-	if err := json.Unmarshal(rec.Value, &iss); err != nil {
-		return serverErr(fmt.Errorf("oidc: decode rotated refresh token: %w", err))
-	}
-	if iss.ClientID != caller.ID {
+	if err := json.Unmarshal(u.Issued, &iss); err != nil || iss.ClientID != caller.ID {
 		return nil
 	}
-	p.revokeChain(ctx, nsRefreshUsed, key, now)
+	p.revokeFamily(ctx, u.Issued, now)
 	return nil
 }
 

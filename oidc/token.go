@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -21,10 +22,8 @@ import (
 
 // Record namespaces of issued tokens.
 const (
-	nsCodeUsed     = "oidc-code-used"    // what a redeemed code issued, for reuse revocation
-	nsRefresh      = "oidc-refresh"      // live refresh tokens, keyed by their hash
-	nsRefreshUsed  = "oidc-refresh-used" // rotated refresh tokens → their successor
-	nsRevokedToken = "oidc-revoked-jti"  // access tokens revoked before their expiry
+	nsRefresh      = "oidc-refresh"     // refresh tokens (grants), keyed by their hash
+	nsRevokedToken = "oidc-revoked-jti" // access tokens revoked before their expiry
 	maxRevokeChain = 32
 )
 
@@ -39,12 +38,14 @@ type TokenResponse struct {
 	Scope        string `json:"scope,omitempty"`
 }
 
-// issued is what one code or refresh token produced, kept so that a reuse
-// can revoke it (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+// issued is what one code or refresh token produced, kept with the used
+// grant (store.Store.TakeGrant) so that a reuse can revoke it (RFC 6749
+// §4.1.2, RFC 9700 §4.14.2).
 type issued struct {
 	ClientID   string    `json:"client_id,omitempty"`
 	SessionID  string    `json:"sid,omitempty"`
 	RefreshKey string    `json:"refresh_key,omitempty"`
+	RefreshExp time.Time `json:"refresh_exp"`
 	AccessJTI  string    `json:"access_jti,omitempty"`
 	AccessExp  time.Time `json:"access_exp"`
 }
@@ -198,8 +199,11 @@ func basicAuth(r *http.Request) (basicCred, bool, error) {
 }
 
 // ExchangeCode redeems an authorization code (RFC 6749 §4.1.3). Everything
-// is checked before the code is taken, so a failed attempt changes
-// nothing; a code presented again after its use revokes what it issued.
+// is checked before the code is used, so a failed attempt changes nothing.
+// The tokens are minted first and the code is then used in one store
+// operation (TakeGrant) that keeps what it issued: of two redemptions,
+// sequential or simultaneous, exactly one gets tokens, and the other
+// revokes the winner's tokens and its own (RFC 6749 §4.1.2).
 func (p *Provider) ExchangeCode(ctx context.Context, cl Client, code, redirectURI, verifier string) (TokenResponse, error) {
 	invalid := func(desc string) error { return oauthErr(ErrInvalidGrant, http.StatusBadRequest, desc) }
 	if code == "" {
@@ -209,7 +213,9 @@ func (p *Provider) ExchangeCode(ctx context.Context, cl Client, code, redirectUR
 	key := hashKey(code)
 	rec, err := p.st.GetRecord(ctx, nsCode, key, now)
 	if errors.Is(err, store.ErrNotFound) {
-		p.revokeReusedCode(ctx, key, now)
+		if _, err := p.grantReused(ctx, nsCode, key, now); err != nil {
+			return TokenResponse{}, err
+		}
 		return TokenResponse{}, invalid("the code is invalid, expired or already used")
 	}
 	if err != nil {
@@ -228,12 +234,6 @@ func (p *Provider) ExchangeCode(ctx context.Context, cl Client, code, redirectUR
 	if err := checkVerifier(g.Challenge, verifier); err != nil {
 		return TokenResponse{}, err
 	}
-	if _, err := p.st.TakeRecord(ctx, nsCode, key, now); err != nil {
-		if errors.Is(err, store.ErrNotFound) { // a concurrent redemption won
-			return TokenResponse{}, invalid("the code is invalid, expired or already used")
-		}
-		return TokenResponse{}, serverErr(err)
-	}
 	s, err := p.activeSession(ctx, g.SessionID, now)
 	if err != nil {
 		return TokenResponse{}, err
@@ -248,11 +248,56 @@ func (p *Provider) ExchangeCode(ctx context.Context, cl Client, code, redirectUR
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	if err := p.putJSON(ctx, nsCodeUsed, key, iss, maxTime(iss.AccessExp, now.Add(p.opts.RefreshTokenTTL))); err != nil {
-		return TokenResponse{}, serverErr(err)
+	if _, err := p.useGrant(ctx, nsCode, key, iss, now); err != nil {
+		return TokenResponse{}, err
 	}
 	p.log.InfoContext(ctx, "code exchanged", "client_id", cl.ID, "sid", s.ID)
 	return resp, nil
+}
+
+// useGrant uses the grant ns/key after its tokens (iss) were minted. When
+// this use is not the first, the grant was used twice: the tokens of the
+// first use and those just minted are revoked, and the answer is
+// invalid_grant with the family's session.
+func (p *Provider) useGrant(ctx context.Context, ns, key string, iss issued, now time.Time) (sid string, err error) {
+	val, err := json.Marshal(iss)
+	if err != nil {
+		return "", serverErr(fmt.Errorf("oidc: encode issued tokens: %w", err))
+	}
+	u, err := p.st.TakeGrant(ctx, ns, key, val, maxTime(iss.AccessExp, iss.RefreshExp), now)
+	if err == nil && u.First {
+		return "", nil
+	}
+	// Lost (or failed): nothing minted here may live.
+	p.revokeFamily(ctx, val, now)
+	invalid := oauthErr(ErrInvalidGrant, http.StatusBadRequest, "the grant is invalid, expired or already used")
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "", invalid
+	case err != nil:
+		return "", serverErr(err)
+	}
+	p.log.WarnContext(ctx, "grant used twice at once: revoking both token families", "namespace", ns,
+		"client_id", iss.ClientID, "sid", iss.SessionID)
+	return cmp.Or(p.revokeFamily(ctx, u.Issued, now), iss.SessionID), invalid
+}
+
+// grantReused handles a grant presented when it is no longer live: if it
+// was used, the family its first use issued is revoked and its session
+// returned ("" when it is unknown or expired).
+func (p *Provider) grantReused(ctx context.Context, ns, key string, now time.Time) (string, error) {
+	u, err := p.st.TakeGrant(ctx, ns, key, nil, time.Time{}, now)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "", nil
+	case err != nil:
+		return "", serverErr(err)
+	case u.First:
+		// Put between the read and this use: it is used up now, unissued.
+		return "", nil
+	}
+	p.log.WarnContext(ctx, "used grant presented: revoking its token family", "namespace", ns)
+	return p.revokeFamily(ctx, u.Issued, now), nil
 }
 
 // checkVerifier applies RFC 7636 §4.6; a verifier sent for a code issued
@@ -326,14 +371,15 @@ func (p *Provider) issueTokens(ctx context.Context, cl Client, g grant, s store.
 		AccessToken: at, TokenType: "Bearer", ExpiresIn: atc.Expiry - atc.IssuedAt,
 		RefreshToken: rt, IDToken: idt, Scope: g.Scope,
 	}
-	return resp, issued{ClientID: cl.ID, SessionID: s.ID, RefreshKey: rk, AccessJTI: atc.JTI,
+	return resp, issued{ClientID: cl.ID, SessionID: s.ID, RefreshKey: rk, RefreshExp: exp, AccessJTI: atc.JTI,
 		AccessExp: time.Unix(atc.Expiry, 0)}, nil
 }
 
 // Refresh rotates a refresh token (RFC 6749 §6, RFC 9700 §4.14.2): the
-// presented token is taken, a new one issued; presenting a rotated token
-// again revokes its family (and, with Options.EndSessionOnRefreshReuse,
-// ends the session). It fails with invalid_grant once the session ended.
+// successor is minted, then the presented token used in one store
+// operation (TakeGrant). Presenting a used token again, or two at once,
+// revokes the family (and, with Options.EndSessionOnRefreshReuse, ends the
+// session). It fails with invalid_grant once the session ended.
 func (p *Provider) Refresh(ctx context.Context, cl Client, rt string) (TokenResponse, error) {
 	invalid := oauthErr(ErrInvalidGrant, http.StatusBadRequest, "the refresh token is invalid, expired or revoked")
 	if rt == "" {
@@ -343,7 +389,11 @@ func (p *Provider) Refresh(ctx context.Context, cl Client, rt string) (TokenResp
 	key := hashKey(rt)
 	rec, err := p.st.GetRecord(ctx, nsRefresh, key, now)
 	if errors.Is(err, store.ErrNotFound) {
-		if sid := p.revokeChain(ctx, nsRefreshUsed, key, now); sid != "" {
+		sid, err := p.grantReused(ctx, nsRefresh, key, now)
+		if err != nil {
+			return TokenResponse{}, err
+		}
+		if sid != "" {
 			p.refreshReused(ctx, sid)
 		}
 		return TokenResponse{}, invalid
@@ -362,49 +412,47 @@ func (p *Provider) Refresh(ctx context.Context, cl Client, rt string) (TokenResp
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	if _, err := p.st.TakeRecord(ctx, nsRefresh, key, now); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return TokenResponse{}, invalid
-		}
-		return TokenResponse{}, serverErr(err)
-	}
 	resp, iss, err := p.issueTokens(ctx, cl, g, s, now)
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	if err := p.putJSON(ctx, nsRefreshUsed, key, iss, maxTime(iss.AccessExp, now.Add(p.opts.RefreshTokenTTL))); err != nil {
-		return TokenResponse{}, serverErr(err)
+	if sid, err := p.useGrant(ctx, nsRefresh, key, iss, now); err != nil {
+		if sid != "" {
+			p.refreshReused(ctx, sid)
+		}
+		return TokenResponse{}, err
 	}
 	return resp, nil
 }
 
-// revokeReusedCode revokes what a code issued when it is presented again.
-func (p *Provider) revokeReusedCode(ctx context.Context, key string, now time.Time) {
-	p.revokeChain(ctx, nsCodeUsed, key, now)
-}
-
-// revokeChain follows what a used code or refresh token issued and revokes
-// its whole family: the refresh token and every rotation after it, and the
-// access tokens issued along the way. It returns the family's session, ""
-// when ns/key issued nothing.
-func (p *Provider) revokeChain(ctx context.Context, ns, key string, now time.Time) (sid string) {
+// revokeFamily revokes what a grant's use issued (raw, an issued as JSON)
+// and everything that followed from it: its access token, and its refresh
+// token (used up now if it was live, with the access tokens of its
+// grant) or, when that one was used in turn, what that use issued. It
+// returns the family's session, "" when raw issued nothing.
+func (p *Provider) revokeFamily(ctx context.Context, raw []byte, now time.Time) (sid string) {
 	for range maxRevokeChain {
-		rec, err := p.st.GetRecord(ctx, ns, key, now)
-		if err != nil {
-			break
-		}
 		var iss issued
-		if err := json.Unmarshal(rec.Value, &iss); err != nil {
+		if len(raw) == 0 || json.Unmarshal(raw, &iss) != nil {
 			break
 		}
-		if sid == "" {
-			p.log.WarnContext(ctx, "used grant presented: revoking its token family", "namespace", ns,
-				"client_id", iss.ClientID, "sid", iss.SessionID)
-		}
-		sid = iss.SessionID
+		sid = cmp.Or(sid, iss.SessionID)
 		p.revokeAccess(ctx, accessRef{JTI: iss.AccessJTI, Exp: iss.AccessExp}, now)
-		p.revokeRefresh(ctx, iss.RefreshKey, now)
-		ns, key = nsRefreshUsed, iss.RefreshKey
+		if iss.RefreshKey == "" {
+			break
+		}
+		u, err := p.st.TakeGrant(ctx, nsRefresh, iss.RefreshKey, nil, time.Time{}, now)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				p.log.ErrorContext(ctx, "revoke refresh token", "error", err)
+			}
+			break
+		}
+		if u.First {
+			p.revokeGrantAccess(ctx, u.Record.Value, now)
+			break
+		}
+		raw = u.Issued
 	}
 	return sid
 }
@@ -419,8 +467,14 @@ func (p *Provider) revokeRefresh(ctx context.Context, key string, now time.Time)
 		}
 		return
 	}
+	p.revokeGrantAccess(ctx, rec.Value, now)
+}
+
+// revokeGrantAccess revokes the live access tokens a refresh token's grant
+// (raw, a grant as JSON) lists.
+func (p *Provider) revokeGrantAccess(ctx context.Context, raw []byte, now time.Time) {
 	var g grant
-	if err := json.Unmarshal(rec.Value, &g); err != nil {
+	if err := json.Unmarshal(raw, &g); err != nil {
 		p.log.ErrorContext(ctx, "revoke refresh token: decode", "error", err)
 		return
 	}
