@@ -40,9 +40,9 @@ type ClientOptions struct {
 // a server-side request forgery proxy into its own network:
 //   - redirects are never followed: a 3xx is the answer, and a failed
 //     attempt (a receiver must answer at the registered URL);
-//   - the dialer refuses loopback, private, link-local (including cloud
-//     metadata at 169.254.169.254), unspecified, multicast and broadcast
-//     addresses unless allowed. The check runs in net.Dialer.Control on the
+//   - the dialer refuses what AddressPolicy refuses: loopback and private
+//     addresses unless allowed; cloud metadata, link-local and every other
+//     special-purpose range always. The check runs in net.Dialer.Control on the
 //     IP actually being connected, after DNS resolution, so DNS rebinding
 //     (a name that resolves to a public address at validation time and to
 //     127.0.0.1 at connect time) cannot bypass it;
@@ -82,11 +82,8 @@ func NewBackChannelClient(opts ClientOptions) *http.Client {
 	}
 }
 
-// cgnat is the RFC 6598 shared address space, internal in practice.
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
-
 // checkDestination decides whether a dial to address ("ip:port") may go
-// ahead.
+// ahead, by the AddressPolicy of opts.
 func checkDestination(address string, opts ClientOptions) error {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
@@ -96,29 +93,5 @@ func checkDestination(address string, opts ClientOptions) error {
 	if err != nil {
 		return fmt.Errorf("%w: %q is not an IP address", ErrForbiddenDestination, host)
 	}
-	ip = ip.Unmap()
-	var why string
-	switch {
-	case ip.IsUnspecified():
-		why = "unspecified"
-	case ip.IsLoopback():
-		if opts.AllowLoopback {
-			return nil
-		}
-		why = "loopback"
-	case ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast():
-		why = "link-local"
-	case ip.IsMulticast(), ip.IsInterfaceLocalMulticast():
-		why = "multicast"
-	case ip.Is4() && (ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || ip.As4()[0] == 0):
-		why = "broadcast or this-network"
-	case ip.IsPrivate(), cgnat.Contains(ip):
-		if opts.AllowPrivate {
-			return nil
-		}
-		why = "private"
-	default:
-		return nil
-	}
-	return fmt.Errorf("%w: %s is %s", ErrForbiddenDestination, ip, why)
+	return AddressPolicy{AllowPrivate: opts.AllowPrivate, AllowLoopback: opts.AllowLoopback}.Check(ip)
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 
+	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/store"
 )
 
@@ -216,14 +217,15 @@ func (p *Provider) checkURI(raw string) error {
 
 func containsHash(s string) bool { return slices.Contains([]byte(s), '#') }
 
-// checkBackchannelHost resolves the host of a back-channel URI and refuses
-// private, loopback, link-local and other non-public addresses unless the
-// configuration allows them. The sending HTTP client checks the dialled
-// address again, so a DNS answer that changes later does not help.
+// checkBackchannelHost resolves the host of a back-channel URI and checks
+// every address with the bridge's one address policy
+// (slobridge.AddressPolicy): private and loopback addresses only when the
+// configuration allows them, cloud metadata and special-purpose ranges
+// never. The sending HTTP client checks the dialled address again with the
+// same policy, so a DNS answer that changes later does not help.
 func (p *Provider) checkBackchannelHost(ctx context.Context, raw string) error {
-	if p.opts.AllowPrivateBackchannel {
-		return nil
-	}
+	policy := slobridge.AddressPolicy{AllowPrivate: p.opts.AllowPrivateBackchannel,
+		AllowLoopback: p.opts.AllowPrivateBackchannel || p.opts.AllowLoopbackHTTP}
 	u, _ := url.Parse(raw)
 	host := u.Hostname()
 	var addrs []netip.Addr
@@ -232,41 +234,19 @@ func (p *Provider) checkBackchannelHost(ctx context.Context, raw string) error {
 	} else {
 		ips, err := p.opts.Resolver.LookupNetIP(ctx, "ip", host)
 		if err != nil {
+			if policy.AllowPrivate {
+				// Internal names may resolve only where the receiver
+				// runs; the dialer checks the address it reaches.
+				return nil
+			}
 			return fmt.Errorf("host %q does not resolve", host)
 		}
 		addrs = ips
 	}
 	for _, a := range addrs {
-		a = a.Unmap()
-		if a.IsLoopback() && p.opts.AllowLoopbackHTTP {
-			continue
-		}
-		if !publicAddr(a) {
-			return fmt.Errorf("host %q resolves to a non-public address", host)
+		if err := policy.Check(a); err != nil {
+			return fmt.Errorf("host %q resolves to an address the back channel may not reach: %v", host, err)
 		}
 	}
 	return nil
-}
-
-// nonPublic lists ranges that are not globally routable beyond what
-// netip.Addr's predicates cover.
-var nonPublic = []netip.Prefix{
-	netip.MustParsePrefix("100.64.0.0/10"),  // carrier-grade NAT, RFC 6598
-	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
-	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking, RFC 2544
-	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64, RFC 8215
-	netip.MustParsePrefix("0.0.0.0/8"),
-}
-
-func publicAddr(a netip.Addr) bool {
-	if !a.IsValid() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() ||
-		a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() || a.IsMulticast() || a.IsUnspecified() {
-		return false
-	}
-	for _, pfx := range nonPublic {
-		if pfx.Contains(a) {
-			return false
-		}
-	}
-	return true
 }

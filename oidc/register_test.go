@@ -172,3 +172,27 @@ func TestBackchannelHostChecked(t *testing.T) {
 		t.Fatalf("stored clients %d (%v), want the 2 accepted", len(clients), err)
 	}
 }
+
+// TestRegistrationUsesTheAddressPolicy: a back-channel URI whose host is a
+// cloud metadata or special-purpose address in any spelling is refused at
+// registration by the same policy the dialer applies, even with
+// allow_private_backchannel (the test bridge sets it).
+func TestRegistrationUsesTheAddressPolicy(t *testing.T) {
+	b := newBridgeEngine(t, quietEngine)
+	e := &badEnv{b: b}
+	for _, host := range []string{"[fd00:ec2::254]", "[64:ff9b::a9fe:a9fe]", "[::169.254.169.254]", "[::ffff:169.254.169.254]",
+		"100.100.100.200", "169.254.169.254", "[2002:a9fe:a9fe::1]", "198.18.0.1", "192.0.2.1", "[fe80::1]"} {
+		resp := e.register(t, "Bearer "+testIAT, ClientMetadata{RedirectURIs: []string{"https://app.example/cb"},
+			BackchannelLogoutURI: "https://" + host + "/bc"})
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("backchannel_logout_uri on %s: HTTP %d, want 400", host, resp.StatusCode)
+		}
+	}
+	resp := e.register(t, "Bearer "+testIAT, ClientMetadata{RedirectURIs: []string{"https://app.example/cb"},
+		BackchannelLogoutURI: "https://10.0.0.7/bc"})
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("private back-channel host with allow_private_backchannel: HTTP %d, want 201", resp.StatusCode)
+	}
+}
