@@ -66,7 +66,16 @@ type EndSession struct {
 	// SID and CSRF bind a pending confirmation to the browser's session.
 	SID  string `json:"sid,omitempty"`
 	CSRF string `json:"csrf,omitempty"`
+	// Cookieless marks a confirmation shown to a browser without the
+	// session's cookie (the session came from id_token_hint): the confirm
+	// POST must carry the confirmation cookie set with the page instead.
+	Cookieless bool `json:"cookieless,omitempty"`
 }
+
+// confirmCookie binds a confirmation page shown to a browser that holds no
+// bridge session to that browser (SameSite=Strict: only our own form
+// sends it back).
+const confirmCookie = "slobridge_logout_confirm"
 
 // hintVerifier verifies an id_token_hint with go-oidc against the
 // provider's own keys. Expiry is not checked: an expired ID token is still
@@ -165,12 +174,21 @@ func (p *Provider) handleEndSession(c *gin.Context) {
 	case hasCookie:
 		// No valid hint, or a hint for another session: ask the person.
 		p.renderConfirm(c, es, s.ID)
-	case es.Hinted && es.HintSID != "":
-		// The browser lost its cookie; the RP proved the session it means.
-		p.logout(c, es, es.HintSID)
+	case es.Hinted && es.HintSID != "" && p.sessionLive(ctx, es.HintSID):
+		// The browser does not hold the hinted session (lost cookie, or
+		// someone else's hint): RP-Initiated Logout §2 says ask; a GET
+		// never ends a session the browser does not hold.
+		es.Cookieless = true
+		p.renderConfirm(c, es, es.HintSID)
 	default:
 		p.finish(c, es)
 	}
+}
+
+// sessionLive reports whether session sid exists and is active.
+func (p *Provider) sessionLive(ctx context.Context, sid string) bool {
+	s, err := p.st.GetSession(ctx, sid)
+	return err == nil && s.Active(p.now())
 }
 
 // logout ends session sid through the engine, clears the cookie and hands
@@ -250,6 +268,10 @@ func (p *Provider) renderConfirm(c *gin.Context, es EndSession, sid string) {
 		p.renderErrorPage(c, serverErr(err))
 		return
 	}
+	if es.Cookieless {
+		http.SetCookie(c.Writer, &http.Cookie{Name: confirmCookie, Value: id, Path: p.issuer.Path + PathConfirm,
+			MaxAge: int(confirmTTL / time.Second), HttpOnly: true, Secure: p.opts.Cookies.Secure, SameSite: http.SameSiteStrictMode})
+	}
 	c.Header("Cache-Control", "no-store")
 	c.Header("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
 	c.Header("X-Frame-Options", "DENY")
@@ -263,8 +285,10 @@ func (p *Provider) renderConfirm(c *gin.Context, es EndSession, sid string) {
 
 // ConfirmLogout checks a confirmation POST: the parked request must exist,
 // its CSRF token match in constant time, and the browser still carry the
-// session it was shown for. Nothing is consumed when a check fails.
-func (p *Provider) ConfirmLogout(ctx context.Context, id, csrf, cookieSID string) (EndSession, error) {
+// session it was shown for (or, for a confirmation shown without one, the
+// confirmation cookie set with the page). Nothing is consumed when a check
+// fails.
+func (p *Provider) ConfirmLogout(ctx context.Context, id, csrf, cookieSID, confirmCookieValue string) (EndSession, error) {
 	forbidden := oauthErr(ErrAccessDenied, http.StatusForbidden, "the logout confirmation is invalid or expired; start again")
 	if id == "" || csrf == "" {
 		return EndSession{}, forbidden
@@ -281,7 +305,13 @@ func (p *Provider) ConfirmLogout(ctx context.Context, id, csrf, cookieSID string
 	if err := json.Unmarshal(rec.Value, &es); err != nil {
 		return EndSession{}, serverErr(fmt.Errorf("oidc: decode logout confirmation: %w", err))
 	}
-	if subtle.ConstantTimeCompare([]byte(csrf), []byte(es.CSRF)) != 1 || cookieSID != es.SID {
+	if subtle.ConstantTimeCompare([]byte(csrf), []byte(es.CSRF)) != 1 {
+		return EndSession{}, forbidden
+	}
+	switch {
+	case es.Cookieless && subtle.ConstantTimeCompare([]byte(confirmCookieValue), []byte(id)) != 1:
+		return EndSession{}, forbidden
+	case !es.Cookieless && cookieSID != es.SID:
 		return EndSession{}, forbidden
 	}
 	if _, err := p.st.TakeRecord(ctx, nsLogoutConfirm, id, now); err != nil {
@@ -297,7 +327,11 @@ func (p *Provider) handleConfirm(c *gin.Context) {
 		return
 	}
 	sid, _ := p.opts.Cookies.SessionID(c.Request)
-	es, err := p.ConfirmLogout(c.Request.Context(), c.PostForm("id"), c.PostForm("csrf"), sid)
+	var bound string
+	if ck, err := c.Request.Cookie(confirmCookie); err == nil {
+		bound = ck.Value
+	}
+	es, err := p.ConfirmLogout(c.Request.Context(), c.PostForm("id"), c.PostForm("csrf"), sid, bound)
 	if err != nil {
 		p.renderErrorPage(c, err)
 		return

@@ -1,8 +1,10 @@
 package oidc
 
 import (
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -31,8 +33,9 @@ func sessionEnded(t *testing.T, b *bridge, sid string) bool {
 
 // TestEndSessionRequests covers RP-Initiated Logout 1.0 requests that are
 // valid: GET and POST, an expired hint (still a valid hint, §2), the
-// bridge's own /logout, a browser that lost its cookie, and a request with
-// nothing left to log out.
+// bridge's own /logout, a browser that does not hold the hinted session
+// (asked, RP-Initiated Logout §2), and a request with nothing left to log
+// out.
 func TestEndSessionRequests(t *testing.T) {
 	tests := []struct {
 		name string
@@ -72,7 +75,7 @@ func TestEndSessionRequests(t *testing.T) {
 			},
 		},
 		{
-			name: "hint without cookie logs out the hinted session", logsOut: true, dropCookie: true,
+			name: "hint without cookie asks the person", confirm: true, dropCookie: true,
 			send: func(t *testing.T, b *bridge, rp *testRP, nf *http.Client, l rpLogin) *http.Response {
 				return get(t, nf, b.p.Issuer()+PathEndSession+"?"+endSessionQuery(rp, l.RawIDToken).Encode())
 			},
@@ -199,6 +202,54 @@ func TestConfirmLogoutCompletes(t *testing.T) {
 	if resp := post(); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("the confirmation was accepted twice: HTTP %d", resp.StatusCode)
 	}
+}
+
+// TestHintWithoutCookieNeedsConfirmation: a GET with a valid (even
+// expired) id_token_hint from a browser that does not hold the session
+// ends nothing; the confirmation page it gets, posted back by that same
+// browser (which got the SameSite=Strict confirmation cookie), logs the
+// hinted session out; the same form posted by another browser is refused.
+func TestHintWithoutCookieNeedsConfirmation(t *testing.T) {
+	b, rp, _, login := endSessionEnv(t)
+	b.clock.Advance(b.p.opts.IDTokenTTL + time.Hour)
+	stranger := noFollow(browser(t))
+	resp := get(t, stranger, b.p.Issuer()+PathEndSession+"?"+endSessionQuery(rp, login.RawIDToken).Encode())
+	body := readBody(t, resp)
+	if resp.StatusCode != http.StatusOK || sessionEnded(t, b, login.SID) {
+		t.Fatalf("GET with a hint and no cookie: HTTP %d, session ended %v", resp.StatusCode, sessionEnded(t, b, login.SID))
+	}
+	_, form := parseHTMLForm(t, body)
+	other := noFollow(browser(t))
+	r, err := other.PostForm(b.p.Issuer()+PathConfirm, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusForbidden || sessionEnded(t, b, login.SID) {
+		t.Fatalf("confirmation posted by another browser: HTTP %d, session ended %v", r.StatusCode, sessionEnded(t, b, login.SID))
+	}
+	r, err = stranger.PostForm(b.p.Issuer()+PathConfirm, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusSeeOther || !sessionEnded(t, b, login.SID) {
+		t.Fatalf("confirmation by the browser shown it: HTTP %d, session ended %v", r.StatusCode, sessionEnded(t, b, login.SID))
+	}
+}
+
+// parseHTMLForm returns the action and hidden inputs of the first form.
+func parseHTMLForm(t *testing.T, body string) (string, url.Values) {
+	t.Helper()
+	v := url.Values{}
+	for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllStringSubmatch(body, -1) {
+		v.Set(m[1], html.UnescapeString(m[2]))
+	}
+	a := regexp.MustCompile(`<form method="post" action="([^"]+)">`).FindStringSubmatch(body)
+	if a == nil || v.Get("csrf") == "" {
+		t.Fatalf("no confirmation form in:\n%s", body)
+	}
+	return a[1], v
 }
 
 // checkCookieCleared: the logout response removes the bridge session
