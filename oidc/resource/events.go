@@ -10,12 +10,16 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/slobridge/slobridge/oidc/ssf"
 )
 
 // maxSETBytes caps a pushed SET.
 const maxSETBytes = 64 << 10
+
+// setSkew is the clock difference allowed on a SET's iat.
+const setSkew = 5 * time.Minute
 
 // errKeysUnavailable reports that the bridge's JWKS could not be fetched,
 // so a SET could not be checked at all.
@@ -73,9 +77,10 @@ func (g *Guard) acceptSET(r *http.Request, raw string) (string, error) {
 	}
 	payload, err := g.keys.VerifySignature(r.Context(), raw)
 	if err != nil {
-		// go-oidc's RemoteKeySet reports a failed JWKS download only in
-		// its message ("fetching keys ..."), with no typed error.
-		if strings.HasPrefix(err.Error(), "fetching keys") {
+		// The guard's own key set says errKeysUnavailable; go-oidc's
+		// RemoteKeySet (a KeySet given in Options) says it only in its
+		// message ("fetching keys ...").
+		if errors.Is(err, errKeysUnavailable) || strings.HasPrefix(err.Error(), "fetching keys") {
 			return "", fmt.Errorf("%w: %v", errKeysUnavailable, err)
 		}
 		return "invalid_key", fmt.Errorf("signature: %v", err)
@@ -89,6 +94,22 @@ func (g *Guard) acceptSET(r *http.Request, raw string) (string, error) {
 	}
 	if !slices.Contains(c.Audience, g.opts.Audience) {
 		return "invalid_audience", fmt.Errorf("SET is not addressed to %q", g.opts.Audience)
+	}
+	// A SET is accepted once (RFC 8417 §2.2: jti is unique): its jti is
+	// remembered for the replay window, and a SET older than the window
+	// is refused, so that nothing older can be replayed.
+	if c.ID == "" {
+		return "invalid_request", errors.New("SET has no jti")
+	}
+	iat, now := time.Unix(c.IssuedAt, 0), g.now()
+	switch {
+	case c.IssuedAt == 0 || iat.Before(now.Add(-g.opts.EndedTTL)):
+		return "invalid_request", fmt.Errorf("SET issued at %s is outside the replay window of %s", iat.UTC().Format(time.RFC3339), g.opts.EndedTTL)
+	case iat.After(now.Add(setSkew)):
+		return "invalid_request", fmt.Errorf("SET issued at %s is in the future", iat.UTC().Format(time.RFC3339))
+	}
+	if !g.rememberSET(c.ID, now.Add(g.opts.EndedTTL+setSkew)) {
+		return "invalid_request", fmt.Errorf("SET jti %q was already received", c.ID)
 	}
 	if _, ok := c.Events[ssf.EventSessionRevoked]; !ok {
 		// Events we do not act on are still accepted (RFC 8417 §2.2 lets

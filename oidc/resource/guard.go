@@ -57,6 +57,11 @@ type Options struct {
 	Logger *slog.Logger
 	// HTTPClient fetches the JWKS; default http.DefaultClient.
 	HTTPClient *http.Client
+	// JWKSRefresh is the least time between two JWKS downloads caused by
+	// a token or SET naming an unknown key (a bad signature with a known
+	// key never causes one); default DefaultJWKSRefresh (5 min). Only for
+	// the key set the guard builds itself (KeySet nil).
+	JWKSRefresh time.Duration
 }
 
 // Token is a verified access token.
@@ -82,6 +87,7 @@ type Guard struct {
 	mu      sync.RWMutex
 	ended   map[string]time.Time // sid -> forget after
 	checked map[string]time.Time // jti -> introspected active, until expiry
+	sets    map[string]time.Time // jti of accepted SETs -> forget after
 
 	// verified caches tokens whose signature and claims were checked, so a
 	// client reusing its token does not pay an RSA verification on every
@@ -125,11 +131,11 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 			}
 			u = md.JWKSURI
 		}
-		opts.KeySet = oidc.NewRemoteKeySet(ctx, u)
+		opts.KeySet = newRemoteKeys(u, opts.HTTPClient, opts.JWKSRefresh, opts.Now)
 	}
 	g := &Guard{
 		opts: opts, keys: opts.KeySet, now: opts.Now, log: opts.Logger,
-		ended: map[string]time.Time{}, checked: map[string]time.Time{},
+		ended: map[string]time.Time{}, checked: map[string]time.Time{}, sets: map[string]time.Time{},
 		verified: map[string]*Token{},
 	}
 	g.since = opts.Now()
@@ -259,6 +265,27 @@ func (g *Guard) sweepLocked(now time.Time) {
 			delete(g.checked, k)
 		}
 	}
+	for k, v := range g.sets {
+		if !now.Before(v) {
+			delete(g.sets, k)
+		}
+	}
+}
+
+// rememberSET records the jti of an accepted SET until forget; false when
+// it was already recorded (a replay).
+func (g *Guard) rememberSET(jti string, forget time.Time) bool {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if until, ok := g.sets[jti]; ok && now.Before(until) {
+		return false
+	}
+	g.sets[jti] = forget
+	if len(g.sets)%1024 == 0 {
+		g.sweepLocked(now)
+	}
+	return true
 }
 
 // checkType verifies the explicit JOSE type of a compact JWS.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -337,7 +338,10 @@ func TestEventHandlerKeysUnavailable(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
 	}))
 	t.Cleanup(jwks.Close)
-	g, err := New(context.Background(), Options{Issuer: issuer, Audience: audience, JWKSURL: jwks.URL})
+	var mu sync.Mutex
+	clk := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clk }
+	g, err := New(context.Background(), Options{Issuer: issuer, Audience: audience, JWKSURL: jwks.URL, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,6 +364,9 @@ func TestEventHandlerKeysUnavailable(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			down.Store(tc.down)
+			mu.Lock()
+			clk = clk.Add(failedRefresh) // past the wait after a failed download
+			mu.Unlock()
 			code, body := push(t, srv, tc.set)
 			if code != tc.wantStatus || body["err"] != tc.wantErr {
 				t.Fatalf("HTTP %d %v, want %d err %q", code, body, tc.wantStatus, tc.wantErr)
