@@ -80,6 +80,9 @@ type ServerConfig struct {
 	// ReadTimeout bounds reading a whole request, body included; default
 	// 60s (a client trickling a body cannot hold a connection forever).
 	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// MaxHeaderBytes caps the request line and headers; default 64 KiB
+	// (SAML HTTP-Redirect messages travel in the query).
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// IdleTimeout closes idle keep-alive connections; default 120s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// ShutdownTimeout bounds a graceful shutdown; default 30s.
@@ -359,6 +362,9 @@ func (c *Config) setDefaults() {
 	setDur(&c.Server.ShutdownTimeout, 30*time.Second)
 	if c.Server.MaxBodyBytes == 0 {
 		c.Server.MaxBodyBytes = 1 << 20
+	}
+	if c.Server.MaxHeaderBytes == 0 {
+		c.Server.MaxHeaderBytes = 64 << 10
 	}
 	setStr(&c.Log.Format, "json")
 	setStr(&c.Log.Level, "info")

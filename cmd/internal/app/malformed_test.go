@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"io"
@@ -181,5 +182,55 @@ func TestPanicIsLoggedAndCounted(t *testing.T) {
 	out := logs.String()
 	if !strings.Contains(out, `"msg":"handler panic"`) || !strings.Contains(out, `"msg":"http request"`) || !strings.Contains(out, `"status":500`) {
 		t.Fatalf("logs:\n%s", out)
+	}
+}
+
+// TestStatusStreamOutlivesReadTimeout: with server.read_timeout at 1s, the
+// live status stream of a logout whose delivery takes 3s stays open and
+// delivers the final status, while a request whose headers exceed
+// server.max_header_bytes is refused with 431.
+func TestStatusStreamOutlivesReadTimeout(t *testing.T) {
+	rp := newLoopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/backchannel" {
+			time.Sleep(3 * time.Second)
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	env := map[string]string{
+		"COOKIE": strings.Repeat("c", 40), "ADMIN": "admin-token-0123456789", "PASSWORD": "alice-password",
+		"APP1_SECRET": "app1-secret-0123456789", "SSF_AUTH": "Bearer x",
+	}
+	doc := strings.NewReplacer("{{DB}}", filepath.Join(t.TempDir(), "s.db"), "{{RP}}", rp, "{{SSF}}", rp).Replace(wiringConfig)
+	doc = strings.Replace(doc, "server:\n", "server:\n  read_timeout: 1s\n  max_header_bytes: 8192\n", 1)
+	_, base := startApp(t, doc, env)
+	sid := browserLogin(t, base, rp)
+	lo := adminJSON(t, base, env["ADMIN"], "POST", "/admin/v1/logouts", `{"session_id":"`+sid+`"}`, http.StatusCreated)
+	id := lo["logout"].(map[string]any)["id"].(string)
+	resp, err := http.Get(base + "/logout/events/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	start := time.Now()
+	sc := bufio.NewScanner(resp.Body)
+	done := false
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "data: ") && strings.Contains(sc.Text(), `"done":true`) {
+			done = true
+			break
+		}
+	}
+	if !done {
+		t.Fatalf("the stream ended after %s without the final status (%v)", time.Since(start), sc.Err())
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/healthz", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 16<<10))
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("16 KiB header: HTTP %d, want 431", r.StatusCode)
 	}
 }

@@ -32,6 +32,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           a.handler,
 		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
 		ReadTimeout:       a.cfg.Server.ReadTimeout,
+		MaxHeaderBytes:    a.cfg.Server.MaxHeaderBytes,
 		IdleTimeout:       a.cfg.Server.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
@@ -55,6 +56,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		adminSrv = &http.Server{
 			Handler: a.adminHandler, ReadHeaderTimeout: srv.ReadHeaderTimeout, ReadTimeout: srv.ReadTimeout,
+			MaxHeaderBytes: srv.MaxHeaderBytes,
 			IdleTimeout: srv.IdleTimeout, ErrorLog: srv.ErrorLog, BaseContext: srv.BaseContext,
 		}
 		a.adminAddr.Store(adminLn.Addr().String())

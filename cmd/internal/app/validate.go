@@ -124,6 +124,9 @@ func (c *Config) validateServer(p *problems) {
 			}
 		}
 	}
+	if c.Server.MaxHeaderBytes < 4096 {
+		p.add("server.max_header_bytes", "must be at least 4096, not %d", c.Server.MaxHeaderBytes)
+	}
 	if c.Server.MaxBodyBytes < 1024 {
 		p.add("server.max_body_bytes", "must be at least 1024, not %d", c.Server.MaxBodyBytes)
 	}
