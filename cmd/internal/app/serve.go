@@ -57,7 +57,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		adminSrv = &http.Server{
 			Handler: a.adminHandler, ReadHeaderTimeout: srv.ReadHeaderTimeout, ReadTimeout: srv.ReadTimeout,
 			MaxHeaderBytes: srv.MaxHeaderBytes,
-			IdleTimeout: srv.IdleTimeout, ErrorLog: srv.ErrorLog, BaseContext: srv.BaseContext,
+			IdleTimeout:    srv.IdleTimeout, ErrorLog: srv.ErrorLog, BaseContext: srv.BaseContext,
 		}
 		a.adminAddr.Store(adminLn.Addr().String())
 	}

@@ -14,12 +14,12 @@ import (
 
 // XML Encryption URIs used by Encrypt.
 const (
-	AES128CBC  = "http://www.w3.org/2001/04/xmlenc#aes128-cbc"
-	AES128GCM  = "http://www.w3.org/2009/xmlenc11#aes128-gcm"
-	TripleDES  = "http://www.w3.org/2001/04/xmlenc#tripledes-cbc"
-	RSAOAEP    = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
-	nsXMLEnc   = "http://www.w3.org/2001/04/xmlenc#"
-	nsXMLDSig  = "http://www.w3.org/2000/09/xmldsig#"
+	AES128CBC   = "http://www.w3.org/2001/04/xmlenc#aes128-cbc"
+	AES128GCM   = "http://www.w3.org/2009/xmlenc11#aes128-gcm"
+	TripleDES   = "http://www.w3.org/2001/04/xmlenc#tripledes-cbc"
+	RSAOAEP     = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
+	nsXMLEnc    = "http://www.w3.org/2001/04/xmlenc#"
+	nsXMLDSig   = "http://www.w3.org/2000/09/xmldsig#"
 	typeElement = nsXMLEnc + "Element"
 )
 
