@@ -97,7 +97,7 @@ func (g *corpusGen) sign(el *etree.Element, key string) *etree.Element {
 	return out
 }
 
-func xmlBytes(t *testing.T, el *etree.Element) []byte {
+func xmlBytes(t testing.TB, el *etree.Element) []byte {
 	t.Helper()
 	doc := etree.NewDocument()
 	doc.SetRoot(el.Copy())

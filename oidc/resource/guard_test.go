@@ -32,7 +32,7 @@ type keyPair struct {
 	key *rsa.PrivateKey
 }
 
-func newKey(t *testing.T) keyPair {
+func newKey(t testing.TB) keyPair {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -41,7 +41,7 @@ func newKey(t *testing.T) keyPair {
 	return keyPair{k}
 }
 
-func (k keyPair) sign(t *testing.T, typ string, claims any) string {
+func (k keyPair) sign(t testing.TB, typ string, claims any) string {
 	t.Helper()
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k.key},
 		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
@@ -131,7 +131,7 @@ func push(t *testing.T, srv *httptest.Server, set string) (int, map[string]strin
 	return resp.StatusCode, body
 }
 
-func newGuard(t *testing.T, k keyPair, now func() time.Time, in *Introspector) *Guard {
+func newGuard(t testing.TB, k keyPair, now func() time.Time, in *Introspector) *Guard {
 	t.Helper()
 	g, err := New(context.Background(), Options{
 		Issuer: issuer, Audience: audience, Now: now, Introspection: in,
