@@ -160,7 +160,7 @@ func (c basicCred) candidates() []basicCred {
 	if !c.decodeErr {
 		out = append(out, basicCred{id: c.id, secret: c.secret})
 	}
-	if c.rawID != "" && (c.decodeErr || c.rawID != c.id || c.rawSecret != c.secret) {
+	if c.rawID != "" && (c.decodeErr || c.rawID != c.id || subtle.ConstantTimeCompare([]byte(c.rawSecret), []byte(c.secret)) != 1) {
 		out = append(out, basicCred{id: c.rawID, secret: c.rawSecret})
 	}
 	return out
