@@ -95,9 +95,9 @@ func (g *Guard) acceptSET(r *http.Request, raw string) (string, error) {
 	if !slices.Contains(c.Audience, g.opts.Audience) {
 		return "invalid_audience", fmt.Errorf("SET is not addressed to %q", g.opts.Audience)
 	}
-	// A SET is accepted once (RFC 8417 §2.2: jti is unique): its jti is
+	// A SET is applied once (RFC 8417 §2.2: jti is unique): its jti is
 	// remembered for the replay window, and a SET older than the window
-	// is refused, so that nothing older can be replayed.
+	// is refused, so that a replay is never applied.
 	if c.ID == "" {
 		return "invalid_request", errors.New("SET has no jti")
 	}
@@ -109,7 +109,11 @@ func (g *Guard) acceptSET(r *http.Request, raw string) (string, error) {
 		return "invalid_request", fmt.Errorf("SET issued at %s is in the future", iat.UTC().Format(time.RFC3339))
 	}
 	if !g.rememberSET(c.ID, now.Add(g.opts.EndedTTL+setSkew)) {
-		return "invalid_request", fmt.Errorf("SET jti %q was already received", c.ID)
+		// Not applied again. It is acknowledged all the same: the bridge
+		// sends every retry of a delivery with the same jti, and a retry
+		// after a lost 202 must end as delivered, not as refused.
+		g.log.Info("resource: SET already received, not applied again", "jti", c.ID)
+		return "", nil
 	}
 	if _, ok := c.Events[ssf.EventSessionRevoked]; !ok {
 		// Events we do not act on are still accepted (RFC 8417 §2.2 lets
