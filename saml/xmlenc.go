@@ -119,8 +119,7 @@ func DecryptElement(enc *etree.Element, key crypto.PrivateKey) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	size, gcm, ok := dataKeySize(alg)
-	if !ok {
+	if _, _, ok := dataKeySize(alg); !ok {
 		return nil, decryptError("data encryption algorithm %q not accepted", alg)
 	}
 	ct, err := cipherValue(ed)
@@ -146,6 +145,16 @@ func DecryptElement(enc *etree.Element, key crypto.PrivateKey) ([]byte, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	return decryptData(alg, cek, ct)
+}
+
+// decryptData decrypts a cipher text (IV included) with content key cek
+// under data algorithm alg, checking the algorithm and the key length.
+func decryptData(alg string, cek, ct []byte) ([]byte, error) {
+	size, gcm, ok := dataKeySize(alg)
+	if !ok {
+		return nil, decryptError("data encryption algorithm %q not accepted", alg)
 	}
 	if len(cek) != size {
 		return nil, decryptError("content key of %d bytes for %s", len(cek), alg)
