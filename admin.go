@@ -320,8 +320,9 @@ func (a *Admin) handleRetry(c *gin.Context) {
 // without its detail.
 func (a *Admin) internal(c *gin.Context, op string, err error) {
 	a.opts.Logger.ErrorContext(c.Request.Context(), "admin API: "+op, "err", err)
-	if errors.Is(err, store.ErrUnavailable) {
-		adminError(c, http.StatusServiceUnavailable, "unavailable", "the store is unavailable; try again")
+	if msg, ok := Unavailable(err); ok {
+		c.Header("Retry-After", RetryAfter)
+		adminError(c, http.StatusServiceUnavailable, "unavailable", msg)
 		return
 	}
 	adminError(c, http.StatusInternalServerError, "server_error", "internal error; see the server log")

@@ -352,7 +352,7 @@ func (lp *LogoutPage) statusError(c *gin.Context, id string, err error) {
 		return
 	}
 	lp.opts.Logger.ErrorContext(c.Request.Context(), "logout page status", "logout_id", id, "error", err)
-	lp.plain(c, http.StatusInternalServerError, "The logout status is unavailable; you are logged out of the bridge.")
+	lp.failed(c, err, "The logout status is unavailable; you are logged out of the bridge.")
 }
 
 // handlePage renders the live status page. ?step=final is the no-script
@@ -421,7 +421,7 @@ func finalSummary(v statusView) (string, string) {
 func (lp *LogoutPage) render(c *gin.Context, data pageData, frameOrigins []string, ancestors ...string) {
 	var nb [18]byte
 	if _, err := io.ReadFull(lp.opts.Rand, nb[:]); err != nil {
-		lp.plain(c, http.StatusInternalServerError, "Internal error.")
+		lp.failed(c, err, "Internal error.")
 		return
 	}
 	data.Nonce = base64.RawURLEncoding.EncodeToString(nb[:])
@@ -457,7 +457,7 @@ func (lp *LogoutPage) handleEvents(c *gin.Context) {
 			return
 		}
 		lp.opts.Logger.ErrorContext(ctx, "logout events status", "logout_id", id, "error", err)
-		c.AbortWithStatus(http.StatusInternalServerError)
+		c.AbortWithStatus(FailureStatus(c.Writer.Header(), err))
 		return
 	}
 	h := c.Writer.Header()
@@ -510,7 +510,7 @@ func (lp *LogoutPage) handleContinue(c *gin.Context) {
 	}
 	if err != nil {
 		lp.opts.Logger.ErrorContext(ctx, "logout continue", "logout_id", id, "error", err)
-		lp.plain(c, http.StatusInternalServerError, "Internal error; you are logged out of the bridge.")
+		lp.failed(c, err, "Internal error; you are logged out of the bridge.")
 		return
 	}
 	done := lp.opts.BasePath + "/logout/done/" + url.PathEscape(id)
@@ -605,6 +605,16 @@ func (lp *LogoutPage) handleDone(c *gin.Context) {
 	summary, class := finalSummary(v)
 	lp.render(c, pageData{Title: "Logged out", View: v, Finished: true,
 		Summary: "You are logged out of the bridge. " + summary, SummaryClass: class}, nil, lp.frameAncestors(ctx, lo)...)
+}
+
+// failed renders a failure of the bridge: 503 with the store's reason when
+// Unavailable recognises err, else 500 with msg.
+func (lp *LogoutPage) failed(c *gin.Context, err error, msg string) {
+	status := FailureStatus(c.Writer.Header(), err)
+	if why, ok := Unavailable(err); ok {
+		msg = why
+	}
+	lp.plain(c, status, msg)
 }
 
 func (lp *LogoutPage) plain(c *gin.Context, status int, msg string) {

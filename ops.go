@@ -2,8 +2,12 @@ package slobridge
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -25,21 +29,73 @@ const (
 
 // OpsOptions configure the operational endpoints.
 type OpsOptions struct {
-	// Store is pinged by /readyz. Required.
+	// Store is pinged by /readyz, and written to by its write probe.
+	// Required.
 	Store store.Store
 	// Gatherer is served at /metrics; nil disables /metrics.
 	Gatherer prometheus.Gatherer
 	// Logger receives why /readyz answered 503; nil means slog.Default().
 	Logger *slog.Logger
+	// WriteProbeInterval is how long the outcome of one write probe
+	// stands: probes more frequent than this reuse it, so that a probe
+	// every second costs one small commit every interval; default 5s.
+	WriteProbeInterval time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// readyzProbeNamespace is the replay namespace of the write probe: each
+// probe records a fresh identifier that expires a minute later.
+const readyzProbeNamespace = "slobridge-readyz-probe"
+
+// writeProbe remembers the last write probe's outcome.
+type writeProbe struct {
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+// check writes one small record unless the last probe is recent enough.
+func (p *writeProbe) check(ctx context.Context, st store.Store, now time.Time, every time.Duration) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.at.IsZero() && now.Sub(p.at) < every {
+		return p.err
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	p.err = st.CheckReplay(ctx, readyzProbeNamespace, hex.EncodeToString(b[:]), now.Add(time.Minute), now)
+	p.at = now
+	return p.err
+}
+
+// storeState is the store's part of the /readyz answer: a short reason a
+// load balancer's operator can act on, never the error text.
+func storeState(err error) string {
+	switch {
+	case errors.Is(err, store.ErrNoSpace):
+		return "not writable: out of space"
+	case errors.Is(err, store.ErrUnavailable):
+		return "not writable: unavailable or read-only"
+	}
+	return "not writable"
 }
 
 // MountOps registers /healthz (the process is up: always 200), /readyz
-// (200 when the store answers a ping, 503 otherwise) and, with a
-// Gatherer, /metrics in the Prometheus text format.
+// (200 when the store answers a ping and accepts a write, 503 with the
+// reason otherwise) and, with a Gatherer, /metrics in the Prometheus text
+// format.
 func MountOps(r gin.IRouter, opts OpsOptions) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.WriteProbeInterval <= 0 {
+		opts.WriteProbeInterval = 5 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	probe := &writeProbe{}
 	r.GET(PathHealthz, func(c *gin.Context) {
 		c.Header("Cache-Control", "no-store")
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
@@ -49,12 +105,16 @@ func MountOps(r gin.IRouter, opts OpsOptions) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 		defer cancel()
 		if err := opts.Store.Ping(ctx); err != nil {
-			// The reason goes to the log, not to an unauthenticated client.
 			opts.Logger.WarnContext(ctx, "readiness probe: store ping failed", "error", err)
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": "unreachable"})
 			return
 		}
-		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+		if err := probe.check(ctx, opts.Store, opts.Now(), opts.WriteProbeInterval); err != nil {
+			opts.Logger.WarnContext(ctx, "readiness probe: store write failed", "error", err)
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": storeState(err)})
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ready", "store": "writable"})
 	})
 	if opts.Gatherer != nil {
 		h := promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})

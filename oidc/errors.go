@@ -8,6 +8,8 @@ import (
 	"net/url"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/slobridge/slobridge/store"
 )
 
 // OAuth 2.0 and OpenID Connect error codes (RFC 6749 §4.1.2.1, §5.2;
@@ -28,7 +30,15 @@ const (
 	ErrInvalidRedirectURI      = "invalid_redirect_uri"
 	ErrInvalidClientMetadata   = "invalid_client_metadata"
 	ErrInvalidToken            = "invalid_token"
+	// ErrTemporarilyUnavailable is RFC 6749 §4.1.2.1's code for a server
+	// that cannot serve now; the bridge also answers it, with HTTP 503
+	// and Retry-After, from the JSON endpoints while its store is
+	// unreachable or out of space.
+	ErrTemporarilyUnavailable = "temporarily_unavailable"
 )
+
+// retryAfter is the Retry-After of a 503, in seconds.
+const retryAfter = "5"
 
 // Error is a protocol error: the OAuth error code and description the
 // client sees, the HTTP status, and private detail that is only logged.
@@ -55,8 +65,27 @@ func oauthErr(code string, status int, desc string) *Error {
 	return &Error{Code: code, Description: desc, Status: status}
 }
 
+// serverErr is the answer to a failure of the bridge itself: 503
+// temporarily_unavailable when the store is unreachable or out of space
+// (the client may retry; a person is told why), 500 server_error for
+// anything else.
 func serverErr(err error) *Error {
+	switch {
+	case errors.Is(err, store.ErrNoSpace):
+		return &Error{Code: ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable, Err: err,
+			Description: "the bridge is out of storage space and cannot take new sign-ins now; try again later"}
+	case errors.Is(err, store.ErrUnavailable):
+		return &Error{Code: ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable, Err: err,
+			Description: "the bridge's storage is unavailable; try again in a moment"}
+	}
 	return &Error{Code: ErrServerError, Description: "internal error", Status: http.StatusInternalServerError, Err: err}
+}
+
+// setRetryAfter adds Retry-After to a 503.
+func setRetryAfter(c *gin.Context, oe *Error) {
+	if oe.Status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", retryAfter)
+	}
 }
 
 // asError converts any error into an *Error (a server error when it is not
@@ -82,6 +111,7 @@ func (p *Provider) renderJSONError(c *gin.Context, err error) {
 	if oe.Code == ErrInvalidToken {
 		c.Header("WWW-Authenticate", fmt.Sprintf(`Bearer error=%q, error_description=%q`, oe.Code, oe.Description))
 	}
+	setRetryAfter(c, oe)
 	c.JSON(oe.Status, gin.H{"error": oe.Code, "error_description": oe.Description})
 }
 
@@ -114,6 +144,7 @@ func (p *Provider) renderErrorPage(c *gin.Context, err error) {
 	c.Header("Cache-Control", "no-store")
 	c.Header("Content-Security-Policy", "default-src 'none'")
 	c.Header("Content-Type", "text/html; charset=utf-8")
+	setRetryAfter(c, oe)
 	c.Status(oe.Status)
 	if err := errorPage.Execute(c.Writer, oe); err != nil {
 		p.log.ErrorContext(c.Request.Context(), "render error page", "error", err)

@@ -161,7 +161,7 @@ func TestSOAPRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := CallSOAP(ctxT(t), srv.Client(), srv.URL, reqSigned, Limits{})
+	m, err := CallSOAP(ctxT(t), srv.Client(), srv.URL, reqSigned, Limits{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestSOAPFaultIsError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := CallSOAP(ctxT(t), srv.Client(), srv.URL, signed, Limits{}); !errors.Is(err, ErrSOAPFault) {
+	if _, err := CallSOAP(ctxT(t), srv.Client(), srv.URL, signed, Limits{}, nil); !errors.Is(err, ErrSOAPFault) {
 		t.Fatalf("err = %v, want ErrSOAPFault", err)
 	}
 }

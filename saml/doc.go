@@ -55,7 +55,7 @@
 //	u, _ := saml.RedirectURL(endpoint, saml.ParamRequest, req.Element(), relayState, signer) // query signature
 //	signed, _ := signer.SignEnveloped(req.Element())                                          // POST and SOAP
 //	saml.WritePOSTForm(w, endpoint, saml.ParamRequest, signed, relayState)
-//	m, err := saml.CallSOAP(ctx, client, endpoint, signed, saml.Limits{})                     // back-channel
+//	m, err := saml.CallSOAP(ctx, client, endpoint, signed, saml.Limits{}, nil)                     // back-channel
 //	saml.WriteSOAP(w, signedResponse)                                                         // SOAP answer
 //
 // LogoutResponse.Status/SubStatus carry Success, Success+PartialLogout,

@@ -494,7 +494,7 @@ func TestSOAPChannelAuthentication(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := CallSOAP(ctxT(t), srv.Client(), srv.URL, req, Limits{})
+			m, err := CallSOAP(ctxT(t), srv.Client(), srv.URL, req, Limits{}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -162,9 +162,11 @@ func WriteSOAPFault(w http.ResponseWriter, status int, code, msg string) {
 
 // CallSOAP sends the (signed) protocol message el to url by the SOAP
 // binding and decodes the SAML message of the answer. client should not
-// follow redirects (slobridge.NewBackChannelClient). A non-200 answer or a
-// SOAP fault is an error (wrapping ErrSOAPFault for a fault).
-func CallSOAP(ctx context.Context, client *http.Client, url string, el *etree.Element, lim Limits) (*Message, error) {
+// follow redirects (slobridge.NewBackChannelClient). header, when not nil,
+// is added to the request (the Slobridge-Delivery-Id of a delivery). A
+// non-200 answer or a SOAP fault is an error (wrapping ErrSOAPFault for a
+// fault).
+func CallSOAP(ctx context.Context, client *http.Client, url string, el *etree.Element, lim Limits, header http.Header) (*Message, error) {
 	body, err := SOAPEnvelope(el)
 	if err != nil {
 		return nil, err
@@ -172,6 +174,11 @@ func CallSOAP(ctx context.Context, client *http.Client, url string, el *etree.El
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("saml: SOAP request: %w", err)
+	}
+	for k, vs := range header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	req.Header.Set("SOAPAction", soapAction)

@@ -22,6 +22,11 @@ var (
 	// ErrUnavailable reports that the backend cannot be reached right now
 	// (for example the PostgreSQL server is down). Callers answer 503.
 	ErrUnavailable = errors.New("store: backend unavailable")
+	// ErrNoSpace reports that the backend is out of space, or keeping its
+	// last space for logouts: new sessions and logins are refused with it
+	// first (bbolt's write reserve), and a full PostgreSQL disk reports it
+	// too. Callers answer 503 and say the bridge is out of space.
+	ErrNoSpace = errors.New("store: out of space")
 	// ErrInvalid reports a record that fails the store's own validation
 	// (an empty ID, for example).
 	ErrInvalid = errors.New("store: invalid record")

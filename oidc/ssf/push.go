@@ -82,6 +82,7 @@ func (p *Pusher) Notify(ctx context.Context, d store.Delivery) error {
 	}
 	req.Header.Set("Content-Type", ContentType)
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set(slobridge.DeliveryIDHeader, d.ID)
 	if rcv.Authorization != "" {
 		req.Header.Set("Authorization", rcv.Authorization)
 	}

@@ -210,11 +210,12 @@ func TestPushThroughEngine(t *testing.T) {
 
 	var mu sync.Mutex
 	var got []string
-	var auth []string
+	var auth, ids []string
 	down := true
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
+		ids = append(ids, r.Header.Get(slobridge.DeliveryIDHeader))
 		if down {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			down = false // back on the next attempt
@@ -273,6 +274,9 @@ func TestPushThroughEngine(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	if len(ids) < 2 || ids[0] == "" || ids[0] != ids[len(ids)-1] {
+		t.Fatalf("Slobridge-Delivery-Id of the attempts: %q, want one stable ID on each", ids)
+	}
 	if len(got) != 1 || auth[0] != "Bearer push-secret" {
 		t.Fatalf("receiver got %d SETs (auth %v), want 1 with its credential", len(got), auth)
 	}

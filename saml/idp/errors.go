@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/slobridge/slobridge"
 	bsaml "github.com/slobridge/slobridge/saml"
 )
 
@@ -38,6 +39,10 @@ func (idp *IdP) renderError(c *gin.Context, err error) {
 		idp.log.ErrorContext(c.Request.Context(), "saml idp request failed", "path", c.FullPath(), "error", err)
 	} else {
 		idp.log.WarnContext(c.Request.Context(), "saml idp request refused", "path", c.FullPath(), "error", err)
+	}
+	if msg, ok := slobridge.Unavailable(err); ok {
+		idp.renderPage(c, slobridge.FailureStatus(c.Writer.Header(), err), msg)
+		return
 	}
 	idp.renderPage(c, st, publicMessage(st))
 }

@@ -66,7 +66,8 @@ func (n *SOAPNotifier) Notify(ctx context.Context, d store.Delivery) error {
 		return fmt.Errorf("saml idp: sign LogoutRequest: %w", err)
 	}
 	start := time.Now()
-	m, err := bsaml.CallSOAP(ctx, n.client, p.BackChannelURL, signed, limits)
+	m, err := bsaml.CallSOAP(ctx, n.client, p.BackChannelURL, signed, limits,
+		http.Header{slobridge.DeliveryIDHeader: {d.ID}})
 	if err != nil {
 		return &slobridge.DeliveryError{Err: fmt.Errorf("saml idp: SOAP LogoutRequest to %s: %w", sp.EntityID, err)}
 	}

@@ -158,5 +158,11 @@ func (idp *IdP) soapFault(c *gin.Context, err error) {
 		return
 	}
 	idp.log.ErrorContext(c.Request.Context(), "saml soap request failed", "error", err)
+	if msg, ok := slobridge.Unavailable(err); ok {
+		// The store is down or full: a Server fault, with 503 and
+		// Retry-After so that the SP retries.
+		bsaml.WriteSOAPFault(c.Writer, slobridge.FailureStatus(c.Writer.Header(), err), "Server", msg)
+		return
+	}
 	bsaml.WriteSOAPFault(c.Writer, http.StatusInternalServerError, "Server", "the logout could not be processed")
 }

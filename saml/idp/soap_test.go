@@ -105,6 +105,10 @@ func TestSOAPBackChannelRetries(t *testing.T) {
 				if g.Verified != nil || g.NameID != w.sp3.nameID || g.SessionIndex != w.sp3.sessionIndex || g.Destination != w.sp3.url+"/soap" {
 					t.Errorf("request %d: %+v, want verified, NameID %q, SI %q", i, g, w.sp3.nameID, w.sp3.sessionIndex)
 				}
+				// Every attempt carries the delivery's one stable ID.
+				if g.DeliveryID == "" || g.DeliveryID != w.sp3.soap.got[0].DeliveryID {
+					t.Errorf("request %d: Slobridge-Delivery-Id %q, want the first attempt's %q", i, g.DeliveryID, w.sp3.soap.got[0].DeliveryID)
+				}
 			}
 		})
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/slobridge/slobridge"
 	bsaml "github.com/slobridge/slobridge/saml"
 )
 
@@ -54,7 +55,7 @@ func (s *soapSP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	got := gotLogout{Verified: s.xmlsecVerify(body)}
+	got := gotLogout{Verified: s.xmlsecVerify(body), DeliveryID: r.Header.Get(slobridge.DeliveryIDHeader)}
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(body); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)

@@ -37,7 +37,9 @@ import (
 // gotLogout is a LogoutRequest an SP received and verified.
 type gotLogout struct {
 	ID, NameID, Format, SessionIndex, Destination, Issuer string
-	Verified                                              error
+	// DeliveryID is the Slobridge-Delivery-Id header of the request.
+	DeliveryID string
+	Verified   error
 }
 
 // listen returns a listener on 127.0.0.1 and its URL.

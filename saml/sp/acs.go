@@ -14,6 +14,7 @@ import (
 	crewjam "github.com/crewjam/saml"
 	"github.com/gin-gonic/gin"
 
+	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/store"
 )
@@ -42,6 +43,10 @@ func (sp *SP) handleACS(c *gin.Context) {
 	}
 	var st loginState
 	if err := sp.takeState(ctx, nsLogin, relay, &st); err != nil {
+		if _, ok := slobridge.Unavailable(err); ok {
+			sp.failPage(c, err, "")
+			return
+		}
 		sp.badRequest(c, "unknown or expired login", err)
 		return
 	}
@@ -69,7 +74,7 @@ func (sp *SP) handleACS(c *gin.Context) {
 	est, err := sp.opts.Engine.EstablishLogin(ctx, sid, s)
 	if err != nil {
 		sp.log.ErrorContext(ctx, "create bridge session", "upstream", u.cfg.Name, "error", err)
-		sp.page(c, http.StatusInternalServerError, "The session could not be created.")
+		sp.failPage(c, err, "The session could not be created.")
 		return
 	}
 	s = est.Session

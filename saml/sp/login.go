@@ -212,7 +212,7 @@ func (sp *SP) handleLogin(c *gin.Context) {
 	}
 	if err := sp.sendAuthnRequest(c.Writer, c.Request, u, returnTo); err != nil {
 		sp.log.ErrorContext(ctx, "start SAML login", "upstream", name, "error", err)
-		sp.page(c, http.StatusInternalServerError, "The login could not be started.")
+		sp.failPage(c, err, "The login could not be started.")
 	}
 }
 

@@ -118,7 +118,7 @@ func (sp *SP) handleSLO(c *gin.Context) {
 		return
 	case err != nil && a.req == nil:
 		sp.log.ErrorContext(ctx, "upstream LogoutRequest", "error", err)
-		sp.page(c, http.StatusInternalServerError, "The logout could not be processed.")
+		sp.failPage(c, err, "The logout could not be processed.")
 		return
 	case err != nil:
 		sp.log.ErrorContext(ctx, "upstream LogoutRequest", "error", err)
@@ -225,7 +225,11 @@ func (sp *SP) handleSLOSOAP(c *gin.Context) {
 		status, sub = saml.StatusRequester, saml.StatusRequestDenied
 	case err != nil && a.req == nil:
 		sp.log.ErrorContext(ctx, "upstream SOAP LogoutRequest", "error", err)
-		saml.WriteSOAPFault(c.Writer, http.StatusInternalServerError, "Server", "internal error")
+		msg := "internal error"
+		if why, ok := slobridge.Unavailable(err); ok {
+			msg = why
+		}
+		saml.WriteSOAPFault(c.Writer, slobridge.FailureStatus(c.Writer.Header(), err), "Server", msg)
 		return
 	case err != nil:
 		sp.log.ErrorContext(ctx, "upstream SOAP LogoutRequest", "error", err)

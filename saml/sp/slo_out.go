@@ -54,7 +54,7 @@ func (sp *SP) answerFront(c *gin.Context, u *upstream, binding, inResponseTo, re
 	}
 	if err != nil {
 		sp.log.ErrorContext(ctx, "send LogoutResponse", "upstream", u.cfg.Name, "error", err)
-		sp.page(c, http.StatusInternalServerError, "The logout answer could not be sent.")
+		sp.failPage(c, err, "The logout answer could not be sent.")
 	}
 }
 
@@ -279,7 +279,7 @@ func (sp *SP) soapLogout(ctx context.Context, u *upstream, s store.Session, loc,
 	if err != nil {
 		return err
 	}
-	m, err := saml.CallSOAP(ctx, sp.opts.BackChannelClient, loc, signed, sp.opts.Limits)
+	m, err := saml.CallSOAP(ctx, sp.opts.BackChannelClient, loc, signed, sp.opts.Limits, nil)
 	if err != nil {
 		return err
 	}

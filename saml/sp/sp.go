@@ -219,6 +219,16 @@ func (sp *SP) badRequest(c *gin.Context, what string, err error) {
 	sp.page(c, http.StatusBadRequest, "The request could not be processed: "+what+".")
 }
 
+// failPage renders a failure of the bridge: 503 with the store's reason
+// when slobridge.Unavailable recognises err, else 500 with msg.
+func (sp *SP) failPage(c *gin.Context, err error, msg string) {
+	status := slobridge.FailureStatus(c.Writer.Header(), err)
+	if why, ok := slobridge.Unavailable(err); ok {
+		msg = why
+	}
+	sp.page(c, status, msg)
+}
+
 func (sp *SP) page(c *gin.Context, status int, msg string) {
 	c.Header("Cache-Control", "no-store")
 	c.Header("Content-Security-Policy", "default-src 'none'")

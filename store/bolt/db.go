@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"syscall"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -83,6 +84,18 @@ type Options struct {
 	// contract (a lease lasts until it ends) holds as written; `serve`
 	// turns it on.
 	ReleaseLeases bool
+	// Reserve is the disk space, in bytes, kept for logouts: a ballast
+	// file of this size beside the database holds it, and new sessions,
+	// re-authentications and participants are refused with
+	// store.ErrNoSpace while the file system has less than this free
+	// (ballast aside); a logout that runs out of space releases the
+	// ballast. Zero turns it off (tests, tools); serve uses
+	// store.bolt.reserve_bytes, DefaultReserve unless configured.
+	Reserve int64
+	// OnReserve, when set, is called when logins start (refusing true) or
+	// stop being refused for want of space, with the free bytes: for a
+	// log line and a metric.
+	OnReserve func(refusing bool, free int64)
 }
 
 // DB is a store.Store backed by one bbolt file.
@@ -90,6 +103,8 @@ type DB struct {
 	bolt *bbolt.DB
 	path string
 	now  func() time.Time
+	// reserve keeps space for logouts; nil when Options.Reserve is 0.
+	reserve *writeReserve
 }
 
 var _ store.Store = (*DB)(nil)
@@ -161,7 +176,13 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("bolt: open %s: release leases: %w", path, err)
 		}
 	}
-	return &DB{bolt: bdb, path: path, now: now}, nil
+	db := &DB{bolt: bdb, path: path, now: now}
+	if opts.Reserve > 0 {
+		db.reserve = newWriteReserve(path, opts.Reserve, time.Now)
+		db.reserve.onChange = opts.OnReserve
+		_ = db.reserve.allowLogin() // writes the ballast when there is room
+	}
+	return db, nil
 }
 
 // releaseLeases ends the lease of every due (pending or retrying)
@@ -240,14 +261,40 @@ func (db *DB) update(ctx context.Context, op string, fn func(tx *bbolt.Tx) error
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bolt: %s: %w", op, err)
 	}
-	err := db.bolt.Update(func(tx *bbolt.Tx) error {
-		setFillPercents(tx)
-		return fn(tx)
-	})
+	run := func() error {
+		return db.bolt.Update(func(tx *bbolt.Tx) error {
+			setFillPercents(tx)
+			return fn(tx)
+		})
+	}
+	err := run()
+	if db.outOfSpace(err) {
+		err = run()
+	}
 	if err != nil {
 		return fmt.Errorf("bolt: %s: %w", op, dbError(err))
 	}
 	return nil
+}
+
+// outOfSpace reports whether err is a want of space that the write
+// reserve could remedy, and releases the reserve: the caller runs its
+// write again. Logins check the reserve first (allowLogin), so a write
+// that gets here is one that must not fail.
+func (db *DB) outOfSpace(err error) bool {
+	return err != nil && db.reserve != nil && errors.Is(dbError(err), store.ErrNoSpace) && db.reserve.release()
+}
+
+// loginBatch is batch for a write that starts or extends a login: it is
+// refused with store.ErrNoSpace while the write reserve is short, so that
+// the last space goes to logouts.
+func (db *DB) loginBatch(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) error {
+	if db.reserve != nil {
+		if err := db.reserve.allowLogin(); err != nil {
+			return fmt.Errorf("bolt: %s: %w", op, err)
+		}
+	}
+	return db.batchRun(ctx, op, fn, false)
 }
 
 // batch runs fn in a write transaction that concurrent callers share
@@ -258,20 +305,32 @@ func (db *DB) update(ctx context.Context, op string, fn func(tx *bbolt.Tx) error
 // ErrInvalid) must be returned before fn writes anything: it is reported to
 // the caller without failing the other writes of the batch.
 func (db *DB) batch(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) error {
+	return db.batchRun(ctx, op, fn, true)
+}
+
+// batchRun is batch; useReserve lets a write that runs out of space
+// release the write reserve and run again (never for logins).
+func (db *DB) batchRun(ctx context.Context, op string, fn func(tx *bbolt.Tx) error, useReserve bool) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bolt: %s: %w", op, err)
 	}
 	var refused error
-	err := db.bolt.Batch(func(tx *bbolt.Tx) error {
-		refused = nil
-		setFillPercents(tx)
-		err := fn(tx)
-		if isRefusal(err) {
-			refused = err
-			return nil
-		}
-		return err
-	})
+	run := func() error {
+		return db.bolt.Batch(func(tx *bbolt.Tx) error {
+			refused = nil
+			setFillPercents(tx)
+			err := fn(tx)
+			if isRefusal(err) {
+				refused = err
+				return nil
+			}
+			return err
+		})
+	}
+	err := run()
+	if useReserve && db.outOfSpace(err) {
+		err = run()
+	}
 	if err == nil {
 		err = refused
 	}
@@ -295,6 +354,12 @@ func isRefusal(err error) bool {
 // dbError marks a closed database as unavailable.
 func dbError(err error) error {
 	if errors.Is(err, bberrors.ErrDatabaseNotOpen) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", store.ErrNoSpace, err)
+	}
+	if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EIO) {
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err

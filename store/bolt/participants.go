@@ -19,7 +19,7 @@ func (db *DB) AddParticipant(ctx context.Context, p store.Participant) (bool, er
 		return false, fmt.Errorf("bolt: add participant: %w", err)
 	}
 	var added bool
-	err := db.batch(ctx, "add participant", func(tx *bbolt.Tx) error {
+	err := db.loginBatch(ctx, "add participant", func(tx *bbolt.Tx) error {
 		added = false
 		s, err := getSession(tx, p.SessionID)
 		if err != nil {

@@ -88,7 +88,7 @@ func (db *DB) CreateSession(ctx context.Context, s store.Session) error {
 	if bytes.IndexByte([]byte(s.Upstream+s.NameID.Value), sep) >= 0 {
 		return fmt.Errorf("bolt: create session: %w: upstream or NameID contains a NUL byte", store.ErrInvalid)
 	}
-	return db.batch(ctx, "create session", func(tx *bbolt.Tx) error {
+	return db.loginBatch(ctx, "create session", func(tx *bbolt.Tx) error {
 		if tx.Bucket([]byte(bkSessions)).Get([]byte(s.ID)) != nil {
 			return fmt.Errorf("session: %w", store.ErrAlreadyExists)
 		}
@@ -111,7 +111,7 @@ func (db *DB) ReauthenticateSession(ctx context.Context, id string, upd store.Se
 		return store.Session{}, fmt.Errorf("bolt: reauthenticate session: %w: expiry %v is not after %v", store.ErrInvalid, upd.ExpiresAt, now)
 	}
 	var out store.Session
-	err := db.batch(ctx, "reauthenticate session", func(tx *bbolt.Tx) error {
+	err := db.loginBatch(ctx, "reauthenticate session", func(tx *bbolt.Tx) error {
 		old, err := getSession(tx, id)
 		if err != nil {
 			return err

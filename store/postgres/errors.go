@@ -32,6 +32,10 @@ const (
 	classResources    = "53"
 	classIntervention = "57"
 	codeQueryCanceled = "57014" // class 57, but a statement timeout
+	// Writes refused: disk full, and a read-only server or transaction
+	// (a hot standby, default_transaction_read_only).
+	codeDiskFull    = "53100"
+	codeReadOnlySQL = "25006"
 )
 
 // dbError classifies an error from pgx: unique violations wrap
@@ -53,6 +57,12 @@ func dbError(err error) error {
 			// A value PostgreSQL text or jsonb cannot hold (a NUL
 			// character inside attributes or participant data).
 			return fmt.Errorf("%w: %w", store.ErrInvalid, err)
+		}
+		switch pgErr.Code {
+		case codeDiskFull:
+			return fmt.Errorf("%w: %w", store.ErrNoSpace, err)
+		case codeReadOnlySQL:
+			return fmt.Errorf("%w: the server accepts no writes: %w", store.ErrUnavailable, err)
 		}
 		if serverUnavailable(pgErr.Code) && !isAuthOrConfig(pgErr.Code) {
 			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)

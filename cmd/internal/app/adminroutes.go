@@ -142,5 +142,10 @@ func (a *App) handleRegisterSP(c *gin.Context) {
 
 func (a *App) adminInternal(c *gin.Context, op string, err error) {
 	a.log.ErrorContext(c.Request.Context(), "admin API: "+op, "err", err)
+	if msg, ok := slobridge.Unavailable(err); ok {
+		c.Header("Retry-After", slobridge.RetryAfter)
+		slobridge.WriteAdminError(c, http.StatusServiceUnavailable, "unavailable", msg)
+		return
+	}
 	slobridge.WriteAdminError(c, http.StatusInternalServerError, "server_error", "internal error; see the server log")
 }

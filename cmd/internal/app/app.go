@@ -71,11 +71,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	for _, key := range cfg.LiteralSecrets() {
 		log.WarnContext(ctx, "secret written in the configuration file; take it from the environment or a file outside development", "key", key)
 	}
-	st, err := openStore(ctx, cfg.Store)
+	reg := prometheus.NewRegistry()
+	st, err := openStore(ctx, cfg.Store, reserveReporter(log, reg))
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, st: st, reg: prometheus.NewRegistry(),
+	a := &App{cfg: cfg, log: log, st: st, reg: reg,
 		basePath: strings.TrimSuffix(base.Path, "/")}
 	if err := a.build(ctx); err != nil {
 		_ = st.Close()
@@ -85,10 +86,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 }
 
 // openStore opens the configured backend.
-func openStore(ctx context.Context, c StoreConfig) (store.Store, error) {
+func openStore(ctx context.Context, c StoreConfig, onReserve func(refusing bool, free int64)) (store.Store, error) {
 	switch c.Driver {
 	case "bolt", "":
-		return openBolt(c.Bolt)
+		return openBolt(c.Bolt, onReserve)
 	case "postgres":
 		return openPostgres(ctx, c.Postgres)
 	}
@@ -149,7 +150,7 @@ func (a *App) build(ctx context.Context) error {
 	// The only place routes are wired.
 	separate := cfg.Admin.Listen != ""
 	a.handler = a.router(func(r gin.IRouter) {
-		ops := slobridge.OpsOptions{Store: a.st, Gatherer: a.reg}
+		ops := slobridge.OpsOptions{Store: a.st, Gatherer: a.reg, Logger: a.log}
 		if separate {
 			ops.Gatherer = nil // /metrics is on the admin listener
 		}
@@ -167,7 +168,7 @@ func (a *App) build(ctx context.Context) error {
 	})
 	if separate {
 		a.adminHandler = a.router(func(r gin.IRouter) {
-			slobridge.MountOps(r, slobridge.OpsOptions{Store: a.st, Gatherer: a.reg})
+			slobridge.MountOps(r, slobridge.OpsOptions{Store: a.st, Gatherer: a.reg, Logger: a.log})
 			if admin != nil {
 				a.mountAdminRoutes(admin.Mount(r))
 			}

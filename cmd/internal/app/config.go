@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/slobridge/slobridge/store/bolt"
 	"io"
 	"net/url"
 	"os"
@@ -130,6 +131,10 @@ type BoltConfig struct {
 	// LockTimeout is how long start-up waits for the file lock held by
 	// another process before it fails with "database locked"; default 1s.
 	LockTimeout time.Duration `yaml:"lock_timeout"`
+	// ReserveBytes is the disk space kept for logouts (a ballast file
+	// beside the database): new logins are refused first when the disk
+	// fills. Default 32 MiB; -1 turns it off.
+	ReserveBytes int64 `yaml:"reserve_bytes"`
 }
 
 // PostgresConfig is the PostgreSQL backend.
@@ -371,6 +376,9 @@ func (c *Config) setDefaults() {
 	setStr(&c.Store.Driver, "bolt")
 	setStr(&c.Store.Bolt.Path, "slobridge.db")
 	setDur(&c.Store.Bolt.LockTimeout, time.Second)
+	if c.Store.Bolt.ReserveBytes == 0 {
+		c.Store.Bolt.ReserveBytes = bolt.DefaultReserve
+	}
 	setDur(&c.Store.SweepInterval, 10*time.Minute)
 	setDur(&c.Store.Retain, 7*24*time.Hour)
 	d := &c.Delivery

@@ -134,6 +134,10 @@ func (a *staticAuth) handleSubmit(c *gin.Context) {
 		return
 	}
 	rec, err := a.eng.Store().TakeRecord(ctx, nsStaticLogin, id, now)
+	if msg, ok := slobridge.Unavailable(err); ok {
+		a.page(c, slobridge.FailureStatus(c.Writer.Header(), err), "", msg)
+		return
+	}
 	if err != nil {
 		a.page(c, http.StatusBadRequest, "", "This sign-in request was already used; start again from the application.")
 		return
@@ -151,7 +155,11 @@ func (a *staticAuth) handleSubmit(c *gin.Context) {
 	s := est.Session
 	if err != nil {
 		a.log.ErrorContext(ctx, "static login: create session", "err", err)
-		a.page(c, http.StatusInternalServerError, "", "The session could not be created; try again.")
+		msg := "The session could not be created; try again."
+		if why, ok := slobridge.Unavailable(err); ok {
+			msg = why
+		}
+		a.page(c, slobridge.FailureStatus(c.Writer.Header(), err), "", msg)
 		return
 	}
 	a.log.InfoContext(ctx, "static login", "sid", s.ID, "user", s.UserID)

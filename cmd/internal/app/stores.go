@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/store"
@@ -15,10 +18,14 @@ import (
 // openBolt opens the embedded bbolt store. A file held by another process
 // fails after store.bolt.lock_timeout with an error wrapping
 // store.ErrLocked.
-func openBolt(c BoltConfig) (store.Store, error) {
+func openBolt(c BoltConfig, onReserve func(refusing bool, free int64)) (store.Store, error) {
 	// The file lock proves that no other process holds a lease left in the
 	// file: a killed process's deliveries are resent at start-up.
-	db, err := bolt.Open(c.Path, bolt.Options{Timeout: c.LockTimeout, ReleaseLeases: true})
+	reserve := c.ReserveBytes
+	if reserve < 0 {
+		reserve = 0 // off
+	}
+	db, err := bolt.Open(c.Path, bolt.Options{Timeout: c.LockTimeout, ReleaseLeases: true, Reserve: reserve, OnReserve: onReserve})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return nil, fmt.Errorf("app: store.bolt.path: %w (is another slobridge running on this file?)", err)
@@ -94,5 +101,26 @@ func (a *App) followChanges(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// reserveReporter logs and exports the bbolt write reserve's state: a
+// warning when logins start being refused for want of space, a notice
+// when they resume, and the gauge slobridge_store_logins_refused_no_space.
+func reserveReporter(log *slog.Logger, reg prometheus.Registerer) func(refusing bool, free int64) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "slobridge_store_logins_refused_no_space",
+		Help: "1 while new logins are refused because the store is keeping its last space for logouts.",
+	})
+	reg.MustRegister(g)
+	return func(refusing bool, free int64) {
+		if refusing {
+			g.Set(1)
+			log.Warn("store out of space: new logins are refused, logouts go on in the reserved space; free disk space to resume",
+				"free_bytes", free)
+			return
+		}
+		g.Set(0)
+		log.Info("store has space again: logins resume", "free_bytes", free)
 	}
 }

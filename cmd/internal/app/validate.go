@@ -124,6 +124,9 @@ func (c *Config) validateServer(p *problems) {
 			}
 		}
 	}
+	if c.Store.Bolt.ReserveBytes < -1 {
+		p.add("store.bolt.reserve_bytes", "must be -1 (off) or a number of bytes, not %d", c.Store.Bolt.ReserveBytes)
+	}
 	if c.Server.MaxHeaderBytes < 4096 {
 		p.add("server.max_header_bytes", "must be at least 4096, not %d", c.Server.MaxHeaderBytes)
 	}

@@ -173,7 +173,7 @@ func sendLogoutRequest(t *testing.T, endpoint string, r *bsaml.LogoutRequest, si
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	return bsaml.CallSOAP(ctx, http.DefaultClient, endpoint, el, bsaml.Limits{})
+	return bsaml.CallSOAP(ctx, http.DefaultClient, endpoint, el, bsaml.Limits{}, nil)
 }
 
 func newRequestID(t *testing.T) string {
@@ -337,7 +337,7 @@ func TestSOAPEndpointsRefuseNonRequests(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := bsaml.CallSOAP(context.Background(), http.DefaultClient, tg.endpoint, signed, bsaml.Limits{}); !errors.Is(err, bsaml.ErrSOAPFault) {
+			if _, err := bsaml.CallSOAP(context.Background(), http.DefaultClient, tg.endpoint, signed, bsaml.Limits{}, nil); !errors.Is(err, bsaml.ErrSOAPFault) {
 				t.Errorf("a LogoutResponse got %v, want a SOAP fault", err)
 			}
 			for _, req := range []struct{ method, ctype string }{
