@@ -44,6 +44,13 @@ type OpsOptions struct {
 	Now func() time.Time
 }
 
+// writeHealth is implemented by a store that tracks the outcome of its
+// own writes (bbolt): a recently failed write makes /readyz answer 503
+// even when the probe's small write still commits.
+type writeHealth interface {
+	WriteHealth() error
+}
+
 // readyzProbeNamespace is the replay namespace of the write probe: each
 // probe records a fresh identifier that expires a minute later.
 const readyzProbeNamespace = "slobridge-readyz-probe"
@@ -109,8 +116,12 @@ func MountOps(r gin.IRouter, opts OpsOptions) {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": "unreachable"})
 			return
 		}
-		if err := probe.check(ctx, opts.Store, opts.Now(), opts.WriteProbeInterval); err != nil {
-			opts.Logger.WarnContext(ctx, "readiness probe: store write failed", "error", err)
+		err := probe.check(ctx, opts.Store, opts.Now(), opts.WriteProbeInterval)
+		if wh, ok := opts.Store.(writeHealth); ok && err == nil {
+			err = wh.WriteHealth()
+		}
+		if err != nil {
+			opts.Logger.WarnContext(ctx, "readiness probe: store writes fail", "error", err)
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": storeState(err)})
 			return
 		}

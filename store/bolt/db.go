@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
 	"syscall"
 	"time"
 
@@ -105,6 +106,39 @@ type DB struct {
 	now  func() time.Time
 	// reserve keeps space for logouts; nil when Options.Reserve is 0.
 	reserve *writeReserve
+	// lastFail is the last write transaction that failed for want of
+	// space or an I/O error, and when: WriteHealth.
+	writeMu    sync.Mutex
+	lastFail   error
+	lastFailAt time.Time
+}
+
+// writeHealthWindow is how long one failed write keeps WriteHealth failing.
+const writeHealthWindow = 10 * time.Second
+
+// WriteHealth returns why a write transaction failed in the last ten
+// seconds for want of space or an I/O error (wrapping store.ErrNoSpace or
+// store.ErrUnavailable), nil when none did. /readyz reads it beside its
+// own write probe: bbolt reuses freed pages, so a small probe may still
+// commit while larger writes (logouts) fail; a success does not clear it.
+func (db *DB) WriteHealth() error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	if db.lastFail != nil && time.Since(db.lastFailAt) < writeHealthWindow {
+		return db.lastFail
+	}
+	return nil
+}
+
+// noteWrite records a failed write transaction for WriteHealth.
+func (db *DB) noteWrite(err error) {
+	err = dbError(err)
+	if err == nil || (!errors.Is(err, store.ErrNoSpace) && !errors.Is(err, store.ErrUnavailable)) {
+		return // committed, or a refusal: not the store's health
+	}
+	db.writeMu.Lock()
+	db.lastFail, db.lastFailAt = err, time.Now()
+	db.writeMu.Unlock()
 }
 
 var _ store.Store = (*DB)(nil)
@@ -271,6 +305,7 @@ func (db *DB) update(ctx context.Context, op string, fn func(tx *bbolt.Tx) error
 	if db.outOfSpace(err) {
 		err = run()
 	}
+	db.noteWrite(err)
 	if err != nil {
 		return fmt.Errorf("bolt: %s: %w", op, dbError(err))
 	}
@@ -331,6 +366,7 @@ func (db *DB) batchRun(ctx context.Context, op string, fn func(tx *bbolt.Tx) err
 	if useReserve && db.outOfSpace(err) {
 		err = run()
 	}
+	db.noteWrite(err)
 	if err == nil {
 		err = refused
 	}
