@@ -174,7 +174,16 @@ func (p *Provider) handleEndSession(c *gin.Context) {
 	case hasCookie:
 		// No valid hint, or a hint for another session: ask the person.
 		p.renderConfirm(c, es, s.ID)
-	case es.Hinted && es.HintSID != "" && p.sessionLive(ctx, es.HintSID):
+	case es.Hinted && es.HintSID != "":
+		live, err := p.sessionLive(ctx, es.HintSID)
+		if err != nil {
+			p.renderErrorPage(c, serverErr(err))
+			return
+		}
+		if !live {
+			p.finish(c, es)
+			return
+		}
 		// The browser does not hold the hinted session (lost cookie, or
 		// someone else's hint): RP-Initiated Logout §2 says ask; a GET
 		// never ends a session the browser does not hold.
@@ -186,9 +195,15 @@ func (p *Provider) handleEndSession(c *gin.Context) {
 }
 
 // sessionLive reports whether session sid exists and is active.
-func (p *Provider) sessionLive(ctx context.Context, sid string) bool {
+func (p *Provider) sessionLive(ctx context.Context, sid string) (bool, error) {
 	s, err := p.st.GetSession(ctx, sid)
-	return err == nil && s.Active(p.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return s.Active(p.now()), nil
 }
 
 // logout ends session sid through the engine, clears the cookie and hands
