@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/slobridge/slobridge/store"
 	"github.com/slobridge/slobridge/store/postgres/pgtest"
@@ -317,5 +318,25 @@ func TestServerTerminatesConnections(t *testing.T) {
 	}
 	if !recovered {
 		t.Fatal("store did not recover after the server dropped its connections")
+	}
+}
+
+// TestDBErrorClassifiesRefusedWrites: a full disk is store.ErrNoSpace, a
+// read-only server or transaction store.ErrUnavailable, so that every
+// endpoint answers 503 in its own form.
+func TestDBErrorClassifiesRefusedWrites(t *testing.T) {
+	for _, tc := range []struct {
+		code string
+		want error
+	}{
+		{"53100", store.ErrNoSpace},     // disk_full
+		{"25006", store.ErrUnavailable}, // read_only_sql_transaction
+		{"53300", store.ErrUnavailable}, // too_many_connections
+		{"57P01", store.ErrUnavailable}, // admin_shutdown
+		{"23505", store.ErrAlreadyExists},
+	} {
+		if err := dbError(&pgconn.PgError{Code: tc.code}); !errors.Is(err, tc.want) {
+			t.Errorf("SQLSTATE %s: %v, want %v", tc.code, err, tc.want)
+		}
 	}
 }

@@ -79,6 +79,12 @@ func newLoopbackServer(t *testing.T, h http.Handler) string {
 // {{BASE}} replaced by its URL) until the test ends.
 func startApp(t *testing.T, doc string, env map[string]string) (*App, string) {
 	t.Helper()
+	return startAppLog(t, doc, env, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startAppLog is startApp with the logger every component must use.
+func startAppLog(t *testing.T, doc string, env map[string]string, log *slog.Logger) (*App, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +96,7 @@ func startApp(t *testing.T, doc string, env map[string]string) (*App, string) {
 		t.Fatalf("Parse: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := New(ctx, cfg, log)
 	if err != nil {
 		cancel()
 		t.Fatalf("New: %v", err)

@@ -1,10 +1,12 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -15,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,7 +160,8 @@ saml:
 	if !strings.Contains(base, "driver: postgres") {
 		t.Fatal("the wiring config's store section changed; update this test")
 	}
-	_, a := startApp(t, base+idpSection, env)
+	logs := &syncBuffer{}
+	_, a := startAppLog(t, base+idpSection, env, slog.New(slog.NewJSONHandler(logs, nil)))
 	samlUp := strings.Replace(base, "  type: static\n", "  type: saml\n", 1) + strings.Replace(idpSection, "saml:\n", "saml:\n  sp:\n    cert_file: testdata/bridge-sp.crt\n    key_file: testdata/bridge-sp.key\n    upstreams:\n      - name: corp\n        metadata_file: testdata/upstream-metadata.xml\n", 1)
 	_, b := startApp(t, samlUp, env)
 
@@ -359,6 +363,41 @@ saml:
 	waitReady(http.StatusServiceUnavailable, "not writable")
 	setReadOnly(false)
 	waitReady(http.StatusOK, "writable")
+
+	// One logger: every line the replica wrote, the readiness warnings
+	// among them, is in the configured (JSON) format.
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	probe := 0
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("a log line is not JSON: %q", l)
+		}
+		if strings.HasPrefix(fmt.Sprint(rec["msg"]), "readiness probe") {
+			probe++
+		}
+	}
+	if probe == 0 || len(lines) < 10 {
+		t.Fatalf("%d log lines, %d from the readiness probe", len(lines), probe)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // tokensFor logs alice in at app1 once more and returns the access token
