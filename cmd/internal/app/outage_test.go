@@ -157,6 +157,7 @@ saml:
 `
 	base := strings.NewReplacer("{{RP}}", rpURL, "{{SSF}}", ssfURL).Replace(wiringConfig)
 	base = strings.Replace(base, "store:\n  bolt:\n    path: {{DB}}\n", pgStore, 1)
+	base = strings.Replace(base, "oidc:\n", "oidc:\n  registration_token: registration-token-0123456789\n", 1)
 	if !strings.Contains(base, "driver: postgres") {
 		t.Fatal("the wiring config's store section changed; update this test")
 	}
@@ -266,7 +267,27 @@ saml:
 	if err != nil {
 		t.Fatal(err)
 	}
+	idpLR := &bsaml.LogoutRequest{ID: "_outage-idp-front", IssueInstant: time.Now(), Destination: a + "/saml/idp/slo",
+		Issuer: "https://sp.example.com/saml/metadata", NameID: bsaml.NameID{Value: "alice@example.com"}}
+	idpSLO, err := bsaml.RedirectURL(a+"/saml/idp/slo", bsaml.ParamRequest, idpLR.Element(), "rs", spSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	register := func() (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodPost, a+"/oidc/register", strings.NewReader(`{"redirect_uris":["https://app.example/cb"]}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer registration-token-0123456789")
+		return noFollow.Do(req)
+	}
+	retry := func() (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodPost, a+"/admin/v1/logouts/"+before+"/retry", nil)
+		req.Header.Set("Authorization", "Bearer "+env["ADMIN"])
+		return noFollow.Do(req)
+	}
 	for _, c := range []outageAnswer{
+		{"OIDC registration", register, oauthJSON},
+		{"admin: retry", retry, adminForm},
+		{"SAML IdP front-channel SLO", getURL(idpSLO, ""), page},
 		{"SAML IdP SSO", getURL(ssoURL, ""), page},
 		{"SAML IdP SOAP SLO", soapTo(a+"/saml/idp/slo/soap", "https://sp.example.com/saml/metadata", spSigner), "Fault"},
 		{"SAML SP front-channel SLO", getURL(sloURL, ""), page},
