@@ -558,7 +558,7 @@ func TestPOSTFormShape(t *testing.T) {
 			t.Errorf("form lacks %q:\n%s", want, body)
 		}
 	}
-	if !strings.Contains(csp, "form-action https://bridge.example.test;") || !strings.Contains(csp, "script-src 'nonce-") ||
+	if !strings.Contains(csp, "form-action 'self' https://bridge.example.test;") || !strings.Contains(csp, "script-src 'nonce-") ||
 		!strings.Contains(body, `<script nonce="`) {
 		t.Errorf("CSP %q does not match the form", csp)
 	}

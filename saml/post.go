@@ -86,7 +86,8 @@ func POSTValue(el *etree.Element) (string, error) {
 // WritePOSTForm answers with the auto-submitting HTML form that carries the
 // protocol message el (already signed with Signer.SignEnveloped) to
 // endpoint by the HTTP-POST binding (Bindings §3.5.4). The page's CSP
-// allows only its own nonce-bearing script and a form post to endpoint.
+// allows only its own nonce-bearing script and a form post to endpoint,
+// whose answer may come back to the bridge (FormAction).
 func WritePOSTForm(w http.ResponseWriter, endpoint, param string, el *etree.Element, relayState string) error {
 	return WritePOSTFormFramed(w, endpoint, param, el, relayState, nil)
 }
@@ -115,13 +116,26 @@ func WritePOSTFormFramed(w http.ResponseWriter, endpoint, param string, el *etre
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	NoCache(h)
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action "+u.Scheme+"://"+u.Host+"; base-uri 'none'; frame-ancestors "+ancestorList(frameAncestors))
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action "+FormAction(endpoint)+"; base-uri 'none'; frame-ancestors "+ancestorList(frameAncestors))
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(http.StatusOK)
 	return postForm.Execute(w, struct {
 		URL                             template.URL
 		Param, Value, RelayState, Nonce string
 	}{template.URL(endpoint), param, v, relayState, nonce})
+}
+
+// FormAction is the CSP form-action source list of a page that posts a
+// SAML message to endpoint: the endpoint's origin, and 'self', the
+// bridge. Chromium applies form-action to every redirect that follows the
+// form submission, and a peer may answer a POSTed message with an
+// HTTP-Redirect one (Bindings §3.4 and §3.5 let it choose): its 302 sends
+// the browser back to the bridge, which must be allowed. Nothing else is.
+func FormAction(endpoint string) string {
+	if o := Origin(endpoint); o != "" {
+		return "'self' " + o
+	}
+	return "'self'"
 }
 
 // NoCache sets the headers that keep HTTP caches and the browser from

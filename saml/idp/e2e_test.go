@@ -411,8 +411,25 @@ func checkNotified(t *testing.T, w *e2e, s store.Session, recv *oidcReceiver) {
 // its LogoutRequest in the logout page's iframe and answers, the SOAP SP
 // and the OIDC receiver are notified, and crewjam validates the bridge's
 // LogoutResponse.
+//
+// In the second case gosaml2 answers the POSTed LogoutRequest by
+// HTTP-Redirect: its 302 back to the bridge follows the form submission,
+// which the page's CSP form-action must allow (Chromium blocked it while
+// form-action named only the SP), and the answer is recorded before the
+// bridge answers samlsp.
 func TestBrowserLogoutStartedBySamlsp(t *testing.T) {
-	w := newE2E(t, e2eOpts{})
+	for _, tc := range []struct {
+		name     string
+		redirect bool
+	}{{"POST in, POST out", false}, {"POST in, Redirect out", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			browserLogoutStartedBySamlsp(t, tc.redirect)
+		})
+	}
+}
+
+func browserLogoutStartedBySamlsp(t *testing.T, redirect bool) {
+	w := newE2E(t, e2eOpts{sp2: func(g *gosamlSP) { g.answerRedirect = redirect }})
 	ctx := newChromium(t)
 	recv := newOIDCReceiver(t, w.b.url, "oidc-rp")
 	s := browserLogins(t, ctx, w)

@@ -195,7 +195,8 @@ var framedPOST = template.Must(template.New("framed").Parse(`<!doctype html>
 // writeFramedPOST writes the HTTP-POST form of a signed message for an
 // iframe of the bridge's logout page: only the bridge (and the origins of
 // upstream, the IdP that frames the logout page, when it does) may frame
-// it, and the form may only post to the SP's endpoint.
+// it, and the form may only post to the SP's endpoint, whose answer may
+// redirect back to the bridge (bsaml.FormAction).
 func writeFramedPOST(w http.ResponseWriter, endpoint, param string, el *etree.Element, n string, upstream []string) error {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -208,7 +209,7 @@ func writeFramedPOST(w http.ResponseWriter, endpoint, param string, el *etree.El
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	bsaml.NoCache(h)
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+n+"'; form-action "+u.Scheme+"://"+u.Host+
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+n+"'; form-action "+bsaml.FormAction(endpoint)+
 		"; base-uri 'none'; frame-ancestors 'self'"+ancestors(upstream))
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(http.StatusOK)

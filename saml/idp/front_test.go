@@ -134,7 +134,7 @@ func frontRequest(t *testing.T, frontURL, binding string) *bsaml.LogoutRequest {
 	default:
 		csp := resp.Header.Get("Content-Security-Policy")
 		if resp.StatusCode != http.StatusOK || !strings.Contains(csp, "frame-ancestors 'self'") ||
-			!strings.Contains(csp, "form-action https://sp.slobridge.test") {
+			!strings.Contains(csp, "form-action 'self' https://sp.slobridge.test") {
 			t.Fatalf("front page answered %d with CSP %q", resp.StatusCode, csp)
 		}
 		action, form, ferr := parseForm(string(body))

@@ -229,6 +229,10 @@ type gosamlSP struct {
 	// sloStatus, when set, is the status of its LogoutResponses to the
 	// bridge's LogoutRequests (default Success).
 	sloStatus string
+	// answerRedirect answers a POSTed LogoutRequest with an HTTP-Redirect
+	// LogoutResponse (query signed), as many SP libraries do: POST in,
+	// Redirect out.
+	answerRedirect bool
 
 	mu                   sync.Mutex
 	nameID, sessionIndex string
@@ -477,6 +481,21 @@ func (g *gosamlSP) handleLogoutRequest(w http.ResponseWriter, enc, relayState st
 	status := saml2.StatusCodeSuccess
 	if g.sloStatus != "" {
 		status = g.sloStatus
+	}
+	if g.answerRedirect {
+		doc, err := g.sp.BuildLogoutResponseDocumentNoSig(status, lr.ID)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		u, err := bsaml.RedirectURL(g.sp.IdentityProviderSLOURL, bsaml.ParamResponse, doc.Root(), relayState, testSigner(g.t, g.name))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Location", u)
+		w.WriteHeader(http.StatusFound)
+		return
 	}
 	doc, err := g.sp.BuildLogoutResponseDocument(status, lr.ID)
 	if err != nil {
