@@ -185,8 +185,7 @@ func (idp *IdP) join(ctx context.Context, sp *SP, s store.Session) (issued, erro
 	if err := idp.putRef(ctx, nsSessionIndex, si, ref, expires); err != nil {
 		return issued{}, err
 	}
-	if err := idp.putRef(ctx, nsNameID, nameIDKey(sp.EntityID, nid.Value), ref, expires); err != nil &&
-		!errors.Is(err, store.ErrAlreadyExists) {
+	if err := idp.keepNameID(ctx, nameIDKey(sp.EntityID, nid.Value), ref, expires); err != nil {
 		return issued{}, err
 	}
 	added, err := idp.eng.AddParticipant(ctx, p)
@@ -203,6 +202,35 @@ func (idp *IdP) join(ctx context.Context, sp *SP, s store.Session) (issued, erro
 	}
 	idp.log.InfoContext(ctx, "saml sp joined session", "sid", s.ID, "participant", key, "channels", p.Channels.String())
 	return iss, nil
+}
+
+// keepNameID records that the (SP, NameID) key names ref's user until at
+// least expires. A LogoutRequest without SessionIndex means every session
+// of the principal (Core §3.7.1), so the record must outlive the user's
+// latest session, not the first: when one already exists with an earlier
+// expiry, it is replaced by one that lasts (a few tries against
+// concurrent logins; the user is the same in every version).
+func (idp *IdP) keepNameID(ctx context.Context, key string, ref sessionRef, expires time.Time) error {
+	for range 4 {
+		err := idp.putRef(ctx, nsNameID, key, ref, expires)
+		if !errors.Is(err, store.ErrAlreadyExists) {
+			return err
+		}
+		old, err := idp.st.GetRecord(ctx, nsNameID, key, idp.now())
+		if errors.Is(err, store.ErrNotFound) {
+			continue // expired or replaced meanwhile: put again
+		}
+		if err != nil {
+			return fmt.Errorf("saml idp: read NameID record: %w", err)
+		}
+		if !old.ExpiresAt.Before(expires) {
+			return nil
+		}
+		if err := idp.st.DeleteRecord(ctx, nsNameID, key); err != nil {
+			return fmt.Errorf("saml idp: replace NameID record: %w", err)
+		}
+	}
+	return fmt.Errorf("saml idp: NameID record %s kept changing", key)
 }
 
 // participant returns the participant with key of session sid.
