@@ -57,7 +57,16 @@ func (sp *SP) handleACS(c *gin.Context) {
 		return
 	}
 	s, err := sp.consumeResponse(ctx, u, st, c.Request.PostForm.Get(saml.ParamResponse))
+	if errors.Is(err, errLoggedOutEarly) {
+		sp.log.InfoContext(ctx, "login logged out by the upstream before its Response arrived", "upstream", u.cfg.Name)
+		sp.page(c, http.StatusForbidden, "The identity provider ended this session before the login completed. Sign in again.")
+		return
+	}
 	if err != nil {
+		if _, ok := slobridge.Unavailable(err); ok {
+			sp.failPage(c, err, "")
+			return
+		}
 		sp.badRequest(c, "login response rejected", err)
 		return
 	}
@@ -122,6 +131,9 @@ func (sp *SP) consumeResponse(ctx context.Context, u *upstream, st loginState, b
 	}
 	if err := sp.opts.Engine.Store().CheckReplay(ctx, nsAssertion, u.idp.EntityID+" "+a.ID, exp.Add(sp.opts.ClockSkew), now); err != nil {
 		return store.Session{}, fmt.Errorf("assertion %s: %w", a.ID, err)
+	}
+	if err := sp.checkEarlyLogout(ctx, u.cfg.Name, a); err != nil {
+		return store.Session{}, err
 	}
 	return sp.sessionFrom(u, a, now)
 }

@@ -75,6 +75,11 @@ func (sp *SP) acceptLogoutRequest(ctx context.Context, m *saml.Message, dest str
 		}
 	}
 	if found == 0 {
+		// The Response of the login this ends may still be on its way
+		// (Core §3.7.3.1): remembered, it will not create a session.
+		if err := sp.rememberEarlyLogout(ctx, u.cfg.Name, req); err != nil {
+			return a, err
+		}
 		return a, &saml.Error{Status: saml.StatusRequester, SubStatus: saml.StatusUnknownPrincipal,
 			Err: fmt.Errorf("sp: no session of upstream %q matches the LogoutRequest's NameID", u.cfg.Name)}
 	}
