@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	crewjam "github.com/crewjam/saml"
 	"github.com/gin-gonic/gin"
 
 	"github.com/slobridge/slobridge"
@@ -78,9 +79,16 @@ func (sp *SP) send(w http.ResponseWriter, r *http.Request, binding, loc, param s
 	return saml.WritePOSTFormFramed(w, loc, param, signed, relay, frameAncestors)
 }
 
+// upstreamKey names one session at an upstream: a bridge session, or
+// several of one browser that share it, map to one upstream session.
+func upstreamKey(s store.Session) string {
+	return s.Upstream + "\x00" + s.NameID.Value + "\x00" + s.SessionIndex
+}
+
 // upstreamSession returns the first ended session of lo that an upstream
-// knows (it has a NameID), with that upstream.
-func (sp *SP) upstreamSession(ctx context.Context, lo store.Logout) (*upstream, store.Session, error) {
+// knows (it has a NameID) and that is not in sent (upstreamKey), with that
+// upstream.
+func (sp *SP) upstreamSession(ctx context.Context, lo store.Logout, sent []string) (*upstream, store.Session, error) {
 	reg := sp.reg.Load()
 	for _, id := range lo.SessionIDs {
 		s, err := sp.opts.Engine.Store().GetSession(ctx, id)
@@ -90,7 +98,7 @@ func (sp *SP) upstreamSession(ctx context.Context, lo store.Logout) (*upstream, 
 		if err != nil {
 			return nil, store.Session{}, err
 		}
-		if u := reg.byName[s.Upstream]; u != nil && s.NameID.Value != "" {
+		if u := reg.byName[s.Upstream]; u != nil && s.NameID.Value != "" && !slices.Contains(sent, upstreamKey(s)) {
 			return u, s, nil
 		}
 	}
@@ -143,12 +151,17 @@ func sessionIndexes(s store.Session) []string {
 // when the upstream started the logout, no ended session came from an
 // upstream, or the upstream has no front-channel SLO endpoint (then a SOAP
 // one is used directly when offered).
+//
+// A logout that ended several sessions known upstream (two browsers, two
+// upstream logins) asks the upstream about each (Core §3.7.3.2): the
+// LogoutResponse of one sends the browser on with the LogoutRequest of
+// the next (continueChain), and the last to returnTo.
 func (sp *SP) StartLogout(w http.ResponseWriter, r *http.Request, lo store.Logout, returnTo string) (bool, error) {
 	if lo.Initiator.Kind == store.InitiatorUpstream {
 		return false, nil
 	}
 	ctx := r.Context()
-	u, s, err := sp.upstreamSession(ctx, lo)
+	u, s, err := sp.upstreamSession(ctx, lo, nil)
 	if err != nil || u == nil {
 		return false, err
 	}
@@ -156,20 +169,58 @@ func (sp *SP) StartLogout(w http.ResponseWriter, r *http.Request, lo store.Logou
 	if !ok {
 		return false, sp.LogoutUpstreamSOAP(ctx, lo)
 	}
+	return true, sp.sendUpstreamLogout(w, r, lo, u, s, ep, logoutState{ReturnTo: returnTo})
+}
+
+// sendUpstreamLogout sends the browser to upstream u with the
+// LogoutRequest for session s; st carries the chain so far.
+func (sp *SP) sendUpstreamLogout(w http.ResponseWriter, r *http.Request, lo store.Logout, u *upstream, s store.Session,
+	ep crewjam.Endpoint, st logoutState) error {
+	ctx := r.Context()
 	req, err := sp.newLogoutRequest(s, ep.Location, saml.ReasonUser)
+	if err != nil {
+		return err
+	}
+	relay := sp.opts.Engine.NewID()
+	st.Upstream, st.RequestID, st.LogoutID = u.cfg.Name, req.ID, lo.ID
+	st.Sent = append(slices.Clone(st.Sent), upstreamKey(s))
+	if err := sp.putState(ctx, nsLogout, relay, st); err != nil {
+		return err
+	}
+	if err := sp.send(w, r, ep.Binding, ep.Location, saml.ParamRequest, req.Element(), relay); err != nil {
+		return fmt.Errorf("sp: send LogoutRequest to %q: %w", u.cfg.Name, err)
+	}
+	sp.log.InfoContext(ctx, "upstream logout sent", "logout_id", lo.ID, "upstream", u.cfg.Name, "binding", ep.Binding,
+		"upstream_sessions_asked", len(st.Sent))
+	return nil
+}
+
+// continueChain sends the browser on to the next upstream session of the
+// logout that has a front-channel SLO endpoint; false when none is left.
+func (sp *SP) continueChain(c *gin.Context, st logoutState) (bool, error) {
+	ctx := c.Request.Context()
+	lo, err := sp.opts.Engine.Store().GetLogout(ctx, st.LogoutID)
 	if err != nil {
 		return false, err
 	}
-	relay := sp.opts.Engine.NewID()
-	if err := sp.putState(ctx, nsLogout, relay, logoutState{Upstream: u.cfg.Name, RequestID: req.ID,
-		LogoutID: lo.ID, ReturnTo: returnTo}); err != nil {
-		return false, err
+	for {
+		u, s, err := sp.upstreamSession(ctx, lo, st.Sent)
+		if err != nil || u == nil {
+			return false, err
+		}
+		ep, ok := u.slo(saml.BindingRedirect, saml.BindingPOST)
+		if !ok {
+			// No browser binding: by SOAP, right here.
+			st.Sent = append(st.Sent, upstreamKey(s))
+			if soap, ok := u.slo(saml.BindingSOAP); ok {
+				if err := sp.soapLogout(ctx, u, s, soap.Location, saml.ReasonUser); err != nil {
+					st.Failed = strings.TrimSpace(st.Failed + " " + u.cfg.Name + ": " + err.Error())
+				}
+			}
+			continue
+		}
+		return true, sp.sendUpstreamLogout(c.Writer, c.Request, lo, u, s, ep, st)
 	}
-	if err := sp.send(w, r, ep.Binding, ep.Location, saml.ParamRequest, req.Element(), relay); err != nil {
-		return false, fmt.Errorf("sp: send LogoutRequest to %q: %w", u.cfg.Name, err)
-	}
-	sp.log.InfoContext(ctx, "upstream logout sent", "logout_id", lo.ID, "upstream", u.cfg.Name, "binding", ep.Binding)
-	return true, nil
 }
 
 // handleLogoutResponse completes a logout the bridge sent upstream: the
@@ -197,14 +248,23 @@ func (sp *SP) handleLogoutResponse(c *gin.Context, m *saml.Message) {
 		sp.badRequest(c, "logout already completed", err)
 		return
 	}
-	res := slobridge.UpstreamLogoutResult{State: slobridge.RowDone}
 	if !resp.Success() {
 		sp.log.WarnContext(ctx, "upstream logout failed", "logout_id", st.LogoutID, "upstream", u.cfg.Name,
 			"status", resp.Status, "sub_status", resp.SubStatus)
-		res = slobridge.UpstreamLogoutResult{State: slobridge.RowFailed,
-			Error: strings.TrimSpace("the identity provider answered " + resp.Status + " " + resp.SubStatus)}
+		st.Failed = strings.TrimSpace(st.Failed + " the identity provider answered " + resp.Status + " " + resp.SubStatus)
 	} else {
 		sp.log.InfoContext(ctx, "upstream logout done", "logout_id", st.LogoutID, "upstream", u.cfg.Name, "partial", resp.Partial())
+	}
+	// The next upstream session of the logout, if any, is asked next.
+	if more, err := sp.continueChain(c, st); err != nil {
+		sp.log.ErrorContext(ctx, "next upstream LogoutRequest", "logout_id", st.LogoutID, "error", err)
+		st.Failed = strings.TrimSpace(st.Failed + " " + err.Error())
+	} else if more {
+		return
+	}
+	res := slobridge.UpstreamLogoutResult{State: slobridge.RowDone}
+	if st.Failed != "" {
+		res = slobridge.UpstreamLogoutResult{State: slobridge.RowFailed, Error: st.Failed}
 	}
 	// The status page's upstream row, kept as long as the page keeps the
 	// logout's destination (slobridge.SaveUpstreamLogoutResult).

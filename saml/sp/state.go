@@ -48,6 +48,12 @@ type logoutState struct {
 	RequestID string `json:"request_id"`
 	LogoutID  string `json:"logout_id"`
 	ReturnTo  string `json:"return_to"`
+	// Sent lists the upstream sessions (upstreamKey) already sent a
+	// LogoutRequest in this chain, this one included: each upstream
+	// session is asked once (Core §3.7.3.2).
+	Sent []string `json:"sent,omitempty"`
+	// Failed says why earlier requests of the chain failed, if any did.
+	Failed string `json:"failed,omitempty"`
 }
 
 // answerState is an upstream's front-channel LogoutRequest waiting for the
