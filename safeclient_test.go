@@ -42,6 +42,16 @@ func TestCheckDestination(t *testing.T) {
 		{"224.0.0.1:80", ClientOptions{AllowPrivate: true}, false},
 		{"[ff02::1]:80", ClientOptions{AllowPrivate: true}, false},
 		{"255.255.255.255:80", ClientOptions{AllowPrivate: true}, false},
+		// NAT64, IPv4-compatible and cloud metadata spellings: refused
+		// whatever the options (issue 14); AddressPolicy has the full table.
+		{"[64:ff9b::a9fe:a9fe]:80", ClientOptions{}, false},
+		{"[64:ff9b::a9fe:a9fe]:80", ClientOptions{AllowPrivate: true, AllowLoopback: true}, false},
+		{"[::169.254.169.254]:80", ClientOptions{}, false},
+		{"[fd00:ec2::254]:80", ClientOptions{AllowPrivate: true}, false},
+		{"100.100.100.200:80", ClientOptions{AllowPrivate: true}, false},
+		{"198.18.0.1:80", ClientOptions{}, false},
+		{"[2002:a9fe:a9fe::1]:80", ClientOptions{}, false},
+		{"192.0.2.10:443", ClientOptions{}, false},
 		{"example.com:80", ClientOptions{AllowPrivate: true, AllowLoopback: true}, false},
 		{"no-port", ClientOptions{}, false},
 	}
