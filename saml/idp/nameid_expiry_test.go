@@ -60,3 +60,34 @@ func TestNameIDOutlivesEarlierSession(t *testing.T) {
 		t.Fatalf("LogoutRequest without SessionIndex after the first session expired: %v (%v), want the live session %s", sids, err, s2.ID)
 	}
 }
+
+// TestConcurrentJoinsOfOneUser: many sessions of one user join one SP at
+// the same moment (a load test's concurrent logins); every join succeeds
+// although each wants the user's NameID record to last longer.
+func TestConcurrentJoinsOfOneUser(t *testing.T) {
+	spFile := filepath.Join(t.TempDir(), "sp.xml")
+	if err := os.WriteFile(spFile, corpusSPMetadata(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := newBridge(t, bridgeOpts{baseURL: corpusBase, cfg: Config{ServiceProviders: []SPConfig{{MetadataFile: spFile}}}})
+	ctx := context.Background()
+	sp, err := b.idp.ServiceProvider(ctx, corpusSP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 32)
+	for i := range errs {
+		s, err := b.eng.CreateSession(ctx, store.Session{UserID: "alice", ExpiresAt: time.Now().Add(time.Hour + time.Duration(i)*time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { _, errs[i] = b.idp.join(ctx, sp, s) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("join %d: %v", i, err)
+		}
+	}
+}
