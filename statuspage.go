@@ -334,26 +334,13 @@ func framedRows(lo store.Logout) map[int]bool {
 }
 
 // waitFinal waits until every back-channel delivery of logout id is final
-// or wait passed, and returns the last view. It wakes on engine events and
-// re-reads the store on a tick (events of other replicas arrive only when
-// their store's change feed is followed, see Engine.FollowChanges, and a
-// full subscription buffer drops events).
+// or wait passed (Engine.WaitDone, the one wait on a logout), and returns
+// the view then.
 func (lp *LogoutPage) waitFinal(ctx context.Context, id string, wait time.Duration) (statusView, store.Logout, error) {
-	events, unsubscribe := lp.opts.Engine.Subscribe(16)
-	defer unsubscribe()
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	tick := time.NewTicker(statusPollInterval)
-	defer tick.Stop()
-	for {
-		v, lo, err := lp.view(context.WithoutCancel(ctx), id, true)
-		if err != nil || v.Done {
-			return v, lo, err
-		}
-		if !waitChange(ctx, events, tick.C, id) {
-			return v, lo, nil
-		}
+	if _, err := lp.opts.Engine.WaitDone(ctx, id, wait); err != nil && ctx.Err() == nil {
+		return statusView{}, store.Logout{}, err
 	}
+	return lp.view(context.WithoutCancel(ctx), id, true)
 }
 
 // statusPollInterval is how often the page re-reads the store when no

@@ -19,30 +19,9 @@ import (
 // at all, as for SOAP) or, for a SAML SP, that did not answer Success.
 // OIDC front-channel iframes give no answer; they count as reached.
 func (idp *IdP) Partial(ctx context.Context, logoutID string, wait time.Duration, browser bool) (bool, error) {
-	events, stop := idp.eng.Subscribe(64)
-	defer stop()
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	var st slobridge.LogoutStatus
-	// The status is read once more when the wait ends (or the engine
-	// closes the subscription), so that deliveries finished meanwhile count.
-	for last := false; ; {
-		var err error
-		st, err = idp.eng.Status(ctx, logoutID)
-		if err != nil {
-			return true, fmt.Errorf("saml idp: logout status: %w", err)
-		}
-		if st.Done || last {
-			break
-		}
-		select {
-		case _, ok := <-events:
-			last = !ok
-		case <-timer.C:
-			last = true
-		case <-ctx.Done():
-			return true, ctx.Err()
-		}
+	st, err := idp.eng.WaitDone(ctx, logoutID, wait)
+	if err != nil {
+		return true, fmt.Errorf("saml idp: logout status: %w", err)
 	}
 	for _, row := range st.Participants {
 		ok, err := idp.reached(ctx, logoutID, row, browser)

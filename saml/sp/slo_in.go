@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/beevik/etree"
 	"github.com/gin-gonic/gin"
@@ -174,9 +173,7 @@ func (sp *SP) handleSLOComplete(c *gin.Context) {
 		sp.badRequest(c, "identity provider no longer configured", fmt.Errorf("upstream %q", st.Upstream))
 		return
 	}
-	events, cancel := sp.opts.Engine.Subscribe(64)
-	defer cancel()
-	status, err := sp.awaitDone(ctx, events, id, sp.opts.SOAPLogoutWait)
+	status, err := sp.opts.Engine.WaitDone(ctx, id, sp.opts.SOAPLogoutWait)
 	sub := ""
 	if err != nil || partial(status, false) {
 		sub = saml.StatusPartialLogout
@@ -208,8 +205,6 @@ func (sp *SP) handleSLOSOAP(c *gin.Context) {
 		saml.WriteSOAPFault(c.Writer, http.StatusInternalServerError, "Client", "malformed SAML SOAP message")
 		return
 	}
-	events, cancel := sp.opts.Engine.Subscribe(256)
-	defer cancel()
 	a, err := sp.acceptLogoutRequest(ctx, m, sp.url(PathSLOSOAP))
 	status, sub := saml.StatusSuccess, ""
 	var se *saml.Error
@@ -240,7 +235,7 @@ func (sp *SP) handleSLOSOAP(c *gin.Context) {
 		sp.log.ErrorContext(ctx, "upstream SOAP LogoutRequest", "error", err)
 		status = saml.StatusResponder
 	case len(a.lo.SessionIDs) > 0:
-		st, err := sp.awaitDone(ctx, events, a.lo.ID, sp.opts.SOAPLogoutWait)
+		st, err := sp.opts.Engine.WaitDone(ctx, a.lo.ID, sp.opts.SOAPLogoutWait)
 		if err != nil || partial(st, true) {
 			sub = saml.StatusPartialLogout
 		}
@@ -256,30 +251,6 @@ func (sp *SP) handleSLOSOAP(c *gin.Context) {
 		return
 	}
 	_ = saml.WriteSOAP(c.Writer, resp)
-}
-
-// awaitDone waits until every back-channel delivery of a logout is final,
-// wait has passed or ctx ends, and returns the logout's status then.
-// events must have been subscribed before the logout was made.
-func (sp *SP) awaitDone(ctx context.Context, events <-chan slobridge.Event, logoutID string, wait time.Duration) (slobridge.LogoutStatus, error) {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for {
-		st, err := sp.opts.Engine.Status(ctx, logoutID)
-		if err != nil || st.Done {
-			return st, err
-		}
-		select {
-		case <-ctx.Done():
-			return st, nil
-		case <-timer.C:
-			return sp.opts.Engine.Status(ctx, logoutID)
-		case _, ok := <-events:
-			if !ok {
-				return st, nil
-			}
-		}
-	}
 }
 
 // partial reports whether some participant was not logged out: a
