@@ -125,6 +125,30 @@ func WritePOSTFormFramed(w http.ResponseWriter, endpoint, param string, el *etre
 	}{template.URL(endpoint), param, v, relayState, nonce})
 }
 
+// SendFront sends the unsigned protocol message el to loc through the
+// browser, the one front-channel sender of both sides of the bridge: by
+// HTTP-Redirect with a query signature (303 See Other, right after a GET
+// or a POST), or by HTTP-POST with an enveloped signature in an
+// auto-submitting form that the origins of frameAncestors may frame
+// (none when empty). The answer is never cached (NoCache).
+func SendFront(w http.ResponseWriter, r *http.Request, binding, loc, param string, el *etree.Element, relay string,
+	signer *Signer, frameAncestors ...string) error {
+	NoCache(w.Header())
+	if binding == BindingRedirect {
+		to, err := RedirectURL(loc, param, el, relay, signer)
+		if err != nil {
+			return err
+		}
+		http.Redirect(w, r, to, http.StatusSeeOther)
+		return nil
+	}
+	signed, err := signer.SignEnveloped(el)
+	if err != nil {
+		return err
+	}
+	return WritePOSTFormFramed(w, loc, param, signed, relay, frameAncestors)
+}
+
 // FormAction is the CSP form-action source list of a page that posts a
 // SAML message to endpoint: the endpoint's origin, and 'self', the
 // bridge. Chromium applies form-action to every redirect that follows the

@@ -383,7 +383,7 @@ func samlStatus(t *testing.T, resp *http.Response, body []byte) (string, string)
 	}
 	var x []byte
 	switch {
-	case resp.StatusCode == http.StatusFound:
+	case resp.StatusCode == http.StatusSeeOther: // the one front-channel sender (saml.SendFront) redirects with 303
 		_, q, _ := strings.Cut(resp.Header.Get("Location"), "?")
 		m, err := bsaml.DecodeRedirect(q, bsaml.Limits{})
 		if err != nil {

@@ -339,23 +339,11 @@ func (idp *IdP) sendLogoutResponse(c *gin.Context, sp *SP, reply logoutReply, st
 		return
 	}
 	idp.log.InfoContext(ctx, "saml logout response", "sp", sp.EntityID, "status", status, "sub_status", sub)
-	bsaml.NoCache(c.Writer.Header())
-	if binding == bsaml.BindingRedirect {
-		u, err := bsaml.RedirectURL(loc, bsaml.ParamResponse, resp.Element(), reply.RelayState, idp.opts.Signer)
-		if err != nil {
+	if err := bsaml.SendFront(c.Writer, c.Request, binding, loc, bsaml.ParamResponse, resp.Element(), reply.RelayState, idp.opts.Signer); err != nil {
+		idp.log.ErrorContext(ctx, "send saml logout response", "sp", sp.EntityID, "error", err)
+		if !c.Writer.Written() {
 			idp.renderError(c, err)
-			return
 		}
-		c.Redirect(http.StatusFound, u)
-		return
-	}
-	signed, err := idp.opts.Signer.SignEnveloped(resp.Element())
-	if err != nil {
-		idp.renderError(c, err)
-		return
-	}
-	if err := bsaml.WritePOSTForm(c.Writer, loc, bsaml.ParamResponse, signed, reply.RelayState); err != nil {
-		idp.log.ErrorContext(ctx, "write saml logout response form", "sp", sp.EntityID, "error", err)
 	}
 }
 

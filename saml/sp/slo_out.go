@@ -59,24 +59,10 @@ func (sp *SP) answerFront(c *gin.Context, u *upstream, binding, inResponseTo, re
 	}
 }
 
-// send delivers the unsigned message el by a front-channel binding:
-// Redirect with a query signature, or POST with an enveloped one (a page
-// that the origins of frameAncestors may frame; none when empty).
+// send delivers the unsigned message el by a front-channel binding
+// (saml.SendFront).
 func (sp *SP) send(w http.ResponseWriter, r *http.Request, binding, loc, param string, el *etree.Element, relay string, frameAncestors ...string) error {
-	saml.NoCache(w.Header())
-	if binding == saml.BindingRedirect {
-		to, err := saml.RedirectURL(loc, param, el, relay, sp.opts.Signer)
-		if err != nil {
-			return err
-		}
-		http.Redirect(w, r, to, http.StatusSeeOther)
-		return nil
-	}
-	signed, err := sp.opts.Signer.SignEnveloped(el)
-	if err != nil {
-		return err
-	}
-	return saml.WritePOSTFormFramed(w, loc, param, signed, relay, frameAncestors)
+	return saml.SendFront(w, r, binding, loc, param, el, relay, sp.opts.Signer, frameAncestors...)
 }
 
 // upstreamKey names one session at an upstream: a bridge session, or
