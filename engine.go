@@ -73,6 +73,8 @@ type Engine struct {
 	hub  *hub
 	// running is set while Run runs (one Run per engine).
 	running atomic.Bool
+	// front holds the front-channel reporters by participant kind.
+	front frontReporters
 }
 
 // NewEngine validates opts, applies defaults and returns an engine.

@@ -82,10 +82,6 @@ type LogoutPageOptions struct {
 	// continue step hands the browser to each in turn, one participant at
 	// a time, before the upstream logout and the destination.
 	TopLevel []TopLevelChain
-	// FrontResults report what front-channel participants answered (a
-	// SAML SP's LogoutResponse), shown in their rows instead of the
-	// iframe's load state.
-	FrontResults []FrontChannelReporter
 	// BasePath is the path prefix the page is mounted under ("" for /).
 	BasePath string
 	// FrontChannelWait is how long the page waits for the front-channel

@@ -284,40 +284,34 @@ func (lp *LogoutPage) view(ctx context.Context, id string, final bool) (statusVi
 }
 
 // applyFrontResults shows, in the rows of front-channel participants, what
-// they answered (FrontResults): done, or failed with the answer, instead
+// they answered (Engine.FrontChannelOutcome): done, or failed with the answer, instead
 // of the iframe's load state; the page's script then keeps that state.
 func (lp *LogoutPage) applyFrontResults(ctx context.Context, st LogoutStatus, v *statusView) {
-	if len(lp.opts.FrontResults) == 0 {
-		return
-	}
 	for i := range v.Rows {
 		if i >= len(st.Participants) || i >= len(st.Logout.Participants) || st.Participants[i].State != StateFrontChannel {
 			continue
 		}
-		for _, fr := range lp.opts.FrontResults {
-			out, ok, err := fr.FrontChannelOutcome(ctx, st.Logout, st.Logout.Participants[i])
-			if err != nil {
-				lp.opts.Logger.WarnContext(ctx, "front-channel outcome", "logout_id", st.Logout.ID, "error", err)
-				continue
+		out, ok, _, err := lp.opts.Engine.FrontChannelOutcome(ctx, st.Logout, st.Logout.Participants[i])
+		if err != nil {
+			lp.opts.Logger.WarnContext(ctx, "front-channel outcome", "logout_id", st.Logout.ID, "error", err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		r := &v.Rows[i]
+		was := r.State == RowFailed || r.State == RowRetrying
+		r.Frame, r.Detail, r.Error = false, out.Detail, truncate(out.Error, maxErrorText)
+		r.State = RowDone
+		if !out.Done {
+			r.State = RowFailed
+		}
+		if now := r.State == RowFailed; now != was {
+			if now {
+				v.Problems++
+			} else {
+				v.Problems--
 			}
-			if !ok {
-				continue
-			}
-			r := &v.Rows[i]
-			was := r.State == RowFailed || r.State == RowRetrying
-			r.Frame, r.Detail, r.Error = false, out.Detail, truncate(out.Error, maxErrorText)
-			r.State = RowDone
-			if !out.Done {
-				r.State = RowFailed
-			}
-			if now := r.State == RowFailed; now != was {
-				if now {
-					v.Problems++
-				} else {
-					v.Problems--
-				}
-			}
-			break
 		}
 	}
 }

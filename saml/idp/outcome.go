@@ -7,56 +7,24 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/store"
 )
 
-// Partial waits up to wait for the back-channel deliveries of a logout to
-// reach a final state, then reports whether some participant could not be
-// logged out (SAML Core §3.7.3.2, PartialLogout): a delivery not
-// delivered, a participant with no logout channel, and a front-channel
-// participant that the browser did not reach (browser false: no browser
-// at all, as for SOAP) or, for a SAML SP, that did not answer Success.
-// OIDC front-channel iframes give no answer; they count as reached.
+// Partial reports whether a logout was partial (SAML Core §3.7.3.2):
+// Engine.Outcome, the one decision every answer uses, after waiting up to
+// wait for the deliveries; browser false means no browser took part (the
+// SOAP binding), so front-channel-only participants were not reached. A
+// SAML SP reached through the browser must have answered Success; OIDC
+// front-channel iframes give no answer and count as reached.
 func (idp *IdP) Partial(ctx context.Context, logoutID string, wait time.Duration, browser bool) (bool, error) {
-	st, err := idp.eng.WaitDone(ctx, logoutID, wait)
+	out, err := idp.eng.Outcome(ctx, logoutID, wait, browser)
 	if err != nil {
-		return true, fmt.Errorf("saml idp: logout status: %w", err)
+		return true, fmt.Errorf("saml idp: logout outcome: %w", err)
 	}
-	for _, row := range st.Participants {
-		ok, err := idp.reached(ctx, logoutID, row, browser)
-		if err != nil {
-			return true, err
-		}
-		if !ok {
-			return true, nil
-		}
+	if !out.Complete {
+		idp.log.InfoContext(ctx, "partial logout", "logout_id", logoutID, "failed", fmt.Sprint(out.Failed))
 	}
-	return false, nil
-}
-
-// reached reports whether one participant of a logout was logged out.
-func (idp *IdP) reached(ctx context.Context, logoutID string, row slobridge.ParticipantStatus, browser bool) (bool, error) {
-	switch row.State {
-	case slobridge.StateInitiator, string(store.DeliveryDelivered):
-		return true, nil
-	case slobridge.StateFrontChannel:
-		if !browser {
-			return false, nil
-		}
-		if row.Kind != ClientKind {
-			return true, nil
-		}
-		res, err := idp.frontResult(ctx, logoutID, row.SessionID, row.Key)
-		if errors.Is(err, store.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		return res.OK, nil
-	}
-	return false, nil
+	return !out.Complete, nil
 }
 
 // FrontResult is the recorded outcome of one front-channel LogoutRequest.

@@ -173,10 +173,13 @@ func (sp *SP) handleSLOComplete(c *gin.Context) {
 		sp.badRequest(c, "identity provider no longer configured", fmt.Errorf("upstream %q", st.Upstream))
 		return
 	}
-	status, err := sp.opts.Engine.WaitDone(ctx, id, sp.opts.SOAPLogoutWait)
+	// The browser went through the logout page: a front-channel
+	// participant counts when it confirmed (Engine.Outcome).
+	out, err := sp.opts.Engine.Outcome(ctx, id, sp.opts.SOAPLogoutWait, true)
 	sub := ""
-	if err != nil || partial(status, false) {
+	if err != nil || !out.Complete {
 		sub = saml.StatusPartialLogout
+		sp.log.InfoContext(ctx, "partial logout answered to the upstream", "logout_id", id, "failed", fmt.Sprint(out.Failed), "error", err)
 	}
 	sp.answerFront(c, u, st.Binding, st.InResponseTo, st.RelayState, saml.StatusSuccess, sub)
 }
@@ -235,8 +238,9 @@ func (sp *SP) handleSLOSOAP(c *gin.Context) {
 		sp.log.ErrorContext(ctx, "upstream SOAP LogoutRequest", "error", err)
 		status = saml.StatusResponder
 	case len(a.lo.SessionIDs) > 0:
-		st, err := sp.opts.Engine.WaitDone(ctx, a.lo.ID, sp.opts.SOAPLogoutWait)
-		if err != nil || partial(st, true) {
+		// No browser: front-channel-only participants are not reached.
+		out, err := sp.opts.Engine.Outcome(ctx, a.lo.ID, sp.opts.SOAPLogoutWait, false)
+		if err != nil || !out.Complete {
 			sub = saml.StatusPartialLogout
 		}
 	}
@@ -251,25 +255,6 @@ func (sp *SP) handleSLOSOAP(c *gin.Context) {
 		return
 	}
 	_ = saml.WriteSOAP(c.Writer, resp)
-}
-
-// partial reports whether some participant was not logged out: a
-// back-channel delivery that is not delivered (failed, or still retrying
-// when the wait ended), a participant with no logout channel, and — when
-// frontFails, i.e. there is no browser — a front-channel-only one.
-func partial(st slobridge.LogoutStatus, frontFails bool) bool {
-	for _, p := range st.Participants {
-		switch p.State {
-		case string(store.DeliveryDelivered), slobridge.StateInitiator:
-		case slobridge.StateFrontChannel:
-			if frontFails {
-				return true
-			}
-		default:
-			return true
-		}
-	}
-	return false
 }
 
 // matchesLogin reports whether session s rests, or rested before its user

@@ -137,7 +137,7 @@ func (a *App) build(ctx context.Context) error {
 		// LogoutRequests by the page's continue step; their answers show
 		// in their rows.
 		pageOpts.TopLevel = []slobridge.TopLevelChain{a.samlIdP}
-		pageOpts.FrontResults = []slobridge.FrontChannelReporter{a.samlIdP}
+		a.eng.SetFrontChannelReporter(idp.ClientKind, a.samlIdP)
 	}
 	page, err := slobridge.NewLogoutPage(pageOpts)
 	if err != nil {
