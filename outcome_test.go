@@ -12,7 +12,9 @@ import (
 
 // fakeFront answers for participants of its kind what answers says (by
 // AppID); an app missing from answers has not answered.
-type fakeFront struct{ answers map[string]FrontChannelOutcome }
+type fakeFront struct {
+	answers map[string]FrontChannelOutcome
+}
 
 func (f fakeFront) FrontChannelOutcome(_ context.Context, _ store.Logout, p store.Participant) (FrontChannelOutcome, bool, error) {
 	out, ok := f.answers[p.AppID]
