@@ -26,6 +26,11 @@ type Event struct {
 	// on a new logout (sending messages on its behalf) is the job of the
 	// replica that made it, which saw it with Logout set.
 	Remote *Change
+	// Lagged is set, alone, on the event a subscriber gets once there is
+	// room again after its buffer was full: it missed events and must
+	// re-read from the store what it follows. The hub never drops an
+	// event without saying so.
+	Lagged bool
 }
 
 // Change is one change that a replica sharing the store committed, as a
@@ -49,8 +54,9 @@ const (
 	maxOwnEvents = 1 << 16
 )
 
-// hub fans events out to subscribers. A slow subscriber loses events rather
-// than blocking the engine (subscribers re-read the status from the store).
+// hub fans events out to subscribers. A slow subscriber of Subscribe loses
+// events rather than blocking the engine, and is told so (Event.Lagged);
+// one of SubscribeAll queues them and loses none.
 type hub struct {
 	// following counts the FollowChanges calls running; while it is
 	// positive the hub records its own events in own.
@@ -58,7 +64,7 @@ type hub struct {
 
 	mu   sync.Mutex
 	next int
-	subs map[int]chan Event
+	subs map[int]*subscriber
 	// own counts, per change, the events this engine published that the
 	// change feed has not reported back yet.
 	own       map[Change]ownEvents
@@ -71,7 +77,18 @@ type ownEvents struct {
 	at time.Time
 }
 
-func newHub() *hub { return &hub{subs: map[int]chan Event{}, own: map[Change]ownEvents{}} }
+func newHub() *hub { return &hub{subs: map[int]*subscriber{}, own: map[Change]ownEvents{}} }
+
+// subscriber is one subscription; its fields are guarded by hub.mu.
+type subscriber struct {
+	ch chan Event
+	// lagged: an event was dropped; Lagged is sent before the next one.
+	lagged bool
+	// queue and wake serve a SubscribeAll subscription: every event is
+	// queued, and a pump goroutine forwards them in order.
+	queue []Event
+	wake  chan struct{}
+}
 
 // changeOf returns the change an event of this engine announces.
 func changeOf(ev Event) Change {
@@ -93,12 +110,31 @@ func (h *hub) publish(ev Event) {
 	h.send(ev)
 }
 
-// send delivers ev to every subscriber with room for it; h.mu is held.
+// send delivers ev to every subscriber: queued for SubscribeAll ones; for
+// the others, when there is room, after a Lagged event if one is owed.
+// h.mu is held.
 func (h *hub) send(ev Event) {
-	for _, ch := range h.subs {
+	for _, s := range h.subs {
+		if s.wake != nil {
+			s.queue = append(s.queue, ev)
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		if s.lagged {
+			select {
+			case s.ch <- Event{Lagged: true}:
+				s.lagged = false
+			default:
+				continue
+			}
+		}
 		select {
-		case ch <- ev:
+		case s.ch <- ev:
 		default:
+			s.lagged = true
 		}
 	}
 }
@@ -175,24 +211,73 @@ func (e *Engine) FollowChanges(ctx context.Context, changes <-chan Change) {
 }
 
 // Subscribe returns a channel of engine events and a function that ends the
-// subscription. Events are dropped for a subscriber whose buffer is full.
+// subscription. When the subscriber's buffer is full an event is dropped,
+// and the subscriber is sent an Event with Lagged set as soon as there is
+// room: it then re-reads the store. For what must not miss an event, use
+// SubscribeAll.
 func (e *Engine) Subscribe(buffer int) (<-chan Event, func()) {
 	if buffer <= 0 {
 		buffer = 64
 	}
-	ch := make(chan Event, buffer)
+	s := &subscriber{ch: make(chan Event, buffer)}
 	h := e.hub
 	h.mu.Lock()
 	id := h.next
 	h.next++
-	h.subs[id] = ch
+	h.subs[id] = s
 	h.mu.Unlock()
-	return ch, func() {
+	return s.ch, func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if _, ok := h.subs[id]; ok {
 			delete(h.subs, id)
-			close(ch)
+			close(s.ch)
 		}
+	}
+}
+
+// SubscribeAll is Subscribe for a subscriber that acts on every event (the
+// SAML SP's SOAP logouts toward the upstream): events are queued without
+// bound and delivered in order, never dropped, however slowly it reads.
+// The queue lives in memory: what must survive a crash belongs in the
+// store.
+func (e *Engine) SubscribeAll() (<-chan Event, func()) {
+	s := &subscriber{ch: make(chan Event), wake: make(chan struct{}, 1)}
+	h := e.hub
+	h.mu.Lock()
+	id := h.next
+	h.next++
+	h.subs[id] = s
+	h.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(s.ch)
+		for {
+			h.mu.Lock()
+			batch := s.queue
+			s.queue = nil
+			h.mu.Unlock()
+			for _, ev := range batch {
+				select {
+				case s.ch <- ev:
+				case <-done:
+					return
+				}
+			}
+			select {
+			case <-s.wake:
+			case <-done:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return s.ch, func() {
+		once.Do(func() {
+			h.mu.Lock()
+			delete(h.subs, id)
+			h.mu.Unlock()
+			close(done)
+		})
 	}
 }

@@ -2,6 +2,8 @@ package slobridge
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -52,7 +54,7 @@ func TestHubDropsEchoesOfOwnEvents(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHub()
 			ch := make(chan Event, 16)
-			h.subs[0] = ch
+			h.subs[0] = &subscriber{ch: ch}
 			for i, s := range tc.steps {
 				now := t0.Add(s.after)
 				if s.own != nil {
@@ -173,5 +175,53 @@ func TestFollowChangesTwoEngines(t *testing.T) {
 	}
 	if n := len(rc.got()); n != 2 {
 		t.Fatalf("receiver got %d requests, want 2 (one per logout)", n)
+	}
+}
+
+// TestSubscriberToldWhenItFellBehind: a subscriber whose buffer is full
+// loses events, and is told so (an Event with Lagged) before the next one
+// it gets, so that it re-reads the store instead of missing a change.
+func TestSubscriberToldWhenItFellBehind(t *testing.T) {
+	e, err := NewEngine(testOptions(openStore(t, filepath.Join(t.TempDir(), "h.db"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, stop := e.Subscribe(2)
+	defer stop()
+	for i := range 10 {
+		e.hub.publish(Event{LogoutID: fmt.Sprint("lo-", i)})
+	}
+	if a, b := <-ch, <-ch; a.LogoutID != "lo-0" || b.LogoutID != "lo-1" {
+		t.Fatalf("first events %q %q", a.LogoutID, b.LogoutID)
+	}
+	e.hub.publish(Event{LogoutID: "lo-after"})
+	if ev := <-ch; !ev.Lagged || ev.LogoutID != "" {
+		t.Fatalf("after falling behind got %+v, want a Lagged event", ev)
+	}
+	if ev := <-ch; ev.LogoutID != "lo-after" {
+		t.Fatalf("then got %+v, want lo-after", ev)
+	}
+}
+
+// TestSubscribeAllLosesNothing: a SubscribeAll subscriber that reads
+// nothing while 1,000 events are published then receives all of them, in
+// order.
+func TestSubscribeAllLosesNothing(t *testing.T) {
+	e, err := NewEngine(testOptions(openStore(t, filepath.Join(t.TempDir(), "h.db"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, stop := e.SubscribeAll()
+	defer stop()
+	for i := range 1000 {
+		e.hub.publish(Event{LogoutID: fmt.Sprint("lo-", i)})
+	}
+	for i := range 1000 {
+		if ev := <-ch; ev.LogoutID != fmt.Sprint("lo-", i) || ev.Lagged {
+			t.Fatalf("event %d: %+v", i, ev)
+		}
+	}
+	stop()
+	for range ch {
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -300,5 +301,49 @@ func TestUpstreamLogoutResultRecorded(t *testing.T) {
 				t.Fatalf("upstream result %+v (%v), want %q %q", res, err, tc.state, tc.errText)
 			}
 		})
+	}
+}
+
+// TestAdminLogoutBurstReachesUpstream: 300 operator logouts in a burst,
+// while every SOAP call is slow and the Run loop is busy, each reach the
+// upstream: Run's subscription (SubscribeAll) loses no logout (the event
+// hub used to drop events for a subscriber that fell behind).
+func TestAdminLogoutBurstReachesUpstream(t *testing.T) {
+	var b *bridge
+	idp := newSOAPIdP(t, func() *bridge { return b }, false)
+	// The IdP's metadata comes from a slow URL, refreshed often: Run used
+	// to refresh in its event loop, and lose the events that came meanwhile.
+	md := idpMetadata(t, idpEntity, loadSigner(t, "idp").Cert, "https://idp.example.test/sso",
+		map[string]string{saml.BindingRedirect: idpSLO, saml.BindingSOAP: idp.srv.URL})
+	mdSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("slow") != "" {
+			time.Sleep(time.Second)
+		}
+		_, _ = w.Write(md)
+	}))
+	t.Cleanup(mdSrv.Close)
+	b = newBridge(t, bridgeOptions{refresh: 50 * time.Millisecond,
+		upstreams: []UpstreamConfig{{Name: "corp", MetadataURL: mdSrv.URL + "/md?slow=1"}}})
+	rcv := newReceiver(t, http.StatusOK)
+	const n = 300
+	sessions := make([]store.Session, n)
+	for i := range sessions {
+		// Two participants each: their deliveries' events crowd the hub.
+		sessions[i] = b.session("corp", "alice", "alice@example.com", fmt.Sprintf("_burst%d", i), rcv, rcv)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = b.sp.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-b.sp.watching
+	for _, s := range sessions {
+		b.userLogout(s, store.InitiatorAdmin)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for idp.count() < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := idp.count(); got != n {
+		t.Fatalf("the upstream got %d of %d LogoutRequests", got, n)
 	}
 }

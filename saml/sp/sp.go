@@ -171,20 +171,32 @@ func (sp *SP) Mount(r gin.IRouter) {
 // Run refreshes URL metadata every MetadataRefresh and sends SOAP
 // LogoutRequests to upstreams for logouts that have no browser (admin and
 // system logouts), until ctx ends.
+//
+// It subscribes with Engine.SubscribeAll, so that no logout is missed
+// however many arrive at once, and refreshes metadata in a goroutine of
+// its own, so that a slow metadata URL does not hold logouts back.
 func (sp *SP) Run(ctx context.Context) error {
-	events, cancel := sp.opts.Engine.Subscribe(256)
+	events, cancel := sp.opts.Engine.SubscribeAll()
 	defer cancel()
 	sp.watchingOnce.Do(func() { close(sp.watching) })
-	tick := time.NewTicker(sp.opts.MetadataRefresh)
-	defer tick.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Go(func() {
+		tick := time.NewTicker(sp.opts.MetadataRefresh)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				sp.Refresh(ctx)
+			}
+		}
+	})
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
-			sp.Refresh(ctx)
 		case ev, ok := <-events:
 			if !ok {
 				return nil
