@@ -253,6 +253,9 @@ func (d *Demo) bridgeConfig(opts Options, addr, pushAuth string, rps ...RPConfig
 	cfg.Server.ShutdownTimeout = 5 * time.Second
 	cfg.Store.Driver = "bolt"
 	cfg.Store.Bolt.Path = d.DBPath
+	// The demo's database lives in a scratch directory: a small write
+	// reserve is enough to show the mechanism.
+	cfg.Store.Bolt.ReserveBytes = 4 << 20
 	cfg.Session.CookieSecret = app.LiteralSecret(secret() + secret())
 	cfg.Admin.Token = app.LiteralSecret(d.AdminToken)
 	cfg.Admin.TokenName = "demo-admin"
