@@ -341,8 +341,9 @@ func (lp *LogoutPage) waitFinal(ctx context.Context, id string, wait time.Durati
 // event arrives.
 const statusPollInterval = time.Second
 
-// waitChange blocks until an event of logout id, a tick, or the end of
-// ctx; it reports false at the end of ctx. Events already queued when it
+// waitChange blocks until an event of logout id (or a Lagged one: events
+// were missed), a tick, or the end of ctx; it reports false at the end of
+// ctx or of the subscription. Events already queued when it
 // returns are dropped: the caller re-reads the whole status once for all
 // of them rather than once per delivery of a fan-out.
 func waitChange(ctx context.Context, events <-chan Event, tick <-chan time.Time, id string) bool {
@@ -356,7 +357,7 @@ func waitChange(ctx context.Context, events <-chan Event, tick <-chan time.Time,
 			if !ok {
 				return false
 			}
-			if ev.LogoutID == id {
+			if ev.LogoutID == id || ev.Lagged {
 				return drainEvents(events)
 			}
 		}

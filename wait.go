@@ -13,17 +13,17 @@ const waitPoll = time.Second
 // WaitDone waits until every back-channel delivery of logout logoutID is
 // final (LogoutStatus.Done), for at most wait, and returns the status read
 // at the end. It is the one wait on a logout: the SAML SOAP and browser
-// answers use it before they say whether the logout was partial.
+// answers (through Outcome) and the status page's final wait use it.
 //
 // The status is read after subscribing, again on each event of the logout
-// (queued events are taken together), every waitPoll, and once more when
-// the wait ends, so that deliveries finished meanwhile count. When ctx ends
-// first, the last status read is returned with ctx's error.
+// (queued events are taken together, waitChange), every waitPoll, and once
+// more when the wait ends, so that deliveries finished meanwhile count.
+// When ctx ends first, the last status read is returned with ctx's error.
 func (e *Engine) WaitDone(ctx context.Context, logoutID string, wait time.Duration) (LogoutStatus, error) {
 	events, stop := e.Subscribe(64)
 	defer stop()
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
 	tick := time.NewTicker(waitPoll)
 	defer tick.Stop()
 	for {
@@ -31,20 +31,11 @@ func (e *Engine) WaitDone(ctx context.Context, logoutID string, wait time.Durati
 		if err != nil || st.Done {
 			return st, err
 		}
-		select {
-		case <-ctx.Done():
-			return st, ctx.Err()
-		case <-timer.C:
+		if !waitChange(wctx, events, tick.C, logoutID) {
+			if ctx.Err() != nil {
+				return st, ctx.Err()
+			}
 			return e.Status(ctx, logoutID)
-		case <-tick.C:
-		case ev, ok := <-events:
-			if !ok {
-				return e.Status(ctx, logoutID)
-			}
-			if ev.LogoutID != logoutID && ev.LogoutID != "" {
-				continue
-			}
-			drainEvents(events)
 		}
 	}
 }

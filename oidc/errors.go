@@ -9,7 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/slobridge/slobridge/store"
+	"github.com/slobridge/slobridge"
 )
 
 // OAuth 2.0 and OpenID Connect error codes (RFC 6749 §4.1.2.1, §5.2;
@@ -36,9 +36,6 @@ const (
 	// unreachable or out of space.
 	ErrTemporarilyUnavailable = "temporarily_unavailable"
 )
-
-// retryAfter is the Retry-After of a 503, in seconds.
-const retryAfter = "5"
 
 // Error is a protocol error: the OAuth error code and description the
 // client sees, the HTTP status, and private detail that is only logged.
@@ -70,13 +67,8 @@ func oauthErr(code string, status int, desc string) *Error {
 // (the client may retry; a person is told why), 500 server_error for
 // anything else.
 func serverErr(err error) *Error {
-	switch {
-	case errors.Is(err, store.ErrNoSpace):
-		return &Error{Code: ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable, Err: err,
-			Description: "the bridge is out of storage space and cannot take new sign-ins now; try again later"}
-	case errors.Is(err, store.ErrUnavailable):
-		return &Error{Code: ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable, Err: err,
-			Description: "the bridge's storage is unavailable; try again in a moment"}
+	if msg, ok := slobridge.Unavailable(err); ok {
+		return &Error{Code: ErrTemporarilyUnavailable, Status: http.StatusServiceUnavailable, Err: err, Description: msg}
 	}
 	return &Error{Code: ErrServerError, Description: "internal error", Status: http.StatusInternalServerError, Err: err}
 }
@@ -84,7 +76,7 @@ func serverErr(err error) *Error {
 // setRetryAfter adds Retry-After to a 503.
 func setRetryAfter(c *gin.Context, oe *Error) {
 	if oe.Status == http.StatusServiceUnavailable {
-		c.Header("Retry-After", retryAfter)
+		c.Header("Retry-After", slobridge.RetryAfter)
 	}
 }
 

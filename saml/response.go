@@ -2,9 +2,11 @@ package saml
 
 import (
 	"bytes"
+	"cmp"
 	"crypto"
 	"encoding/xml"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -76,7 +78,7 @@ type SSOResponse struct {
 // Errors say what failed for the log; the browser is told only that the
 // login was refused.
 func ReadSSOResponse(xmlData []byte, e SSOExpect) (*SSOResponse, error) {
-	skew, maxAge := cmpDur(e.Skew, DefaultSkew), cmpDur(e.MaxAge, DefaultMaxAge)
+	skew, maxAge := cmp.Or(e.Skew, DefaultSkew), cmp.Or(e.MaxAge, DefaultMaxAge)
 	doc, err := parseXML(trimBOM(xmlData))
 	if err != nil {
 		return nil, err
@@ -152,34 +154,21 @@ func ReadSSOResponse(xmlData []byte, e SSOExpect) (*SSOResponse, error) {
 	return &SSOResponse{ResponseID: root.SelectAttrValue("ID", ""), Assertion: &ca}, nil
 }
 
-func cmpDur(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
-}
-
-// ssoError is a refused SSO Response; the upstream is told nothing (the
-// ACS answers the browser), so it is a plain error wrapping ErrMalformed.
-func ssoError(format string, args ...any) error {
-	return malformed(format, args...)
-}
-
 // checkInstant checks an IssueInstant attribute of el against the window.
 func checkInstant(el *etree.Element, what string, now time.Time, skew, maxAge time.Duration) error {
 	v := el.SelectAttrValue("IssueInstant", "")
 	if v == "" {
-		return ssoError("%s has no IssueInstant", what)
+		return malformed("%s has no IssueInstant", what)
 	}
 	t, err := parseTime(v)
 	if err != nil {
-		return ssoError("%s IssueInstant %q: %v", what, v, err)
+		return malformed("%s IssueInstant %q: %v", what, v, err)
 	}
 	if t.After(now.Add(skew)) {
-		return ssoError("%s IssueInstant %s is in the future", what, t.Format(time.RFC3339))
+		return malformed("%s IssueInstant %s is in the future", what, t.Format(time.RFC3339))
 	}
 	if t.Before(now.Add(-maxAge - skew)) {
-		return ssoError("%s IssueInstant %s is too old", what, t.Format(time.RFC3339))
+		return malformed("%s IssueInstant %s is too old", what, t.Format(time.RFC3339))
 	}
 	return nil
 }
@@ -189,7 +178,7 @@ func checkInstant(el *etree.Element, what string, now time.Time, skew, maxAge ti
 func checkIssuer(el *etree.Element, what, entityID string, required bool) error {
 	iss := childrenNS(el, NSAssertion, "Issuer")
 	if len(iss) > 1 || (required && len(iss) == 0) {
-		return ssoError("%s has %d Issuers", what, len(iss))
+		return malformed("%s has %d Issuers", what, len(iss))
 	}
 	if len(iss) == 0 {
 		return nil
@@ -202,7 +191,7 @@ func checkIssuer(el *etree.Element, what, entityID string, required bool) error 
 		return badSignature("%s Issuer %q is not %q", what, v, entityID)
 	}
 	if f := iss[0].SelectAttrValue("Format", ""); f != "" && f != nameIDEntity {
-		return ssoError("%s Issuer Format %q is not %s", what, f, nameIDEntity)
+		return malformed("%s Issuer Format %q is not %s", what, f, nameIDEntity)
 	}
 	return nil
 }
@@ -210,10 +199,10 @@ func checkIssuer(el *etree.Element, what, entityID string, required bool) error 
 // checkHeader checks Version, ID, IssueInstant and Issuer.
 func checkHeader(el *etree.Element, what string, e SSOExpect, skew, maxAge time.Duration, issuerRequired bool) error {
 	if v := el.SelectAttrValue("Version", ""); v != "2.0" {
-		return ssoError("%s Version %q, want 2.0", what, v)
+		return malformed("%s Version %q, want 2.0", what, v)
 	}
 	if el.SelectAttrValue("ID", "") == "" {
-		return ssoError("%s has no ID", what)
+		return malformed("%s has no ID", what)
 	}
 	if err := checkInstant(el, what, e.Now, skew, maxAge); err != nil {
 		return err
@@ -228,28 +217,28 @@ func checkResponse(root *etree.Element, e SSOExpect, signed bool, skew, maxAge t
 	}
 	dest := root.SelectAttrValue("Destination", "")
 	if dest == "" && signed {
-		return ssoError("signed Response has no Destination")
+		return malformed("signed Response has no Destination")
 	}
 	if dest != "" && !SameEndpoint(dest, e.ACS) {
-		return ssoError("Response Destination %q is not the ACS %q", dest, e.ACS)
+		return malformed("Response Destination %q is not the ACS %q", dest, e.ACS)
 	}
 	if e.RequestID == "" || root.SelectAttrValue("InResponseTo", "") != e.RequestID {
-		return ssoError("Response InResponseTo %q does not answer request %q", root.SelectAttrValue("InResponseTo", ""), e.RequestID)
+		return malformed("Response InResponseTo %q does not answer request %q", root.SelectAttrValue("InResponseTo", ""), e.RequestID)
 	}
 	sts := childrenNS(root, NSProtocol, "Status")
 	if len(sts) != 1 {
-		return ssoError("Response must hold one Status")
+		return malformed("Response must hold one Status")
 	}
 	codes := childrenNS(sts[0], NSProtocol, "StatusCode")
 	if len(codes) != 1 {
-		return ssoError("Response Status must hold one StatusCode")
+		return malformed("Response Status must hold one StatusCode")
 	}
 	if v := codes[0].SelectAttrValue("Value", ""); v != StatusSuccess {
 		sub := ""
 		if s := childrenNS(codes[0], NSProtocol, "StatusCode"); len(s) > 0 {
 			sub = " " + s[0].SelectAttrValue("Value", "")
 		}
-		return ssoError("the identity provider answered %s%s", v, sub)
+		return malformed("the identity provider answered %s%s", v, sub)
 	}
 	return nil
 }
@@ -262,24 +251,24 @@ func checkAssertion(a *etree.Element, e SSOExpect, skew, maxAge time.Duration) e
 	now := e.Now
 	subs := childrenNS(a, NSAssertion, "Subject")
 	if len(subs) != 1 {
-		return ssoError("assertion must hold one Subject, has %d", len(subs))
+		return malformed("assertion must hold one Subject, has %d", len(subs))
 	}
 	if n := len(childrenNS(subs[0], NSAssertion, "NameID")); n != 1 {
-		return ssoError("assertion Subject must hold one NameID, has %d", n)
+		return malformed("assertion Subject must hold one NameID, has %d", n)
 	}
 	if err := checkBearer(subs[0], e, skew); err != nil {
 		return err
 	}
 	conds := childrenNS(a, NSAssertion, "Conditions")
 	if len(conds) != 1 {
-		return ssoError("assertion must hold one Conditions, has %d", len(conds))
+		return malformed("assertion must hold one Conditions, has %d", len(conds))
 	}
-	if err := checkWindow(conds[0], "Conditions", now, skew, true); err != nil {
+	if err := checkWindow(conds[0], "Conditions", now, skew); err != nil {
 		return err
 	}
 	ars := childrenNS(conds[0], NSAssertion, "AudienceRestriction")
 	if len(ars) == 0 {
-		return ssoError("assertion Conditions hold no AudienceRestriction")
+		return malformed("assertion Conditions hold no AudienceRestriction")
 	}
 	for _, ar := range ars {
 		var auds []string
@@ -291,11 +280,11 @@ func checkAssertion(a *etree.Element, e SSOExpect, skew, maxAge time.Duration) e
 			auds = append(auds, v)
 		}
 		if !slices.Contains(auds, e.Audience) {
-			return ssoError("AudienceRestriction %q does not name %q", strings.Join(auds, " "), e.Audience)
+			return malformed("AudienceRestriction %q does not name %q", strings.Join(auds, " "), e.Audience)
 		}
 	}
 	if len(childrenNS(a, NSAssertion, "AuthnStatement")) == 0 {
-		return ssoError("assertion holds no AuthnStatement")
+		return malformed("assertion holds no AuthnStatement")
 	}
 	return nil
 }
@@ -312,16 +301,16 @@ func checkBearer(sub *etree.Element, e SSOExpect, skew time.Duration) error {
 		err := func() error {
 			ds := childrenNS(sc, NSAssertion, "SubjectConfirmationData")
 			if len(ds) != 1 {
-				return ssoError("bearer SubjectConfirmation must hold one SubjectConfirmationData")
+				return malformed("bearer SubjectConfirmation must hold one SubjectConfirmationData")
 			}
 			d := ds[0]
 			if r := d.SelectAttrValue("Recipient", ""); r == "" || !SameEndpoint(r, e.ACS) {
-				return ssoError("bearer Recipient %q is not the ACS %q", r, e.ACS)
+				return malformed("bearer Recipient %q is not the ACS %q", r, e.ACS)
 			}
 			if irt := d.SelectAttrValue("InResponseTo", ""); irt != e.RequestID {
-				return ssoError("bearer InResponseTo %q does not answer request %q", irt, e.RequestID)
+				return malformed("bearer InResponseTo %q does not answer request %q", irt, e.RequestID)
 			}
-			return checkWindow(d, "bearer SubjectConfirmationData", e.Now, skew, true)
+			return checkWindow(d, "bearer SubjectConfirmationData", e.Now, skew)
 		}()
 		if err == nil {
 			return nil
@@ -329,37 +318,34 @@ func checkBearer(sub *etree.Element, e SSOExpect, skew time.Duration) error {
 		why = append(why, err.Error())
 	}
 	if len(why) == 0 {
-		return ssoError("assertion has no bearer SubjectConfirmation")
+		return malformed("assertion has no bearer SubjectConfirmation")
 	}
-	return ssoError("no bearer SubjectConfirmation holds: %s", strings.Join(why, "; "))
+	return malformed("no bearer SubjectConfirmation holds: %s", strings.Join(why, "; "))
 }
 
 // checkWindow checks the NotBefore and NotOnOrAfter attributes of el:
-// NotBefore, when present, reached (with skew); NotOnOrAfter not passed
-// (with skew), and present when required.
-func checkWindow(el *etree.Element, what string, now time.Time, skew time.Duration, needEnd bool) error {
+// NotBefore, when present, reached (with skew); NotOnOrAfter present and
+// not passed (with skew).
+func checkWindow(el *etree.Element, what string, now time.Time, skew time.Duration) error {
 	if v := el.SelectAttr("NotBefore"); v != nil {
 		t, err := parseTime(v.Value)
 		if err != nil {
-			return ssoError("%s NotBefore %q: %v", what, v.Value, err)
+			return malformed("%s NotBefore %q: %v", what, v.Value, err)
 		}
 		if now.Add(skew).Before(t) {
-			return ssoError("%s NotBefore %s not reached", what, t.Format(time.RFC3339))
+			return malformed("%s NotBefore %s not reached", what, t.Format(time.RFC3339))
 		}
 	}
 	v := el.SelectAttr("NotOnOrAfter")
 	if v == nil {
-		if needEnd {
-			return ssoError("%s has no NotOnOrAfter", what)
-		}
-		return nil
+		return malformed("%s has no NotOnOrAfter", what)
 	}
 	t, err := parseTime(v.Value)
 	if err != nil {
-		return ssoError("%s NotOnOrAfter %q: %v", what, v.Value, err)
+		return malformed("%s NotOnOrAfter %q: %v", what, v.Value, err)
 	}
 	if !now.Add(-skew).Before(t) {
-		return ssoError("%s NotOnOrAfter %s has passed", what, t.Format(time.RFC3339))
+		return malformed("%s NotOnOrAfter %s has passed", what, t.Format(time.RFC3339))
 	}
 	return nil
 }
@@ -400,12 +386,7 @@ func detach(el *etree.Element) *etree.Element {
 		}
 	}
 	ns := inScope(el)
-	prefixes := make([]string, 0, len(ns))
-	for p := range ns {
-		prefixes = append(prefixes, p)
-	}
-	slices.Sort(prefixes)
-	for _, p := range prefixes {
+	for _, p := range slices.Sorted(maps.Keys(ns)) {
 		if own[p] {
 			continue
 		}
@@ -427,12 +408,7 @@ func parseDecrypted(plain []byte, at *etree.Element) (*etree.Element, error) {
 	var b bytes.Buffer
 	b.WriteString("<slobridge-decrypted")
 	ns := inScope(at)
-	prefixes := make([]string, 0, len(ns))
-	for p := range ns {
-		prefixes = append(prefixes, p)
-	}
-	slices.Sort(prefixes)
-	for _, p := range prefixes {
+	for _, p := range slices.Sorted(maps.Keys(ns)) {
 		if p == "" {
 			b.WriteString(` xmlns="`)
 		} else {

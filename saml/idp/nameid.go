@@ -185,7 +185,7 @@ func (idp *IdP) join(ctx context.Context, sp *SP, s store.Session) (issued, erro
 	if err := idp.putRef(ctx, nsSessionIndex, si, ref, expires); err != nil {
 		return issued{}, err
 	}
-	if err := idp.keepNameID(ctx, nameIDKey(sp.EntityID, nid.Value), ref, expires); err != nil {
+	if err := idp.keepNameID(ctx, nameIDKey(sp.EntityID, nid.Value), ref, expires.Add(nameIDSlack)); err != nil {
 		return issued{}, err
 	}
 	added, err := idp.eng.AddParticipant(ctx, p)
@@ -204,8 +204,14 @@ func (idp *IdP) join(ctx context.Context, sp *SP, s store.Session) (issued, erro
 	return iss, nil
 }
 
+// nameIDSlack is how much longer than the session a NameID record is
+// written to last: a record that maps a NameID to its user a little longer
+// than needed is harmless (logouts still match sessions by participant),
+// and it spares the user's next logins a replacement (two commits).
+const nameIDSlack = 24 * time.Hour
+
 // keepNameID records that the (SP, NameID) key names ref's user until at
-// least expires. A LogoutRequest without SessionIndex means every session
+// least expires (less nameIDSlack). A LogoutRequest without SessionIndex means every session
 // of the principal (Core §3.7.1), so the record must outlive the user's
 // latest session, not the first: when one already exists with an earlier
 // expiry, it is replaced by one that lasts (a few tries against
@@ -224,10 +230,10 @@ func (idp *IdP) keepNameID(ctx context.Context, key string, ref sessionRef, expi
 		if err != nil {
 			return fmt.Errorf("saml idp: read NameID record: %w", err)
 		}
-		// Concurrent logins of the user end within moments of each
-		// other: a record that lasts to within a minute of this one is
-		// kept, so that they do not replace each other in turn.
-		if !old.ExpiresAt.Before(expires.Add(-time.Minute)) {
+		// The record is written with nameIDSlack to spare, so that the
+		// user's later logins (concurrent ones included) mostly find it
+		// lasting long enough and write nothing more.
+		if !old.ExpiresAt.Before(expires.Add(-nameIDSlack)) {
 			return nil
 		}
 		if err := idp.st.DeleteRecord(ctx, nsNameID, key); err != nil {

@@ -40,7 +40,7 @@ func TestNameIDOutlivesEarlierSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, err := b.eng.CreateSession(ctx, store.Session{UserID: "alice", ExpiresAt: now().Add(5 * time.Hour)})
+	s2, err := b.eng.CreateSession(ctx, store.Session{UserID: "alice", ExpiresAt: now().Add(48 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestNameIDOutlivesEarlierSession(t *testing.T) {
 		t.Fatalf("the SP got two NameIDs for alice (%q, %q); the test needs one", iss1.NameID.Value, iss2.NameID.Value)
 	}
 	mu.Lock()
-	clk = clk.Add(3 * time.Hour) // past s1's expiry and its records' grace
+	clk = clk.Add(30 * time.Hour) // past s1's expiry, its records' grace and nameIDSlack
 	mu.Unlock()
 	sids, err := b.idp.MatchSessions(ctx, sp, &bsaml.LogoutRequest{NameID: bsaml.NameID{Value: iss2.NameID.Value,
 		Format: iss2.NameID.Format, NameQualifier: iss2.NameID.NameQualifier, SPNameQualifier: iss2.NameID.SPNameQualifier}}, "")
