@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"time"
@@ -227,13 +226,9 @@ func (lp *LogoutPage) upstreamRow(ctx context.Context, lo store.Logout) *statusR
 		r.State, r.Detail = RowDone, "started the logout"
 		return r
 	}
-	rec, err := lp.opts.Engine.Store().GetRecord(ctx, UpstreamLogoutNamespace, lo.ID, lp.opts.Engine.Now())
-	var res UpstreamLogoutResult
-	if err == nil {
-		err = json.Unmarshal(rec.Value, &res)
-	}
+	res, ok, err := lp.opts.Engine.upstreamResult(ctx, lo)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case err == nil && !ok:
 		r.State, r.Detail = RowPending, "your browser is sent there after the apps"
 	case err != nil:
 		lp.opts.Logger.WarnContext(ctx, "upstream logout result", "logout_id", lo.ID, "error", err)

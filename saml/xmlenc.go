@@ -119,6 +119,8 @@ func DecryptElement(enc *etree.Element, key crypto.PrivateKey) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Checked here too (decryptData checks it again), so that an
+	// algorithm we refuse costs no RSA decryption.
 	if _, _, ok := dataKeySize(alg); !ok {
 		return nil, decryptError("data encryption algorithm %q not accepted", alg)
 	}

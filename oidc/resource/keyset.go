@@ -44,8 +44,6 @@ type remoteKeys struct {
 	fetched time.Time     // last download attempt
 	loading chan struct{} // closed when the running download ends
 	lastErr error
-	// fetches counts downloads, for tests and logs.
-	fetches int
 }
 
 func newRemoteKeys(url string, client *http.Client, refresh time.Duration, now func() time.Time) *remoteKeys {
@@ -113,7 +111,6 @@ func (k *remoteKeys) candidates(ctx context.Context, kid string) ([]jose.JSONWeb
 		}
 		done := make(chan struct{})
 		k.loading, k.fetched = done, k.now()
-		k.fetches++
 		k.mu.Unlock()
 		keys, err := k.download(ctx)
 		k.mu.Lock()
@@ -173,11 +170,4 @@ func (k *remoteKeys) download(ctx context.Context) ([]jose.JSONWebKey, error) {
 		return nil, fmt.Errorf("fetching keys: %v", err)
 	}
 	return set.Keys, nil
-}
-
-// downloads returns how many times the JWKS was downloaded.
-func (k *remoteKeys) downloads() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.fetches
 }

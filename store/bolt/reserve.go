@@ -149,10 +149,3 @@ func (r *writeReserve) writeBallast() error {
 	}
 	return err
 }
-
-// refusingLogins reports whether logins are being refused.
-func (r *writeReserve) refusingLogins() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.refusing
-}
