@@ -75,6 +75,8 @@ type Engine struct {
 	running atomic.Bool
 	// front holds the front-channel reporters by participant kind.
 	front frontReporters
+	// legs holds the planners of upstream legs (AddUpstreamLegs).
+	legs upstreamLegs
 }
 
 // NewEngine validates opts, applies defaults and returns an engine.
@@ -218,6 +220,12 @@ type LogoutRequest struct {
 	// ExcludeKey is the participant that asked (it is answered directly,
 	// not notified).
 	ExcludeKey string
+	// Browser reports that a browser takes part in the logout (the logout
+	// page, an RP-initiated logout, a SAML LogoutRequest by a browser
+	// binding): the upstream IdP is then told through it when it offers a
+	// browser binding. Without a browser (admin, system, SOAP) every
+	// upstream leg goes through the outbox (UpstreamLegsFunc).
+	Browser bool
 }
 
 // Logout ends the requested sessions in one store transaction, snapshots
@@ -231,7 +239,12 @@ func (e *Engine) Logout(ctx context.Context, req LogoutRequest) (store.Logout, e
 	if req.Initiator.Kind == "" {
 		return store.Logout{}, fmt.Errorf("slobridge: logout: %w: initiator kind is required", store.ErrInvalid)
 	}
+	legs, err := e.planLegs(ctx, req)
+	if err != nil {
+		return store.Logout{}, fmt.Errorf("slobridge: logout: plan the upstream legs: %w", err)
+	}
 	spec := store.LogoutSpec{
+		Legs:          legs,
 		LogoutID:      e.NewID(),
 		SessionIDs:    req.SessionIDs,
 		UserID:        req.UserID,

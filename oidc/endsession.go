@@ -215,7 +215,7 @@ func (p *Provider) logout(c *gin.Context, es EndSession, sid string) {
 	if es.ClientID != "" {
 		ini = store.Initiator{Kind: store.InitiatorRP, ID: es.ClientID}
 	}
-	lo, err := p.eng.Logout(ctx, slobridge.LogoutRequest{SessionIDs: []string{sid}, Initiator: ini})
+	lo, err := p.eng.Logout(ctx, slobridge.LogoutRequest{SessionIDs: []string{sid}, Initiator: ini, Browser: true})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		p.renderErrorPage(c, serverErr(err))
 		return

@@ -352,3 +352,27 @@ type SweepResult struct {
 	Replay     int
 	Keys       int
 }
+
+// WithLegs returns the snapshot ps (participants in the order of
+// sessionIDs) with each leg inserted after the participants of its
+// session; legs of other sessions are dropped. The store backends call it
+// for LogoutSpec.Legs.
+func WithLegs(ps []Participant, sessionIDs []string, legs []Participant) []Participant {
+	if len(legs) == 0 {
+		return ps
+	}
+	out := make([]Participant, 0, len(ps)+len(legs))
+	for _, sid := range sessionIDs {
+		for _, p := range ps {
+			if p.SessionID == sid {
+				out = append(out, p)
+			}
+		}
+		for _, l := range legs {
+			if l.SessionID == sid {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}

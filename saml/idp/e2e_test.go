@@ -175,7 +175,7 @@ type e2eOpts struct {
 	cfg    func(*Config)
 	sp2    func(*gosamlSP)
 	// upstream and upstreamName: see bridgeOpts.
-	upstream     func(t testing.TB, eng *slobridge.Engine, url string) SOAPUpstream
+	upstream     func(t testing.TB, eng *slobridge.Engine, url string)
 	upstreamName string
 }
 

@@ -120,9 +120,9 @@ type bridgeOpts struct {
 	// bridge URL (to write SP metadata that names it).
 	before func(url string)
 	// upstream, when set, is called with the engine and bridge URL
-	// before New: its result is the IdP's UpstreamSOAP, and sessions get
-	// an upstream named upstreamName.
-	upstream     func(t testing.TB, eng *slobridge.Engine, url string) SOAPUpstream
+	// before New, to register the upstream side on the engine, and
+	// sessions get an upstream named upstreamName.
+	upstream     func(t testing.TB, eng *slobridge.Engine, url string)
 	upstreamName string
 	// wrapStore, when set, wraps the store the engine and the IdP use
 	// (bridge.st stays the bbolt store).
@@ -172,9 +172,8 @@ func newBridge(t testing.TB, bo bridgeOpts) *bridge {
 	cookies := slobridge.SessionCookies{Secret: []byte("0123456789abcdef0123456789abcdef")}
 	auth := &testAuth{eng: eng, cookies: cookies, user: "alice", email: "alice@example.com", upstream: bo.upstreamName}
 	reg := prometheus.NewRegistry()
-	var upSOAP SOAPUpstream
 	if bo.upstream != nil {
-		upSOAP = bo.upstream(t, eng, url)
+		bo.upstream(t, eng, url)
 	}
 	base := url
 	if bo.baseURL != "" {
@@ -183,7 +182,7 @@ func newBridge(t testing.TB, bo bridgeOpts) *bridge {
 	ip, err := New(context.Background(), Options{
 		Config: bo.cfg, BaseURL: base, Engine: eng, Cookies: cookies, Authenticator: auth,
 		Signer: testSigner(t, "idp"), AllowLoopbackHTTP: true, Logger: quietLogger(), Rand: bo.rand,
-		UpstreamSOAP: upSOAP, Registerer: reg,
+		Registerer: reg,
 	})
 	if err != nil {
 		t.Fatalf("new idp: %v", err)

@@ -73,14 +73,6 @@ type Options struct {
 	MetadataClient *http.Client
 	// AllowLoopbackHTTP allows an http base URL on a loopback host.
 	AllowLoopbackHTTP bool
-	// UpstreamSOAP, when set, ends the upstream IdP session of a logout
-	// that an SP started over SOAP: with no browser to carry a
-	// front-channel LogoutRequest, the bridge sends the upstream a SOAP
-	// LogoutRequest (when its metadata offers that binding) after the
-	// back-channel deliveries and before it answers the SP. A failure
-	// makes the answer Success/PartialLogout. nil: the upstream is not
-	// told (the static development upstream has no session to end).
-	UpstreamSOAP SOAPUpstream
 	// Registerer, when set, registers the IdP's Prometheus collectors
 	// (slobridge_saml_front_channel_responses_total).
 	Registerer prometheus.Registerer
@@ -89,19 +81,6 @@ type Options struct {
 	Now    func() time.Time
 	Rand   io.Reader
 	Logger *slog.Logger
-}
-
-// SOAPUpstream ends the upstream IdP sessions of a logout over the back
-// channel (SAML Bindings §3.2). *saml/sp.SP implements it; it is an
-// interface so that this package does not depend on the upstream side.
-type SOAPUpstream interface {
-	// UpstreamSOAPLogout sends the upstream IdP of each ended session of
-	// lo a SOAP LogoutRequest and validates its LogoutResponse. It does
-	// nothing for a logout the upstream started. told counts the upstream
-	// sessions whose IdP confirmed; noSOAP those whose IdP offers no SOAP
-	// endpoint (they stay open upstream). err is set when an upstream
-	// could not be reached, answered a SOAP fault or a non-Success status.
-	UpstreamSOAPLogout(ctx context.Context, lo store.Logout) (told, noSOAP int, err error)
 }
 
 // IdP is the SAML identity provider. Create it with New, mount its routes

@@ -68,7 +68,7 @@ func (idp *IdP) handleSLO(c *gin.Context) {
 		return
 	}
 	reply := logoutReply{SP: sp.EntityID, InResponseTo: lr.ID, RelayState: m.RelayState, Binding: m.Binding}
-	lo, err := idp.endSessions(ctx, sp, sids)
+	lo, err := idp.endSessions(ctx, sp, sids, true)
 	if err != nil {
 		idp.failLogout(c, sp, reply, err)
 		return
@@ -202,12 +202,13 @@ func (idp *IdP) sameNameID(sp *SP, issued store.NameID, got bsaml.NameID) bool {
 	return true
 }
 
-// endSessions ends the sessions through the engine; the initiating SP is
-// excluded from the notifications (SAML Profiles §4.4.3.1) and answered
+// endSessions ends the sessions through the engine (browser: the request
+// came by a browser binding); the initiating SP is excluded from the notifications (SAML Profiles §4.4.3.1) and answered
 // directly.
-func (idp *IdP) endSessions(ctx context.Context, sp *SP, sids []string) (store.Logout, error) {
+func (idp *IdP) endSessions(ctx context.Context, sp *SP, sids []string, browser bool) (store.Logout, error) {
 	lo, err := idp.eng.Logout(ctx, slobridge.LogoutRequest{
 		SessionIDs: sids,
+		Browser:    browser,
 		Initiator:  store.Initiator{Kind: store.InitiatorSP, ID: sp.EntityID},
 		ExcludeKey: ParticipantKey(sp.EntityID),
 	})

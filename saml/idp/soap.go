@@ -9,7 +9,6 @@ import (
 
 	"github.com/slobridge/slobridge"
 	bsaml "github.com/slobridge/slobridge/saml"
-	"github.com/slobridge/slobridge/store"
 )
 
 // handleSOAP serves the SOAP SLO endpoint (Bindings §3.2): a signed
@@ -72,9 +71,12 @@ func (idp *IdP) handleSOAP(c *gin.Context) {
 }
 
 // logoutBySOAP ends the sessions and reports whether the logout was
-// partial.
+// partial: Engine.Outcome after the deliveries, the upstream IdP's leg
+// (SOAP through the outbox, Profiles §4.4.3.1: the bridge is a session
+// participant there too) among them, within SOAPLogoutWait so that the
+// SP's SOAP call gets its answer in time.
 func (idp *IdP) logoutBySOAP(ctx context.Context, sp *SP, sids []string) (bool, error) {
-	lo, err := idp.endSessions(ctx, sp, sids)
+	lo, err := idp.endSessions(ctx, sp, sids, false)
 	if err != nil {
 		return false, err
 	}
@@ -88,45 +90,7 @@ func (idp *IdP) logoutBySOAP(ctx context.Context, sp *SP, sids []string) (bool, 
 		idp.log.WarnContext(ctx, "saml logout outcome", "logout_id", lo.ID, "error", err)
 		partial = true
 	}
-	if !idp.logoutUpstreamSOAP(ctx, lo) {
-		partial = true
-	}
 	return partial, nil
-}
-
-// logoutUpstreamSOAP tells the upstream IdP of a SOAP-initiated logout
-// (Profiles §4.4.3.1: the bridge is a session participant there too),
-// records the outcome for the logout status page, and reports whether the
-// upstream confirmed or had nothing to end. It is bounded by
-// SOAPLogoutWait so that the SP's SOAP call gets its answer in time.
-func (idp *IdP) logoutUpstreamSOAP(ctx context.Context, lo store.Logout) bool {
-	if idp.opts.UpstreamSOAP == nil || lo.Initiator.Kind == store.InitiatorUpstream {
-		return true
-	}
-	uctx, cancel := context.WithTimeout(ctx, idp.cfg.SOAPLogoutWait)
-	defer cancel()
-	told, noSOAP, err := idp.opts.UpstreamSOAP.UpstreamSOAPLogout(uctx, lo)
-	var res slobridge.UpstreamLogoutResult
-	switch {
-	case err != nil:
-		idp.log.WarnContext(ctx, "saml upstream soap logout failed", "logout_id", lo.ID, "error", err)
-		res = slobridge.UpstreamLogoutResult{State: slobridge.RowFailed,
-			Error: "the upstream identity provider did not confirm the logout over SOAP"}
-	case noSOAP > 0:
-		// Without a browser and without SOAP the upstream cannot be told:
-		// the user is still logged in there.
-		res = slobridge.UpstreamLogoutResult{State: slobridge.RowFailed,
-			Error: "the upstream identity provider offers no SOAP logout endpoint; log out there in a browser"}
-	case told > 0:
-		res = slobridge.UpstreamLogoutResult{State: slobridge.RowDone}
-	default:
-		res = slobridge.UpstreamLogoutResult{State: slobridge.RowSkipped}
-	}
-	if serr := slobridge.SaveUpstreamLogoutResult(context.WithoutCancel(ctx), idp.st, lo.ID, res,
-		idp.now().Add(logoutReplyTTL)); serr != nil {
-		idp.log.WarnContext(ctx, "record upstream logout result", "logout_id", lo.ID, "error", serr)
-	}
-	return res.State != slobridge.RowFailed
 }
 
 // answerSOAP sends a signed LogoutResponse in a SOAP envelope.

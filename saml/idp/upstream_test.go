@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/xml"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -115,9 +115,10 @@ func (u *upstreamIdP) metadata(t testing.TB, soap bool) []byte {
 }
 
 // bridgeSP returns the bridge's real SAML SP toward u, built on the
-// bridge's engine, as the IdP's UpstreamSOAP.
-func (u *upstreamIdP) bridgeSP(soap bool) func(t testing.TB, eng *slobridge.Engine, url string) SOAPUpstream {
-	return func(t testing.TB, eng *slobridge.Engine, url string) SOAPUpstream {
+// bridge's engine, registered as the wiring does: the notifier of its
+// upstream legs and their planner.
+func (u *upstreamIdP) bridgeSP(soap bool) func(t testing.TB, eng *slobridge.Engine, url string) {
+	return func(t testing.TB, eng *slobridge.Engine, url string) {
 		t.Helper()
 		f := filepath.Join(t.TempDir(), "upstream.xml")
 		if err := os.WriteFile(f, u.metadata(t, soap), 0o600); err != nil {
@@ -134,7 +135,8 @@ func (u *upstreamIdP) bridgeSP(soap bool) func(t testing.TB, eng *slobridge.Engi
 			t.Fatalf("new bridge SP: %v", err)
 		}
 		u.trust = bsaml.Trust{EntityID: s.EntityID(), Certs: []*x509.Certificate{signer.Cert}}
-		return s
+		eng.SetNotifier(sp.LegKind, s)
+		eng.AddUpstreamLegs(s.UpstreamLegs)
 	}
 }
 
@@ -143,8 +145,8 @@ func (u *upstreamIdP) bridgeSP(soap bool) func(t testing.TB, eng *slobridge.Engi
 // upstream's own NameID and SessionIndex, after the back-channel
 // deliveries and before the SP's answer. The SP gets Success when the
 // upstream confirms, Success/PartialLogout when it answers an error, a
-// SOAP fault, or offers no SOAP endpoint; the logout status page's
-// upstream record says which.
+// SOAP fault, or offers no SOAP endpoint; the logout's outcome (its
+// upstream leg) says which.
 func TestSOAPLogoutReachesUpstream(t *testing.T) {
 	for _, tc := range []struct {
 		name, mode string
@@ -199,13 +201,15 @@ func TestSOAPLogoutReachesUpstream(t *testing.T) {
 			if err != nil || ended.EndedAt.IsZero() {
 				t.Fatalf("session %+v (%v), want ended", ended, err)
 			}
-			rec, err := w.b.st.GetRecord(context.Background(), slobridge.UpstreamLogoutNamespace, ended.LogoutID, time.Now())
+			// The upstream leg is a participant of the logout: the one
+			// outcome says whether it was reached.
+			out, err := w.b.eng.Outcome(context.Background(), ended.LogoutID, 10*time.Millisecond, false)
 			if err != nil {
-				t.Fatalf("upstream logout result: %v", err)
+				t.Fatal(err)
 			}
-			var res slobridge.UpstreamLogoutResult
-			if err := json.Unmarshal(rec.Value, &res); err != nil || res.State != tc.wantState {
-				t.Errorf("upstream logout result %+v (%v), want state %q", res, err, tc.wantState)
+			legFailed := slices.ContainsFunc(out.Failed, func(f slobridge.FailedLeg) bool { return f.Key == sp.LegKey("corp") })
+			if legFailed != (tc.wantState == slobridge.RowFailed) || out.Complete != (tc.wantState == slobridge.RowDone) {
+				t.Errorf("outcome %+v, want the upstream leg %s", out, tc.wantState)
 			}
 			if lo, err := w.b.st.GetLogout(context.Background(), ended.LogoutID); err != nil || lo.Initiator.Kind != store.InitiatorSP {
 				t.Errorf("logout %+v (%v), want initiated by the SP", lo, err)

@@ -286,7 +286,8 @@ func TestBrowserLogoutTowardUpstream(t *testing.T) {
 	registerSP(t, idp.srv, b)
 	s := browserLogin(t, ctx, b, idp)
 
-	lo, err := b.eng.Logout(t.Context(), slobridge.LogoutRequest{SessionIDs: []string{s.ID}, Initiator: store.Initiator{Kind: store.InitiatorUser}})
+	lo, err := b.eng.Logout(t.Context(), slobridge.LogoutRequest{SessionIDs: []string{s.ID}, Initiator: store.Initiator{Kind: store.InitiatorUser},
+		Browser: true})
 	if err != nil {
 		t.Fatal(err)
 	}

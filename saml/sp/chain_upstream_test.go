@@ -22,7 +22,7 @@ func TestUpstreamAskedOncePerSession(t *testing.T) {
 	s1 := b.session("corp", "alice", "alice@example.com", "_s1")
 	s2 := b.session("corp", "alice", "alice@example.com", "_s2")
 	lo, err := b.eng.Logout(t.Context(), slobridge.LogoutRequest{SessionIDs: []string{s1.ID, s2.ID},
-		Initiator: store.Initiator{Kind: store.InitiatorSP, ID: "https://sp.example.test"}})
+		Initiator: store.Initiator{Kind: store.InitiatorSP, ID: "https://sp.example.test"}, Browser: true})
 	if err != nil || len(lo.SessionIDs) != 2 {
 		t.Fatalf("logout: %+v %v", lo, err)
 	}

@@ -68,14 +68,17 @@
 // the browser to the IdP with a signed LogoutRequest carrying the
 // session's NameID and SessionIndex; the LogoutResponse is validated
 // (signature, Issuer, InResponseTo, Destination) before the logout
-// continues. Logouts without a browser (admin, system) use SOAP when the
-// IdP offers it: SP.Run watches the engine for them, LogoutUpstreamSOAP does
-// it on demand, and UpstreamSOAPLogout (saml/idp.SOAPUpstream) does it for
-// a logout a downstream SP started over SOAP, reporting what it reached.
+// continues. The upstream leg of a logout without a browser (admin,
+// system, a downstream SP's SOAP LogoutRequest), and toward an upstream
+// that offers only SOAP, is a participant of the logout (UpstreamLegs,
+// kind LegKind): a delivery of the engine's durable outbox, sent by
+// SP.Notify as a signed SOAP LogoutRequest and retried like any other
+// delivery, so that neither a crash nor an upstream outage loses it.
 // LogoutRequests from an IdP may carry an EncryptedID, decrypted with the
 // key the SP metadata offers for encryption.
 //
 // Wiring: build Options (Config.Options loads the YAML part), call New,
-// Mount the routes, pass the SP as the logout page's Upstream and as the
-// OIDC/SAML IdP Authenticator, and run SP.Run in the background.
+// Mount the routes, register the SP as the notifier of LegKind and its
+// UpstreamLegs on the engine, pass it as the logout page's Upstream and as
+// the OIDC/SAML IdP Authenticator, and run SP.Run in the background.
 package sp

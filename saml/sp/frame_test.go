@@ -64,7 +64,7 @@ func TestLogoutFrameAncestors(t *testing.T) {
 		for _, kind := range []store.InitiatorKind{store.InitiatorUser, store.InitiatorSP, store.InitiatorRP} {
 			s := b.session("corp", "bob", "bob@example.com", "_s9", newReceiver(t, http.StatusOK))
 			lo, err := b.eng.Logout(t.Context(), slobridge.LogoutRequest{SessionIDs: []string{s.ID},
-				Initiator: store.Initiator{Kind: kind, ID: "corp"}})
+				Initiator: store.Initiator{Kind: kind, ID: "corp"}, Browser: true})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -117,6 +117,8 @@ func newBridge(t testing.TB, bo bridgeOptions) *bridge {
 		t.Fatalf("sp.New: %v", err)
 	}
 	sp.Mount(router)
+	eng.SetNotifier(LegKind, sp)
+	eng.AddUpstreamLegs(sp.UpstreamLegs)
 	lp, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: eng, Upstream: sp, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)

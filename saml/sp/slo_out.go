@@ -72,8 +72,9 @@ func upstreamKey(s store.Session) string {
 }
 
 // upstreamSession returns the first ended session of lo that an upstream
-// knows (it has a NameID) and that is not in sent (upstreamKey), with that
-// upstream.
+// with a browser SLO binding knows (it has a NameID) and that is not in
+// sent (upstreamKey), with that upstream. Upstreams with only SOAP are
+// told through the outbox (UpstreamLegs).
 func (sp *SP) upstreamSession(ctx context.Context, lo store.Logout, sent []string) (*upstream, store.Session, error) {
 	reg := sp.reg.Load()
 	for _, id := range lo.SessionIDs {
@@ -84,7 +85,11 @@ func (sp *SP) upstreamSession(ctx context.Context, lo store.Logout, sent []strin
 		if err != nil {
 			return nil, store.Session{}, err
 		}
-		if u := reg.byName[s.Upstream]; u != nil && s.NameID.Value != "" && !slices.Contains(sent, upstreamKey(s)) {
+		u := reg.byName[s.Upstream]
+		if u == nil || s.NameID.Value == "" || slices.Contains(sent, upstreamKey(s)) {
+			continue
+		}
+		if _, front := u.slo(saml.BindingRedirect, saml.BindingPOST); front {
 			return u, s, nil
 		}
 	}
@@ -134,9 +139,9 @@ func sessionIndexes(s store.Session) []string {
 // with a signed LogoutRequest (Redirect with a query signature, or POST,
 // as the IdP's metadata offers) and reports true; the IdP's LogoutResponse
 // comes back to PathSLO, which continues to returnTo. It reports false
-// when the upstream started the logout, no ended session came from an
-// upstream, or the upstream has no front-channel SLO endpoint (then a SOAP
-// one is used directly when offered).
+// when the upstream started the logout or no ended session came from an
+// upstream with a browser binding (an upstream with only SOAP is told
+// through the outbox: UpstreamLegs).
 //
 // A logout that ended several sessions known upstream (two browsers, two
 // upstream logins) asks the upstream about each (Core §3.7.3.2): the
@@ -151,10 +156,7 @@ func (sp *SP) StartLogout(w http.ResponseWriter, r *http.Request, lo store.Logou
 	if err != nil || u == nil {
 		return false, err
 	}
-	ep, ok := u.slo(saml.BindingRedirect, saml.BindingPOST)
-	if !ok {
-		return false, sp.LogoutUpstreamSOAP(ctx, lo)
-	}
+	ep, _ := u.slo(saml.BindingRedirect, saml.BindingPOST)
 	return true, sp.sendUpstreamLogout(w, r, lo, u, s, ep, logoutState{ReturnTo: returnTo})
 }
 
@@ -182,31 +184,19 @@ func (sp *SP) sendUpstreamLogout(w http.ResponseWriter, r *http.Request, lo stor
 }
 
 // continueChain sends the browser on to the next upstream session of the
-// logout that has a front-channel SLO endpoint; false when none is left.
+// logout that has a browser SLO endpoint; false when none is left.
 func (sp *SP) continueChain(c *gin.Context, st logoutState) (bool, error) {
 	ctx := c.Request.Context()
 	lo, err := sp.opts.Engine.Store().GetLogout(ctx, st.LogoutID)
 	if err != nil {
 		return false, err
 	}
-	for {
-		u, s, err := sp.upstreamSession(ctx, lo, st.Sent)
-		if err != nil || u == nil {
-			return false, err
-		}
-		ep, ok := u.slo(saml.BindingRedirect, saml.BindingPOST)
-		if !ok {
-			// No browser binding: by SOAP, right here.
-			st.Sent = append(st.Sent, upstreamKey(s))
-			if soap, ok := u.slo(saml.BindingSOAP); ok {
-				if err := sp.soapLogout(ctx, u, s, soap.Location, saml.ReasonUser); err != nil {
-					st.Failed = strings.TrimSpace(st.Failed + " " + u.cfg.Name + ": " + err.Error())
-				}
-			}
-			continue
-		}
-		return true, sp.sendUpstreamLogout(c.Writer, c.Request, lo, u, s, ep, st)
+	u, s, err := sp.upstreamSession(ctx, lo, st.Sent)
+	if err != nil || u == nil {
+		return false, err
 	}
+	ep, _ := u.slo(saml.BindingRedirect, saml.BindingPOST)
+	return true, sp.sendUpstreamLogout(c.Writer, c.Request, lo, u, s, ep, st)
 }
 
 // handleLogoutResponse completes a logout the bridge sent upstream: the
@@ -260,83 +250,6 @@ func (sp *SP) handleLogoutResponse(c *gin.Context, m *saml.Message) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.Redirect(http.StatusSeeOther, st.ReturnTo)
-}
-
-// LogoutUpstreamSOAP ends the upstream sessions of lo by the SOAP binding
-// (for logouts without a browser: admin, system, or a downstream SOAP
-// LogoutRequest). Upstreams that offer no SOAP SLO endpoint are skipped.
-// It returns the first failure; a SOAP fault or a non-Success status is a
-// failure.
-func (sp *SP) LogoutUpstreamSOAP(ctx context.Context, lo store.Logout) error {
-	_, _, err := sp.UpstreamSOAPLogout(ctx, lo)
-	return err
-}
-
-// UpstreamSOAPLogout is LogoutUpstreamSOAP with the counts of what it did,
-// so that a caller can tell "nothing to end" from "the upstream cannot be
-// reached without a browser": told counts the upstream sessions whose IdP
-// confirmed the logout with a valid Success LogoutResponse, noSOAP those
-// whose IdP offers no SOAP SingleLogoutService (they stay open upstream).
-// err joins every failure (unreachable, SOAP fault, invalid response,
-// non-Success status). It implements saml/idp.SOAPUpstream.
-func (sp *SP) UpstreamSOAPLogout(ctx context.Context, lo store.Logout) (told, noSOAP int, err error) {
-	if lo.Initiator.Kind == store.InitiatorUpstream {
-		return 0, 0, nil
-	}
-	reg := sp.reg.Load()
-	var errs []error
-	for _, id := range lo.SessionIDs {
-		s, err := sp.opts.Engine.Store().GetSession(ctx, id)
-		if err != nil {
-			if !errors.Is(err, store.ErrNotFound) {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		u := reg.byName[s.Upstream]
-		if u == nil || s.NameID.Value == "" {
-			continue
-		}
-		ep, ok := u.slo(saml.BindingSOAP)
-		if !ok {
-			noSOAP++
-			continue
-		}
-		reason := saml.ReasonUser
-		if noBrowser(lo.Initiator.Kind) {
-			reason = saml.ReasonAdmin
-		}
-		if err := sp.soapLogout(ctx, u, s, ep.Location, reason); err != nil {
-			errs = append(errs, fmt.Errorf("upstream %q: %w", u.cfg.Name, err))
-			continue
-		}
-		told++
-		sp.log.InfoContext(ctx, "upstream SOAP logout done", "logout_id", lo.ID, "sid", s.ID, "upstream", u.cfg.Name)
-	}
-	return told, noSOAP, errors.Join(errs...)
-}
-
-func (sp *SP) soapLogout(ctx context.Context, u *upstream, s store.Session, loc, reason string) error {
-	req, err := sp.newLogoutRequest(s, loc, reason)
-	if err != nil {
-		return err
-	}
-	signed, err := sp.opts.Signer.SignEnveloped(req.Element())
-	if err != nil {
-		return err
-	}
-	m, err := saml.CallSOAP(ctx, sp.opts.BackChannelClient, loc, signed, sp.opts.Limits, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := sp.validator.LogoutResponse(ctx, m, u.trust, sp.url(PathSLOSOAP), req.ID)
-	if err != nil {
-		return err
-	}
-	if !resp.Success() {
-		return fmt.Errorf("upstream answered %s %s", resp.Status, resp.SubStatus)
-	}
-	return nil
 }
 
 // noBrowser reports initiator kinds whose logouts have no browser to

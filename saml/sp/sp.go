@@ -168,47 +168,19 @@ func (sp *SP) Mount(r gin.IRouter) {
 	r.GET(PathSLOComplete+"/:logout_id", sp.handleSLOComplete)
 }
 
-// Run refreshes URL metadata every MetadataRefresh and sends SOAP
-// LogoutRequests to upstreams for logouts that have no browser (admin and
-// system logouts), until ctx ends.
-//
-// It subscribes with Engine.SubscribeAll, so that no logout is missed
-// however many arrive at once, and refreshes metadata in a goroutine of
-// its own, so that a slow metadata URL does not hold logouts back.
+// Run refreshes URL metadata every MetadataRefresh until ctx ends. (The
+// upstream legs of logouts without a browser need no watcher: they are
+// deliveries in the engine's outbox, UpstreamLegs and Notify.)
 func (sp *SP) Run(ctx context.Context) error {
-	events, cancel := sp.opts.Engine.SubscribeAll()
-	defer cancel()
 	sp.watchingOnce.Do(func() { close(sp.watching) })
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() {
-		tick := time.NewTicker(sp.opts.MetadataRefresh)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				sp.Refresh(ctx)
-			}
-		}
-	})
+	tick := time.NewTicker(sp.opts.MetadataRefresh)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-events:
-			if !ok {
-				return nil
-			}
-			if ev.Logout != nil && noBrowser(ev.Logout.Initiator.Kind) {
-				lo := *ev.Logout
-				wg.Go(func() {
-					if err := sp.LogoutUpstreamSOAP(ctx, lo); err != nil {
-						sp.log.WarnContext(ctx, "upstream SOAP logout", "logout_id", lo.ID, "error", err)
-					}
-				})
-			}
+		case <-tick.C:
+			sp.Refresh(ctx)
 		}
 	}
 }

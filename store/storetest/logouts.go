@@ -13,6 +13,7 @@ import (
 func testEndSessions(t *testing.T, f Factory) {
 	runAll(t, f, []subtest{
 		{"Snapshot", testEndSnapshot},
+		{"Legs", testEndLegs},
 		{"UnknownSessionChangesNothing", testEndUnknown},
 		{"AlreadyEndedSkipped", testEndAlreadyEnded},
 		{"ByUser", testEndByUser},
@@ -229,4 +230,33 @@ func testLogoutsByUser(t *testing.T, s store.Store) {
 	if len(got) != 1 || got[0].ID != "lo-bob" || got[0].UserID != "bob" {
 		t.Fatalf("bob's logouts: %+v", got)
 	}
+}
+
+// testEndLegs: LogoutSpec.Legs join the snapshot after their session's
+// participants and a back-channel leg gets a delivery; a leg of a session
+// the logout does not end (already ended) is dropped.
+func testEndLegs(t *testing.T, s store.Store) {
+	createSessions(t, s, newSession("s1", "alice", at(0)), newSession("s2", "alice", at(time.Second)),
+		newSession("s3", "alice", at(2*time.Second)))
+	p1 := newParticipant("s1", "one", store.ChannelFront, at(time.Minute))
+	p2 := newParticipant("s2", "two", store.ChannelBack, at(time.Minute))
+	addParticipants(t, s, p1, p2)
+	endSessions(t, s, "lo0", store.LogoutSpec{SessionIDs: []string{"s3"}, Now: at(time.Minute)})
+
+	leg := func(sid string, ch store.Channel) store.Participant {
+		return store.Participant{SessionID: sid, Key: "saml-upstream:idp", Kind: "saml-upstream", AppID: "https://idp.example.org",
+			Name: "The IdP", Channels: ch, BackChannelURL: "https://idp.example.org/soap",
+			Data: map[string]string{"name_id": "alice@example.org"}, JoinedAt: at(0)}
+	}
+	l1, l2, l3 := leg("s1", store.ChannelBack), leg("s2", store.ChannelFront), leg("s3", store.ChannelBack)
+	now := at(time.Hour)
+	lo, ds := endSessions(t, s, "lo1", store.LogoutSpec{SessionIDs: []string{"s2", "s1", "s3"}, Legs: []store.Participant{l3, l1, l2}, Now: now})
+	want := norm([]store.Participant{p2, l2, p1, l1})
+	wantEqual(t, lo.Participants, want, "snapshot with legs")
+	if len(ds) != 2 || ds[0].Participant.Key != p2.Key || ds[1].Participant.Key != l1.Key || ds[1].Participant.SessionID != "s1" {
+		t.Fatalf("deliveries %+v, want p2 then the s1 leg", ds)
+	}
+	got, err := s.GetLogout(ctx(t), "lo1")
+	must(t, err, "GetLogout")
+	wantEqual(t, norm(got).Participants, want, "stored snapshot with legs")
 }

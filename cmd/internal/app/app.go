@@ -270,11 +270,6 @@ func (a *App) buildSAMLIdP(ctx context.Context, cookies slobridge.SessionCookies
 		Authenticator: auth, Signer: signer, PairwiseSecret: pairwise,
 		AllowLoopbackHTTP: a.cfg.OIDC.AllowLoopbackHTTP, Logger: a.log, Registerer: a.reg,
 	}
-	if a.samlSP != nil {
-		// A logout an SP starts over SOAP has no browser: the upstream is
-		// told over SOAP when its metadata offers it.
-		opts.UpstreamSOAP = a.samlSP
-	}
 	ip, err := idp.New(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("app: saml.idp: %w", err)
@@ -300,6 +295,11 @@ func (a *App) buildSAMLSP(ctx context.Context, cookies slobridge.SessionCookies)
 	if err != nil {
 		return nil, fmt.Errorf("app: saml.sp: %w", err)
 	}
+	// The upstream leg of a logout without a browser (admin, system, a
+	// downstream SOAP LogoutRequest), or toward an upstream without a
+	// browser binding, is a delivery of the outbox: SOAP, retried.
+	a.eng.SetNotifier(sp.LegKind, up)
+	a.eng.AddUpstreamLegs(up.UpstreamLegs)
 	return up, nil
 }
 
