@@ -1,0 +1,233 @@
+package sp
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/gin-gonic/gin"
+
+	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/saml"
+	"github.com/slobridge/slobridge/saml/idp"
+	"github.com/slobridge/slobridge/store"
+)
+
+// pysaml2Python is the interpreter that has Debian's python3-pysaml2.
+const pysaml2Python = "/usr/bin/python3"
+
+// requirePysaml2 skips the test when pysaml2 or xmlsec1 is missing
+// (failing instead when CI=true).
+func requirePysaml2(t *testing.T) {
+	t.Helper()
+	err := exec.Command(pysaml2Python, "-c", "import saml2.client").Run()
+	if err == nil {
+		_, err = exec.LookPath("xmlsec1")
+	}
+	if err != nil {
+		msg := "pysaml2 is not available (apt-get install python3-pysaml2 xmlsec1): " + err.Error()
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+}
+
+// pysaml2SP is a running saml/testdata/pysaml2/sp.py.
+type pysaml2SP struct {
+	url string
+	mu  sync.Mutex
+	log strings.Builder
+}
+
+func (p *pysaml2SP) logText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// startPysaml2SP starts the pysaml2 SP trusting the bridge's IdP
+// metadata (fetched from the bridge), with its own key pair.
+func startPysaml2SP(t *testing.T, bridgeURL string, failLogout bool) *pysaml2SP {
+	t.Helper()
+	resp, err := http.Get(bridgeURL + idp.PathMetadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("bridge IdP metadata: HTTP %d %v", resp.StatusCode, err)
+	}
+	mdFile := writeFile(t, "bridge-idp.xml", md)
+	args := []string{filepath.Join("..", "testdata", "pysaml2", "sp.py"), mdFile,
+		filepath.Join("..", "idp", "testdata", "sp1.key"), filepath.Join("..", "idp", "testdata", "sp1.crt")}
+	if failLogout {
+		args = append(args, "--fail-logout")
+	}
+	cmd := exec.Command(pysaml2Python, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pysaml2SP{}
+	cmd.Stderr = writerFunc(func(b []byte) (int, error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.log.Write(b)
+	})
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "listening "); ok {
+				line <- u
+			}
+		}
+	}()
+	select {
+	case p.url = <-line:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the pysaml2 SP did not start:\n%s", p.logText())
+	}
+	return p
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// TestBrowserUpstreamLogoutWithPysaml2SP is the interop acceptance test of
+// issue 13 with a third-party SP: pysaml2 logs in through the bridge's
+// IdP in Chromium; the upstream IdP then starts a browser logout; the
+// bridge's logout page POSTs pysaml2 its LogoutRequest in an iframe and
+// pysaml2 answers by HTTP-Redirect (POST in, Redirect out), which the
+// iframe's CSP must let through. The bridge records the answer well
+// before its front-channel wait ends, and the upstream gets Success; when
+// pysaml2 answers an error, the upstream gets PartialLogout and the
+// status page shows pysaml2 failed with its status.
+func TestBrowserUpstreamLogoutWithPysaml2SP(t *testing.T) {
+	requirePysaml2(t)
+	for _, tc := range []struct {
+		name string
+		fail bool
+	}{{"SP answers Success", false}, {"SP answers an error", true}} {
+		t.Run(tc.name, func(t *testing.T) { pysaml2UpstreamLogout(t, tc.fail) })
+	}
+}
+
+func pysaml2UpstreamLogout(t *testing.T, fail bool) {
+	ctx := chromium(t)
+	up := newBrowserIdP(t)
+	var ip *idp.IdP
+	b := newBridge(t, bridgeOptions{
+		upstreams: []UpstreamConfig{{Name: "corp", MetadataFile: up.metadataFile(t)}},
+		mount: func(r *gin.Engine, eng *slobridge.Engine, sp *SP, base string) {
+			var err error
+			ip, err = idp.New(context.Background(), idp.Options{BaseURL: base, Engine: eng, Cookies: sp.opts.Cookies,
+				Authenticator: sp, Signer: loadSigner(t, "sp"), AllowLoopbackHTTP: true, Logger: quietLogger()})
+			if err != nil {
+				t.Fatalf("idp.New: %v", err)
+			}
+			ip.Mount(r)
+			eng.SetNotifier(idp.ClientKind, ip.Notifier(slobridge.NewBackChannelClient(slobridge.ClientOptions{AllowLoopback: true})))
+			eng.SetFrontChannelReporter(idp.ClientKind, ip)
+		},
+	})
+	up.bridge = b
+	registerSP(t, up.srv, b)
+	py := startPysaml2SP(t, b.srv.URL, fail)
+	spCfg, err := ip.Register(t.Context(), idp.SPConfig{MetadataURL: py.url + "/metadata", Name: "pysaml2 app",
+		NameID: "persistent", LogoutChannels: []string{"front"}, FrontChannelBinding: "post"})
+	if err != nil {
+		t.Fatalf("register the pysaml2 SP: %v", err)
+	}
+
+	s := browserLogin(t, ctx, b, up)
+	if err := chromedp.Do(ctx, chromedp.Navigate(py.url+"/login")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pysaml2 said:\n%s", py.logText())
+		}
+	})
+	if who := waitPage(t, ctx, py.url+"/whoami", "logged in: "); strings.Contains(who, "nobody") {
+		t.Fatalf("pysaml2 after the login: %q", who)
+	}
+
+	page, reqID := up.startLogoutPage(t, b, s)
+	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
+		t.Fatal(err)
+	}
+	var m *saml.Message
+	select {
+	case m = <-up.responses:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no LogoutResponse reached the upstream; pysaml2 said:\n%s", py.logText())
+	}
+	v := &saml.Validator{Store: b.st}
+	lr, err := v.LogoutResponse(t.Context(), m, b.spTrust(), up.srv.URL+"/slo", reqID)
+	if err != nil {
+		t.Fatalf("LogoutResponse: %v", err)
+	}
+	ended, err := b.st.GetSession(t.Context(), s.ID)
+	if err != nil || ended.EndedAt.IsZero() {
+		t.Fatalf("session %+v (%v), want ended", ended, err)
+	}
+	key := idp.ParticipantKey(spCfg.EntityID)
+	res, err := ip.FrontResult(t.Context(), ended.LogoutID, s.ID, key)
+	if err != nil {
+		t.Fatalf("pysaml2's Redirect answer was not recorded (blocked by the iframe's CSP?): %v\npysaml2 said:\n%s", err, py.logText())
+	}
+	lo, err := b.st.GetLogout(t.Context(), ended.LogoutID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The front-channel wait is 5 s: an answer the browser blocked would
+	// only be noticed when it ends, and never recorded.
+	t.Logf("pysaml2's answer recorded %s after the logout began", res.At.Sub(lo.CreatedAt).Round(time.Millisecond))
+
+	if !fail {
+		if !res.OK || !lr.Success() || lr.Partial() || m.RelayState != "idp-state" {
+			t.Fatalf("pysaml2 answered %+v; the upstream got %s/%s relay %q, want Success", res, lr.Status, lr.SubStatus, m.RelayState)
+		}
+		if err := chromedp.Do(ctx, chromedp.Navigate(py.url+"/whoami")); err != nil {
+			t.Fatal(err)
+		}
+		waitPage(t, ctx, py.url+"/whoami", "logged in: nobody")
+		return
+	}
+	if res.OK || res.Status != saml.StatusResponder || !strings.HasSuffix(res.SubStatus, ":RequestDenied") {
+		t.Fatalf("pysaml2's error recorded as %+v, want Responder/RequestDenied", res)
+	}
+	if !lr.Success() || !lr.Partial() {
+		t.Fatalf("the upstream got %s/%s, want Success/PartialLogout", lr.Status, lr.SubStatus)
+	}
+	// The status page shows the SP failed, with what it answered.
+	resp := b.get(slobridge.LogoutPagePath(ended.LogoutID) + "?step=final")
+	body := readBody(t, resp)
+	row := body[strings.Index(body, "pysaml2 app"):]
+	if i := strings.Index(row, "</tr>"); i > 0 {
+		row = row[:i]
+	}
+	if !strings.Contains(row, "failed") || !strings.Contains(row, "RequestDenied") {
+		t.Fatalf("status page row of pysaml2: %s\nwant failed with RequestDenied", row)
+	}
+	if st, err := b.eng.Status(t.Context(), ended.LogoutID); err != nil || st.Logout.Initiator.Kind != store.InitiatorUpstream {
+		t.Fatalf("status %+v %v", st.Logout.Initiator, err)
+	}
+}
