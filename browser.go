@@ -237,7 +237,7 @@ func (e *Engine) LogoutDetour(ctx context.Context, est Established, returnTo str
 	}) {
 		return returnTo, false, nil
 	}
-	if err := SaveLogoutReturn(ctx, e.st, lo.ID, LogoutReturn{RedirectURI: returnTo}, e.now().Add(loginDetourTTL)); err != nil {
+	if err := e.SetLogoutReturn(ctx, lo.ID, LogoutReturn{RedirectURI: returnTo}, loginDetourTTL); err != nil {
 		return "", false, err
 	}
 	return LogoutPagePath(lo.ID), true, nil

@@ -73,8 +73,8 @@ type Engine struct {
 	hub  *hub
 	// running is set while Run runs (one Run per engine).
 	running atomic.Bool
-	// front holds the front-channel reporters by participant kind.
-	front frontReporters
+	// front holds the front-channel parts by participant kind.
+	front frontChannels
 	// legs holds the planners of upstream legs (AddUpstreamLegs).
 	legs upstreamLegs
 }

@@ -13,6 +13,8 @@ import (
 // changes state. The live logout status page and the Shared Signals
 // transmitter subscribe to it.
 type Event struct {
+	// LogoutID is the logout concerned. An event with nothing else set
+	// says that one of its browser legs was answered (EndBrowserLeg).
 	LogoutID string
 	// Logout is set on the event that announces a new logout made by this
 	// engine.

@@ -54,13 +54,15 @@ type LogoutReturn struct {
 	UILocales string `json:"ui_locales,omitempty"`
 }
 
-// SaveLogoutReturn stores the destination of a logout until expires.
-func SaveLogoutReturn(ctx context.Context, st store.Store, logoutID string, ret LogoutReturn, expires time.Time) error {
+// SetLogoutReturn stores where the browser goes once logout logoutID is
+// complete, for ttl: the protocol adapter that started the logout tells
+// the engine, and the logout page's last step reads it.
+func (e *Engine) SetLogoutReturn(ctx context.Context, logoutID string, ret LogoutReturn, ttl time.Duration) error {
 	val, err := json.Marshal(ret)
 	if err != nil {
 		return fmt.Errorf("slobridge: encode logout destination: %w", err)
 	}
-	err = st.PutRecord(ctx, store.Record{Namespace: LogoutReturnNamespace, Key: logoutID, Value: val, ExpiresAt: expires})
+	err = e.st.PutRecord(ctx, store.Record{Namespace: LogoutReturnNamespace, Key: logoutID, Value: val, ExpiresAt: e.now().Add(ttl)})
 	if err != nil {
 		return fmt.Errorf("slobridge: store logout destination: %w", err)
 	}
@@ -77,11 +79,6 @@ type LogoutPageOptions struct {
 	// Upstream, when set, ends the upstream IdP session after the
 	// downstream participants were notified.
 	Upstream UpstreamLogout
-	// TopLevel are the protocol adapters whose participants are notified
-	// by top-level redirects (not in an iframe) after the page: the
-	// continue step hands the browser to each in turn, one participant at
-	// a time, before the upstream logout and the destination.
-	TopLevel []TopLevelChain
 	// BasePath is the path prefix the page is mounted under ("" for /).
 	BasePath string
 	// FrontChannelWait is how long the page waits for the front-channel
@@ -98,36 +95,6 @@ type LogoutPageOptions struct {
 	// Logger defaults to slog.Default(); Rand (CSP nonces) to crypto/rand.
 	Logger *slog.Logger
 	Rand   io.Reader
-}
-
-// TopLevelChain notifies the participants of a logout that need a
-// top-level redirect chain (a SAML SP whose session cookie a browser does
-// not send in a third-party iframe).
-type TopLevelChain interface {
-	// NextTopLevel sends the browser to the next participant of lo that
-	// needs a top-level redirect and reports true; the participant's answer
-	// brings the browser back to returnTo (a path on the bridge). It
-	// reports false, having written nothing, when none is left. Each
-	// participant is sent at most once per logout.
-	NextTopLevel(w http.ResponseWriter, r *http.Request, lo store.Logout, returnTo string) (bool, error)
-}
-
-// FrontChannelOutcome is what a front-channel participant answered.
-type FrontChannelOutcome struct {
-	// Done is true when the participant confirmed the logout.
-	Done bool
-	// Detail says what it answered, for a person.
-	Detail string
-	// Error says why its answer was refused or what status it gave.
-	Error string
-}
-
-// FrontChannelReporter reports the answers of front-channel participants.
-type FrontChannelReporter interface {
-	// FrontChannelOutcome returns what participant p of logout lo
-	// answered; ok is false when it has not answered or the reporter does
-	// not handle its kind.
-	FrontChannelOutcome(ctx context.Context, lo store.Logout, p store.Participant) (out FrontChannelOutcome, ok bool, err error)
 }
 
 // LogoutPage is the browser side of a logout and its live status page. It
@@ -282,7 +249,7 @@ func LogoutPageCSP(nonce string, frameOrigins []string, ancestors ...string) str
 // allowed to frame the pages of a logout, keyed by logout ID.
 const FrameAncestorsNamespace = "logout-frame-ancestors"
 
-// SaveFrameAncestors records, until expires, the origins (bare http(s)
+// SetFrameAncestors records, for ttl, the origins (bare http(s)
 // origins; others are dropped) that may frame the pages of logout
 // logoutID: the upstream IdP that started it with a front-channel
 // LogoutRequest, which Shibboleth IdP, SimpleSAMLphp and others send from
@@ -291,7 +258,7 @@ const FrameAncestorsNamespace = "logout-frame-ancestors"
 // logout only; every other logout keeps 'none'. (A downstream SP's or
 // RP's logout is a top-level navigation — SAML Profiles §4.4.3.1, OIDC
 // RP-Initiated Logout — so nothing records ancestors for it.)
-func SaveFrameAncestors(ctx context.Context, st store.Store, logoutID string, origins []string, expires time.Time) error {
+func (e *Engine) SetFrameAncestors(ctx context.Context, logoutID string, origins []string, ttl time.Duration) error {
 	var ok []string
 	for _, o := range origins {
 		if validOrigin(o) && !slices.Contains(ok, o) {
@@ -305,17 +272,17 @@ func SaveFrameAncestors(ctx context.Context, st store.Store, logoutID string, or
 	if err != nil {
 		return fmt.Errorf("slobridge: encode frame ancestors: %w", err)
 	}
-	if err := st.PutRecord(ctx, store.Record{Namespace: FrameAncestorsNamespace, Key: logoutID, Value: val, ExpiresAt: expires}); err != nil {
+	if err := e.st.PutRecord(ctx, store.Record{Namespace: FrameAncestorsNamespace, Key: logoutID, Value: val, ExpiresAt: e.now().Add(ttl)}); err != nil {
 		return fmt.Errorf("slobridge: store frame ancestors: %w", err)
 	}
 	return nil
 }
 
-// FrameAncestors returns the origins SaveFrameAncestors recorded for
+// FrameAncestors returns the origins SetFrameAncestors recorded for
 // logout logoutID (nil when none, expired or unreadable: the page is then
 // not framable).
-func FrameAncestors(ctx context.Context, st store.Store, logoutID string, now time.Time) []string {
-	rec, err := st.GetRecord(ctx, FrameAncestorsNamespace, logoutID, now)
+func (e *Engine) FrameAncestors(ctx context.Context, logoutID string) []string {
+	rec, err := e.st.GetRecord(ctx, FrameAncestorsNamespace, logoutID, e.now())
 	if err != nil {
 		return nil
 	}
@@ -332,7 +299,7 @@ func (lp *LogoutPage) frameAncestors(ctx context.Context, lo store.Logout) []str
 	if lo.Initiator.Kind != store.InitiatorUpstream {
 		return nil
 	}
-	return FrameAncestors(ctx, lp.opts.Engine.Store(), lo.ID, lp.opts.Engine.Now())
+	return lp.opts.Engine.FrameAncestors(ctx, lo.ID)
 }
 
 // logoutID reads and bounds the logout ID path parameter.
@@ -530,7 +497,7 @@ func (lp *LogoutPage) handleContinue(c *gin.Context) {
 // goes on without that participant.
 func (lp *LogoutPage) nextTopLevel(c *gin.Context, lo store.Logout) bool {
 	back := lp.opts.BasePath + "/logout/continue/" + url.PathEscape(lo.ID)
-	for _, tl := range lp.opts.TopLevel {
+	for _, tl := range lp.opts.Engine.topLevelChains() {
 		// Each call consumes a participant, so a failing one is skipped;
 		// the bound stops a chain that keeps failing without progress.
 		for range len(lo.Participants) + 1 {
@@ -547,25 +514,24 @@ func (lp *LogoutPage) nextTopLevel(c *gin.Context, lo store.Logout) bool {
 	return false
 }
 
-// startUpstream hands the browser to the upstream logout and records its
-// state for the status page; it reports whether the upstream took the
-// browser.
+// startUpstream hands the browser to the upstream logout, which begins
+// the upstream's browser leg (UpstreamLeg) when it sends the request, and
+// reports whether the upstream took the browser. A failure to send, or
+// nothing to end, ends the leg here.
 func (lp *LogoutPage) startUpstream(c *gin.Context, lo store.Logout, done string) bool {
 	ctx := c.Request.Context()
-	expires := lp.opts.Engine.Now().Add(upstreamResultTTL)
-	save := func(res UpstreamLogoutResult) {
-		if err := SaveUpstreamLogoutResult(ctx, lp.opts.Engine.Store(), lo.ID, res, expires); err != nil {
+	end := func(res LegResult) {
+		if err := lp.opts.Engine.EndBrowserLeg(ctx, lo.ID, "", UpstreamLeg, res); err != nil {
 			lp.opts.Logger.WarnContext(ctx, "record upstream logout state", "logout_id", lo.ID, "error", err)
 		}
 	}
-	save(UpstreamLogoutResult{State: RowPending})
 	started, err := lp.opts.Upstream.StartLogout(c.Writer, c.Request, lo, done)
 	switch {
 	case err != nil:
 		lp.opts.Logger.WarnContext(ctx, "upstream logout failed", "logout_id", lo.ID, "error", err)
-		save(UpstreamLogoutResult{State: RowFailed, Error: "the bridge could not send the logout request to the upstream identity provider"})
+		end(LegResult{Detail: "did not confirm the logout", Error: "the bridge could not send the logout request to the upstream identity provider"})
 	case !started:
-		save(UpstreamLogoutResult{State: RowSkipped})
+		end(LegResult{Done: true, Skipped: true, Detail: "no upstream session to end through the browser"})
 	}
 	return started
 }

@@ -75,8 +75,11 @@ func newPageHarness(t *testing.T, withUpstream bool, opts LogoutPageOptions) *pa
 		opts.Upstream = fakeUpstream{url: up.URL}
 		r.GET("/test-upstream-return", func(c *gin.Context) {
 			id := c.Query("id")
-			res := UpstreamLogoutResult{State: RowDone}
-			if err := SaveUpstreamLogoutResult(c, eng.Store(), id, res, eng.Now().Add(time.Hour)); err != nil {
+			if _, err := eng.BeginBrowserLeg(c, id, "", UpstreamLeg, time.Hour); err != nil {
+				c.String(http.StatusInternalServerError, err.Error())
+				return
+			}
+			if err := eng.EndBrowserLeg(c, id, "", UpstreamLeg, LegResult{Done: true}); err != nil {
 				c.String(http.StatusInternalServerError, err.Error())
 				return
 			}
@@ -263,7 +266,7 @@ func TestStatusPageContinuesWhenAllDone(t *testing.T) {
 	watchCSP(t, ctx)
 	lo := h.logout(t, h.back(t, "Payroll", http.StatusOK), h.back(t, "Wiki", http.StatusNoContent), h.front("Mail"))
 	dest := h.app.URL + "/logged-out?state=xyz"
-	if err := SaveLogoutReturn(context.Background(), h.eng.Store(), lo.ID, LogoutReturn{RedirectURI: dest}, h.eng.Now().Add(time.Hour)); err != nil {
+	if err := h.eng.SetLogoutReturn(context.Background(), lo.ID, LogoutReturn{RedirectURI: dest}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if err := chromedp.Do(ctx, chromedp.Navigate(h.bridge.URL+LogoutPagePath(lo.ID))); err != nil {

@@ -1,49 +1,12 @@
 package slobridge
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"sync"
 	"time"
 
 	"github.com/slobridge/slobridge/store"
 )
-
-// frontReporters holds the FrontChannelReporter of each participant kind
-// whose front-channel answers are recorded (a SAML SP's LogoutResponse).
-type frontReporters struct {
-	mu sync.RWMutex
-	m  map[string]FrontChannelReporter
-}
-
-// SetFrontChannelReporter registers what participants of kind answered
-// through the browser; the wiring does it as for notifiers. Outcome and
-// the status page read it.
-func (e *Engine) SetFrontChannelReporter(kind string, r FrontChannelReporter) {
-	e.front.mu.Lock()
-	defer e.front.mu.Unlock()
-	if e.front.m == nil {
-		e.front.m = map[string]FrontChannelReporter{}
-	}
-	e.front.m[kind] = r
-}
-
-// FrontChannelOutcome returns what participant p of logout lo answered
-// through the browser: ok false when its kind gives no answer (an OIDC
-// front-channel iframe) or it has not answered yet; handled false when no
-// reporter is registered for its kind.
-func (e *Engine) FrontChannelOutcome(ctx context.Context, lo store.Logout, p store.Participant) (out FrontChannelOutcome, ok, handled bool, err error) {
-	e.front.mu.RLock()
-	r := e.front.m[p.Kind]
-	e.front.mu.RUnlock()
-	if r == nil {
-		return FrontChannelOutcome{}, false, false, nil
-	}
-	out, ok, err = r.FrontChannelOutcome(ctx, lo, p)
-	return out, ok, true, err
-}
 
 // Outcome is how a logout went, the one answer every party is given: the
 // LogoutResponse to an upstream IdP or to the SP that started it, the
@@ -76,7 +39,8 @@ type FailedLeg struct {
 //     kind gives no answer (an OIDC iframe) counts as reached;
 //   - anything else (failed, still retrying, no channel) is not;
 //   - the upstream IdP, when the bridge asked it through the browser and
-//     it did not confirm, is a failed leg too.
+//     it did not confirm (or has not yet), is a failed leg too; asked
+//     through the outbox, it is a participant like the others.
 func (e *Engine) Outcome(ctx context.Context, logoutID string, wait time.Duration, browser bool) (Outcome, error) {
 	st, err := e.WaitDone(ctx, logoutID, wait)
 	out := Outcome{Status: st}
@@ -95,7 +59,7 @@ func (e *Engine) Outcome(ctx context.Context, logoutID string, wait time.Duratio
 			if i >= len(st.Logout.Participants) {
 				continue
 			}
-			fo, ok, handled, err := e.FrontChannelOutcome(ctx, st.Logout, st.Logout.Participants[i])
+			res, ok, handled, err := e.frontLeg(ctx, st.Logout, st.Logout.Participants[i])
 			switch {
 			case err != nil:
 				return out, err
@@ -103,8 +67,8 @@ func (e *Engine) Outcome(ctx context.Context, logoutID string, wait time.Duratio
 				continue // no answer to wait for: the iframe was loaded
 			case !ok:
 				out.Failed = append(out.Failed, FailedLeg{Key: row.Key, Why: "did not answer through the browser"})
-			case !fo.Done:
-				out.Failed = append(out.Failed, FailedLeg{Key: row.Key, Why: fo.Error})
+			case !res.Done:
+				out.Failed = append(out.Failed, FailedLeg{Key: row.Key, Why: cmp.Or(res.Error, res.Detail)})
 			}
 		default:
 			why := row.State
@@ -114,32 +78,17 @@ func (e *Engine) Outcome(ctx context.Context, logoutID string, wait time.Duratio
 			out.Failed = append(out.Failed, FailedLeg{Key: row.Key, Why: why})
 		}
 	}
-	if res, ok, err := e.upstreamResult(ctx, st.Logout); err != nil {
-		return out, err
-	} else if ok && res.State == RowFailed {
-		out.Failed = append(out.Failed, FailedLeg{Key: "upstream", Why: res.Error})
+	if st.Logout.Initiator.Kind != store.InitiatorUpstream {
+		leg, err := e.BrowserLegState(ctx, logoutID, "", UpstreamLeg)
+		switch {
+		case err != nil:
+			return out, err
+		case leg.Result != nil && !leg.Result.Done:
+			out.Failed = append(out.Failed, FailedLeg{Key: UpstreamLeg, Why: cmp.Or(leg.Result.Error, leg.Result.Detail)})
+		case leg.Begun && leg.Result == nil:
+			out.Failed = append(out.Failed, FailedLeg{Key: UpstreamLeg, Why: "has not answered yet"})
+		}
 	}
 	out.Complete = len(out.Failed) == 0
 	return out, nil
-}
-
-// upstreamResult reads what the upstream IdP answered to the bridge's
-// LogoutRequest (SaveUpstreamLogoutResult); ok is false when it was not
-// asked through the browser.
-func (e *Engine) upstreamResult(ctx context.Context, lo store.Logout) (UpstreamLogoutResult, bool, error) {
-	if lo.Initiator.Kind == store.InitiatorUpstream {
-		return UpstreamLogoutResult{}, false, nil
-	}
-	rec, err := e.st.GetRecord(ctx, UpstreamLogoutNamespace, lo.ID, e.now())
-	if errors.Is(err, store.ErrNotFound) {
-		return UpstreamLogoutResult{}, false, nil
-	}
-	if err != nil {
-		return UpstreamLogoutResult{}, false, fmt.Errorf("slobridge: upstream logout result: %w", err)
-	}
-	var res UpstreamLogoutResult
-	if err := json.Unmarshal(rec.Value, &res); err != nil {
-		return UpstreamLogoutResult{}, false, fmt.Errorf("slobridge: upstream logout result: %w", err)
-	}
-	return res, true, nil
 }

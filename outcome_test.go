@@ -10,15 +10,12 @@ import (
 	"github.com/slobridge/slobridge/store"
 )
 
-// fakeFront answers for participants of its kind what answers says (by
-// AppID); an app missing from answers has not answered.
-type fakeFront struct {
-	answers map[string]FrontChannelOutcome
-}
+// fakeFront is a FrontChannel with no top-level chain: registering it
+// makes its kind's front-channel legs answered ones.
+type fakeFront struct{}
 
-func (f fakeFront) FrontChannelOutcome(_ context.Context, _ store.Logout, p store.Participant) (FrontChannelOutcome, bool, error) {
-	out, ok := f.answers[p.AppID]
-	return out, ok, nil
+func (fakeFront) NextTopLevel(http.ResponseWriter, *http.Request, store.Logout, string) (bool, error) {
+	return false, nil
 }
 
 // TestOutcome: the one decision on how a logout went, for every
@@ -31,8 +28,8 @@ func TestOutcome(t *testing.T) {
 	ok := newReceiver(t, nil)
 	failing := newReceiver(t, func(int, *http.Request) int { return http.StatusServiceUnavailable })
 	e, _ := runEngine(t, testOptions(openStore(t, filepath.Join(t.TempDir(), "o.db"))))
-	e.SetFrontChannelReporter("samlish", fakeFront{answers: map[string]FrontChannelOutcome{
-		"sp-ok": {Done: true}, "sp-error": {Error: "status Responder"}}})
+	e.SetFrontChannel("samlish", fakeFront{})
+	answers := map[string]LegResult{"sp-ok": {Done: true}, "sp-error": {Error: "status Responder"}}
 	front := func(kind, app string) store.Participant {
 		return store.Participant{Kind: kind, AppID: app, Key: kind + ":" + app, Channels: store.ChannelFront, FrontChannelURL: "https://" + app + "/fc"}
 	}
@@ -53,6 +50,7 @@ func TestOutcome(t *testing.T) {
 		{name: "OIDC iframe, browser", ps: []store.Participant{front("oidcish", "rp")}, browser: true, complete: true},
 		{name: "OIDC iframe, no browser", ps: []store.Participant{front("oidcish", "rp")}, failedKey: "oidcish:rp"},
 		{name: "upstream failed", ps: []store.Participant{backParticipant("a", ok.srv.URL)}, upstreamFail: true, failedKey: "upstream"},
+		{name: "SAML SP past its deadline", ps: []store.Participant{front("samlish", "sp-late")}, browser: true, failedKey: "samlish:sp-late"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSession(t, e, "alice", tc.ps...)
@@ -60,8 +58,24 @@ func TestOutcome(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			for _, p := range lo.Participants {
+				if p.AppID == "sp-late" {
+					// Begun with a deadline already passed: no answer came.
+					if _, err := e.BeginBrowserLeg(ctx, lo.ID, p.SessionID, p.Key, -time.Second); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if res, ok := answers[p.AppID]; ok {
+					if err := e.EndBrowserLeg(ctx, lo.ID, p.SessionID, p.Key, res); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
 			if tc.upstreamFail {
-				if err := SaveUpstreamLogoutResult(ctx, e.Store(), lo.ID, UpstreamLogoutResult{State: RowFailed, Error: "answered Responder"}, time.Now().Add(time.Hour)); err != nil {
+				if _, err := e.BeginBrowserLeg(ctx, lo.ID, "", UpstreamLeg, time.Minute); err != nil {
+					t.Fatal(err)
+				}
+				if err := e.EndBrowserLeg(ctx, lo.ID, "", UpstreamLeg, LegResult{Error: "answered Responder"}); err != nil {
 					t.Fatal(err)
 				}
 			}

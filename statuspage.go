@@ -3,7 +3,6 @@ package slobridge
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"time"
@@ -34,51 +33,9 @@ const (
 	RowSkipped = "skipped"
 )
 
-// UpstreamLogoutNamespace is the store.Record namespace of the upstream
-// IdP's part of a logout, keyed by logout ID (see SaveUpstreamLogoutResult).
-const UpstreamLogoutNamespace = "logout-upstream"
-
-// upstreamResultTTL is how long the upstream part of a logout is kept for
-// the status page: as long as a logout destination.
-const upstreamResultTTL = time.Hour
-
 // maxErrorText caps the error text a row shows; the full text is in the
 // admin API and the logs.
 const maxErrorText = 300
-
-// UpstreamLogoutResult is the state of the upstream IdP's part of a
-// logout, shown as the last row of the logout status page.
-type UpstreamLogoutResult struct {
-	// State is RowPending while the bridge waits for the upstream's
-	// LogoutResponse, RowDone when the upstream confirmed, RowFailed when
-	// it answered with an error status or could not be asked, RowSkipped
-	// when there was no upstream session to end.
-	State string `json:"state"`
-	// Error says why the upstream logout failed.
-	Error string `json:"error,omitempty"`
-}
-
-// SaveUpstreamLogoutResult records the upstream IdP's part of logout
-// logoutID for the status page. The logout page writes RowPending before it
-// hands the browser to UpstreamLogout.StartLogout; the upstream adapter
-// calls it again with RowDone or RowFailed when the LogoutResponse arrives.
-// A later call replaces the earlier state (records are write-once, so it
-// deletes and puts; the state is informational, a lost race between two
-// writers of one logout only shows the older state).
-func SaveUpstreamLogoutResult(ctx context.Context, st store.Store, logoutID string, res UpstreamLogoutResult, expires time.Time) error {
-	val, err := json.Marshal(res)
-	if err != nil {
-		return fmt.Errorf("slobridge: encode upstream logout result: %w", err)
-	}
-	if err := st.DeleteRecord(ctx, UpstreamLogoutNamespace, logoutID); err != nil {
-		return fmt.Errorf("slobridge: replace upstream logout result of logout %s: %w", logoutID, err)
-	}
-	err = st.PutRecord(ctx, store.Record{Namespace: UpstreamLogoutNamespace, Key: logoutID, Value: val, ExpiresAt: expires})
-	if err != nil {
-		return fmt.Errorf("slobridge: store upstream logout result of logout %s: %w", logoutID, err)
-	}
-	return nil
-}
 
 // statusRow is one row of the status page, as rendered by the template and
 // sent to the page's script as JSON.
@@ -226,25 +183,21 @@ func (lp *LogoutPage) upstreamRow(ctx context.Context, lo store.Logout) *statusR
 		r.State, r.Detail = RowDone, "started the logout"
 		return r
 	}
-	res, ok, err := lp.opts.Engine.upstreamResult(ctx, lo)
+	leg, err := lp.opts.Engine.BrowserLegState(ctx, lo.ID, "", UpstreamLeg)
 	switch {
-	case err == nil && !ok:
-		r.State, r.Detail = RowPending, "your browser is sent there after the apps"
 	case err != nil:
-		lp.opts.Logger.WarnContext(ctx, "upstream logout result", "logout_id", lo.ID, "error", err)
+		lp.opts.Logger.WarnContext(ctx, "upstream logout state", "logout_id", lo.ID, "error", err)
 		r.State, r.Detail = RowPending, "state unavailable"
+	case leg.Result != nil && leg.Result.Skipped:
+		r.State, r.Detail = RowSkipped, leg.Result.Detail
+	case leg.Result != nil && leg.Result.Done:
+		r.State, r.Detail = RowDone, "confirmed the logout"
+	case leg.Result != nil:
+		r.State, r.Detail, r.Error = RowFailed, "did not confirm the logout", truncate(leg.Result.Error, maxErrorText)
+	case leg.Begun:
+		r.State, r.Detail = RowPending, "waiting for its answer"
 	default:
-		r.State, r.Error = res.State, truncate(res.Error, maxErrorText)
-		switch res.State {
-		case RowDone:
-			r.Detail = "confirmed the logout"
-		case RowFailed:
-			r.Detail = "did not confirm the logout"
-		case RowSkipped:
-			r.Detail = "no upstream session to end"
-		default:
-			r.State, r.Detail = RowPending, "waiting for its answer"
-		}
+		r.State, r.Detail = RowPending, "your browser is sent there after the apps"
 	}
 	return r
 }
@@ -279,14 +232,14 @@ func (lp *LogoutPage) view(ctx context.Context, id string, final bool) (statusVi
 }
 
 // applyFrontResults shows, in the rows of front-channel participants, what
-// they answered (Engine.FrontChannelOutcome): done, or failed with the answer, instead
+// they answered (their browser legs): done, or failed with the answer, instead
 // of the iframe's load state; the page's script then keeps that state.
 func (lp *LogoutPage) applyFrontResults(ctx context.Context, st LogoutStatus, v *statusView) {
 	for i := range v.Rows {
 		if i >= len(st.Participants) || i >= len(st.Logout.Participants) || st.Participants[i].State != StateFrontChannel {
 			continue
 		}
-		out, ok, _, err := lp.opts.Engine.FrontChannelOutcome(ctx, st.Logout, st.Logout.Participants[i])
+		out, ok, _, err := lp.opts.Engine.frontLeg(ctx, st.Logout, st.Logout.Participants[i])
 		if err != nil {
 			lp.opts.Logger.WarnContext(ctx, "front-channel outcome", "logout_id", st.Logout.ID, "error", err)
 			continue

@@ -226,7 +226,7 @@ func (p *Provider) logout(c *gin.Context, es EndSession, sid string) {
 		return
 	}
 	ret := slobridge.LogoutReturn{RedirectURI: p.destination(es), UILocales: es.UILocales}
-	if err := slobridge.SaveLogoutReturn(ctx, p.st, lo.ID, ret, p.now().Add(logoutReturnTTL)); err != nil {
+	if err := p.eng.SetLogoutReturn(ctx, lo.ID, ret, logoutReturnTTL); err != nil {
 		p.renderErrorPage(c, serverErr(err))
 		return
 	}

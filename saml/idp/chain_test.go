@@ -87,8 +87,7 @@ func TestTopLevelChainForOtherBrowserLogouts(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.redirect != "" {
-				if err := slobridge.SaveLogoutReturn(ctx, w.b.st, lo.ID, slobridge.LogoutReturn{RedirectURI: tc.redirect},
-					time.Now().Add(time.Hour)); err != nil {
+				if err := w.b.eng.SetLogoutReturn(ctx, lo.ID, slobridge.LogoutReturn{RedirectURI: tc.redirect}, time.Hour); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -107,7 +106,7 @@ func TestTopLevelChainForOtherBrowserLogouts(t *testing.T) {
 				t.Fatalf("samlsp received %+v, want one verified LogoutRequest for %q/%q", got, subject, si)
 			}
 			res, err := w.b.idp.FrontResult(ctx, lo.ID, s.ID, ParticipantKey(w.sp1.entityID()))
-			if err != nil || !res.OK {
+			if err != nil || !res.Done {
 				t.Errorf("samlsp's answer recorded as %+v (%v), want Success", res, err)
 			}
 			// The chain runs once: continuing again sends nothing more.

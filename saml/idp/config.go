@@ -71,14 +71,26 @@ type Config struct {
 	MaxMessageAge time.Duration `yaml:"max_message_age"`
 	// SOAPLogoutWait is how long a SOAP LogoutRequest from an SP waits for
 	// the back-channel deliveries before it answers (Success or
-	// PartialLogout); default 10s. The SOAP logout at the upstream IdP
-	// that follows (Options.UpstreamSOAP) is bounded by the same wait, so
-	// an SP's SOAP client should allow twice this long.
+	// PartialLogout); default 10s. The upstream IdP's leg (SOAP through
+	// the outbox) is one of those deliveries, so an SP's SOAP client should
+	// allow a little longer than this.
 	SOAPLogoutWait time.Duration `yaml:"soap_logout_wait"`
 	// BrowserLogoutWait is how long the answer to a browser LogoutRequest
 	// waits, after the logout page, for back-channel deliveries still in
 	// flight; default 5s.
 	BrowserLogoutWait time.Duration `yaml:"browser_logout_wait"`
+	// FrameAnswerTimeout is the deadline of an SP's answer to a
+	// LogoutRequest sent in an iframe of the logout page; default 15s (the
+	// page itself stops waiting for its iframes after 5s). An answer after
+	// it counts as failed: the logout went on without it.
+	FrameAnswerTimeout time.Duration `yaml:"frame_answer_timeout"`
+	// TopLevelStepTimeout is the deadline of one step of the top-level
+	// redirect chain (FrontChannelTopLevel): an SP that has not sent the
+	// browser back with its answer by then is failed with that reason, and
+	// when the person comes back to the bridge (the back button, the
+	// logout page) the chain goes on with the next step, the upstream IdP
+	// and the answer to the initiator (PartialLogout). Default 30s.
+	TopLevelStepTimeout time.Duration `yaml:"top_level_step_timeout"`
 	// MetadataValidity is the validUntil of the IdP metadata, from now;
 	// default 7 days.
 	MetadataValidity time.Duration `yaml:"metadata_validity"`
@@ -143,6 +155,8 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxMessageAge, 10*time.Minute)
 	def(&c.SOAPLogoutWait, 10*time.Second)
 	def(&c.BrowserLogoutWait, 5*time.Second)
+	def(&c.FrameAnswerTimeout, 15*time.Second)
+	def(&c.TopLevelStepTimeout, 30*time.Second)
 	def(&c.MetadataValidity, 7*24*time.Hour)
 	def(&c.MetadataRefresh, 6*time.Hour)
 	return c

@@ -23,16 +23,23 @@
 //   - notifying SAML participants: front-channel SPs get their
 //     LogoutRequest from the bridge's logout page, one iframe per SP, or,
 //     when configured, by a top-level redirect chain that the logout page's
-//     continue step runs (IdP.NextTopLevel, slobridge.TopLevelChain) for
-//     every browser logout; their LogoutResponses are validated, recorded,
-//     shown on the status page (IdP.FrontChannelOutcome) and counted in
-//     slobridge_saml_front_channel_responses_total (front.go, metrics.go); back-channel SPs get a SOAP LogoutRequest from an engine
+//     continue step runs (IdP.NextTopLevel: the IdP is the engine's
+//     slobridge.FrontChannel for kind "saml") for every browser logout.
+//     Each is a browser leg of the engine (Engine.BeginBrowserLeg with a
+//     deadline, Config.FrameAnswerTimeout or TopLevelStepTimeout); the
+//     LogoutResponses are validated and end the leg (EndBrowserLeg), which
+//     the status page and Engine.Outcome read, and are counted in
+//     slobridge_saml_front_channel_responses_total (front.go, metrics.go).
+//     A top-level step whose SP never sends the browser back is failed at
+//     its deadline, and the chain goes on when the browser comes back to
+//     the bridge. Back-channel SPs get a SOAP LogoutRequest from an engine
 //     notifier, retried by the engine until the SP answers Success
 //     (notifier.go). The answer to the initiator is Success, or
 //     Success/PartialLogout when a participant was not reached
-//     (outcome.go). The SP-initiated SOAP logout is in soap.go; having no
-//     browser, it also ends the upstream IdP session over SOAP through
-//     Options.UpstreamSOAP (saml/sp) before the SP is answered. A refused
+//     (outcome.go, Engine.Outcome). The SP-initiated SOAP logout is in
+//     soap.go; having no browser, its upstream IdP leg is a SOAP delivery
+//     of the outbox (saml/sp.SP.UpstreamLegs), waited for with the others
+//     before the SP is answered. A refused
 //     SOAP LogoutRequest from a registered SP with a readable ID gets a
 //     signed Requester LogoutResponse in a 200 envelope; only what cannot
 //     be answered in SAML gets a SOAP fault, with HTTP 500 (SOAP 1.1 §6.2).
@@ -42,7 +49,7 @@
 // is a top-level navigation (Profiles §4.4.3.1) in every SP we know. The
 // forms the logout page frames for front-channel SPs allow the bridge
 // ('self') and, when an upstream IdP started the logout and frames the
-// whole of it (slobridge.SaveFrameAncestors), that IdP's origins too.
+// whole of it (Engine.SetFrameAncestors), that IdP's origins too.
 //
 // The binding codec (Redirect/POST/SOAP encode, decode, sign, verify) and
 // the LogoutRequest/LogoutResponse builders and validators are shared with

@@ -368,7 +368,7 @@ func checkNotified(t *testing.T, w *e2e, s store.Session, recv *oidcReceiver) {
 	}
 	w.sp1.mu.Unlock()
 	res, err := w.b.idp.FrontResult(ctx, s.LogoutID, s.ID, ParticipantKey(w.sp1.entityID()))
-	if err != nil || !res.OK || res.Status != bsaml.StatusSuccess {
+	if err != nil || !res.Done || res.Status != bsaml.StatusSuccess {
 		t.Errorf("sp1 front-channel result %+v (%v), want Success recorded", res, err)
 	}
 	waitFor(t, "back-channel deliveries", 10*time.Second, func() bool {
@@ -462,7 +462,7 @@ func browserLogoutStartedBySamlsp(t *testing.T, redirect bool) {
 	}
 	w.sp2.mu.Unlock()
 	bctx := context.Background()
-	if res, err := w.b.idp.FrontResult(bctx, ended.LogoutID, s.ID, ParticipantKey(w.sp2.entityID())); err != nil || !res.OK {
+	if res, err := w.b.idp.FrontResult(bctx, ended.LogoutID, s.ID, ParticipantKey(w.sp2.entityID())); err != nil || !res.Done {
 		t.Errorf("gosaml2's LogoutResponse recorded as %+v (%v), want Success", res, err)
 	}
 	waitFor(t, "back-channel deliveries", 10*time.Second, func() bool {

@@ -17,7 +17,7 @@ import (
 // TestFramedPOSTAncestors checks the frame-ancestors of the HTTP-POST page
 // that the logout page frames for a front-channel SP. CSP checks every
 // ancestor, so when an upstream IdP frames the logout page of a logout it
-// started (and recorded with slobridge.SaveFrameAncestors) that IdP must be
+// started (and recorded with Engine.SetFrameAncestors) that IdP must be
 // allowed as well as the bridge; for any other logout, and for an origin
 // recorded for a logout another party started, only the bridge ('self').
 // The top-level chain's POST page allows that IdP alone, or nobody.
@@ -58,7 +58,7 @@ func TestFramedPOSTAncestors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := slobridge.SaveFrameAncestors(ctx, b.st, lo.ID, []string{idpOrigin, "https://*.evil.example", "'unsafe-inline'"}, time.Now().Add(time.Hour)); err != nil {
+			if err := b.eng.SetFrameAncestors(ctx, lo.ID, []string{idpOrigin, "https://*.evil.example", "'unsafe-inline'"}, time.Hour); err != nil {
 				t.Fatal(err)
 			}
 			var resp *http.Response

@@ -112,6 +112,12 @@ func (idp *IdP) handleFront(c *gin.Context) {
 		idp.renderPage(c, http.StatusOK, "Logged out.")
 		return
 	}
+	// The iframe's leg begins when its page first loads (a reload sends a
+	// new request, under the first deadline).
+	if _, err := idp.eng.BeginBrowserLeg(ctx, lo.ID, p.SessionID, p.Key, idp.cfg.FrameAnswerTimeout); err != nil {
+		idp.renderError(c, err)
+		return
+	}
 	if err := idp.writeFrontRequest(c.Writer, c.Request, lo, p, false, ""); err != nil {
 		idp.renderError(c, err)
 	}
@@ -158,12 +164,12 @@ func (idp *IdP) writeFrontRequest(w http.ResponseWriter, r *http.Request, lo sto
 	idp.log.InfoContext(ctx, "saml front-channel logout request", "logout_id", lo.ID, "participant", p.Key,
 		"binding", binding, "top_level", chain)
 	// The logout page may itself be framed by the upstream IdP that
-	// started the logout (slobridge.SaveFrameAncestors), and then so is the
+	// started the logout (slobridge.Engine.SetFrameAncestors), and then so is the
 	// whole logout, the top-level chain included; frame-ancestors is
 	// checked against every ancestor, so that IdP must be allowed here too.
 	var up []string
 	if lo.Initiator.Kind == store.InitiatorUpstream {
-		up = slobridge.FrameAncestors(ctx, idp.st, lo.ID, idp.now())
+		up = idp.eng.FrameAncestors(ctx, lo.ID)
 	}
 	bsaml.NoCache(w.Header())
 	switch {
@@ -263,19 +269,14 @@ func (idp *IdP) handleFrontResponse(c *gin.Context, m *bsaml.Message) {
 		idp.renderError(c, err)
 		return
 	}
-	res := FrontResult{}
-	if err != nil {
-		res.Error = err.Error()
-	} else {
-		res.OK, res.Status, res.SubStatus = lr.Success() && !lr.Partial(), lr.Status, lr.SubStatus
-	}
+	res := frontAnswer(lr, err)
 	idp.metrics.frontResponses.WithLabelValues(frontLabel(res)).Inc()
 	_ = idp.st.DeleteRecord(ctx, nsPendingLogout, irt)
 	if rerr := idp.recordFront(ctx, pend.LogoutID, pend.SessionID, pend.Key, res); rerr != nil {
 		idp.log.ErrorContext(ctx, "record front-channel logout result", "error", rerr)
 	}
 	idp.log.InfoContext(ctx, "saml front-channel logout response", "logout_id", pend.LogoutID,
-		"participant", pend.Key, "ok", res.OK, "status", res.Status, "error", res.Error)
+		"participant", pend.Key, "ok", res.Done, "status", res.Status, "error", res.Error)
 	if pend.Chain {
 		idp.continueChain(c, pend)
 		return
@@ -308,24 +309,42 @@ func localPath(p string) bool {
 }
 
 // nextChainParticipant returns the next participant of lo to notify by a
-// top-level redirect, marking it tried: each is tried once per logout.
+// top-level redirect, beginning its browser leg with the top-level step
+// deadline: each is tried once per logout. A step tried before whose
+// answer never came (its SP kept the browser, and the person came back to
+// the bridge: the back button, the logout page) is failed here, with the
+// reason, and the chain goes on.
 func (idp *IdP) nextChainParticipant(ctx context.Context, lo store.Logout) (store.Participant, bool, error) {
 	for _, p := range lo.Participants {
 		if p.Kind != ClientKind || p.Data[DataTopLevel] != "true" || p.Key == lo.ExcludeKey ||
 			!p.Channels.Has(store.ChannelFront) {
 			continue
 		}
-		err := idp.st.PutRecord(ctx, store.Record{Namespace: nsChainTried, Key: frontResultKey(lo.ID, p.SessionID, p.Key),
-			Value: []byte("1"), ExpiresAt: idp.now().Add(frontResultTTL)})
-		if errors.Is(err, store.ErrAlreadyExists) {
-			continue
-		}
+		first, err := idp.eng.BeginBrowserLeg(ctx, lo.ID, p.SessionID, p.Key, idp.cfg.TopLevelStepTimeout)
 		if err != nil {
 			return store.Participant{}, false, fmt.Errorf("saml idp: mark chain step: %w", err)
 		}
-		return p, true, nil
+		if first {
+			return p, true, nil
+		}
+		if err := idp.abandonStep(ctx, lo, p); err != nil {
+			return store.Participant{}, false, err
+		}
 	}
 	return store.Participant{}, false, nil
+}
+
+// abandonStep fails a top-level step that the chain passes without an
+// answer (a step that has one keeps it).
+func (idp *IdP) abandonStep(ctx context.Context, lo store.Logout, p store.Participant) error {
+	leg, err := idp.eng.BrowserLegState(ctx, lo.ID, p.SessionID, p.Key)
+	if err != nil || leg.Result != nil {
+		return err
+	}
+	res := slobridge.LegResult{Detail: "it did not send your browser back; you may still be logged in there",
+		Error: "the browser came back to the bridge without its answer"}
+	idp.log.WarnContext(ctx, "saml top-level logout step abandoned", "logout_id", lo.ID, "participant", p.Key)
+	return idp.recordFront(ctx, lo.ID, p.SessionID, p.Key, res)
 }
 
 // chainStep sends the next top-level LogoutRequest of a logout from its
@@ -339,7 +358,7 @@ func (idp *IdP) chainStep(c *gin.Context, logoutID string) (bool, error) {
 	return idp.NextTopLevel(c.Writer, c.Request, lo, "")
 }
 
-// NextTopLevel implements slobridge.TopLevelChain: it sends the browser
+// NextTopLevel implements slobridge.FrontChannel: it sends the browser
 // the LogoutRequest of the next SAML SP of lo configured for a top-level
 // redirect chain (SPConfig.FrontChannelTopLevel); the SP's LogoutResponse
 // to PathSLO is validated and recorded, then the browser goes to returnTo
@@ -356,7 +375,7 @@ func (idp *IdP) NextTopLevel(w http.ResponseWriter, r *http.Request, lo store.Lo
 		return false, err
 	}
 	if err := idp.writeFrontRequest(w, r, lo, p, true, returnTo); err != nil {
-		res := FrontResult{Error: "the bridge could not send the LogoutRequest"}
+		res := slobridge.LegResult{Detail: "the bridge could not send it the logout", Error: "the bridge could not send the LogoutRequest"}
 		if rerr := idp.recordFront(ctx, lo.ID, p.SessionID, p.Key, res); rerr != nil {
 			idp.log.ErrorContext(ctx, "record front-channel logout result", "error", rerr)
 		}

@@ -92,7 +92,7 @@ func TestFrontChannel(t *testing.T) {
 				t.Fatalf("LogoutResponse answered HTTP %d, want %d", resp.StatusCode, tc.wantHTTP)
 			}
 			res, err := b.idp.FrontResult(ctx, lo.ID, s.ID, p.Key)
-			if err != nil || res.OK != tc.wantOK || (tc.destination != "") != (res.Error != "") {
+			if err != nil || res.Done != tc.wantOK || (tc.destination != "") != (res.Status == "") {
 				t.Fatalf("recorded result %+v (%v), want OK=%v", res, err, tc.wantOK)
 			}
 			partial, err := b.idp.Partial(ctx, lo.ID, time.Second, true)

@@ -195,10 +195,9 @@ func newBridge(t testing.TB, bo bridgeOpts) *bridge {
 	}
 	client := slobridge.NewBackChannelClient(slobridge.ClientOptions{AllowLoopback: true})
 	eng.SetNotifier(ClientKind, ip.Notifier(client))
-	eng.SetFrontChannelReporter(ClientKind, ip)
+	eng.SetFrontChannel(ClientKind, ip)
 	eng.SetNotifier(oidc.ParticipantKind, op.BackChannelNotifier(client))
-	lp, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: eng, Logger: quietLogger(),
-		TopLevel: []slobridge.TopLevelChain{ip}})
+	lp, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: eng, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,10 @@
 package idp
 
 import (
-	"context"
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slobridge/slobridge"
 	bsaml "github.com/slobridge/slobridge/saml"
-	"github.com/slobridge/slobridge/store"
 )
 
 // Results of a front-channel LogoutResponse, the "result" label of
@@ -52,9 +48,9 @@ func newMetrics(reg prometheus.Registerer) (*idpMetrics, error) {
 }
 
 // frontLabel is the result label of a recorded front-channel outcome.
-func frontLabel(res FrontResult) string {
+func frontLabel(res slobridge.LegResult) string {
 	switch {
-	case res.Error != "":
+	case res.Status == "":
 		return FrontInvalid
 	case res.Status != bsaml.StatusSuccess:
 		return FrontStatus
@@ -62,38 +58,4 @@ func frontLabel(res FrontResult) string {
 		return FrontPartial
 	}
 	return FrontSuccess
-}
-
-var (
-	_ slobridge.TopLevelChain        = (*IdP)(nil)
-	_ slobridge.FrontChannelReporter = (*IdP)(nil)
-)
-
-// FrontChannelOutcome implements slobridge.FrontChannelReporter for SAML
-// SPs notified through the browser: done when the SP answered a valid
-// LogoutResponse with Success, failed with the SP's status (PartialLogout
-// included: the initiator is answered PartialLogout too) or with why its
-// answer was refused. Not ok while the SP has not answered.
-func (idp *IdP) FrontChannelOutcome(ctx context.Context, lo store.Logout, p store.Participant) (slobridge.FrontChannelOutcome, bool, error) {
-	if p.Kind != ClientKind {
-		return slobridge.FrontChannelOutcome{}, false, nil
-	}
-	res, err := idp.frontResult(ctx, lo.ID, p.SessionID, p.Key)
-	if errors.Is(err, store.ErrNotFound) {
-		return slobridge.FrontChannelOutcome{}, false, nil
-	}
-	if err != nil {
-		return slobridge.FrontChannelOutcome{}, false, err
-	}
-	switch {
-	case res.OK:
-		return slobridge.FrontChannelOutcome{Done: true, Detail: "answered Success"}, true, nil
-	case res.Error != "":
-		return slobridge.FrontChannelOutcome{Detail: "its answer was refused; you may still be logged in there", Error: res.Error}, true, nil
-	}
-	status := res.Status
-	if res.SubStatus != "" {
-		status += " / " + res.SubStatus
-	}
-	return slobridge.FrontChannelOutcome{Detail: "answered that it could not log you out completely", Error: "status " + status}, true, nil
 }

@@ -49,15 +49,9 @@ const (
 	// nsPendingLogout maps the ID of a front-channel LogoutRequest we sent
 	// to its logout and participant, to check the LogoutResponse.
 	nsPendingLogout = "saml-idp-pending-logout"
-	// nsFrontResult records the outcome of a front-channel LogoutRequest,
-	// keyed by logout ID + "|" + participant key.
-	nsFrontResult = "saml-idp-front-result"
 	// nsLogoutReply holds what to answer the SP that started a browser
 	// logout, keyed by logout ID.
 	nsLogoutReply = "saml-idp-logout-reply"
-	// nsChainTried marks the participants the top-level chain of a logout
-	// has sent a LogoutRequest, keyed like nsFrontResult.
-	nsChainTried = "saml-idp-chain-tried"
 	// nsReplay is the replay namespace of incoming message IDs.
 	nsReplay = "saml-idp-message"
 )

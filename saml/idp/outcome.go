@@ -2,11 +2,11 @@ package idp
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/slobridge/slobridge"
+	bsaml "github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/store"
 )
 
@@ -27,57 +27,46 @@ func (idp *IdP) Partial(ctx context.Context, logoutID string, wait time.Duration
 	return !out.Complete, nil
 }
 
-// FrontResult is the recorded outcome of one front-channel LogoutRequest.
-type FrontResult struct {
-	// OK is true when the SP answered a valid LogoutResponse with
-	// top-level Success.
-	OK bool `json:"ok"`
-	// Status and SubStatus are the SP's status codes, when it answered
-	// validly.
-	Status    string `json:"status,omitempty"`
-	SubStatus string `json:"sub_status,omitempty"`
-	// Error says why the answer was not accepted.
-	Error string    `json:"error,omitempty"`
-	At    time.Time `json:"at"`
+// frontAnswer is the browser leg result of an SP's answer: its valid
+// LogoutResponse lr, or why its authenticated answer was refused (err).
+// Done only for top-level Success without PartialLogout: the initiator is
+// answered PartialLogout too otherwise.
+func frontAnswer(lr *bsaml.LogoutResponse, err error) slobridge.LegResult {
+	if err != nil {
+		return slobridge.LegResult{Detail: "its answer was refused; you may still be logged in there", Error: err.Error()}
+	}
+	res := slobridge.LegResult{Done: lr.Success() && !lr.Partial(), Status: lr.Status, SubStatus: lr.SubStatus}
+	if res.Done {
+		res.Detail = "answered Success"
+		return res
+	}
+	status := lr.Status
+	if lr.SubStatus != "" {
+		status += " / " + lr.SubStatus
+	}
+	res.Detail, res.Error = "answered that it could not log you out completely", "status "+status
+	return res
 }
 
-// frontResultTTL keeps front-channel outcomes for the status and the
-// initiator's answer.
-const frontResultTTL = 24 * time.Hour
-
-func frontResultKey(logoutID, sid, key string) string { return logoutID + "|" + sid + "|" + key }
-
-// recordFront stores the outcome of a front-channel LogoutRequest; the
-// first answer counts (a replayed or late second answer changes nothing).
-func (idp *IdP) recordFront(ctx context.Context, logoutID, sid, key string, res FrontResult) error {
-	res.At = idp.now()
-	val, err := json.Marshal(res)
-	if err != nil {
-		return err
-	}
-	err = idp.st.PutRecord(ctx, store.Record{Namespace: nsFrontResult, Key: frontResultKey(logoutID, sid, key),
-		Value: val, ExpiresAt: res.At.Add(frontResultTTL)})
-	if err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+// recordFront ends the browser leg of a front-channel LogoutRequest with
+// its result (Engine.EndBrowserLeg: the first answer counts).
+func (idp *IdP) recordFront(ctx context.Context, logoutID, sid, key string, res slobridge.LegResult) error {
+	if err := idp.eng.EndBrowserLeg(ctx, logoutID, sid, key, res); err != nil {
 		return fmt.Errorf("saml idp: record front-channel result: %w", err)
 	}
 	return nil
 }
 
-// FrontResult returns the recorded outcome of the front-channel
-// LogoutRequest to participant key of session sid in a logout, or an
-// error wrapping store.ErrNotFound when the SP has not answered.
-func (idp *IdP) FrontResult(ctx context.Context, logoutID, sid, key string) (FrontResult, error) {
-	return idp.frontResult(ctx, logoutID, sid, key)
-}
-
-func (idp *IdP) frontResult(ctx context.Context, logoutID, sid, key string) (FrontResult, error) {
-	rec, err := idp.st.GetRecord(ctx, nsFrontResult, frontResultKey(logoutID, sid, key), idp.now())
+// FrontResult returns the result of the front-channel LogoutRequest to
+// participant key of session sid in a logout (its browser leg), or an
+// error wrapping store.ErrNotFound while the SP has not answered.
+func (idp *IdP) FrontResult(ctx context.Context, logoutID, sid, key string) (slobridge.LegResult, error) {
+	leg, err := idp.eng.BrowserLegState(ctx, logoutID, sid, key)
 	if err != nil {
-		return FrontResult{}, err
+		return slobridge.LegResult{}, err
 	}
-	var res FrontResult
-	if err := json.Unmarshal(rec.Value, &res); err != nil {
-		return FrontResult{}, fmt.Errorf("saml idp: decode front-channel result: %w", err)
+	if leg.Result == nil {
+		return slobridge.LegResult{}, fmt.Errorf("saml idp: no answer from %s: %w", key, store.ErrNotFound)
 	}
-	return res, nil
+	return *leg.Result, nil
 }

@@ -231,7 +231,7 @@ func (idp *IdP) parkReply(ctx context.Context, logoutID string, reply logoutRepl
 		return fmt.Errorf("saml idp: park logout reply: %w", err)
 	}
 	ret := slobridge.LogoutReturn{RedirectURI: idp.localPath(PathFinish + "/" + logoutID)}
-	return slobridge.SaveLogoutReturn(ctx, idp.st, logoutID, ret, exp)
+	return idp.eng.SetLogoutReturn(ctx, logoutID, ret, logoutReplyTTL)
 }
 
 // handleFinish answers the SP that started a browser logout, after the

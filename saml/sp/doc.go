@@ -53,7 +53,7 @@
 // Framing: IdPs such as Shibboleth and SimpleSAMLphp propagate a logout
 // to their SPs in iframes of their own logout page. For a logout that an
 // upstream started by a front-channel LogoutRequest, the SP therefore
-// records (slobridge.SaveFrameAncestors) the origins of that IdP's
+// records (Engine.SetFrameAncestors) the origins of that IdP's
 // front-channel SLO endpoints (from its metadata): the logout page, the
 // SAML IdP's framed LogoutRequest forms to downstream SPs, and the
 // LogoutResponse form that answers the IdP may be framed by those origins

@@ -70,7 +70,7 @@ func TestLogoutFrameAncestors(t *testing.T) {
 			}
 			// Even a recorded origin does not widen the page of a logout
 			// that the upstream did not start.
-			if err := slobridge.SaveFrameAncestors(t.Context(), b.st, lo.ID, []string{idpOrigin}, time.Now().Add(time.Hour)); err != nil {
+			if err := b.eng.SetFrameAncestors(t.Context(), lo.ID, []string{idpOrigin}, time.Hour); err != nil {
 				t.Fatal(err)
 			}
 			r := b.get(slobridge.LogoutPagePath(lo.ID))

@@ -144,7 +144,7 @@ func pysaml2UpstreamLogout(t *testing.T, fail bool) {
 			}
 			ip.Mount(r)
 			eng.SetNotifier(idp.ClientKind, ip.Notifier(slobridge.NewBackChannelClient(slobridge.ClientOptions{AllowLoopback: true})))
-			eng.SetFrontChannelReporter(idp.ClientKind, ip)
+			eng.SetFrontChannel(idp.ClientKind, ip)
 		},
 	})
 	up.bridge = b
@@ -202,7 +202,7 @@ func pysaml2UpstreamLogout(t *testing.T, fail bool) {
 	t.Logf("pysaml2's answer recorded %s after the logout began", res.At.Sub(lo.CreatedAt).Round(time.Millisecond))
 
 	if !fail {
-		if !res.OK || !lr.Success() || lr.Partial() || m.RelayState != "idp-state" {
+		if !res.Done || !lr.Success() || lr.Partial() || m.RelayState != "idp-state" {
 			t.Fatalf("pysaml2 answered %+v; the upstream got %s/%s relay %q, want Success", res, lr.Status, lr.SubStatus, m.RelayState)
 		}
 		if err := chromedp.Do(ctx, chromedp.Navigate(py.url+"/whoami")); err != nil {
@@ -211,7 +211,7 @@ func pysaml2UpstreamLogout(t *testing.T, fail bool) {
 		waitPage(t, ctx, py.url+"/whoami", "logged in: nobody")
 		return
 	}
-	if res.OK || res.Status != saml.StatusResponder || !strings.HasSuffix(res.SubStatus, ":RequestDenied") {
+	if res.Done || res.Status != saml.StatusResponder || !strings.HasSuffix(res.SubStatus, ":RequestDenied") {
 		t.Fatalf("pysaml2's error recorded as %+v, want Responder/RequestDenied", res)
 	}
 	if !lr.Success() || !lr.Partial() {

@@ -139,14 +139,14 @@ func (sp *SP) handleSLO(c *gin.Context) {
 	err = sp.putState(ctx, nsAnswer, a.lo.ID, answerState{Upstream: a.up.cfg.Name, InResponseTo: a.req.ID,
 		RelayState: m.RelayState, Binding: m.Binding})
 	if err == nil {
-		err = slobridge.SaveLogoutReturn(ctx, sp.opts.Engine.Store(), a.lo.ID,
-			slobridge.LogoutReturn{RedirectURI: sp.url(PathSLOComplete + "/" + a.lo.ID)}, sp.opts.Engine.Now().Add(stateTTL))
+		err = sp.opts.Engine.SetLogoutReturn(ctx, a.lo.ID,
+			slobridge.LogoutReturn{RedirectURI: sp.url(PathSLOComplete + "/" + a.lo.ID)}, stateTTL)
 	}
 	if err == nil {
 		// The IdP may have sent this request from an iframe of its logout
 		// page (Shibboleth IdP does): the bridge's pages of this logout may
 		// render there.
-		err = slobridge.SaveFrameAncestors(ctx, sp.opts.Engine.Store(), a.lo.ID, a.up.frameOrigins(), sp.opts.Engine.Now().Add(stateTTL))
+		err = sp.opts.Engine.SetFrameAncestors(ctx, a.lo.ID, a.up.frameOrigins(), stateTTL)
 	}
 	if err != nil {
 		sp.log.ErrorContext(ctx, "remember upstream LogoutRequest", "logout_id", a.lo.ID, "error", err)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/beevik/etree"
 	crewjam "github.com/crewjam/saml"
@@ -169,6 +168,11 @@ func (sp *SP) sendUpstreamLogout(w http.ResponseWriter, r *http.Request, lo stor
 	if err != nil {
 		return err
 	}
+	// The upstream's browser leg: begun with the first request of the
+	// chain; its answer is due before the request expires.
+	if _, err := sp.opts.Engine.BeginBrowserLeg(ctx, lo.ID, "", slobridge.UpstreamLeg, stateTTL); err != nil {
+		return err
+	}
 	relay := sp.opts.Engine.NewID()
 	st.Upstream, st.RequestID, st.LogoutID = u.cfg.Name, req.ID, lo.ID
 	st.Sent = append(slices.Clone(st.Sent), upstreamKey(s))
@@ -238,14 +242,12 @@ func (sp *SP) handleLogoutResponse(c *gin.Context, m *saml.Message) {
 	} else if more {
 		return
 	}
-	res := slobridge.UpstreamLogoutResult{State: slobridge.RowDone}
+	// The upstream's browser leg ends with what it answered.
+	res := slobridge.LegResult{Done: true, Detail: "confirmed the logout"}
 	if st.Failed != "" {
-		res = slobridge.UpstreamLogoutResult{State: slobridge.RowFailed, Error: st.Failed}
+		res = slobridge.LegResult{Detail: "did not confirm the logout", Error: st.Failed}
 	}
-	// The status page's upstream row, kept as long as the page keeps the
-	// logout's destination (slobridge.SaveUpstreamLogoutResult).
-	if err := slobridge.SaveUpstreamLogoutResult(ctx, sp.opts.Engine.Store(), st.LogoutID, res,
-		sp.opts.Now().Add(time.Hour)); err != nil {
+	if err := sp.opts.Engine.EndBrowserLeg(ctx, st.LogoutID, "", slobridge.UpstreamLeg, res); err != nil {
 		sp.log.WarnContext(ctx, "record upstream logout result", "logout_id", st.LogoutID, "error", err)
 	}
 	c.Header("Cache-Control", "no-store")

@@ -3,7 +3,6 @@ package sp
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -317,15 +316,17 @@ func specOctets(t testing.TB, rawQuery string) ([]byte, []byte) {
 	return []byte(strings.Join(parts, "&")), sig
 }
 
-// TestUpstreamLogoutResultRecorded: the upstream's LogoutResponse is
-// recorded for the logout status page's upstream row: done on Success,
-// failed with the IdP's status otherwise.
+// TestUpstreamLogoutResultRecorded: the upstream's LogoutResponse ends its
+// browser leg, which the status page's upstream row and the outcome read:
+// done on Success, failed with the IdP's status otherwise.
 func TestUpstreamLogoutResultRecorded(t *testing.T) {
 	for _, tc := range []struct {
-		status, state, errText string
+		status  string
+		done    bool
+		errText string
 	}{
-		{saml.StatusSuccess, slobridge.RowDone, ""},
-		{saml.StatusResponder, slobridge.RowFailed, "the identity provider answered " + saml.StatusResponder},
+		{saml.StatusSuccess, true, ""},
+		{saml.StatusResponder, false, "the identity provider answered " + saml.StatusResponder},
 	} {
 		t.Run(tc.status, func(t *testing.T) {
 			b := newBridge(t, bridgeOptions{upstreams: []UpstreamConfig{corpUpstream(t, map[string]string{saml.BindingRedirect: idpSLO})}})
@@ -348,13 +349,13 @@ func TestUpstreamLogoutResultRecorded(t *testing.T) {
 			if got := b.get(to); got.StatusCode != http.StatusSeeOther {
 				t.Fatalf("LogoutResponse answered %d", got.StatusCode)
 			}
-			rec, err := b.st.GetRecord(t.Context(), slobridge.UpstreamLogoutNamespace, lo.ID, time.Now())
-			if err != nil {
-				t.Fatal(err)
+			leg, err := b.eng.BrowserLegState(t.Context(), lo.ID, "", slobridge.UpstreamLeg)
+			if err != nil || !leg.Begun || leg.Result == nil || leg.Result.Done != tc.done || leg.Result.Error != tc.errText {
+				t.Fatalf("upstream leg %+v (%v), want done %v, error %q", leg, err, tc.done, tc.errText)
 			}
-			var res slobridge.UpstreamLogoutResult
-			if err := json.Unmarshal(rec.Value, &res); err != nil || res.State != tc.state || res.Error != tc.errText {
-				t.Fatalf("upstream result %+v (%v), want %q %q", res, err, tc.state, tc.errText)
+			out, err := b.eng.Outcome(t.Context(), lo.ID, time.Second, true)
+			if err != nil || out.Complete != tc.done {
+				t.Fatalf("outcome %+v (%v), want complete %v", out, err, tc.done)
 			}
 		})
 	}

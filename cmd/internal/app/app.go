@@ -132,13 +132,6 @@ func (a *App) build(ctx context.Context) error {
 		}
 	}
 	pageOpts := slobridge.LogoutPageOptions{Engine: a.eng, Upstream: upstream, BasePath: a.basePath, Logger: a.log}
-	if a.samlIdP != nil {
-		// SAML SPs that need a top-level redirect chain are sent their
-		// LogoutRequests by the page's continue step; their answers show
-		// in their rows.
-		pageOpts.TopLevel = []slobridge.TopLevelChain{a.samlIdP}
-		a.eng.SetFrontChannelReporter(idp.ClientKind, a.samlIdP)
-	}
 	page, err := slobridge.NewLogoutPage(pageOpts)
 	if err != nil {
 		return fmt.Errorf("app: logout page: %w", err)
@@ -276,6 +269,10 @@ func (a *App) buildSAMLIdP(ctx context.Context, cookies slobridge.SessionCookies
 	}
 	a.samlIdP = ip
 	a.eng.SetNotifier(idp.ClientKind, ip.Notifier(client))
+	// SAML SPs told through the browser answer there (their browser legs);
+	// those that need a top-level redirect chain are sent their
+	// LogoutRequests by the logout page's continue step.
+	a.eng.SetFrontChannel(idp.ClientKind, ip)
 	return nil
 }
 
