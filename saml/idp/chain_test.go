@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slobridge/slobridge"
@@ -199,4 +200,90 @@ func frontCounts(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// TestTopLevelStepPastItsDeadline is the deadline acceptance test of issue
+// 13, in Chromium: gosaml2 starts a browser logout; samlsp, notified by a
+// top-level redirect step, keeps the browser and never answers. Once the
+// step's deadline has passed, the step reads failed with the reason (the
+// status page says so before the browser comes back); when the person
+// comes back to the bridge's logout page and continues, the chain goes
+// on and gosaml2 gets Success/PartialLogout; the upstream IdP, which
+// offers SOAP only, is logged out meanwhile through the outbox. (Nothing can
+// take a browser back from a page that keeps it; Chromium's back button
+// skips the bridge's pages, which the browser reached without a click.)
+func TestTopLevelStepPastItsDeadline(t *testing.T) {
+	up := newUpstreamIdP(t, "ok")
+	// The upstream offers only SOAP: its leg is a delivery of the outbox,
+	// which the stuck browser does not hold up.
+	up.soapOnly = true
+	w := newE2E(t, e2eOpts{
+		sp1: func(s *crewjamSP) { s.hang = true },
+		cfg: func(c *Config) {
+			c.ServiceProviders[0].FrontChannelTopLevel = true
+			c.TopLevelStepTimeout = 2 * time.Second
+		},
+		upstream: up.bridgeSP(true), upstreamName: "corp",
+	})
+	ctx := newChromium(t)
+	s := browserLogins(t, ctx, w)
+	if got := browse(t, ctx, w.sp2.url+"/logout", w.sp1.url+"/saml/slo"); got != "sp1 is still thinking about your logout" {
+		t.Fatalf("the top-level step shows %q", got)
+	}
+	bctx := context.Background()
+	ended, err := w.b.st.GetSession(bctx, s.ID)
+	if err != nil || ended.LogoutID == "" {
+		t.Fatalf("session %+v (%v), want ended", ended, err)
+	}
+	key := ParticipantKey(w.sp1.entityID())
+	leg, err := w.b.eng.BrowserLegState(bctx, ended.LogoutID, s.ID, key)
+	if err != nil || !leg.Begun || leg.Result != nil {
+		t.Fatalf("samlsp's step before its deadline: %+v (%v), want begun and pending", leg, err)
+	}
+	waitFor(t, "the step's deadline", 10*time.Second, func() bool {
+		leg, err = w.b.eng.BrowserLegState(bctx, ended.LogoutID, s.ID, key)
+		return err == nil && leg.Result != nil
+	})
+	if leg.Result.Done || !strings.Contains(leg.Result.Error, "deadline") {
+		t.Fatalf("samlsp's step after its deadline: %+v, want failed for its deadline", leg.Result)
+	}
+	c := newBrowserlessClient()
+	if row := rowOf(t, browseForms(t, c, w.b.url+slobridge.LogoutPagePath(ended.LogoutID)+"?step=final"), "SP one (samlsp)"); !strings.Contains(row, `data-state="failed"`) || !strings.Contains(row, "deadline") {
+		t.Fatalf("status page row of samlsp after the deadline: %s", row)
+	}
+
+	// The person comes back to the logout page, which shows samlsp failed,
+	// and continues: the chain goes on to the upstream and the answer to
+	// gosaml2.
+	if err := chromedp.Do(ctx, chromedp.Navigate(w.b.url+slobridge.LogoutPagePath(ended.LogoutID)),
+		chromedp.WaitVisible(`#continue`), chromedp.Click(`#continue`)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		w.sp2.mu.Lock()
+		status, sub, n := w.sp2.logoutStatus, w.sp2.logoutSubStatus, w.sp2.logoutResponses
+		w.sp2.mu.Unlock()
+		if n > 0 {
+			if status != bsaml.StatusSuccess || sub != bsaml.StatusPartialLogout {
+				t.Fatalf("gosaml2 got %s / %s, want Success / PartialLogout", status, sub)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			loc, _ := chromedp.Run(ctx, chromedp.Location())
+			t.Fatalf("gosaml2 never got its LogoutResponse after the browser came back (the browser is at %s)", loc)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	up.mu.Lock()
+	told := len(up.got)
+	up.mu.Unlock()
+	if told != 1 {
+		t.Fatalf("the upstream got %d LogoutRequests, want 1", told)
+	}
+	out, err := w.b.eng.Outcome(bctx, ended.LogoutID, time.Second, true)
+	if err != nil || out.Complete || len(out.Failed) != 1 || out.Failed[0].Key != key {
+		t.Fatalf("outcome %+v (%v), want samlsp failed", out, err)
+	}
 }

@@ -173,6 +173,7 @@ type e2e struct {
 type e2eOpts struct {
 	engine func(*slobridge.Options)
 	cfg    func(*Config)
+	sp1    func(*crewjamSP)
 	sp2    func(*gosamlSP)
 	// upstream and upstreamName: see bridgeOpts.
 	upstream     func(t testing.TB, eng *slobridge.Engine, url string)
@@ -184,6 +185,9 @@ func newE2E(t *testing.T, o e2eOpts) *e2e {
 	xmlsec := samltest.RequireTool(t, "xmlsec1")
 	dir := t.TempDir()
 	sp1 := newCrewjamSP(t)
+	if o.sp1 != nil {
+		o.sp1(sp1)
+	}
 	sp1File := filepath.Join(dir, "sp1.xml")
 	if err := os.WriteFile(sp1File, sp1.metadata(t), 0o600); err != nil {
 		t.Fatal(err)

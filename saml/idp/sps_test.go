@@ -73,6 +73,9 @@ type crewjamSP struct {
 	logoutResult  error
 	logoutChecked int
 	logoutRelay   string
+	// hang keeps the browser after a LogoutRequest: it shows a page and
+	// never answers (an SP that never sends the browser back).
+	hang bool
 }
 
 func newCrewjamSP(t *testing.T) *crewjamSP {
@@ -186,6 +189,10 @@ func (s *crewjamSP) handleSLO(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if verr != nil {
 		http.Error(w, "bad signature", http.StatusBadRequest)
+		return
+	}
+	if s.hang {
+		fmt.Fprint(w, `<p id="result">sp1 is still thinking about your logout</p>`)
 		return
 	}
 	body, err := s.m.ServiceProvider.MakePostLogoutResponse(got.ID, r.PostForm.Get("RelayState"))

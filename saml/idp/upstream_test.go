@@ -39,6 +39,9 @@ type upstreamIdP struct {
 	trust    bsaml.Trust
 	signer   *bsaml.Signer
 	validate *bsaml.Validator
+	// soapOnly leaves the HTTP-Redirect SingleLogoutService out of the
+	// metadata: the bridge can tell this upstream only by SOAP.
+	soapOnly bool
 
 	mu   sync.Mutex
 	got  []*bsaml.LogoutRequest
@@ -95,7 +98,10 @@ func (u *upstreamIdP) metadata(t testing.TB, soap bool) []byte {
 	t.Helper()
 	ki := crewjam.KeyInfo{X509Data: crewjam.X509Data{X509Certificates: []crewjam.X509Certificate{
 		{Data: base64.StdEncoding.EncodeToString(u.signer.Cert.Raw)}}}}
-	slos := []crewjam.Endpoint{{Binding: bsaml.BindingRedirect, Location: u.srv.URL + "/slo"}}
+	var slos []crewjam.Endpoint
+	if !u.soapOnly {
+		slos = append(slos, crewjam.Endpoint{Binding: bsaml.BindingRedirect, Location: u.srv.URL + "/slo"})
+	}
 	if soap {
 		slos = append(slos, crewjam.Endpoint{Binding: bsaml.BindingSOAP, Location: u.srv.URL})
 	}
