@@ -1,6 +1,7 @@
 package sp
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"encoding/xml"
@@ -92,6 +93,9 @@ type browserIdP struct {
 	// bridge and requests serve the bridge's LogoutRequests (GET /slo).
 	bridge   *bridge
 	requests chan *saml.LogoutRequest
+	// logoutStatus, when set, is the status of its LogoutResponses to the
+	// bridge (default Success).
+	logoutStatus string
 }
 
 func newBrowserIdP(t *testing.T) *browserIdP {
@@ -241,7 +245,7 @@ func (p *browserIdP) answerLogout(t *testing.T, w http.ResponseWriter, r *http.R
 	p.requests <- req
 	id, _ := saml.NewID(nil)
 	resp := &saml.LogoutResponse{ID: id, InResponseTo: req.ID, IssueInstant: time.Now(), Destination: p.bridge.sp.url(PathSLO),
-		Issuer: p.entityID, Status: saml.StatusSuccess}
+		Issuer: p.entityID, Status: cmp.Or(p.logoutStatus, saml.StatusSuccess)}
 	u, err := saml.RedirectURL(p.bridge.sp.url(PathSLO), saml.ParamResponse, resp.Element(), m.RelayState, loadSigner(t, "idp"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

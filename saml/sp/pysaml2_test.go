@@ -129,7 +129,21 @@ func TestBrowserUpstreamLogoutWithPysaml2SP(t *testing.T) {
 	}
 }
 
-func pysaml2UpstreamLogout(t *testing.T, fail bool) {
+// pysaml2World is a bridge with its SAML IdP and a browser upstream IdP,
+// a pysaml2 SP registered at the bridge's IdP, and Chromium logged in at
+// both (the bridge session s).
+type pysaml2World struct {
+	ctx context.Context
+	up  *browserIdP
+	b   *bridge
+	ip  *idp.IdP
+	py  *pysaml2SP
+	sp  *idp.SP
+	s   store.Session
+}
+
+func newPysaml2World(t *testing.T, failLogout bool) *pysaml2World {
+	t.Helper()
 	ctx := chromium(t)
 	up := newBrowserIdP(t)
 	var ip *idp.IdP
@@ -149,13 +163,12 @@ func pysaml2UpstreamLogout(t *testing.T, fail bool) {
 	})
 	up.bridge = b
 	registerSP(t, up.srv, b)
-	py := startPysaml2SP(t, b.srv.URL, fail)
+	py := startPysaml2SP(t, b.srv.URL, failLogout)
 	spCfg, err := ip.Register(t.Context(), idp.SPConfig{MetadataURL: py.url + "/metadata", Name: "pysaml2 app",
 		NameID: "persistent", LogoutChannels: []string{"front"}, FrontChannelBinding: "post"})
 	if err != nil {
 		t.Fatalf("register the pysaml2 SP: %v", err)
 	}
-
 	s := browserLogin(t, ctx, b, up)
 	if err := chromedp.Do(ctx, chromedp.Navigate(py.url+"/login")); err != nil {
 		t.Fatal(err)
@@ -168,6 +181,12 @@ func pysaml2UpstreamLogout(t *testing.T, fail bool) {
 	if who := waitPage(t, ctx, py.url+"/whoami", "logged in: "); strings.Contains(who, "nobody") {
 		t.Fatalf("pysaml2 after the login: %q", who)
 	}
+	return &pysaml2World{ctx: ctx, up: up, b: b, ip: ip, py: py, sp: spCfg, s: s}
+}
+
+func pysaml2UpstreamLogout(t *testing.T, fail bool) {
+	w := newPysaml2World(t, fail)
+	ctx, up, b, ip, py, spCfg, s := w.ctx, w.up, w.b, w.ip, w.py, w.sp, w.s
 
 	page, reqID := up.startLogoutPage(t, b, s)
 	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
@@ -229,5 +248,44 @@ func pysaml2UpstreamLogout(t *testing.T, fail bool) {
 	}
 	if st, err := b.eng.Status(t.Context(), ended.LogoutID); err != nil || st.Logout.Initiator.Kind != store.InitiatorUpstream {
 		t.Fatalf("status %+v %v", st.Logout.Initiator, err)
+	}
+}
+
+// TestBrowserSPLogoutWithUpstreamFailing is an acceptance test of issue 13
+// (point 2): pysaml2 starts a browser logout (HTTP-Redirect); the bridge
+// ends the session and sends the browser to the upstream IdP, which
+// answers Responder; pysaml2 gets Success/PartialLogout, checked by
+// pysaml2 itself. With the upstream answering Success, it gets Success.
+func TestBrowserSPLogoutWithUpstreamFailing(t *testing.T) {
+	requirePysaml2(t)
+	for _, tc := range []struct {
+		name, upstream, want string
+	}{
+		{"upstream fails", saml.StatusResponder, "pysaml2 sp: logout answered: " + saml.StatusSuccess + " " + saml.StatusPartialLogout},
+		{"upstream confirms", "", "pysaml2 sp: logout answered: " + saml.StatusSuccess},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newPysaml2World(t, false)
+			w.up.logoutStatus = tc.upstream
+			if err := chromedp.Do(w.ctx, chromedp.Navigate(w.py.url+"/logout")); err != nil {
+				t.Fatal(err)
+			}
+			got := waitPage(t, w.ctx, w.py.url+"/slo", "logout answered: ")
+			if strings.TrimSpace(got) != tc.want {
+				t.Fatalf("pysaml2 shows %q, want %q", got, tc.want)
+			}
+			req := <-w.up.requests
+			if req.NameID.Value != w.s.NameID.Value {
+				t.Fatalf("the upstream was asked about %q, want %q", req.NameID.Value, w.s.NameID.Value)
+			}
+			ended, err := w.b.st.GetSession(t.Context(), w.s.ID)
+			if err != nil || ended.EndedAt.IsZero() {
+				t.Fatalf("session %+v (%v), want ended", ended, err)
+			}
+			out, err := w.b.eng.Outcome(t.Context(), ended.LogoutID, time.Second, true)
+			if err != nil || out.Complete != (tc.upstream == "") {
+				t.Fatalf("outcome %+v (%v)", out, err)
+			}
+		})
 	}
 }

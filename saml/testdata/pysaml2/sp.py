@@ -13,7 +13,10 @@ It listens on 127.0.0.1 on a free port and prints one line
 answers every LogoutRequest with the status pysaml2 gives when its local
 logout fails (Responder/RequestDenied, "Server error").
 
-Routes: /metadata, /login, /acs (POST), /slo (POST and GET), /whoami.
+Routes: /metadata, /login, /acs (POST), /slo (POST and GET), /whoami,
+and /logout: an SP-initiated logout by HTTP-Redirect (pysaml2's
+do_logout), whose LogoutResponse pysaml2 checks at /slo and shows as
+"logout answered: STATUS SUB-STATUS".
 """
 
 import http.server
@@ -113,8 +116,33 @@ def main():
                 self.send(200, "pysaml2 sp: logged in: " + who)
             elif u.path == "/slo" and "SAMLRequest" in q:
                 self.logout(q["SAMLRequest"], BINDING_HTTP_REDIRECT, q.get("RelayState", ""))
+            elif u.path == "/slo" and "SAMLResponse" in q:
+                self.logout_answered(q["SAMLResponse"], BINDING_HTTP_REDIRECT)
+            elif u.path == "/logout":
+                with lock:
+                    name_ids = list(logged_in.values())
+                if not name_ids:
+                    self.send(400, "pysaml2 sp: nobody to log out")
+                    return
+                responses = client.do_logout(name_ids[0], [idp_entity], "", None, sign=True,
+                                             expected_binding=BINDING_HTTP_REDIRECT,
+                                             sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+                _binding, http_info = responses[idp_entity]
+                self.redirect(http_info)
             else:
                 self.send(404, "not found")
+
+        def logout_answered(self, saml_response, binding):
+            try:
+                resp = client.parse_logout_request_response(saml_response, binding)
+            except Exception as e:
+                self.send(400, "pysaml2 sp: LogoutResponse refused: %r" % e)
+                return
+            status = resp.response.status.status_code
+            sub = status.status_code.value if status.status_code is not None else ""
+            with lock:
+                logged_in.clear()
+            self.send(200, "pysaml2 sp: logout answered: %s %s" % (status.value, sub))
 
         def do_POST(self):
             u = urllib.parse.urlparse(self.path)
@@ -136,6 +164,8 @@ def main():
                 self.send(303, "", headers=[("Location", "/whoami")])
             elif u.path == "/slo" and "SAMLRequest" in f:
                 self.logout(f["SAMLRequest"], BINDING_HTTP_POST, f.get("RelayState", ""))
+            elif u.path == "/slo" and "SAMLResponse" in f:
+                self.logout_answered(f["SAMLResponse"], BINDING_HTTP_POST)
             else:
                 self.send(404, "not found")
 
