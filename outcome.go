@@ -24,9 +24,9 @@ type Outcome struct {
 // FailedLeg is a participant (or the upstream IdP) not logged out.
 type FailedLeg struct {
 	// Key is the participant key, "upstream" for the upstream IdP.
-	Key string
+	Key string `json:"key"`
 	// Why says what happened, for logs and people.
-	Why string
+	Why string `json:"why"`
 }
 
 // Outcome waits for the logout's deliveries (WaitDone, at most wait) and

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/slobridge/slobridge"
+	adminapi "github.com/slobridge/slobridge/cmd/internal/admin"
 )
 
 // Environment variables read by the admin sub-commands.
@@ -98,7 +98,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, body any) ([]
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+slobridge.AdminPrefix+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+adminapi.Prefix+path, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +117,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, body any) ([]
 		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var ae slobridge.AdminError
+		var ae adminapi.Error
 		if json.Unmarshal(b, &ae) == nil && ae.Error != "" {
 			return nil, fmt.Errorf("server answered %d: %s: %s", resp.StatusCode, ae.Error, ae.Description)
 		}
@@ -202,7 +202,7 @@ func adminRequest(sub string, a adminArgs) (method, path string, body any, msg s
 		if (a.user == "") == (a.session == "") || len(a.pos) != 0 {
 			return "", "", nil, "admin logout needs exactly one of --session SID and --user USER"
 		}
-		return http.MethodPost, "/logouts", slobridge.AdminLogoutRequest{SessionID: a.session, UserID: a.user}, ""
+		return http.MethodPost, "/logouts", adminapi.LogoutRequest{SessionID: a.session, UserID: a.user}, ""
 	case "status", "retry":
 		id, ok := one()
 		if !ok {

@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/slobridge/slobridge"
+	adminapi "github.com/slobridge/slobridge/cmd/internal/admin"
 	"github.com/slobridge/slobridge/cmd/internal/app"
 	"github.com/slobridge/slobridge/store"
 	"github.com/slobridge/slobridge/store/bolt"
@@ -78,7 +79,7 @@ func TestAdminCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	adm, err := slobridge.NewAdmin(slobridge.AdminOptions{Engine: eng, Token: "cli-test-admin-token", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	adm, err := adminapi.New(adminapi.Options{Engine: eng, Token: "cli-test-admin-token", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestAdminCommands(t *testing.T) {
 	if out := call(1, "sessions", "--user", "carol"); !strings.Contains(out, "no admin token") {
 		t.Fatalf("without a token: %s", out)
 	}
-	var list slobridge.AdminSessions
+	var list adminapi.Sessions
 	if err := json.Unmarshal([]byte(call(0, "sessions", "--user", "carol", "--token-file", tokenFile)), &list); err != nil || len(list.Sessions) != 1 || list.Sessions[0].ID != s.ID {
 		t.Fatalf("sessions: %+v %v", list, err)
 	}
@@ -117,7 +118,7 @@ func TestAdminCommands(t *testing.T) {
 	if out := call(1, "logout", "--session", "no-such-session"); !strings.Contains(out, "server answered 404: not_found") {
 		t.Fatalf("unknown session: %s", out)
 	}
-	var lo slobridge.AdminLogoutResponse
+	var lo adminapi.LogoutResponse
 	if err := json.Unmarshal([]byte(call(0, "logout", "--user", "carol")), &lo); err != nil || len(lo.Logout.SessionIDs) != 1 {
 		t.Fatalf("logout --user: %+v %v", lo, err)
 	}
@@ -125,7 +126,7 @@ func TestAdminCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(call(0, "status", lo.Logout.ID)), &status); err != nil || status.Logout.ID != lo.Logout.ID {
 		t.Fatalf("status: %+v %v", status, err)
 	}
-	var rr slobridge.AdminRetryResponse
+	var rr adminapi.RetryResponse
 	if err := json.Unmarshal([]byte(call(0, "retry", lo.Logout.ID, "--timeout", "10s")), &rr); err != nil || rr.LogoutID != lo.Logout.ID || rr.Reset != 0 {
 		t.Fatalf("retry: %+v %v", rr, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/slobridge/slobridge"
+	adminapi "github.com/slobridge/slobridge/cmd/internal/admin"
 	"github.com/slobridge/slobridge/store"
 )
 
@@ -114,7 +115,7 @@ func TestCrashMidFanOutLosesNothing(t *testing.T) {
 type stuckFanOut struct {
 	rcs     []*crashReceiver
 	p1      *proc
-	lo      slobridge.AdminLogoutResponse
+	lo      adminapi.LogoutResponse
 	release func() // lets the slow receivers answer (once; also at cleanup)
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/slobridge/slobridge"
+	adminapi "github.com/slobridge/slobridge/cmd/internal/admin"
 	"github.com/slobridge/slobridge/cmd/internal/app"
 	"github.com/slobridge/slobridge/store"
 	"github.com/slobridge/slobridge/store/postgres"
@@ -303,7 +304,7 @@ func TestTwoReplicasLoginLogoutAndKill(t *testing.T) {
 
 	// Login through A, logout through B, every client notified once.
 	sid := login(t, baseA, []string{baseA, baseB}, rps)
-	var lo slobridge.AdminLogoutResponse
+	var lo adminapi.LogoutResponse
 	admin(t, baseB, &lo, "logout", "--session", sid)
 	if len(lo.Logout.Participants) != n {
 		t.Fatalf("logout through B names %d participants, want %d", len(lo.Logout.Participants), n)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/slobridge/slobridge"
+	adminapi "github.com/slobridge/slobridge/cmd/internal/admin"
 	"github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/store"
 	"github.com/slobridge/slobridge/store/bolt"
@@ -199,7 +200,7 @@ func adminLogouts(t *testing.T, base string, sids []string) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			body, _ := json.Marshal(slobridge.AdminLogoutRequest{SessionID: sid})
+			body, _ := json.Marshal(adminapi.LogoutRequest{SessionID: sid})
 			req, _ := http.NewRequest(http.MethodPost, base+"/admin/v1/logouts", bytes.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+adminToken)
 			req.Header.Set("Content-Type", "application/json")
@@ -208,7 +209,7 @@ func adminLogouts(t *testing.T, base string, sids []string) {
 				errs <- err
 				return
 			}
-			var out slobridge.AdminLogoutResponse
+			var out adminapi.LogoutResponse
 			err = json.NewDecoder(resp.Body).Decode(&out)
 			resp.Body.Close()
 			if err != nil || resp.StatusCode != http.StatusCreated || len(out.Logout.SessionIDs) != 1 {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/cmd/internal/admin"
 	"github.com/slobridge/slobridge/oidc"
 	"github.com/slobridge/slobridge/oidc/ssf"
 	"github.com/slobridge/slobridge/saml/idp"
@@ -156,14 +157,14 @@ func (a *App) build(ctx context.Context) error {
 			a.samlIdP.Mount(r)
 		}
 		if admin != nil && !separate {
-			a.mountAdminRoutes(admin.Mount(r))
+			admin.Mount(r)
 		}
 	})
 	if separate {
 		a.adminHandler = a.router(func(r gin.IRouter) {
 			slobridge.MountOps(r, slobridge.OpsOptions{Store: a.st, Gatherer: a.reg, Logger: a.log})
 			if admin != nil {
-				a.mountAdminRoutes(admin.Mount(r))
+				admin.Mount(r)
 			}
 		})
 	}
@@ -216,19 +217,20 @@ func (a *App) buildUpstream(ctx context.Context, cookies slobridge.SessionCookie
 }
 
 // buildAdmin creates the admin API, or returns nil when no token is set.
-func (a *App) buildAdmin(ctx context.Context) (*slobridge.Admin, error) {
+func (a *App) buildAdmin(ctx context.Context) (*admin.API, error) {
 	tok := a.cfg.Admin.Token.Value()
 	if tok == "" {
 		a.log.WarnContext(ctx, "admin API disabled: admin.token is not set")
 		return nil, nil
 	}
-	admin, err := slobridge.NewAdmin(slobridge.AdminOptions{
+	api, err := admin.New(admin.Options{
 		Engine: a.eng, Token: tok, TokenName: a.cfg.Admin.TokenName, Logger: a.log,
+		SAMLIdP: a.samlIdP, ReceiversAllowHTTP: a.cfg.SSF.AllowHTTP,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: admin API: %w", err)
 	}
-	return admin, nil
+	return api, nil
 }
 
 func (a *App) oidcOptions(issuer string, cookies slobridge.SessionCookies, auth slobridge.Authenticator) oidc.Options {

@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/slobridge/slobridge"
+	adminapi "github.com/slobridge/slobridge/cmd/internal/admin"
 )
 
 func TestMain(m *testing.M) {
@@ -172,7 +173,7 @@ func activeSessions(t *testing.T, d *Demo, user string) int {
 
 func admin(t *testing.T, d *Demo, method, path, body string, want int, out any) {
 	t.Helper()
-	req, err := http.NewRequest(method, d.BridgeURL+slobridge.AdminPrefix+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, d.BridgeURL+adminapi.Prefix+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +324,7 @@ func TestSingleLogoutFromAdmin(t *testing.T) {
 	d := startDemo(t, Options{})
 	loginEverywhere(t, ctx, d, &d.Users[1])
 
-	var lo slobridge.AdminLogoutResponse
+	var lo adminapi.LogoutResponse
 	admin(t, d, http.MethodPost, "/logouts", `{"user_id":"bob"}`, http.StatusCreated, &lo)
 	// expectLoggedOut also waits for the API to reject the app's token.
 	expectLoggedOut(t, ctx, d.BackApp, EndedByBackChannel)
@@ -339,7 +340,7 @@ func TestSingleLogoutFromAdmin(t *testing.T) {
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		var st slobridge.LogoutStatus
-		admin(t, d, http.MethodGet, strings.TrimPrefix(lo.StatusURL, slobridge.AdminPrefix), "", http.StatusOK, &st)
+		admin(t, d, http.MethodGet, strings.TrimPrefix(lo.StatusURL, adminapi.Prefix), "", http.StatusOK, &st)
 		i := slices.IndexFunc(st.Participants, func(p slobridge.ParticipantStatus) bool { return p.Name == d.SAMLApp.Name })
 		if i < 0 {
 			t.Fatalf("the admin logout's status has no row for %s: %+v", d.SAMLApp.Name, st.Participants)

@@ -1,4 +1,4 @@
-package app
+package admin
 
 import (
 	"errors"
@@ -6,20 +6,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/oidc/ssf"
 	"github.com/slobridge/slobridge/saml/idp"
 	"github.com/slobridge/slobridge/store"
 )
 
-// Admin routes of the protocol packages, added to the admin API's
-// authenticated group (the root package cannot import them):
-//
-//	GET    /admin/v1/receivers          list SSF receivers (authorization redacted)
-//	PUT    /admin/v1/receivers/{id}     register or replace a receiver
-//	DELETE /admin/v1/receivers/{id}     remove a receiver
-//	POST   /admin/v1/saml/sps           register a SAML SP from its metadata URL
-//
+// The admin routes of the protocol packages: SSF receivers and SAML SPs.
 // Receivers registered here join sessions created from then on.
 
 // adminReceiver is a receiver as the admin API shows it: the push
@@ -54,23 +46,14 @@ type adminSPRequest struct {
 	Attributes                 []string `json:"attributes,omitempty"`
 }
 
-func (a *App) mountAdminRoutes(g gin.IRouter) {
-	g.GET("/receivers", a.handleListReceivers)
-	g.PUT("/receivers/:id", a.handlePutReceiver)
-	g.DELETE("/receivers/:id", a.handleDeleteReceiver)
-	if a.samlIdP != nil {
-		g.POST("/saml/sps", a.handleRegisterSP)
-	}
-}
-
 func toAdminReceiver(r ssf.Receiver) adminReceiver {
 	return adminReceiver{ID: r.ID, Name: r.Name, PushURL: r.PushURL, Audience: r.Audience, HasAuthorization: r.Authorization != ""}
 }
 
-func (a *App) handleListReceivers(c *gin.Context) {
-	rs, err := ssf.ListReceivers(c.Request.Context(), a.st)
+func (a *API) handleListReceivers(c *gin.Context) {
+	rs, err := ssf.ListReceivers(c.Request.Context(), a.opts.Engine.Store())
 	if err != nil {
-		a.adminInternal(c, "list receivers", err)
+		a.internal(c, "list receivers", err)
 		return
 	}
 	out := make([]adminReceiver, 0, len(rs))
@@ -81,51 +64,51 @@ func (a *App) handleListReceivers(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"receivers": out})
 }
 
-func (a *App) handlePutReceiver(c *gin.Context) {
+func (a *API) handlePutReceiver(c *gin.Context) {
 	var req adminReceiverRequest
-	if !slobridge.DecodeAdminJSON(c, &req) {
+	if !DecodeJSON(c, &req) {
 		return
 	}
 	r := ssf.Receiver{ID: c.Param("id"), Name: req.Name, PushURL: req.PushURL, Audience: req.Audience, Authorization: req.Authorization}
-	err := ssf.PutReceiver(c.Request.Context(), a.st, r, a.cfg.SSF.AllowHTTP, false, a.eng.Now())
+	err := ssf.PutReceiver(c.Request.Context(), a.opts.Engine.Store(), r, a.opts.ReceiversAllowHTTP, false, a.opts.Engine.Now())
 	switch {
 	case errors.Is(err, ssf.ErrInvalidReceiver):
-		slobridge.WriteAdminError(c, http.StatusBadRequest, "invalid_request", err.Error())
+		WriteError(c, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	case err != nil:
-		a.adminInternal(c, "put receiver", err)
+		a.internal(c, "put receiver", err)
 		return
 	}
-	a.log.InfoContext(c.Request.Context(), "admin: receiver registered", "receiver", r.ID)
+	a.opts.Logger.InfoContext(c.Request.Context(), "admin: receiver registered", "receiver", r.ID)
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, toAdminReceiver(r))
 }
 
-func (a *App) handleDeleteReceiver(c *gin.Context) {
+func (a *API) handleDeleteReceiver(c *gin.Context) {
 	id := c.Param("id")
-	err := ssf.DeleteReceiver(c.Request.Context(), a.st, id)
+	err := ssf.DeleteReceiver(c.Request.Context(), a.opts.Engine.Store(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		slobridge.WriteAdminError(c, http.StatusNotFound, "not_found", "no such receiver")
+		WriteError(c, http.StatusNotFound, "not_found", "no such receiver")
 		return
 	case err != nil:
-		a.adminInternal(c, "delete receiver", err)
+		a.internal(c, "delete receiver", err)
 		return
 	}
-	a.log.InfoContext(c.Request.Context(), "admin: receiver removed", "receiver", id)
+	a.opts.Logger.InfoContext(c.Request.Context(), "admin: receiver removed", "receiver", id)
 	c.Status(http.StatusNoContent)
 }
 
-func (a *App) handleRegisterSP(c *gin.Context) {
+func (a *API) handleRegisterSP(c *gin.Context) {
 	var req adminSPRequest
-	if !slobridge.DecodeAdminJSON(c, &req) {
+	if !DecodeJSON(c, &req) {
 		return
 	}
 	if req.MetadataURL == "" {
-		slobridge.WriteAdminError(c, http.StatusBadRequest, "invalid_request", "metadata_url is required")
+		WriteError(c, http.StatusBadRequest, "invalid_request", "metadata_url is required")
 		return
 	}
-	sp, err := a.samlIdP.Register(c.Request.Context(), idp.SPConfig{
+	sp, err := a.opts.SAMLIdP.Register(c.Request.Context(), idp.SPConfig{
 		MetadataURL: req.MetadataURL, EntityID: req.EntityID, Name: req.Name, NameID: req.NameID,
 		LogoutChannels: req.LogoutChannels, FrontChannelBinding: req.FrontChannelBinding, FrontChannelTopLevel: req.FrontChannelTopLevel,
 		RequireSignedAuthnRequests: req.RequireSignedAuthnRequests, Attributes: req.Attributes,
@@ -133,19 +116,9 @@ func (a *App) handleRegisterSP(c *gin.Context) {
 	if err != nil {
 		// Metadata that cannot be fetched or parsed is the caller's
 		// problem; the message names what is wrong with it.
-		slobridge.WriteAdminError(c, http.StatusBadRequest, "invalid_request", err.Error())
+		WriteError(c, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, gin.H{"entity_id": sp.EntityID, "name": sp.Name})
-}
-
-func (a *App) adminInternal(c *gin.Context, op string, err error) {
-	a.log.ErrorContext(c.Request.Context(), "admin API: "+op, "err", err)
-	if msg, ok := slobridge.Unavailable(err); ok {
-		c.Header("Retry-After", slobridge.RetryAfter)
-		slobridge.WriteAdminError(c, http.StatusServiceUnavailable, "unavailable", msg)
-		return
-	}
-	slobridge.WriteAdminError(c, http.StatusInternalServerError, "server_error", "internal error; see the server log")
 }

@@ -1,4 +1,4 @@
-package slobridge
+package admin
 
 import (
 	"context"
@@ -14,15 +14,16 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/store"
 )
 
 const testAdminToken = "test-admin-token-0123456789"
 
 // adminServer serves the admin API of e on a loopback test server.
-func adminServer(t *testing.T, e *Engine, maxBody int64) *httptest.Server {
+func adminServer(t *testing.T, e *slobridge.Engine, maxBody int64) *httptest.Server {
 	t.Helper()
-	a, err := NewAdmin(AdminOptions{Engine: e, Token: testAdminToken, MaxBody: maxBody, Logger: testOptions(nil).Logger})
+	a, err := New(Options{Engine: e, Token: testAdminToken, MaxBody: maxBody, Logger: quietLogger()})
 	if err != nil {
 		t.Fatalf("NewAdmin: %v", err)
 	}
@@ -89,7 +90,7 @@ func snapshot(t *testing.T, st store.Store, user string) storeSnapshot {
 
 func TestAdminRejectsBadInputAndChangesNothing(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "admin.db"))
-	e, err := NewEngine(testOptions(st)) // no workers: nothing may move
+	e, err := slobridge.NewEngine(testOptions(st)) // no workers: nothing may move
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestAdminRejectsBadInputAndChangesNothing(t *testing.T) {
 					body = io.MultiReader(body) // hides the length: sent chunked
 				}
 			}
-			var ae AdminError
+			var ae Error
 			got := adminCall(t, srv, tt.method, tt.path, tt.token, body, &ae)
 			if got != tt.status || ae.Error != tt.wantErrCode || ae.Description == "" {
 				t.Errorf("status %d error %q (%q), want %d %q", got, ae.Error, ae.Description, tt.status, tt.wantErrCode)
@@ -169,7 +170,7 @@ func TestAdminLogoutStatusAndRetry(t *testing.T) {
 	s3 := newSession(t, e, "bob")
 	srv := adminServer(t, e, 0)
 
-	var list AdminSessions
+	var list Sessions
 	if got := adminCall(t, srv, "GET", "/admin/v1/users/bob/sessions", testAdminToken, nil, &list); got != 200 || len(list.Sessions) != 3 {
 		t.Fatalf("list sessions: %d %+v", got, list)
 	}
@@ -181,7 +182,7 @@ func TestAdminLogoutStatusAndRetry(t *testing.T) {
 	}
 
 	// End one session: its participant fails permanently (410).
-	var lr AdminLogoutResponse
+	var lr LogoutResponse
 	if got := adminCall(t, srv, "POST", "/admin/v1/logouts", testAdminToken, strings.NewReader(`{"session_id":"`+s1.ID+`"}`), &lr); got != 201 {
 		t.Fatalf("logout session: %d", got)
 	}
@@ -189,23 +190,27 @@ func TestAdminLogoutStatusAndRetry(t *testing.T) {
 		t.Fatalf("logout: %+v", lr.Logout)
 	}
 	waitStatus(t, e, lr.Logout.ID, "failed delivery", allDone)
-	var status LogoutStatus
+	var status Status
 	if got := adminCall(t, srv, "GET", lr.StatusURL, testAdminToken, nil, &status); got != 200 {
 		t.Fatalf("status: %d", got)
 	}
 	if len(status.Participants) != 1 || status.Participants[0].State != string(store.DeliveryFailed) || status.Participants[0].LastError == "" {
 		t.Fatalf("status after 410: %+v", status.Participants)
 	}
+	// The outcome is the engine's one decision: partial, with the failed leg.
+	if status.Outcome.Complete || len(status.Outcome.Failed) != 1 || status.Outcome.Failed[0].Key != "http:app1" || status.Outcome.Failed[0].Why == "" {
+		t.Fatalf("outcome after 410: %+v", status.Outcome)
+	}
 
 	// The same session again: already ended.
-	var ae AdminError
+	var ae Error
 	if got := adminCall(t, srv, "POST", "/admin/v1/logouts", testAdminToken, strings.NewReader(`{"session_id":"`+s1.ID+`"}`), &ae); got != 409 {
 		t.Fatalf("second logout of one session: %d %+v", got, ae)
 	}
 
 	// Retry after the receiver recovers.
 	failing.Store(false)
-	var rr AdminRetryResponse
+	var rr RetryResponse
 	if got := adminCall(t, srv, "POST", lr.StatusURL+"/retry", testAdminToken, nil, &rr); got != 200 || rr.Reset != 1 {
 		t.Fatalf("retry: %d %+v", got, rr)
 	}
@@ -213,9 +218,13 @@ func TestAdminLogoutStatusAndRetry(t *testing.T) {
 	if st1.Participants[0].State != string(store.DeliveryDelivered) {
 		t.Fatalf("after retry: %+v", st1.Participants)
 	}
+	var after Status
+	if got := adminCall(t, srv, "GET", lr.StatusURL, testAdminToken, nil, &after); got != 200 || !after.Outcome.Complete || len(after.Outcome.Failed) != 0 {
+		t.Fatalf("outcome after the retry: %d %+v", got, after.Outcome)
+	}
 
 	// Log the user out everywhere: the two remaining sessions end.
-	var all AdminLogoutResponse
+	var all LogoutResponse
 	if got := adminCall(t, srv, "POST", "/admin/v1/logouts", testAdminToken, strings.NewReader(`{"user_id":"bob"}`), &all); got != 201 {
 		t.Fatalf("logout user: %d", got)
 	}
@@ -243,11 +252,11 @@ func containsAll(list []string, want ...string) bool {
 
 func TestNewAdminNeedsToken(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "admin.db"))
-	e, err := NewEngine(testOptions(st))
+	e, err := slobridge.NewEngine(testOptions(st))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewAdmin(AdminOptions{Engine: e}); err == nil {
+	if _, err := New(Options{Engine: e}); err == nil {
 		t.Fatal("NewAdmin without a token succeeded")
 	}
 }

@@ -1,4 +1,8 @@
-package slobridge
+// Package admin is the operator API of the bridge, all of it in one
+// place: sessions, logouts with their status and outcome, retries, SSF
+// receivers and SAML SP registration, behind a bearer token. The CLI
+// (slobridge admin) is its client.
+package admin
 
 import (
 	"crypto/sha256"
@@ -13,91 +17,107 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/saml/idp"
 	"github.com/slobridge/slobridge/store"
 )
 
-// AdminPrefix is the path prefix of the admin API.
-const AdminPrefix = "/admin/v1"
+// Prefix is the path prefix of the admin API.
+const Prefix = "/admin/v1"
 
-// DefaultAdminMaxBody caps admin request bodies when AdminOptions.MaxBody
+// DefaultMaxBody caps admin request bodies when Options.MaxBody
 // is zero. Admin requests are tiny JSON documents; anything larger is a
 // mistake or an attack and is refused with 413 before it is parsed.
-const DefaultAdminMaxBody = 64 << 10
+const DefaultMaxBody = 64 << 10
 
-// AdminOptions configure the admin API.
-type AdminOptions struct {
+// Options configure the admin API.
+type Options struct {
 	// Engine performs the logouts and status queries. Required.
-	Engine *Engine
+	Engine *slobridge.Engine
 	// Token is the bearer token every admin request must carry
 	// (Authorization: Bearer …). Required: an empty token would open the
-	// API to anyone, so NewAdmin refuses it.
+	// API to anyone, so New refuses it.
 	Token string
 	// TokenName names the token in the logout's initiator ID and the logs
 	// (never the token itself); default "admin".
 	TokenName string
-	// MaxBody caps request bodies in bytes; default DefaultAdminMaxBody.
+	// MaxBody caps request bodies in bytes; default DefaultMaxBody.
 	MaxBody int64
+	// SAMLIdP, when set, serves POST /admin/v1/saml/sps (SAML SP
+	// registration); nil when the bridge is no SAML IdP.
+	SAMLIdP *idp.IdP
+	// ReceiversAllowHTTP accepts http:// push URLs for SSF receivers
+	// (ssf.allow_http, development only).
+	ReceiversAllowHTTP bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
 
-// Admin is the operator API under AdminPrefix:
+// API is the operator API under Prefix:
 //
 //	GET  /admin/v1/users/{user}/sessions   the user's sessions (404 when none)
 //	POST /admin/v1/logouts                 {"session_id":"…"} or {"user_id":"…"}
-//	GET  /admin/v1/logouts/{id}            the logout's delivery status
-//	POST /admin/v1/logouts/{id}/retry      reset failed deliveries to pending
+//	GET    /admin/v1/logouts/{id}          the logout's status and outcome
+//	POST   /admin/v1/logouts/{id}/retry    reset failed deliveries to pending
+//	GET    /admin/v1/receivers             list SSF receivers (authorization redacted)
+//	PUT    /admin/v1/receivers/{id}        register or replace a receiver
+//	DELETE /admin/v1/receivers/{id}        remove a receiver
+//	POST   /admin/v1/saml/sps              register a SAML SP from its metadata URL
 //
 // Every request needs the bearer token; errors are JSON documents
 // {"error":"…","error_description":"…"} with 400, 401, 404, 409, 413 or
 // 500, and a refused request changes nothing.
-type Admin struct {
-	opts      AdminOptions
+type API struct {
+	opts      Options
 	tokenHash [sha256.Size]byte
 }
 
-// NewAdmin validates opts and returns the admin API.
-func NewAdmin(opts AdminOptions) (*Admin, error) {
+// New validates opts and returns the admin API.
+func New(opts Options) (*API, error) {
 	if opts.Engine == nil {
-		return nil, errors.New("slobridge: admin API needs an engine")
+		return nil, errors.New("admin: admin API needs an engine")
 	}
 	if opts.Token == "" {
-		return nil, errors.New("slobridge: admin API needs a token")
+		return nil, errors.New("admin: admin API needs a token")
 	}
 	if opts.TokenName == "" {
 		opts.TokenName = "admin"
 	}
 	if opts.MaxBody <= 0 {
-		opts.MaxBody = DefaultAdminMaxBody
+		opts.MaxBody = DefaultMaxBody
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Admin{opts: opts, tokenHash: sha256.Sum256([]byte(opts.Token))}, nil
+	return &API{opts: opts, tokenHash: sha256.Sum256([]byte(opts.Token))}, nil
 }
 
-// Mount registers the admin routes under AdminPrefix on r and returns the
-// authenticated, body-capped route group, on which the wiring adds the
-// admin routes of protocol packages (receivers, SAML SPs).
-func (a *Admin) Mount(r gin.IRouter) *gin.RouterGroup {
-	g := r.Group(AdminPrefix, a.authenticate, a.limitBody)
+// Mount registers every admin route under Prefix on r, behind the bearer
+// token and the body cap.
+func (a *API) Mount(r gin.IRouter) {
+	g := r.Group(Prefix, a.authenticate, a.limitBody)
 	g.GET("/users/:user_id/sessions", a.handleUserSessions)
 	g.POST("/logouts", a.handleLogout)
 	g.GET("/logouts/:logout_id", a.handleStatus)
 	g.POST("/logouts/:logout_id/retry", a.handleRetry)
-	return g
+	g.GET("/receivers", a.handleListReceivers)
+	g.PUT("/receivers/:id", a.handlePutReceiver)
+	g.DELETE("/receivers/:id", a.handleDeleteReceiver)
+	if a.opts.SAMLIdP != nil {
+		g.POST("/saml/sps", a.handleRegisterSP)
+	}
 }
 
-// WriteAdminError answers an admin request with a JSON AdminError and
+// WriteError answers an admin request with a JSON Error and
 // aborts the handler chain.
-func WriteAdminError(c *gin.Context, status int, code, desc string) {
+func WriteError(c *gin.Context, status int, code, desc string) {
 	adminError(c, status, code, desc)
 }
 
-// DecodeAdminJSON decodes an admin request body holding exactly one JSON
+// DecodeJSON decodes an admin request body holding exactly one JSON
 // object with known fields only into v. On failure it has answered 400 (or
 // 413 for a body over the cap) and returns false.
-func DecodeAdminJSON(c *gin.Context, v any) bool {
+func DecodeJSON(c *gin.Context, v any) bool {
 	status, aerr := decodeStrict(c.Request.Body, v)
 	if status != 0 {
 		adminError(c, status, aerr.Error, aerr.Description)
@@ -107,7 +127,7 @@ func DecodeAdminJSON(c *gin.Context, v any) bool {
 }
 
 // decodeStrict decodes one JSON object with known fields only.
-func decodeStrict(r io.Reader, v any) (int, AdminError) {
+func decodeStrict(r io.Reader, v any) (int, Error) {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -120,30 +140,30 @@ func decodeStrict(r io.Reader, v any) (int, AdminError) {
 		}
 	}
 	if err == nil {
-		return 0, AdminError{}
+		return 0, Error{}
 	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return http.StatusRequestEntityTooLarge, AdminError{"request_too_large", fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit)}
+		return http.StatusRequestEntityTooLarge, Error{"request_too_large", fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit)}
 	}
-	return http.StatusBadRequest, AdminError{"invalid_request", "body is not a valid JSON request: " + err.Error()}
+	return http.StatusBadRequest, Error{"invalid_request", "body is not a valid JSON request: " + err.Error()}
 }
 
-// AdminError is the JSON body of every admin API error.
-type AdminError struct {
+// Error is the JSON body of every admin API error.
+type Error struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description"`
 }
 
 func adminError(c *gin.Context, status int, code, desc string) {
 	c.Header("Cache-Control", "no-store")
-	c.AbortWithStatusJSON(status, AdminError{Error: code, Description: desc})
+	c.AbortWithStatusJSON(status, Error{Error: code, Description: desc})
 }
 
 // authenticate checks the bearer token. Both sides are hashed before the
 // constant-time comparison so that neither the content nor the length of
 // the configured token leaks through timing.
-func (a *Admin) authenticate(c *gin.Context) {
+func (a *API) authenticate(c *gin.Context) {
 	h := c.GetHeader("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
@@ -162,7 +182,7 @@ func (a *Admin) authenticate(c *gin.Context) {
 }
 
 // limitBody refuses a declared oversized body at once and caps the rest.
-func (a *Admin) limitBody(c *gin.Context) {
+func (a *API) limitBody(c *gin.Context) {
 	if c.Request.ContentLength > a.opts.MaxBody {
 		adminError(c, http.StatusRequestEntityTooLarge, "request_too_large",
 			fmt.Sprintf("request body exceeds %d bytes", a.opts.MaxBody))
@@ -172,42 +192,42 @@ func (a *Admin) limitBody(c *gin.Context) {
 	c.Next()
 }
 
-// AdminLogoutRequest is the body of POST /admin/v1/logouts: exactly one of
+// LogoutRequest is the body of POST /admin/v1/logouts: exactly one of
 // SessionID or UserID.
-type AdminLogoutRequest struct {
+type LogoutRequest struct {
 	SessionID string `json:"session_id,omitempty"`
 	UserID    string `json:"user_id,omitempty"`
 }
 
-// AdminSessions is the answer of GET /admin/v1/users/{user}/sessions.
-type AdminSessions struct {
+// Sessions is the answer of GET /admin/v1/users/{user}/sessions.
+type Sessions struct {
 	UserID   string         `json:"user_id"`
-	Sessions []AdminSession `json:"sessions"`
+	Sessions []Session `json:"sessions"`
 }
 
-// AdminSession is one session of a user with its state and participants
+// Session is one session of a user with its state and participants
 // (the session's own fields are inlined).
-type AdminSession struct {
+type Session struct {
 	store.Session
 	// Active is true when the session is neither ended nor expired.
 	Active       bool                `json:"active"`
 	Participants []store.Participant `json:"participants"`
 }
 
-// AdminLogoutResponse is the answer of POST /admin/v1/logouts.
-type AdminLogoutResponse struct {
+// LogoutResponse is the answer of POST /admin/v1/logouts.
+type LogoutResponse struct {
 	Logout store.Logout `json:"logout"`
 	// StatusURL is the path of the logout's status in this API.
 	StatusURL string `json:"status_url"`
 }
 
-// AdminRetryResponse is the answer of POST /admin/v1/logouts/{id}/retry.
-type AdminRetryResponse struct {
+// RetryResponse is the answer of POST /admin/v1/logouts/{id}/retry.
+type RetryResponse struct {
 	LogoutID string `json:"logout_id"`
 	Reset    int    `json:"reset"`
 }
 
-func (a *Admin) handleUserSessions(c *gin.Context) {
+func (a *API) handleUserSessions(c *gin.Context) {
 	ctx := c.Request.Context()
 	user := c.Param("user_id")
 	ss, err := a.opts.Engine.Store().ListSessionsByUser(ctx, user)
@@ -219,7 +239,7 @@ func (a *Admin) handleUserSessions(c *gin.Context) {
 		adminError(c, http.StatusNotFound, "not_found", "the user has no sessions")
 		return
 	}
-	out := AdminSessions{UserID: user, Sessions: make([]AdminSession, 0, len(ss))}
+	out := Sessions{UserID: user, Sessions: make([]Session, 0, len(ss))}
 	now := a.opts.Engine.Now()
 	for _, s := range ss {
 		ps, err := a.opts.Engine.Store().ListParticipants(ctx, s.ID)
@@ -227,7 +247,7 @@ func (a *Admin) handleUserSessions(c *gin.Context) {
 			a.internal(c, "list participants", err)
 			return
 		}
-		out.Sessions = append(out.Sessions, AdminSession{Session: s, Active: s.Active(now), Participants: ps})
+		out.Sessions = append(out.Sessions, Session{Session: s, Active: s.Active(now), Participants: ps})
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, out)
@@ -235,25 +255,25 @@ func (a *Admin) handleUserSessions(c *gin.Context) {
 
 // decodeLogoutRequest reads and checks the logout body: one JSON object,
 // known fields only, exactly one target.
-func decodeLogoutRequest(r io.Reader) (AdminLogoutRequest, int, AdminError) {
-	var req AdminLogoutRequest
+func decodeLogoutRequest(r io.Reader) (LogoutRequest, int, Error) {
+	var req LogoutRequest
 	if status, aerr := decodeStrict(r, &req); status != 0 {
 		return req, status, aerr
 	}
 	if (req.SessionID == "") == (req.UserID == "") {
-		return req, http.StatusBadRequest, AdminError{"invalid_request", "give exactly one of session_id and user_id"}
+		return req, http.StatusBadRequest, Error{"invalid_request", "give exactly one of session_id and user_id"}
 	}
-	return req, 0, AdminError{}
+	return req, 0, Error{}
 }
 
-func (a *Admin) handleLogout(c *gin.Context) {
+func (a *API) handleLogout(c *gin.Context) {
 	ctx := c.Request.Context()
 	req, status, aerr := decodeLogoutRequest(c.Request.Body)
 	if status != 0 {
 		adminError(c, status, aerr.Error, aerr.Description)
 		return
 	}
-	lr := LogoutRequest{Initiator: store.Initiator{Kind: store.InitiatorAdmin, ID: a.opts.TokenName}}
+	lr := slobridge.LogoutRequest{Initiator: store.Initiator{Kind: store.InitiatorAdmin, ID: a.opts.TokenName}}
 	if req.SessionID != "" {
 		lr.SessionIDs = []string{req.SessionID}
 	} else {
@@ -283,12 +303,37 @@ func (a *Admin) handleLogout(c *gin.Context) {
 	a.opts.Logger.InfoContext(ctx, "admin logout", "logout_id", lo.ID, "token", a.opts.TokenName,
 		"sessions", len(lo.SessionIDs), "by_user", req.UserID != "")
 	c.Header("Cache-Control", "no-store")
-	c.Header("Location", AdminPrefix+"/logouts/"+lo.ID)
-	c.JSON(http.StatusCreated, AdminLogoutResponse{Logout: lo, StatusURL: AdminPrefix + "/logouts/" + lo.ID})
+	c.Header("Location", Prefix+"/logouts/"+lo.ID)
+	c.JSON(http.StatusCreated, LogoutResponse{Logout: lo, StatusURL: Prefix + "/logouts/" + lo.ID})
 }
 
-func (a *Admin) handleStatus(c *gin.Context) {
-	st, err := a.opts.Engine.Status(c.Request.Context(), c.Param("logout_id"))
+// Status is the answer of GET /admin/v1/logouts/{id}: the logout's
+// status, each participant's state, and its outcome (Engine.Outcome, the
+// one decision every answer about a logout uses).
+type Status struct {
+	slobridge.LogoutStatus
+	Outcome Outcome `json:"outcome"`
+}
+
+// Outcome is how the logout went so far: Complete when every participant
+// (and the upstream, when asked) confirmed; otherwise the legs that did not,
+// with why. While deliveries are still retrying it is not complete.
+type Outcome struct {
+	Complete bool                  `json:"complete"`
+	Failed   []slobridge.FailedLeg `json:"failed,omitempty"`
+}
+
+func (a *API) handleStatus(c *gin.Context) {
+	ctx := c.Request.Context()
+	id := c.Param("logout_id")
+	lo, err := a.opts.Engine.Store().GetLogout(ctx, id)
+	var out slobridge.Outcome
+	if err == nil {
+		// Logouts an operator or the system started had no browser.
+		browser := lo.Initiator.Kind != store.InitiatorAdmin && lo.Initiator.Kind != store.InitiatorSystem
+		out, err = a.opts.Engine.Outcome(ctx, id, 0, browser)
+	}
+	st := out.Status
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		adminError(c, http.StatusNotFound, "not_found", "no such logout")
@@ -298,10 +343,10 @@ func (a *Admin) handleStatus(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, st)
+	c.JSON(http.StatusOK, Status{LogoutStatus: st, Outcome: Outcome{Complete: out.Complete, Failed: out.Failed}})
 }
 
-func (a *Admin) handleRetry(c *gin.Context) {
+func (a *API) handleRetry(c *gin.Context) {
 	id := c.Param("logout_id")
 	n, err := a.opts.Engine.RetryFailed(c.Request.Context(), id)
 	switch {
@@ -313,15 +358,15 @@ func (a *Admin) handleRetry(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, AdminRetryResponse{LogoutID: id, Reset: n})
+	c.JSON(http.StatusOK, RetryResponse{LogoutID: id, Reset: n})
 }
 
 // internal logs err and answers 500 (503 when the store is unavailable)
 // without its detail.
-func (a *Admin) internal(c *gin.Context, op string, err error) {
+func (a *API) internal(c *gin.Context, op string, err error) {
 	a.opts.Logger.ErrorContext(c.Request.Context(), "admin API: "+op, "err", err)
-	if msg, ok := Unavailable(err); ok {
-		c.Header("Retry-After", RetryAfter)
+	if msg, ok := slobridge.Unavailable(err); ok {
+		c.Header("Retry-After", slobridge.RetryAfter)
 		adminError(c, http.StatusServiceUnavailable, "unavailable", msg)
 		return
 	}
