@@ -217,9 +217,6 @@ type LogoutRequest struct {
 	UserID string
 	// Initiator is who started the logout.
 	Initiator store.Initiator
-	// ExcludeKey is the participant that asked (it is answered directly,
-	// not notified).
-	ExcludeKey string
 	// Browser reports that a browser takes part in the logout (the logout
 	// page, an RP-initiated logout, a SAML LogoutRequest by a browser
 	// binding): the upstream IdP is then told through it when it offers a
@@ -249,7 +246,7 @@ func (e *Engine) Logout(ctx context.Context, req LogoutRequest) (store.Logout, e
 		SessionIDs:    req.SessionIDs,
 		UserID:        req.UserID,
 		Initiator:     req.Initiator,
-		ExcludeKey:    req.ExcludeKey,
+		ExcludeKey:    InitiatorKey(req.Initiator),
 		NewDeliveryID: e.NewID,
 		Now:           e.now(),
 	}
@@ -276,4 +273,24 @@ func (e *Engine) Kick() {
 	case e.wake <- struct{}{}:
 	default:
 	}
+}
+
+// InitiatorKey is the participant key of the app that started a logout,
+// which the logout does not notify: it is answered directly (a SAML SP
+// gets its LogoutResponse, SAML Profiles §4.4.3.1; an OIDC RP, which
+// logged the user out itself before it sent the browser to the
+// end-session endpoint, RP-Initiated Logout §2, gets the browser back at
+// its post_logout_redirect_uri). One rule for every protocol: an RP
+// initiator ID is its client_id ("oidc:" key), an SP's its entity ID
+// ("saml:" key); other initiators are not participants. "" when none.
+func InitiatorKey(ini store.Initiator) string {
+	switch {
+	case ini.ID == "":
+		return ""
+	case ini.Kind == store.InitiatorRP:
+		return "oidc:" + ini.ID
+	case ini.Kind == store.InitiatorSP:
+		return "saml:" + ini.ID
+	}
+	return ""
 }

@@ -186,11 +186,12 @@ func TestLogoutDeliversToEveryParticipant(t *testing.T) {
 	}
 	initRC := newReceiver(t, nil)
 	initiator := backParticipant("initiator", initRC.srv.URL+"/bc")
+	initiator.Key = "oidc:initiator" // the RP "initiator" (InitiatorKey)
 	front := store.Participant{Kind: "oidc", AppID: "front", Key: "oidc:front", Channels: store.ChannelFront, FrontChannelURL: "https://front.example/fc"}
 	s := newSession(t, e, "alice", append(ps, initiator, front)...)
 
 	lo, err := e.Logout(context.Background(), LogoutRequest{SessionIDs: []string{s.ID},
-		Initiator: store.Initiator{Kind: store.InitiatorRP, ID: "initiator"}, ExcludeKey: initiator.Key})
+		Initiator: store.Initiator{Kind: store.InitiatorRP, ID: "initiator"}})
 	if err != nil {
 		t.Fatalf("Logout: %v", err)
 	}

@@ -16,7 +16,7 @@ const (
 	// browser (the logout page); the engine has no delivery for it.
 	StateFrontChannel = "front-channel"
 	// StateInitiator is the participant that asked for the logout
-	// (LogoutRequest.ExcludeKey): it is answered directly, not notified.
+	// (InitiatorKey): it is answered directly, not notified.
 	StateInitiator = "initiator"
 	// StateNone is a participant that declared no logout channel at all:
 	// nobody can tell it about the logout.

@@ -130,21 +130,36 @@ func checkLoggedOutEverywhere(t *testing.T, b *bridge, back, front *testRP, sid 
 	}
 }
 
+// starterApp signs Chromium in at a third app, with no logout channel, in
+// the session sid: the app that starts the logout, which is answered at
+// its post_logout_redirect_uri and not notified (slobridge.InitiatorKey).
+func starterApp(t *testing.T, ctx context.Context, b *bridge, sid string) *testRP {
+	t.Helper()
+	starter := newRP(t, b, rpConfig{Name: "starter-app", AuthMethod: AuthSecretBasic})
+	navigateUntil(t, ctx, starter.url("/login"), starter.url("/callback"))
+	if l := receive(t, "starter app login", starter.logins); l.SID != sid {
+		t.Fatalf("the starter app joined session %q, want %q", l.SID, sid)
+	}
+	return starter
+}
+
 // TestFrontChannelLogoutChromium runs single logout in headless Chromium:
-// two apps signed in through one upstream login; the front-channel app
-// starts RP-Initiated Logout with id_token_hint; the logout page loads its
-// frontchannel_logout_uri with iss and sid in an iframe, the back-channel
-// app accepts its logout token, and the browser ends at the registered
-// post_logout_redirect_uri carrying state.
+// three apps signed in through one upstream login; the third starts
+// RP-Initiated Logout with id_token_hint; the logout page loads the
+// front-channel app's frontchannel_logout_uri with iss and sid in an
+// iframe, the back-channel app accepts its logout token, and the browser
+// ends at the starter's registered post_logout_redirect_uri carrying
+// state.
 func TestFrontChannelLogoutChromium(t *testing.T) {
 	ctx := newChromium(t)
 	b := newBridge(t)
 	back := newRP(t, b, rpConfig{Name: "back-app", AuthMethod: AuthSecretBasic, BackChannel: true})
 	front := newRP(t, b, rpConfig{Name: "front-app", AuthMethod: AuthSecretPost, FrontChannel: true})
 	sid := browserSSO(t, ctx, b, back, front)
+	starter := starterApp(t, ctx, b, sid)
 
-	end := navigateUntil(t, ctx, front.url("/logout?state=chromium-state"), front.url("/after-logout"))
-	after := receive(t, "post-logout redirect", front.afterLogout)
+	end := navigateUntil(t, ctx, starter.url("/logout?state=chromium-state"), starter.url("/after-logout"))
+	after := receive(t, "post-logout redirect", starter.afterLogout)
 	if after.Get("state") != "chromium-state" {
 		t.Fatalf("post_logout_redirect_uri reached as %s, want state=chromium-state", end)
 	}
@@ -161,8 +176,9 @@ func TestLogoutConfirmationChromium(t *testing.T) {
 	back := newRP(t, b, rpConfig{Name: "back-app", AuthMethod: AuthSecretBasic, BackChannel: true})
 	front := newRP(t, b, rpConfig{Name: "front-app", AuthMethod: AuthSecretPost, FrontChannel: true})
 	sid := browserSSO(t, ctx, b, back, front)
+	starter := starterApp(t, ctx, b, sid)
 
-	q := url.Values{"client_id": {back.clientID}, "post_logout_redirect_uri": {back.url("/after-logout")}, "state": {"confirm-state"}}
+	q := url.Values{"client_id": {starter.clientID}, "post_logout_redirect_uri": {starter.url("/after-logout")}, "state": {"confirm-state"}}
 	navigateUntil(t, ctx, b.p.Issuer()+PathEndSession+"?"+q.Encode(), b.p.Issuer()+PathEndSession)
 	if s, _ := b.st.GetSession(t.Context(), sid); !s.EndedAt.IsZero() {
 		t.Fatal("the session ended before the person confirmed")
@@ -172,8 +188,8 @@ func TestLogoutConfirmationChromium(t *testing.T) {
 	if err := chromedp.Do(cctx, chromedp.Click(chromedp.CSS(`button[type="submit"]`))); err != nil {
 		t.Fatalf("confirm: %v", err)
 	}
-	waitLocation(t, ctx, back.url("/after-logout"))
-	after := receive(t, "post-logout redirect", back.afterLogout)
+	waitLocation(t, ctx, starter.url("/after-logout"))
+	after := receive(t, "post-logout redirect", starter.afterLogout)
 	if after.Get("state") != "confirm-state" {
 		t.Fatalf("post_logout_redirect_uri reached with %v, want state=confirm-state", after)
 	}

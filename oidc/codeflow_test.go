@@ -161,9 +161,13 @@ func TestSSOAndSingleLogout(t *testing.T) {
 		t.Fatalf("participants after a repeated login = %d, want 2", len(parts))
 	}
 
-	// The back-channel app asks for the logout.
+	// A third app, with no logout channel, asks for the logout: it is
+	// answered at its post_logout_redirect_uri, the others are notified
+	// (the initiator is not: slobridge.InitiatorKey).
+	starter := newRP(t, b, rpConfig{Name: "starter", AuthMethod: AuthSecretBasic})
+	signIn(t, br, starter, "")
 	nf := noFollow(br)
-	resp := get(t, nf, back.url("/logout?state=st-123"))
+	resp := get(t, nf, starter.url("/logout?state=st-123"))
 	endSession := resp.Header.Get("Location")
 	resp = get(t, nf, endSession)
 	if resp.StatusCode != http.StatusSeeOther {
@@ -218,8 +222,8 @@ func TestSSOAndSingleLogout(t *testing.T) {
 	}
 	state := dest.Query().Get("state")
 	dest.RawQuery = ""
-	if dest.String() != back.url("/after-logout") || state != "st-123" {
-		t.Fatalf("final redirect = %s with state %q, want the back app's post_logout_redirect_uri with state st-123", resp.Header.Get("Location"), state)
+	if dest.String() != starter.url("/after-logout") || state != "st-123" {
+		t.Fatalf("final redirect = %s with state %q, want the starter app's post_logout_redirect_uri with state st-123", resp.Header.Get("Location"), state)
 	}
 
 	// Both apps are logged out at the bridge: prompt=none now fails.
@@ -233,8 +237,8 @@ func TestSSOAndSingleLogout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Logout.Participants) != 2 {
-		t.Fatalf("logout snapshot has %d participants, want 2", len(st.Logout.Participants))
+	if len(st.Logout.Participants) != 3 || st.Logout.ExcludeKey != ParticipantKind+":"+starter.clientID {
+		t.Fatalf("logout snapshot has %d participants, excludes %q; want 3, the starter excluded", len(st.Logout.Participants), st.Logout.ExcludeKey)
 	}
 }
 

@@ -117,6 +117,12 @@ func TestEndSessionRequests(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b, rp, br, login := endSessionEnv(t)
+			// A second app in the same session: the logout reaches it, and
+			// not the RP that started it (slobridge.InitiatorKey).
+			other := newRP(t, b, rpConfig{Name: "other", AuthMethod: AuthSecretBasic, BackChannel: true})
+			if ol := signIn(t, br, other, ""); ol.SID != login.SID {
+				t.Fatalf("the second app joined session %s, want %s", ol.SID, login.SID)
+			}
 			nf := noFollow(br)
 			if tc.dropCookie {
 				nf = noFollow(browser(t))
@@ -132,8 +138,13 @@ func TestEndSessionRequests(t *testing.T) {
 					t.Fatal("the session is still active")
 				}
 				checkCookieCleared(t, resp)
-				if lt := receive(t, "logout token", rp.backLogouts); lt.Token.SessionID != login.SID {
+				if lt := receive(t, "logout token", other.backLogouts); lt.Token.SessionID != login.SID {
 					t.Fatalf("logout token for sid %q", lt.Token.SessionID)
+				}
+				select {
+				case lt := <-rp.backLogouts:
+					t.Fatalf("the RP that started the logout was sent a logout token: %+v", lt.Token)
+				case <-time.After(200 * time.Millisecond):
 				}
 			case tc.confirm:
 				body := readBody(t, resp)

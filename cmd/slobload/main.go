@@ -226,9 +226,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, s := range strings.Split(o.Scenarios, ",") {
 		want[strings.TrimSpace(s)] = true
 	}
-	n := slices.Max(o.p.FanoutSizes) // parseInts never returns an empty list
+	// One app more than the largest fan-out: the RP that starts the logout.
+	n := slices.Max(o.p.FanoutSizes) + 1 // parseInts never returns an empty list
 	if want["recovery"] {
-		n = max(n, o.p.RecApps)
+		n = max(n, o.p.RecApps+1)
 	}
 	if err := r.setup(ctx, n); err != nil {
 		return fmt.Errorf("setup: %w", err)

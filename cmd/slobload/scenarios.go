@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/oidc"
 	"github.com/slobridge/slobridge/oidc/resource"
 )
@@ -212,7 +213,9 @@ func (r *runner) session(ctx context.Context, n int) (*browser, tokens, error) {
 
 // fanout measures, for sessions of n participants whose receivers answer
 // after d, the time from the RP-Initiated Logout request to each receiver's
-// logout token (p50, p99 over every delivery) and to the last one.
+// logout token (p50, p99 over every delivery) and to the last one. The
+// session has one more app, the RP that starts the logout: it is answered
+// at its post_logout_redirect_uri, not notified (slobridge.InitiatorKey).
 func (r *runner) fanout(ctx context.Context) error {
 	for _, n := range r.p.FanoutSizes {
 		for _, d := range r.p.Delays {
@@ -223,7 +226,7 @@ func (r *runner) fanout(ctx context.Context) error {
 			var each, all, acks []time.Duration
 			r.bar.start(fmt.Sprintf("fan-out %d @ %v", n, d), r.p.Logouts)
 			for range r.p.Logouts {
-				b, t, err := r.session(ctx, n)
+				b, t, err := r.session(ctx, n+1)
 				if err != nil {
 					return fmt.Errorf("fan-out %d: log in: %w", n, err)
 				}
@@ -236,7 +239,7 @@ func (r *runner) fanout(ctx context.Context) error {
 				}
 				var last, lastAck time.Duration
 				for i := range n {
-					a, _ := r.rs.got(t.SID, i)
+					a, _ := r.rs.got(t.SID, i+1) // app 0 started the logout
 					lat := a.First.Sub(start)
 					each = append(each, lat)
 					last = max(last, lat)
@@ -423,13 +426,15 @@ func (r *runner) introspect(ctx context.Context) error {
 // of the receivers answer 500, lets them recover after FailFor, and waits
 // until every (session, app) pair was answered 200: nothing may be lost.
 func (r *runner) recovery(ctx context.Context) error {
+	// Apps 1..n are the receivers; app 0 starts each logout and is
+	// answered directly, not notified (slobridge.InitiatorKey).
 	n := r.p.RecApps
 	for i := range n {
-		r.rs.failing[i].Store(i%10 < 3)
+		r.rs.failing[i+1].Store(i%10 < 3)
 	}
 	defer func() {
 		for i := range n {
-			r.rs.failing[i].Store(false)
+			r.rs.failing[i+1].Store(false)
 		}
 	}()
 	failedBefore := r.rs.failed.Load()
@@ -442,7 +447,7 @@ func (r *runner) recovery(ctx context.Context) error {
 	}
 	ss := make([]sess, r.p.RecSessions)
 	for i := range ss {
-		b, t, err := r.session(ctx, n)
+		b, t, err := r.session(ctx, n+1)
 		if err != nil {
 			return err
 		}
@@ -463,7 +468,7 @@ func (r *runner) recovery(ctx context.Context) error {
 	delivered := func() (ok, dup int, last time.Time) {
 		for _, sid := range sids {
 			for i := range n {
-				if a, seen := r.rs.got(sid, i); seen && a.OK > 0 {
+				if a, seen := r.rs.got(sid, i+1); seen && a.OK > 0 {
 					ok++
 					dup += a.OK - 1
 					if a.Delivered.After(last) {
@@ -482,7 +487,7 @@ func (r *runner) recovery(ctx context.Context) error {
 	r.bar.finish()
 	okBefore, _, _ := delivered()
 	for i := range n {
-		r.rs.failing[i].Store(false)
+		r.rs.failing[i+1].Store(false)
 	}
 	recovered := time.Now()
 	r.bar.start("recovery: drain", total)
@@ -510,7 +515,7 @@ func (r *runner) recovery(ctx context.Context) error {
 	var afterRecovery []time.Duration
 	for _, sid := range sids {
 		for i := range n {
-			a, _ := r.rs.got(sid, i)
+			a, _ := r.rs.got(sid, i+1)
 			switch {
 			case a.OK == 0:
 			case a.Delivered.Before(recovered):
@@ -556,7 +561,8 @@ func (r *runner) recovery(ctx context.Context) error {
 					return false
 				}
 				for _, p := range st.Participants {
-					if p.State != "delivered" {
+					// The app that started the logout is answered, not notified.
+					if p.State != "delivered" && p.State != slobridge.StateInitiator {
 						notDone++
 					}
 				}

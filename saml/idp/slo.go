@@ -210,7 +210,6 @@ func (idp *IdP) endSessions(ctx context.Context, sp *SP, sids []string, browser 
 		SessionIDs: sids,
 		Browser:    browser,
 		Initiator:  store.Initiator{Kind: store.InitiatorSP, ID: sp.EntityID},
-		ExcludeKey: ParticipantKey(sp.EntityID),
 	})
 	if err != nil {
 		return store.Logout{}, fmt.Errorf("saml idp: logout for %s: %w", sp.EntityID, err)
