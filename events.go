@@ -56,9 +56,10 @@ const (
 	maxOwnEvents = 1 << 16
 )
 
-// hub fans events out to subscribers. A slow subscriber of Subscribe loses
-// events rather than blocking the engine, and is told so (Event.Lagged);
-// one of SubscribeAll queues them and loses none.
+// hub fans events out to subscribers. A slow subscriber loses events
+// rather than blocking the engine, and is told so (Event.Lagged): events
+// only say "look again"; nothing that must happen depends on one (the
+// upstream leg of a logout is a delivery of the outbox).
 type hub struct {
 	// following counts the FollowChanges calls running; while it is
 	// positive the hub records its own events in own.
@@ -86,10 +87,6 @@ type subscriber struct {
 	ch chan Event
 	// lagged: an event was dropped; Lagged is sent before the next one.
 	lagged bool
-	// queue and wake serve a SubscribeAll subscription: every event is
-	// queued, and a pump goroutine forwards them in order.
-	queue []Event
-	wake  chan struct{}
 }
 
 // changeOf returns the change an event of this engine announces.
@@ -112,19 +109,10 @@ func (h *hub) publish(ev Event) {
 	h.send(ev)
 }
 
-// send delivers ev to every subscriber: queued for SubscribeAll ones; for
-// the others, when there is room, after a Lagged event if one is owed.
-// h.mu is held.
+// send delivers ev to every subscriber that has room, after a Lagged event
+// if one is owed. h.mu is held.
 func (h *hub) send(ev Event) {
 	for _, s := range h.subs {
-		if s.wake != nil {
-			s.queue = append(s.queue, ev)
-			select {
-			case s.wake <- struct{}{}:
-			default:
-			}
-			continue
-		}
 		if s.lagged {
 			select {
 			case s.ch <- Event{Lagged: true}:
@@ -215,8 +203,8 @@ func (e *Engine) FollowChanges(ctx context.Context, changes <-chan Change) {
 // Subscribe returns a channel of engine events and a function that ends the
 // subscription. When the subscriber's buffer is full an event is dropped,
 // and the subscriber is sent an Event with Lagged set as soon as there is
-// room: it then re-reads the store. For what must not miss an event, use
-// SubscribeAll.
+// room: it then re-reads the store. Events are hints to look again; what
+// must happen is in the store (the outbox), not in an event.
 func (e *Engine) Subscribe(buffer int) (<-chan Event, func()) {
 	if buffer <= 0 {
 		buffer = 64
@@ -238,48 +226,3 @@ func (e *Engine) Subscribe(buffer int) (<-chan Event, func()) {
 	}
 }
 
-// SubscribeAll is Subscribe for a subscriber that acts on every event (the
-// SAML SP's SOAP logouts toward the upstream): events are queued without
-// bound and delivered in order, never dropped, however slowly it reads.
-// The queue lives in memory: what must survive a crash belongs in the
-// store.
-func (e *Engine) SubscribeAll() (<-chan Event, func()) {
-	s := &subscriber{ch: make(chan Event), wake: make(chan struct{}, 1)}
-	h := e.hub
-	h.mu.Lock()
-	id := h.next
-	h.next++
-	h.subs[id] = s
-	h.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		defer close(s.ch)
-		for {
-			h.mu.Lock()
-			batch := s.queue
-			s.queue = nil
-			h.mu.Unlock()
-			for _, ev := range batch {
-				select {
-				case s.ch <- ev:
-				case <-done:
-					return
-				}
-			}
-			select {
-			case <-s.wake:
-			case <-done:
-				return
-			}
-		}
-	}()
-	var once sync.Once
-	return s.ch, func() {
-		once.Do(func() {
-			h.mu.Lock()
-			delete(h.subs, id)
-			h.mu.Unlock()
-			close(done)
-		})
-	}
-}

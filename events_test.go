@@ -202,26 +202,3 @@ func TestSubscriberToldWhenItFellBehind(t *testing.T) {
 		t.Fatalf("then got %+v, want lo-after", ev)
 	}
 }
-
-// TestSubscribeAllLosesNothing: a SubscribeAll subscriber that reads
-// nothing while 1,000 events are published then receives all of them, in
-// order.
-func TestSubscribeAllLosesNothing(t *testing.T) {
-	e, err := NewEngine(testOptions(openStore(t, filepath.Join(t.TempDir(), "h.db"))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, stop := e.SubscribeAll()
-	defer stop()
-	for i := range 1000 {
-		e.hub.publish(Event{LogoutID: fmt.Sprint("lo-", i)})
-	}
-	for i := range 1000 {
-		if ev := <-ch; ev.LogoutID != fmt.Sprint("lo-", i) || ev.Lagged {
-			t.Fatalf("event %d: %+v", i, ev)
-		}
-	}
-	stop()
-	for range ch {
-	}
-}
