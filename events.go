@@ -225,4 +225,3 @@ func (e *Engine) Subscribe(buffer int) (<-chan Event, func()) {
 		}
 	}
 }
-

@@ -201,7 +201,7 @@ type LogoutRequest struct {
 
 // Sessions is the answer of GET /admin/v1/users/{user}/sessions.
 type Sessions struct {
-	UserID   string         `json:"user_id"`
+	UserID   string    `json:"user_id"`
 	Sessions []Session `json:"sessions"`
 }
 
