@@ -57,7 +57,7 @@ func (p *pysaml2SP) logText() string {
 
 // startPysaml2SP starts the pysaml2 SP trusting the bridge's IdP
 // metadata (fetched from the bridge), with its own key pair.
-func startPysaml2SP(t *testing.T, bridgeURL string, failLogout bool) *pysaml2SP {
+func startPysaml2SP(t *testing.T, bridgeURL string, o pysaml2Opts) *pysaml2SP {
 	t.Helper()
 	resp, err := http.Get(bridgeURL + idp.PathMetadata)
 	if err != nil {
@@ -71,8 +71,11 @@ func startPysaml2SP(t *testing.T, bridgeURL string, failLogout bool) *pysaml2SP 
 	mdFile := writeFile(t, "bridge-idp.xml", md)
 	args := []string{filepath.Join("..", "testdata", "pysaml2", "sp.py"), mdFile,
 		filepath.Join("..", "idp", "testdata", "sp1.key"), filepath.Join("..", "idp", "testdata", "sp1.crt")}
-	if failLogout {
+	if o.failLogout {
 		args = append(args, "--fail-logout")
+	}
+	if o.redirectIn {
+		args = append(args, "--answer-post")
 	}
 	cmd := exec.Command(pysaml2Python, args...)
 	stdout, err := cmd.StdoutPipe()
@@ -112,20 +115,29 @@ func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // TestBrowserUpstreamLogoutWithPysaml2SP is the interop acceptance test of
 // issue 13 with a third-party SP: pysaml2 logs in through the bridge's
-// IdP in Chromium; the upstream IdP then starts a browser logout; the
-// bridge's logout page POSTs pysaml2 its LogoutRequest in an iframe and
-// pysaml2 answers by HTTP-Redirect (POST in, Redirect out), which the
-// iframe's CSP must let through. The bridge records the answer well
-// before its front-channel wait ends, and the upstream gets Success; when
-// pysaml2 answers an error, the upstream gets PartialLogout and the
-// status page shows pysaml2 failed with its status.
+// IdP in Chromium; the upstream IdP then starts a browser logout, and the
+// bridge tells pysaml2 in an iframe of the logout page or by the top-level
+// redirect chain, by each binding combination: POST in with an
+// HTTP-Redirect answer, and Redirect in with an HTTP-POST answer. Each
+// hop must pass the bridge's CSP (form-action follows the form's
+// redirects). The bridge records the answer well before its front-channel
+// wait ends, and the upstream gets Success; when pysaml2 answers an error,
+// the upstream gets PartialLogout and the status page shows pysaml2
+// failed with its status.
 func TestBrowserUpstreamLogoutWithPysaml2SP(t *testing.T) {
 	requirePysaml2(t)
 	for _, tc := range []struct {
 		name string
-		fail bool
-	}{{"SP answers Success", false}, {"SP answers an error", true}} {
-		t.Run(tc.name, func(t *testing.T) { pysaml2UpstreamLogout(t, tc.fail) })
+		o    pysaml2Opts
+	}{
+		{"iframe, POST in, Redirect out", pysaml2Opts{}},
+		{"iframe, Redirect in, POST out", pysaml2Opts{redirectIn: true}},
+		{"top-level, POST in, Redirect out", pysaml2Opts{topLevel: true}},
+		{"top-level, Redirect in, POST out", pysaml2Opts{topLevel: true, redirectIn: true}},
+		{"iframe, SP answers an error", pysaml2Opts{failLogout: true}},
+		{"top-level, SP answers an error", pysaml2Opts{failLogout: true, topLevel: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { pysaml2UpstreamLogout(t, tc.o) })
 	}
 }
 
@@ -142,7 +154,20 @@ type pysaml2World struct {
 	s   store.Session
 }
 
-func newPysaml2World(t *testing.T, failLogout bool) *pysaml2World {
+// pysaml2Opts choose how the pysaml2 SP is told about a logout and how it
+// answers.
+type pysaml2Opts struct {
+	// failLogout: it answers Responder/RequestDenied.
+	failLogout bool
+	// redirectIn: its LogoutRequest comes by HTTP-Redirect and it answers
+	// by HTTP-POST (else POST in, Redirect out).
+	redirectIn bool
+	// topLevel: it is told by the top-level redirect chain, not in an
+	// iframe of the logout page.
+	topLevel bool
+}
+
+func newPysaml2World(t *testing.T, o pysaml2Opts) *pysaml2World {
 	t.Helper()
 	ctx := chromium(t)
 	up := newBrowserIdP(t)
@@ -163,9 +188,13 @@ func newPysaml2World(t *testing.T, failLogout bool) *pysaml2World {
 	})
 	up.bridge = b
 	registerSP(t, up.srv, b)
-	py := startPysaml2SP(t, b.srv.URL, failLogout)
+	py := startPysaml2SP(t, b.srv.URL, o)
+	binding := "post"
+	if o.redirectIn {
+		binding = "redirect"
+	}
 	spCfg, err := ip.Register(t.Context(), idp.SPConfig{MetadataURL: py.url + "/metadata", Name: "pysaml2 app",
-		NameID: "persistent", LogoutChannels: []string{"front"}, FrontChannelBinding: "post"})
+		NameID: "persistent", LogoutChannels: []string{"front"}, FrontChannelBinding: binding, FrontChannelTopLevel: o.topLevel})
 	if err != nil {
 		t.Fatalf("register the pysaml2 SP: %v", err)
 	}
@@ -184,8 +213,10 @@ func newPysaml2World(t *testing.T, failLogout bool) *pysaml2World {
 	return &pysaml2World{ctx: ctx, up: up, b: b, ip: ip, py: py, sp: spCfg, s: s}
 }
 
-func pysaml2UpstreamLogout(t *testing.T, fail bool) {
-	w := newPysaml2World(t, fail)
+
+func pysaml2UpstreamLogout(t *testing.T, o pysaml2Opts) {
+	fail := o.failLogout
+	w := newPysaml2World(t, o)
 	ctx, up, b, ip, py, spCfg, s := w.ctx, w.up, w.b, w.ip, w.py, w.sp, w.s
 
 	page, reqID := up.startLogoutPage(t, b, s)
@@ -265,7 +296,7 @@ func TestBrowserSPLogoutWithUpstreamFailing(t *testing.T) {
 		{"upstream confirms", "", "pysaml2 sp: logout answered: " + saml.StatusSuccess},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newPysaml2World(t, false)
+			w := newPysaml2World(t, pysaml2Opts{})
 			w.up.logoutStatus = tc.upstream
 			if err := chromedp.Do(w.ctx, chromedp.Navigate(w.py.url+"/logout")); err != nil {
 				t.Fatal(err)

@@ -6,12 +6,14 @@ AuthnRequest, HTTP-POST Response) and answers a LogoutRequest that
 arrives by HTTP-POST with a LogoutResponse sent by HTTP-Redirect (POST in,
 Redirect out), signed with the query signature, as pysaml2 builds them.
 
-usage: sp.py IDP_METADATA_FILE KEY_FILE CERT_FILE [--fail-logout]
+usage: sp.py IDP_METADATA_FILE KEY_FILE CERT_FILE [--fail-logout] [--answer-post]
 
 It listens on 127.0.0.1 on a free port and prints one line
 "listening http://127.0.0.1:PORT" once it serves. With --fail-logout it
 answers every LogoutRequest with the status pysaml2 gives when its local
-logout fails (Responder/RequestDenied, "Server error").
+logout fails (Responder/RequestDenied, "Server error"). With --answer-post
+it answers by HTTP-POST instead (pysaml2's auto-submitting form), whatever
+the request came by: Redirect in, POST out.
 
 Routes: /metadata, /login, /acs (POST), /slo (POST and GET), /whoami,
 and /logout: an SP-initiated logout by HTTP-Redirect (pysaml2's
@@ -38,6 +40,7 @@ from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 def main():
     idp_md, key, cert = sys.argv[1:4]
     fail_logout = "--fail-logout" in sys.argv[4:]
+    answer_binding = BINDING_HTTP_POST if "--answer-post" in sys.argv[4:] else BINDING_HTTP_REDIRECT
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
@@ -171,7 +174,7 @@ def main():
 
         def logout(self, saml_request, binding, relay_state):
             # pysaml2's own handle_logout_request, except that the answer
-            # goes back by HTTP-Redirect whatever the request came by.
+            # goes back by answer_binding whatever the request came by.
             try:
                 req = client.parse_logout_request(saml_request, binding)
             except Exception as e:
@@ -190,12 +193,17 @@ def main():
                 status = success_status_factory()
             else:
                 status = status_message_factory("Wrong user", "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal")
-            bindings = [BINDING_HTTP_REDIRECT]
-            response = client.create_logout_response(req.message, bindings=bindings, status=status, sign=False)
+            bindings = [answer_binding]
+            post = answer_binding == BINDING_HTTP_POST
+            response = client.create_logout_response(req.message, bindings=bindings, status=status, sign=post,
+                                                     sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
             rinfo = client.response_args(req.message, bindings)
-            http_args = client.apply_binding(rinfo["binding"], response, rinfo["destination"], relay_state,
-                                             response=True, sign=True, sigalg=SIG_RSA_SHA256)
-            self.redirect(http_args)
+            http_args = client.apply_binding(rinfo["binding"], str(response), rinfo["destination"], relay_state,
+                                             response=True, sign=not post, sigalg=SIG_RSA_SHA256)
+            if post:
+                self.send(200, http_args["data"], "text/html; charset=utf-8")
+            else:
+                self.redirect(http_args)
 
     server.RequestHandlerClass = Handler
     print("listening " + base, flush=True)
