@@ -36,6 +36,10 @@ type AuthnRequest struct {
 	// Resumed marks a request that already went through the upstream
 	// login once.
 	Resumed bool `json:"resumed,omitempty"`
+	// NameID is the NameID policy this request gets: the format its
+	// NameIDPolicy asks for when the SP's registration leaves the choice
+	// open, else the SP's policy (SP.NameIDPolicy).
+	NameID string `json:"name_id,omitempty"`
 }
 
 // ValidateAuthnRequest authenticates and validates a decoded AuthnRequest
@@ -77,12 +81,20 @@ func (idp *IdP) ValidateAuthnRequest(ctx context.Context, m *bsaml.Message) (Aut
 	if err != nil {
 		return AuthnRequest{}, sp, err
 	}
-	if p := ar.NameIDPolicy; p != nil && p.Format != nil && *p.Format != "" && *p.Format != FormatUnspecified &&
-		*p.Format != formatOf(sp.Config.NameID) {
-		// Authentic, with a known ACS: the SP gets a SAML error there.
-		partial := AuthnRequest{SP: sp.EntityID, ID: ar.ID, ACS: acs, RelayState: m.RelayState}
-		return partial, sp, &bsaml.Error{Status: bsaml.StatusRequester, SubStatus: statusInvalidNameIDPolicy,
-			Err: fmt.Errorf("saml idp: %s asks for NameID format %s, configured %s", sp.EntityID, *p.Format, formatOf(sp.Config.NameID))}
+	policy := sp.NameIDPolicy
+	if p := ar.NameIDPolicy; p != nil && p.Format != nil && *p.Format != "" && *p.Format != FormatUnspecified {
+		asked, ok := policyOf(*p.Format)
+		switch {
+		case ok && sp.Config.NameID == "":
+			// The registration leaves the choice open: the SP gets the
+			// format it asks for (mod_auth_mellon asks for transient).
+			policy = asked
+		case !ok || asked != policy:
+			// Authentic, with a known ACS: the SP gets a SAML error there.
+			partial := AuthnRequest{SP: sp.EntityID, ID: ar.ID, ACS: acs, RelayState: m.RelayState}
+			return partial, sp, &bsaml.Error{Status: bsaml.StatusRequester, SubStatus: statusInvalidNameIDPolicy,
+				Err: fmt.Errorf("saml idp: %s asks for NameID format %s, configured %s", sp.EntityID, *p.Format, formatOf(policy))}
+		}
 	}
 	now := idp.now()
 	exp := ar.IssueInstant.Add(idp.cfg.MaxMessageAge + idp.cfg.ClockSkew)
@@ -95,7 +107,7 @@ func (idp *IdP) ValidateAuthnRequest(ctx context.Context, m *bsaml.Message) (Aut
 	return AuthnRequest{
 		SP: sp.EntityID, ID: ar.ID, ACS: acs, RelayState: m.RelayState,
 		ForceAuthn: ar.ForceAuthn != nil && *ar.ForceAuthn, IsPassive: ar.IsPassive != nil && *ar.IsPassive,
-		ReceivedAt: now,
+		ReceivedAt: now, NameID: policy,
 	}, sp, nil
 }
 

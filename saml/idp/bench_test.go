@@ -25,7 +25,7 @@ func benchWorld(b *testing.B) (*bridge, *SP, store.Session, issued) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	iss, err := br.idp.join(ctx, sp, s)
+	iss, err := br.idp.join(ctx, sp, "", s)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -113,8 +113,11 @@ type SPConfig struct {
 	EntityID string `yaml:"entity_id"`
 	// Name is shown on the logout status page; default the entity ID.
 	Name string `yaml:"name"`
-	// NameID is the NameID policy: "persistent" (pairwise, default),
-	// "email" or "transient".
+	// NameID is the NameID policy: "persistent" (pairwise), "email" or
+	// "transient". Unset, the SP gets the first NameIDFormat of its
+	// metadata the bridge issues (persistent when none), and an
+	// AuthnRequest may ask for any format the bridge issues (as Apache
+	// mod_auth_mellon asks for transient); set, it is the only one.
 	NameID string `yaml:"name_id"`
 	// LogoutChannels says how the SP is told about a logout: "back" (SOAP),
 	// "front" (browser) or both. Default: "back" when the metadata has a

@@ -453,7 +453,7 @@ func TestNegativeCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss, err := b.idp.join(ctx, sp, s)
+	iss, err := b.idp.join(ctx, sp, "", s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func TestSPLogoutBridgeFailure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			iss, err := b.idp.join(ctx, sp, s)
+			iss, err := b.idp.join(ctx, sp, "", s)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -52,7 +52,7 @@ func TestFrontChannel(t *testing.T) {
 				t.Fatal(err)
 			}
 			sp, _ := b.idp.ServiceProvider(ctx, corpusSP)
-			if _, err := b.idp.join(ctx, sp, s); err != nil {
+			if _, err := b.idp.join(ctx, sp, "", s); err != nil {
 				t.Fatal(err)
 			}
 			p, _, _ := b.idp.participant(ctx, s.ID, ParticipantKey(corpusSP))

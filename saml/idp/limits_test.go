@@ -45,7 +45,7 @@ func limitsWorld(t *testing.T) (*bridge, *corpusWorld, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss, err := b.idp.join(ctx, sp, s)
+	iss, err := b.idp.join(ctx, sp, "", s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func TestMatchSessions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		iss, err := b.idp.join(ctx, sp, s)
+		iss, err := b.idp.join(ctx, sp, "", s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +49,7 @@ func TestMatchSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bobIss, err := b.idp.join(ctx, sp, bob)
+	bobIss, err := b.idp.join(ctx, sp, "", bob)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -86,6 +87,20 @@ func issuedFrom(p store.Participant) issued {
 	}
 }
 
+// policyOf returns the NameID policy that issues NameID Format URI
+// format; false for a format the bridge does not issue.
+func policyOf(format string) (string, bool) {
+	switch format {
+	case FormatPersistent:
+		return NameIDPersistent, true
+	case FormatTransient:
+		return NameIDTransient, true
+	case FormatEmail:
+		return NameIDEmail, true
+	}
+	return "", false
+}
+
 // formatOf returns the NameID Format URI of an SP's NameID policy.
 func formatOf(policy string) string {
 	switch policy {
@@ -106,8 +121,8 @@ func (idp *IdP) pairwise(userID, entityID string) string {
 }
 
 // nameIDFor makes the NameID an SP gets for a session under its policy.
-func (idp *IdP) nameIDFor(sp *SP, s store.Session) (store.NameID, error) {
-	switch sp.Config.NameID {
+func (idp *IdP) nameIDFor(sp *SP, policy string, s store.Session) (store.NameID, error) {
+	switch policy {
 	case NameIDEmail:
 		emails := s.Attributes["email"]
 		if len(emails) == 0 || emails[0] == "" {
@@ -129,12 +144,12 @@ func (idp *IdP) nameIDFor(sp *SP, s store.Session) (store.NameID, error) {
 // join makes sp a participant of session s, or returns what it was issued
 // when it already is one: a second login of the same SP in the same
 // session gets the same NameID and SessionIndex.
-func (idp *IdP) join(ctx context.Context, sp *SP, s store.Session) (issued, error) {
+func (idp *IdP) join(ctx context.Context, sp *SP, policy string, s store.Session) (issued, error) {
 	key := ParticipantKey(sp.EntityID)
 	if p, ok, err := idp.participant(ctx, s.ID, key); err != nil || ok {
 		return issuedFrom(p), err
 	}
-	nid, err := idp.nameIDFor(sp, s)
+	nid, err := idp.nameIDFor(sp, cmp.Or(policy, sp.NameIDPolicy), s)
 	if err != nil {
 		return issued{}, err
 	}

@@ -36,7 +36,7 @@ func TestNameIDOutlivesEarlierSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss1, err := b.idp.join(ctx, sp, s1)
+	iss1, err := b.idp.join(ctx, sp, "", s1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestNameIDOutlivesEarlierSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss2, err := b.idp.join(ctx, sp, s2)
+	iss2, err := b.idp.join(ctx, sp, "", s2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestConcurrentJoinsOfOneUser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Go(func() { _, errs[i] = b.idp.join(ctx, sp, s) })
+		wg.Go(func() { _, errs[i] = b.idp.join(ctx, sp, "", s) })
 	}
 	wg.Wait()
 	for i, err := range errs {

@@ -46,6 +46,12 @@ type SP struct {
 	// SigningCerts are the certificates of the metadata's signing keys
 	// (KeyDescriptor use="signing" or without use).
 	SigningCerts []*x509.Certificate
+	// NameIDPolicy is the SP's NameID policy: SPConfig.NameID when set,
+	// else the first NameIDFormat of its metadata the bridge issues
+	// (persistent, transient or email), else persistent. When the
+	// registration leaves it open, an AuthnRequest's NameIDPolicy may ask
+	// for another format the bridge issues.
+	NameIDPolicy string
 }
 
 // storedSP is the store.Client Metadata of an SP registered at run time.
@@ -102,6 +108,16 @@ func parseSP(cfg SPConfig, raw []byte) (*SP, error) {
 	}
 	if acs == 0 {
 		return nil, fmt.Errorf("metadata of %s has no HTTP-POST AssertionConsumerService", sp.EntityID)
+	}
+	sp.NameIDPolicy = sp.Config.NameID
+	if sp.NameIDPolicy == "" {
+		sp.NameIDPolicy = NameIDPersistent
+		for _, f := range ed.SPSSODescriptors[0].NameIDFormats {
+			if p, ok := policyOf(string(f)); ok {
+				sp.NameIDPolicy = p
+				break
+			}
+		}
 	}
 	if sp.Config.FrontChannelBinding == "" {
 		sp.Config.FrontChannelBinding = sp.defaultFrontBinding()

@@ -72,7 +72,7 @@ func (idp *IdP) sso(c *gin.Context, req AuthnRequest, sp *SP) {
 		}
 		return
 	}
-	iss, err := idp.join(ctx, sp, s)
+	iss, err := idp.join(ctx, sp, req.NameID, s)
 	if err != nil {
 		var se *bsaml.Error
 		if errors.As(err, &se) {

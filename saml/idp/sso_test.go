@@ -26,8 +26,12 @@ import (
 
 // ssoSP writes the metadata of an SP with a fixed entity ID, signed
 // AuthnRequests and two HTTP-POST ACS endpoints (index 1 default, 2).
-func ssoSP(t testing.TB, dir, name string) (string, string) {
+func ssoSP(t testing.TB, dir, name string, nameIDFormats ...string) (string, string) {
 	t.Helper()
+	var formats []saml.NameIDFormat
+	for _, f := range nameIDFormats {
+		formats = append(formats, saml.NameIDFormat(f))
+	}
 	yes := true
 	entity := "https://" + name + ".slobridge.test/metadata"
 	cert := testSigner(t, "sp2").Cert
@@ -38,7 +42,7 @@ func ssoSP(t testing.TB, dir, name string) (string, string) {
 				ProtocolSupportEnumeration: bsaml.NSProtocol,
 				KeyDescriptors: []saml.KeyDescriptor{{Use: "signing", KeyInfo: saml.KeyInfo{X509Data: saml.X509Data{
 					X509Certificates: []saml.X509Certificate{{Data: base64.StdEncoding.EncodeToString(cert.Raw)}}}}}},
-			}},
+			}, NameIDFormats: formats},
 			AuthnRequestsSigned: &yes,
 			AssertionConsumerServices: []saml.IndexedEndpoint{
 				{Binding: URIPOST, Location: "https://" + name + ".slobridge.test/acs", Index: 1, IsDefault: &yes},
@@ -266,5 +270,41 @@ func checkAssertionSignature(t *testing.T, response []byte) {
 		"--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion", f).CombinedOutput()
 	if err != nil {
 		t.Fatalf("xmlsec1 --verify of the assertion: %v: %s", err, out)
+	}
+}
+
+// TestSSONameIDFromSP: an SP registered without name_id gets the NameID
+// format it asks for, as Apache mod_auth_mellon does (its metadata lists
+// transient first and its AuthnRequests ask for it): its metadata sets the
+// default (transient here), an AuthnRequest may ask for another format the
+// bridge issues, and one it does not issue is refused. An SP registered
+// with an explicit name_id keeps it strictly.
+func TestSSONameIDFromSP(t *testing.T) {
+	dir := t.TempDir()
+	mellon, mf := ssoSP(t, dir, "mellon", FormatTransient, FormatPersistent)
+	strict, sf := ssoSP(t, dir, "strict", FormatTransient)
+	b := newBridge(t, bridgeOpts{cfg: Config{ServiceProviders: []SPConfig{
+		{MetadataFile: mf}, {MetadataFile: sf, NameID: NameIDPersistent},
+	}}})
+	sp, err := b.idp.ServiceProvider(context.Background(), mellon)
+	if err != nil || sp.NameIDPolicy != NameIDTransient {
+		t.Fatalf("policy of the mellon-like SP: %+v (%v), want transient from its metadata", sp, err)
+	}
+	c := newBrowserlessClient()
+	tr := sso(t, b, c, authnReq{sp: mellon, nameIDFormat: FormatTransient}, 1)
+	if tr.infoErr != nil || tr.info.NameIDFormat != FormatTransient || tr.info.NameID == "" {
+		t.Fatalf("transient asked, default registration: %+v (%v)", tr, tr.infoErr)
+	}
+	unspecified := sso(t, b, c, authnReq{sp: mellon}, 2)
+	if unspecified.infoErr != nil || unspecified.info.NameIDFormat != FormatTransient {
+		t.Fatalf("no format asked: %+v (%v), want the metadata's transient", unspecified, unspecified.infoErr)
+	}
+	unknown := sso(t, b, c, authnReq{sp: mellon, nameIDFormat: "urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName"}, 3)
+	if unknown.status != bsaml.StatusRequester || unknown.sub != statusInvalidNameIDPolicy {
+		t.Fatalf("a format the bridge does not issue: %+v, want Requester/InvalidNameIDPolicy", unknown)
+	}
+	pinned := sso(t, b, c, authnReq{sp: strict, nameIDFormat: FormatTransient}, 4)
+	if pinned.status != bsaml.StatusRequester || pinned.sub != statusInvalidNameIDPolicy {
+		t.Fatalf("explicit name_id persistent, transient asked: %+v, want Requester/InvalidNameIDPolicy", pinned)
 	}
 }

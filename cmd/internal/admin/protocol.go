@@ -120,5 +120,7 @@ func (a *API) handleRegisterSP(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusCreated, gin.H{"entity_id": sp.EntityID, "name": sp.Name})
+	// name_id says which NameID policy the SP got (its registration, else
+	// its metadata's first format the bridge issues).
+	c.JSON(http.StatusCreated, gin.H{"entity_id": sp.EntityID, "name": sp.Name, "name_id": sp.NameIDPolicy})
 }
