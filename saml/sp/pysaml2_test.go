@@ -213,7 +213,6 @@ func newPysaml2World(t *testing.T, o pysaml2Opts) *pysaml2World {
 	return &pysaml2World{ctx: ctx, up: up, b: b, ip: ip, py: py, sp: spCfg, s: s}
 }
 
-
 func pysaml2UpstreamLogout(t *testing.T, o pysaml2Opts) {
 	fail := o.failLogout
 	w := newPysaml2World(t, o)
