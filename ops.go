@@ -42,6 +42,12 @@ type OpsOptions struct {
 	WriteProbeInterval time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Upstreams, when set, returns the upstream IdPs the bridge runs
+	// without right now, by name, with why. /readyz lists them but stays
+	// 200 ("degraded"): logouts, and logins through the other upstreams,
+	// still work, and a load balancer that took every replica out because
+	// one IdP is down would stop those too.
+	Upstreams func() map[string]string
 }
 
 // writeHealth is implemented by a store that tracks the outcome of its
@@ -90,8 +96,8 @@ func storeState(err error) string {
 
 // MountOps registers /healthz (the process is up: always 200), /readyz
 // (200 when the store answers a ping and accepts a write, 503 with the
-// reason otherwise) and, with a Gatherer, /metrics in the Prometheus text
-// format.
+// reason otherwise; "degraded" with the unavailable upstreams listed) and,
+// with a Gatherer, /metrics in the Prometheus text format.
 func MountOps(r gin.IRouter, opts OpsOptions) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -124,6 +130,16 @@ func MountOps(r gin.IRouter, opts OpsOptions) {
 			opts.Logger.WarnContext(ctx, "readiness probe: store writes fail", "error", err)
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": storeState(err)})
 			return
+		}
+		if opts.Upstreams != nil {
+			if down := opts.Upstreams(); len(down) > 0 {
+				out := make(map[string]string, len(down))
+				for name := range down {
+					out[name] = "unavailable: its metadata cannot be read; retrying"
+				}
+				c.JSON(http.StatusOK, gin.H{"status": "degraded", "store": "writable", "upstreams": out})
+				return
+			}
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready", "store": "writable"})
 	})

@@ -54,8 +54,9 @@ type bridgeOptions struct {
 	soapWait time.Duration
 	// skew is saml.sp.clock_skew (default 3m).
 	skew time.Duration
-	// refresh is saml.sp.metadata_refresh.
-	refresh time.Duration
+	// refresh is saml.sp.metadata_refresh; retry the first wait before an
+	// unavailable upstream is tried again.
+	refresh, retry time.Duration
 	// mount, when set, adds routes (another protocol's endpoints) and
 	// notifiers before the engine's workers start.
 	mount func(r *gin.Engine, eng *slobridge.Engine, sp *SP, base string)
@@ -111,7 +112,7 @@ func newBridge(t testing.TB, bo bridgeOptions) *bridge {
 	cookies := slobridge.SessionCookies{Secret: testSecret}
 	sp, err := New(ctx, Options{
 		Engine: eng, Cookies: cookies, BaseURL: base, Signer: loadSigner(t, "sp"),
-		Upstreams: bo.upstreams, Logger: quietLogger(), Now: bo.now, SOAPLogoutWait: bo.soapWait, ClockSkew: bo.skew, MetadataRefresh: bo.refresh,
+		Upstreams: bo.upstreams, Logger: quietLogger(), Now: bo.now, SOAPLogoutWait: bo.soapWait, ClockSkew: bo.skew, MetadataRefresh: bo.refresh, RetryFirst: bo.retry,
 	})
 	if err != nil {
 		t.Fatalf("sp.New: %v", err)

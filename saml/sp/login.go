@@ -1,6 +1,7 @@
 package sp
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -36,6 +37,16 @@ func (sp *SP) StartLogin(w http.ResponseWriter, r *http.Request, returnTo string
 		return fmt.Errorf("sp: returnTo %q is not a path on the bridge", returnTo)
 	}
 	reg := sp.reg.Load()
+	if len(reg.order) == 0 {
+		// Every upstream is unavailable (Unavailable): say so, and when to
+		// come back, rather than show an empty chooser.
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Retry-After", slobridge.RetryAfter)
+		w.Header().Set("Content-Security-Policy", "default-src 'none'")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return msgPage.Execute(w, "The identity provider cannot be reached right now; try again in a minute.")
+	}
 	u := pickUpstream(reg, r, returnTo)
 	if u == nil {
 		token := sp.opts.Engine.NewID()
@@ -57,7 +68,7 @@ func localPath(p string) bool {
 // pickUpstream chooses the upstream for a login: the only one, or the one
 // whose Clients list the app asking for the login, else nil (chooser).
 func pickUpstream(reg *registry, r *http.Request, returnTo string) *upstream {
-	if len(reg.order) == 1 {
+	if len(reg.order) == 1 && len(reg.down) == 0 {
 		return reg.order[0]
 	}
 	for _, client := range clientsOf(r, returnTo) {
@@ -194,6 +205,10 @@ func (sp *SP) handleLogin(c *gin.Context) {
 		for _, u := range reg.order {
 			cs = append(cs, choice{u.displayName(), sp.url(PathLogin) + "?state=" + url.QueryEscape(token) + "&upstream=" + url.QueryEscape(u.cfg.Name)})
 		}
+		for _, d := range reg.down {
+			// Shown, without a link: the person learns why it is missing.
+			cs = append(cs, choice{Name: cmp.Or(d.cfg.DisplayName, d.cfg.Name)})
+		}
 		c.Header("Cache-Control", "no-store")
 		c.Header("Content-Security-Policy", "default-src 'none'")
 		c.Header("Content-Type", "text/html; charset=utf-8")
@@ -219,7 +234,7 @@ func (sp *SP) handleLogin(c *gin.Context) {
 var chooserPage = template.Must(template.New("chooser").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in</title></head>
 <body><h1>Sign in with</h1><ul>
-{{range .}}<li><a href="{{.URL}}">{{.Name}}</a></li>
+{{range .}}<li>{{if .URL}}<a href="{{.URL}}">{{.Name}}</a>{{else}}{{.Name}} (unavailable right now){{end}}</li>
 {{end}}</ul></body></html>`))
 
 var msgPage = template.Must(template.New("msg").Parse(`<!doctype html>

@@ -67,6 +67,9 @@ type Options struct {
 	SessionMaxAge   time.Duration
 	ClockSkew       time.Duration
 	SOAPLogoutWait  time.Duration
+	// RetryFirst is the first wait before an unavailable upstream's
+	// metadata is read again (it doubles up to 5 minutes); default 5s.
+	RetryFirst time.Duration
 	// Limits caps incoming SAML messages.
 	Limits saml.Limits
 }
@@ -128,6 +131,9 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 	if opts.Now == nil {
 		opts.Now = opts.Engine.Now
 	}
+	if opts.RetryFirst <= 0 {
+		opts.RetryFirst = 5 * time.Second
+	}
 	cfg := Config{MetadataRefresh: opts.MetadataRefresh, SessionMaxAge: opts.SessionMaxAge,
 		ClockSkew: opts.ClockSkew, SOAPLogoutWait: opts.SOAPLogoutWait, Upstreams: opts.Upstreams}
 	cfg.ApplyDefaults()
@@ -168,22 +174,36 @@ func (sp *SP) Mount(r gin.IRouter) {
 	r.GET(PathSLOComplete+"/:logout_id", sp.handleSLOComplete)
 }
 
-// Run refreshes URL metadata every MetadataRefresh until ctx ends. (The
-// upstream legs of logouts without a browser need no watcher: they are
-// deliveries in the engine's outbox, UpstreamLegs and Notify.)
+// Run refreshes URL metadata every MetadataRefresh until ctx ends; while
+// an upstream is unavailable (Unavailable) it tries again sooner, after
+// retryFirst doubling up to retryMax. (The upstream legs of logouts
+// without a browser need no watcher: they are deliveries in the engine's
+// outbox, UpstreamLegs and Notify.)
 func (sp *SP) Run(ctx context.Context) error {
 	sp.watchingOnce.Do(func() { close(sp.watching) })
-	tick := time.NewTicker(sp.opts.MetadataRefresh)
-	defer tick.Stop()
+	retry := sp.opts.RetryFirst
 	for {
+		wait := sp.opts.MetadataRefresh
+		if len(sp.reg.Load().down) > 0 {
+			wait = min(wait, retry)
+			retry = min(2*retry, retryMax)
+		} else {
+			retry = sp.opts.RetryFirst
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-tick.C:
+		case <-t.C:
 			sp.Refresh(ctx)
 		}
 	}
 }
+
+// retryMax caps the wait between two attempts to read an unavailable
+// upstream's metadata.
+const retryMax = 5 * time.Minute
 
 // Refresh reloads every upstream's metadata now, keeping the last good
 // copy of any that fails.

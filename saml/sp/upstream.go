@@ -27,6 +27,24 @@ const (
 	maxMetadata       = 2 << 20
 )
 
+// errBadMetadata marks metadata that was read but is not usable.
+var errBadMetadata = errors.New("unusable metadata")
+
+// Unavailable returns the upstreams the bridge runs without, by name, with
+// why: their metadata URL could not be read at start and no copy is kept.
+// Run retries them; /readyz and the chooser page show them.
+func (sp *SP) Unavailable() map[string]string {
+	reg := sp.reg.Load()
+	if len(reg.down) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(reg.down))
+	for _, d := range reg.down {
+		out[d.cfg.Name] = d.err
+	}
+	return out
+}
+
 // upstream is one IdP with its parsed metadata.
 type upstream struct {
 	cfg   UpstreamConfig
@@ -43,6 +61,16 @@ type registry struct {
 	byName   map[string]*upstream
 	byEntity map[string]*upstream
 	order    []*upstream
+	// down lists, in configuration order, the upstreams whose metadata URL
+	// could not be read and of which no copy is kept: the bridge runs
+	// without them and Run retries them.
+	down []downUpstream
+}
+
+// downUpstream is an upstream the bridge cannot use yet.
+type downUpstream struct {
+	cfg UpstreamConfig
+	err string
 }
 
 // loadAll builds a registry from every configured upstream. For an
@@ -60,6 +88,16 @@ func (sp *SP) loadAll(ctx context.Context, prev *registry) (*registry, error) {
 			}
 			if old == nil {
 				old, _ = sp.storedUpstream(ctx, cfg)
+			}
+			if old == nil && cfg.MetadataURL != "" && !errors.Is(err, errBadMetadata) {
+				// Unreachable, with no copy: the bridge starts without it
+				// (logouts and the other upstreams keep working) and Run
+				// retries. A metadata file, or metadata that does not
+				// parse, is a configuration error.
+				sp.log.WarnContext(ctx, "SAML upstream unavailable: its metadata URL cannot be read; retrying",
+					"upstream", cfg.Name, "error", err)
+				reg.down = append(reg.down, downUpstream{cfg: cfg, err: err.Error()})
+				continue
 			}
 			if old == nil {
 				errs = append(errs, fmt.Errorf("upstream %q: %w", cfg.Name, err))
@@ -90,7 +128,7 @@ func (sp *SP) loadUpstream(ctx context.Context, cfg UpstreamConfig) (*upstream, 
 	}
 	u, err := sp.buildUpstream(cfg, data)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errBadMetadata, err)
 	}
 	if cfg.MetadataURL != "" {
 		now := sp.opts.Now()

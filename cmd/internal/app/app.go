@@ -143,8 +143,15 @@ func (a *App) build(ctx context.Context) error {
 	}
 	// The only place routes are wired.
 	separate := cfg.Admin.Listen != ""
+	opsOptions := func() slobridge.OpsOptions {
+		o := slobridge.OpsOptions{Store: a.st, Gatherer: a.reg, Logger: a.log}
+		if a.samlSP != nil {
+			o.Upstreams = a.samlSP.Unavailable
+		}
+		return o
+	}
 	a.handler = a.router(func(r gin.IRouter) {
-		ops := slobridge.OpsOptions{Store: a.st, Gatherer: a.reg, Logger: a.log}
+		ops := opsOptions()
 		if separate {
 			ops.Gatherer = nil // /metrics is on the admin listener
 		}
@@ -162,7 +169,7 @@ func (a *App) build(ctx context.Context) error {
 	})
 	if separate {
 		a.adminHandler = a.router(func(r gin.IRouter) {
-			slobridge.MountOps(r, slobridge.OpsOptions{Store: a.st, Gatherer: a.reg, Logger: a.log})
+			slobridge.MountOps(r, opsOptions())
 			if admin != nil {
 				admin.Mount(r)
 			}

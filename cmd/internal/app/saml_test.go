@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -121,5 +123,42 @@ saml:
 	if loc == nil || loc.Host != "idp.example.com" || loc.Path != "/sso" || loc.Query().Get("SAMLRequest") == "" ||
 		loc.Query().Get("Signature") == "" || loc.Query().Get("SigAlg") == "" {
 		t.Fatalf("authorize without a session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// TestServeStartsWithUpstreamDown: serve starts although the SAML
+// upstream's metadata URL cannot be read (and no copy is kept), and
+// /readyz names the upstream as unavailable ("degraded", still 200: the
+// bridge's logouts work) until its metadata can be read.
+func TestServeStartsWithUpstreamDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	doc := strings.NewReplacer("{{DB}}", filepath.Join(t.TempDir(), "down.db"), "{{RP}}", "http://127.0.0.1:1", "{{SSF}}", "http://127.0.0.1:2").
+		Replace(wiringConfig)
+	doc = strings.Replace(doc, "  type: static\n", "  type: saml\n", 1) + `
+saml:
+  sp:
+    cert_file: testdata/bridge-sp.crt
+    key_file: testdata/bridge-sp.key
+    upstreams:
+      - name: corp
+        metadata_url: http://` + addr + `/metadata
+`
+	_, base := startApp(t, doc, map[string]string{
+		"COOKIE": strings.Repeat("c", 40), "ADMIN": "admin-token-0123456789", "PASSWORD": "alice-password",
+		"APP1_SECRET": "app1-secret-0123456789", "SSF_AUTH": "Bearer x",
+	})
+	code, body := get(t, http.DefaultClient, base+"/readyz")
+	var ready struct {
+		Status    string            `json:"status"`
+		Upstreams map[string]string `json:"upstreams"`
+	}
+	if err := json.Unmarshal([]byte(body), &ready); err != nil || code != http.StatusOK || ready.Status != "degraded" ||
+		!strings.HasPrefix(ready.Upstreams["corp"], "unavailable") {
+		t.Fatalf("/readyz with the upstream down: %d %s", code, body)
 	}
 }
