@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -207,5 +208,50 @@ func TestCheckCommand(t *testing.T) {
 	stderr.Reset()
 	if code := run(context.Background(), []string{"check", "--config", good}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "admin.token: environment variable SLOBRIDGE_ADMIN_TOKEN is empty") {
 		t.Fatalf("check with an empty secret: exit %d\n%s", code, stderr.String())
+	}
+}
+
+// TestCheckOnline: `check` does not fetch metadata URLs, `check --online`
+// does and names the key whose URL does not answer; warnings (here a
+// transient upstream NameID without user_id_attribute) are printed.
+func TestCheckOnline(t *testing.T) {
+	for _, e := range testEnv {
+		k, v, _ := strings.Cut(e, "=")
+		t.Setenv(k, v)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	td, err := filepath.Abs(filepath.Join("..", "internal", "app", "testdata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(fmt.Sprintf(baseConfig, filepath.Join(t.TempDir(), "c.db")), "  type: static\n", "  type: saml\n", 1) + `
+saml:
+  sp:
+    cert_file: ` + filepath.Join(td, "bridge-sp.crt") + `
+    key_file: ` + filepath.Join(td, "bridge-sp.key") + `
+    upstreams:
+      - name: corp
+        metadata_url: http://` + addr + `/metadata
+        name_id_format: urn:oasis:names:tc:SAML:2.0:nameid-format:transient
+`
+	cfg := filepath.Join(t.TempDir(), "online.yaml")
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check", "--config", cfg}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), "warning: saml.sp.upstreams[0]: name_id_format is transient") {
+		t.Fatalf("offline check: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"check", "--online", "--config", cfg}, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "config: saml.sp.upstreams[0].metadata_url:") {
+		t.Fatalf("online check with the metadata URL down: exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
 }

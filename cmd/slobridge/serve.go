@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/slobridge/slobridge/cmd/internal/app"
 )
@@ -42,6 +43,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 func runCheck(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("check", stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
+	online := fs.Bool("online", false, "also fetch the SAML metadata URLs (upstream IdPs, service providers)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -53,8 +55,19 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *online {
+		if probs := app.CheckOnline(context.Background(), cfg); len(probs) > 0 {
+			for _, p := range probs {
+				fmt.Fprintln(stderr, "config: "+p)
+			}
+			return fmt.Errorf("%d problem(s) found online", len(probs))
+		}
+	}
 	for _, key := range cfg.LiteralSecrets() {
 		fmt.Fprintf(stdout, "warning: %s is written in the configuration file; take it from the environment or a file outside development\n", key)
+	}
+	for _, w := range cfg.Warnings(time.Now()) {
+		fmt.Fprintln(stdout, "warning: "+w)
 	}
 	fmt.Fprintf(stdout, "%s: configuration OK\n", *path)
 	return nil

@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 
 	"github.com/crewjam/saml"
@@ -311,4 +312,22 @@ func (idp *IdP) staticSP(entityID string) (*SP, bool) {
 	defer idp.mu.RUnlock()
 	sp, ok := idp.static[entityID]
 	return sp, ok
+}
+
+// CheckSP loads and checks an SP registration as New does (slobridge
+// check): its metadata file, or with client its metadata URL (check
+// --online; nil: a URL is not fetched), must parse and agree with the
+// registration. It returns the SP, nil when its metadata was not read.
+func CheckSP(ctx context.Context, client *http.Client, cfg SPConfig) (*SP, error) {
+	if cfg.MetadataFile == "" && client == nil {
+		return nil, cfg.validate()
+	}
+	if cfg.MetadataFile != "" {
+		client = nil
+	}
+	raw, err := bsaml.ReadMetadata(ctx, client, cfg.MetadataFile, cfg.MetadataURL, maxMetadataBytes)
+	if err != nil {
+		return nil, err
+	}
+	return parseSP(cfg, raw)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -152,27 +153,29 @@ func (sp *SP) storedUpstream(ctx context.Context, cfg UpstreamConfig) (*upstream
 	return sp.buildUpstream(cfg, rec.Value)
 }
 
-// buildUpstream parses IdP metadata (an EntityDescriptor, or an
-// EntitiesDescriptor holding exactly one IdP) and prepares the keys.
-func (sp *SP) buildUpstream(cfg UpstreamConfig, data []byte) (*upstream, error) {
+// parseIdPMetadata checks and parses an upstream's metadata: its
+// signature when MetadataCertFile is set (returning the verified bytes),
+// an IDPSSODescriptor, validUntil not passed at now, and signing
+// certificates.
+func parseIdPMetadata(cfg UpstreamConfig, data []byte, now time.Time) ([]byte, *crewjam.EntityDescriptor, []*x509.Certificate, error) {
 	if err := saml.CheckXML(data); err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
+		return nil, nil, nil, fmt.Errorf("metadata: %w", err)
 	}
 	if cfg.MetadataCertFile != "" {
 		var err error
 		if data, err = verifyMetadata(cfg, data); err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 	}
 	ed, err := samlsp.ParseMetadata(data)
 	if err != nil {
-		return nil, fmt.Errorf("parse metadata: %w", err)
+		return nil, nil, nil, fmt.Errorf("parse metadata: %w", err)
 	}
 	if len(ed.IDPSSODescriptors) == 0 {
-		return nil, fmt.Errorf("metadata of %q has no IDPSSODescriptor", ed.EntityID)
+		return nil, nil, nil, fmt.Errorf("metadata of %q has no IDPSSODescriptor", ed.EntityID)
 	}
-	if !ed.ValidUntil.IsZero() && ed.ValidUntil.Before(sp.opts.Now()) {
-		return nil, fmt.Errorf("metadata of %q expired at %s", ed.EntityID, ed.ValidUntil.Format(time.RFC3339))
+	if !ed.ValidUntil.IsZero() && ed.ValidUntil.Before(now) {
+		return nil, nil, nil, fmt.Errorf("metadata of %q expired at %s", ed.EntityID, ed.ValidUntil.Format(time.RFC3339))
 	}
 	var certs []*x509.Certificate
 	for _, kd := range ed.IDPSSODescriptors[0].KeyDescriptors {
@@ -182,13 +185,52 @@ func (sp *SP) buildUpstream(cfg UpstreamConfig, data []byte) (*upstream, error) 
 		for _, xc := range kd.KeyInfo.X509Data.X509Certificates {
 			c, err := saml.ParseCertificateBase64(xc.Data)
 			if err != nil {
-				return nil, fmt.Errorf("metadata of %q: %w", ed.EntityID, err)
+				return nil, nil, nil, fmt.Errorf("metadata of %q: %w", ed.EntityID, err)
 			}
 			certs = append(certs, c)
 		}
 	}
 	if len(certs) == 0 {
-		return nil, fmt.Errorf("metadata of %q has no signing certificate", ed.EntityID)
+		return nil, nil, nil, fmt.Errorf("metadata of %q has no signing certificate", ed.EntityID)
+	}
+	return data, ed, certs, nil
+}
+
+// CheckMetadataFile reads and checks the metadata_file of an upstream as
+// serve would (slobridge check); nil for an upstream with a metadata URL,
+// which only serve or check --online fetch.
+func CheckMetadataFile(cfg UpstreamConfig, now time.Time) error {
+	if cfg.MetadataFile == "" {
+		return nil
+	}
+	data, err := saml.ReadMetadata(context.Background(), nil, cfg.MetadataFile, "", maxMetadata)
+	if err != nil {
+		return err
+	}
+	_, _, _, err = parseIdPMetadata(cfg, data, now)
+	return err
+}
+
+// CheckMetadataURL fetches and checks the metadata of an upstream with a
+// metadata URL (slobridge check --online).
+func CheckMetadataURL(ctx context.Context, client *http.Client, cfg UpstreamConfig, now time.Time) error {
+	if cfg.MetadataURL == "" {
+		return nil
+	}
+	data, err := saml.ReadMetadata(ctx, client, "", cfg.MetadataURL, maxMetadata)
+	if err != nil {
+		return err
+	}
+	_, _, _, err = parseIdPMetadata(cfg, data, now)
+	return err
+}
+
+// buildUpstream parses IdP metadata (an EntityDescriptor, or an
+// EntitiesDescriptor holding exactly one IdP) and prepares the keys.
+func (sp *SP) buildUpstream(cfg UpstreamConfig, data []byte) (*upstream, error) {
+	data, ed, certs, err := parseIdPMetadata(cfg, data, sp.opts.Now())
+	if err != nil {
+		return nil, err
 	}
 	acs, _ := url.Parse(sp.url(PathACS))
 	md, _ := url.Parse(sp.url(PathMetadata))

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +72,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	for _, key := range cfg.LiteralSecrets() {
 		log.WarnContext(ctx, "secret written in the configuration file; take it from the environment or a file outside development", "key", key)
+	}
+	for _, w := range cfg.Warnings(time.Now()) {
+		log.WarnContext(ctx, "configuration: "+w)
 	}
 	reg := prometheus.NewRegistry()
 	st, err := openStore(ctx, cfg.Store, reserveReporter(log, reg))

@@ -320,6 +320,11 @@ func (c *Config) Finish(lookup func(string) (string, bool)) error {
 	var p problems
 	c.resolveSecrets(lookup, &p)
 	c.validate(&p)
+	if len(p) == 0 {
+		// What serve or the first logout would trip on; only once every
+		// key is valid on its own, so that each problem is said once.
+		c.validateDeploy(&p, time.Now())
+	}
 	if err := p.err(); err != nil {
 		return err
 	}

@@ -1,6 +1,13 @@
 package app
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,6 +151,19 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"tls cert without key", validBase + "server:\n  tls_cert_file: testdata/tls.crt\n", []string{"server.tls_cert_file: tls_cert_file and tls_key must be set together"}},
 		{"tls key mismatch", validBase + "server:\n  tls_cert_file: testdata/tls.crt\n  tls_key: {file: testdata/idp.key}\n", []string{"server.tls_cert_file / server.tls_key: load TLS key pair"}},
 		{"bad trusted proxy", validBase + "server:\n  trusted_proxies: [10.0.0.0/8, proxy.example.com]\n", []string{`server.trusted_proxies[1]: "proxy.example.com" is neither`}},
+		// What serve or the first logout would trip on (validateDeploy).
+		{"upstream metadata file missing", strings.Replace(validBase, "type: static", "type: saml", 1) + "saml:\n  sp:\n    cert_file: testdata/bridge-sp.crt\n    key_file: testdata/bridge-sp.key\n    upstreams:\n      - {name: corp, metadata_file: testdata/no-such-metadata.xml}\n", []string{"saml.sp.upstreams[0].metadata_file", "no such file"}},
+		{"upstream metadata not metadata", strings.Replace(validBase, "type: static", "type: saml", 1) + "saml:\n  sp:\n    cert_file: testdata/bridge-sp.crt\n    key_file: testdata/bridge-sp.key\n    upstreams:\n      - {name: corp, metadata_file: testdata/sp-metadata.xml}\n", []string{"saml.sp.upstreams[0].metadata_file", "no IDPSSODescriptor"}},
+		{"saml idp sp metadata file missing", validBase + "saml:\n  idp:\n    enabled: true\n    certificate_file: testdata/idp.crt\n    key: {file: testdata/idp.key}\n    service_providers:\n      - metadata_file: testdata/no-such-sp.xml\n", []string{"saml.idp.service_providers[0].metadata_file", "no such file"}},
+		{"saml idp sp metadata not an SP", validBase + "saml:\n  idp:\n    enabled: true\n    certificate_file: testdata/idp.crt\n    key: {file: testdata/idp.key}\n    service_providers:\n      - metadata_file: testdata/upstream-metadata.xml\n", []string{"saml.idp.service_providers[0].metadata_file"}},
+		{"short client secret", strings.Replace(validBase, "oidc:\n  allow_loopback_http: true\n", "", 1) + "oidc:\n  allow_loopback_http: true\n  allow_private_backchannel: true\n  clients:\n    - {client_id: app, redirect_uris: [https://a.example.com/cb], client_secret: twelve-chars}\n", []string{"oidc.clients[0].client_secret: must be at least 16 characters (got 12)"}},
+		{"loopback back-channel not deliverable", strings.Replace(validBase, "oidc:\n  allow_loopback_http: true\n", "", 1) + "oidc:\n  allow_loopback_http: true\n  allow_private_backchannel: true\n  clients:\n    - {client_id: app, redirect_uris: [https://a.example.com/cb], token_endpoint_auth_method: none, backchannel_logout_uri: http://127.0.0.1:9000/bc}\n", []string{"oidc.clients[0].backchannel_logout_uri", "delivery.allow_loopback is false"}},
+		{"localhost back-channel not deliverable", strings.Replace(validBase, "oidc:\n  allow_loopback_http: true\n", "", 1) + "oidc:\n  allow_loopback_http: true\n  allow_private_backchannel: true\n  clients:\n    - {client_id: app, redirect_uris: [https://a.example.com/cb], token_endpoint_auth_method: none, backchannel_logout_uri: http://localhost:9000/bc}\n", []string{"oidc.clients[0].backchannel_logout_uri", "delivery.allow_loopback is false"}},
+		{"private back-channel not deliverable", strings.Replace(validBase, "oidc:\n  allow_loopback_http: true\n", "", 1) + "oidc:\n  allow_loopback_http: true\n  allow_private_backchannel: true\n  clients:\n    - {client_id: app, redirect_uris: [https://a.example.com/cb], token_endpoint_auth_method: none, backchannel_logout_uri: https://10.1.2.3/bc}\n", []string{"oidc.clients[0].backchannel_logout_uri", "delivery.allow_private is false"}},
+		{"metadata-service back-channel", strings.Replace(validBase, "oidc:\n  allow_loopback_http: true\n", "", 1) + "oidc:\n  allow_loopback_http: true\n  allow_private_backchannel: true\n  clients:\n    - {client_id: app, redirect_uris: [https://a.example.com/cb], token_endpoint_auth_method: none, backchannel_logout_uri: http://169.254.169.254/bc}\n", []string{"oidc.clients[0].backchannel_logout_uri", "never reaches"}},
+		{"redirect uri with fragment", strings.Replace(validBase, "oidc:\n  allow_loopback_http: true\n", "", 1) + "oidc:\n  allow_loopback_http: true\n  allow_private_backchannel: true\n  clients:\n    - {client_id: app, redirect_uris: [\"https://a.example.com/cb#x\"], token_endpoint_auth_method: none}\n", []string{"oidc.clients[0].redirect_uris[0]: must be an absolute URI without a fragment"}},
+		{"relative redirect uri", strings.Replace(validBase, "oidc:\n  allow_loopback_http: true\n", "", 1) + "oidc:\n  allow_loopback_http: true\n  allow_private_backchannel: true\n  clients:\n    - {client_id: app, redirect_uris: [/cb], token_endpoint_auth_method: none}\n", []string{"oidc.clients[0].redirect_uris[0]: must be an absolute URI"}},
+		{"loopback receiver not deliverable", validBase + "ssf:\n  receivers:\n    - id: rs\n      push_url: https://127.0.0.1:8443/events\n", []string{"ssf.receivers[0].push_url", "delivery.allow_loopback is false"}},
 		{"several problems at once", "log:\n  format: xml\nstore:\n  driver: mysql\n", []string{"log.format", "store.driver", "session.cookie_secret", "saml.sp.upstreams"}},
 	}
 	for _, tt := range tests {
@@ -170,5 +190,53 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "absent.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "absent.yaml") {
 		t.Fatalf("Load of a missing file: %v", err)
+	}
+}
+
+// writeCertPair writes a self-signed certificate valid from notBefore to
+// notAfter and its key into dir, returning their paths.
+func writeCertPair(t *testing.T, dir, name string, notBefore, notAfter time.Time) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: notBefore, NotAfter: notAfter, DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt, kf := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if err := os.WriteFile(crt, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return crt, kf
+}
+
+// TestCertificateDates: an expired certificate is refused with its key
+// named; one that expires within 30 days is a warning.
+func TestCertificateDates(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	oldCrt, oldKey := writeCertPair(t, dir, "old", now.Add(-48*time.Hour), now.Add(-time.Hour))
+	_, err := Parse([]byte(validBase+"server:\n  tls_cert_file: "+oldCrt+"\n  tls_key: {file: "+oldKey+"}\n"), lookup)
+	if err == nil || !strings.Contains(err.Error(), "server.tls_cert_file: the certificate expired on") {
+		t.Fatalf("expired TLS certificate: %v", err)
+	}
+	soonCrt, soonKey := writeCertPair(t, dir, "soon", now.Add(-time.Hour), now.Add(10*24*time.Hour))
+	c, err := Parse([]byte(validBase+"server:\n  tls_cert_file: "+soonCrt+"\n  tls_key: {file: "+soonKey+"}\n"), lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := strings.Join(c.Warnings(now), "\n"); !strings.Contains(w, "server.tls_cert_file: the certificate expires on") {
+		t.Fatalf("warnings %q, want the expiry ahead", w)
 	}
 }

@@ -3,10 +3,12 @@ package app
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -99,5 +101,42 @@ func TestReadmeExampleIsValidYAML(t *testing.T) {
 	}
 	if len(c.OIDC.Clients) == 0 || len(c.SAML.SP.Upstreams) == 0 || !c.SAML.IdP.Enabled {
 		t.Fatalf("README example decoded to %+v", c)
+	}
+}
+
+// TestCheckPassesOnReadmeExample: the README's example configuration,
+// with its files and secrets put in place, passes every check `serve`
+// and `slobridge check` run (offline: its metadata URLs are not fetched).
+func TestCheckPassesOnReadmeExample(t *testing.T) {
+	m := regexp.MustCompile("(?s)### Example\n\n```yaml\n(.*?)```").FindStringSubmatch(readme(t))
+	if m == nil {
+		t.Fatal("README has no example configuration")
+	}
+	dir := t.TempDir()
+	cookie := filepath.Join(dir, "cookie")
+	if err := os.WriteFile(cookie, []byte(strings.Repeat("k", 48)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	abs := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	doc := strings.NewReplacer(
+		"/var/lib/slobridge/slobridge.db", filepath.Join(dir, "slobridge.db"),
+		"/run/secrets/cookie", cookie,
+		"/etc/slobridge/saml-sp.crt", abs("testdata/bridge-sp.crt"), "/run/secrets/saml-sp.key", abs("testdata/bridge-sp.key"),
+		"/etc/slobridge/saml.crt", abs("testdata/idp.crt"), "/run/secrets/saml.key", abs("testdata/idp.key"),
+	).Replace(m[1])
+	env := map[string]string{"SLOBRIDGE_ADMIN_TOKEN": "admin-token-0123456789", "WIKI_CLIENT_SECRET": "wiki-secret-0123456789",
+		"ORDERS_PUSH_AUTH": "Bearer orders-push"}
+	c, err := Parse([]byte(doc), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("the README example does not pass the checks:\n%v", err)
+	}
+	if w := c.Warnings(time.Now()); len(w) != 0 {
+		t.Fatalf("the README example has warnings: %q", w)
 	}
 }
