@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -253,5 +254,29 @@ saml:
 	if code := run(context.Background(), []string{"check", "--online", "--config", cfg}, &stdout, &stderr); code != 1 ||
 		!strings.Contains(stderr.String(), "config: saml.sp.upstreams[0].metadata_url:") {
 		t.Fatalf("online check with the metadata URL down: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+}
+
+// TestVersion: `slobridge version` names a version (never "(devel)") and
+// the Go version; a release build's -ldflags stamps show as given.
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(binary, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := string(out); !strings.HasPrefix(v, "slobridge v") || strings.Contains(v, "(devel)") || !strings.Contains(v, "go1.") {
+		t.Fatalf("version: %q", v)
+	}
+	stamped := filepath.Join(t.TempDir(), "slobridge")
+	ld := "-X main.buildVersion=v9.8.7 -X main.buildCommit=0123456789abcdef -X main.buildDate=2026-12-06T12:00:00Z"
+	if b, err := exec.Command("go", "build", "-ldflags", ld, "-o", stamped, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build with stamps: %v\n%s", err, b)
+	}
+	out, err = exec.Command(stamped, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := string(out); !strings.HasPrefix(v, "slobridge v9.8.7 (commit 0123456789ab, built 2026-12-06T12:00:00Z, go1.") {
+		t.Fatalf("stamped version: %q", v)
 	}
 }

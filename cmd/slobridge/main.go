@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/gin-gonic/gin"
@@ -84,32 +85,61 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-// version reports the module version and VCS revision the binary was
-// built from.
+// Build stamps, set by release builds:
+//
+//	go build -ldflags "-X main.buildVersion=v0.3.0 -X main.buildCommit=$(git rev-parse HEAD) -X main.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)" ./cmd/slobridge
+//
+// Without them the version comes from the module's build information
+// (`go install ...@v0.3.0` stamps it) or is devVersion, and the commit
+// and its date from the VCS stamps `go build` records in a git checkout.
+var buildVersion, buildCommit, buildDate string
+
+// devVersion is the version of a build from a checkout without a release
+// stamp: the next release (CHANGELOG.md "Unreleased") with -dev.
+const devVersion = "v0.3.0-dev"
+
+// version reports the version, commit and build date the binary was built
+// from, and the Go version.
 func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown)"
-	}
-	v := bi.Main.Version
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "+dirty"
+	v, commit, committed, dirty := buildVersion, buildCommit, "", ""
+	goVersion := "unknown Go"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goVersion = bi.GoVersion
+		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				if commit == "" {
+					commit = s.Value
+				}
+			case "vcs.time":
+				committed = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "+dirty"
+				}
 			}
 		}
 	}
-	if rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		return fmt.Sprintf("%s (%s%s, %s)", v, rev, dirty, bi.GoVersion)
+	if v == "" {
+		v = devVersion
 	}
-	return fmt.Sprintf("%s (%s)", v, bi.GoVersion)
+	if len(commit) > 12 {
+		commit = commit[:12]
+	}
+	parts := []string{}
+	if commit != "" {
+		parts = append(parts, "commit "+commit+dirty)
+	}
+	if buildDate != "" {
+		parts = append(parts, "built "+buildDate)
+	} else if committed != "" && buildCommit == "" {
+		parts = append(parts, "committed "+committed)
+	}
+	parts = append(parts, goVersion)
+	return v + " (" + strings.Join(parts, ", ") + ")"
 }
 
 // newFlagSet returns a flag set that reports errors to stderr.
