@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -76,18 +80,40 @@ func TestDemoCommand(t *testing.T) {
 	if err != nil || disc.Issuer != bridge[1] {
 		t.Errorf("discovery issuer %q (%v), want %s", disc.Issuer, err, bridge[1])
 	}
-	for _, m := range regexp.MustCompile(`(?m)^  (Upstream SAML IdP|Calendar|Chat|Wiki)\s+(http://127\.0\.0\.1:\d+)`).FindAllStringSubmatch(text, -1) {
-		resp, err := http.Get(m[2] + "/")
-		if err != nil {
-			t.Errorf("%s at %s: %v", m[1], m[2], err)
-			continue
+	// Every URL the demo prints answers a page (the bridge's root too,
+	// and the Reports API's), and no favicon request is a 404.
+	for _, m := range regexp.MustCompile(`(?m)^  (Bridge|Upstream SAML IdP|Calendar|Chat|Wiki|Reports API)\s+(http://127\.0\.0\.1:\d+)`).FindAllStringSubmatch(text, -1) {
+		code, body := getPage(t, m[2]+"/")
+		if code != http.StatusOK || !strings.Contains(body, "<html") {
+			t.Errorf("%s at %s answered %d:\n%s", m[1], m[2], code, body)
 		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("%s at %s answered %d", m[1], m[2], resp.StatusCode)
+		if m[1] == "Bridge" && (!strings.Contains(body, "Calendar") || !strings.Contains(body, "/.well-known/openid-configuration") ||
+			!strings.Contains(body, "/saml/idp/metadata")) {
+			t.Errorf("the bridge's root page lacks the demo's apps or its endpoints:\n%s", body)
+		}
+		if m[1] == "Reports API" && !strings.Contains(body, "GET /data") {
+			t.Errorf("the Reports API page does not say what it accepts:\n%s", body)
+		}
+		if code, _ := getPage(t, m[2]+"/favicon.ico"); code == http.StatusNotFound {
+			t.Errorf("%s: /favicon.ico is a 404", m[1])
 		}
 	}
-
+	// The status hint works as printed: its URL and token, an ID from an
+	// admin logout.
+	hint := regexp.MustCompile(`SLOBRIDGE_URL=(\S+) SLOBRIDGE_ADMIN_TOKEN=(\S+) \\\s+go run ./cmd/slobridge admin status LOGOUT_ID`).FindStringSubmatch(text)
+	if hint == nil {
+		t.Fatalf("no admin status hint with URL and token:\n%s", text)
+	}
+	// An ID that names no logout: the CLI reaches the bridge with the
+	// hint's URL and token and gets the API's "no such logout" (a wrong
+	// port or token would fail to connect or answer 401).
+	cmd := exec.Command(binary, "admin", "status", "no-such-logout-id")
+	cmd.Env = append(os.Environ(), "SLOBRIDGE_URL="+hint[1], "SLOBRIDGE_ADMIN_TOKEN="+hint[2])
+	var cliOut, cliErr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &cliOut, &cliErr
+	if err := cmd.Run(); err == nil || !strings.Contains(cliOut.String()+cliErr.String(), "no such logout") {
+		t.Errorf("the printed admin status hint: %v\n%s%s", err, cliOut.String(), cliErr.String())
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -103,4 +129,16 @@ func TestDemoCommand(t *testing.T) {
 	if _, err := http.Get(bridge[1] + "/.well-known/openid-configuration"); err == nil {
 		t.Errorf("the bridge still answers after the demo stopped")
 	}
+}
+
+// getPage GETs u and returns the status and body.
+func getPage(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

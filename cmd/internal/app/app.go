@@ -29,6 +29,8 @@ import (
 // App is one running bridge: the store, the engine and every HTTP surface.
 // Create it with New, serve with Run, release with Close.
 type App struct {
+	// home is the root page's extra content (SetHome).
+	home homeState
 	cfg      Config
 	log      *slog.Logger
 	st       store.Store
@@ -155,6 +157,8 @@ func (a *App) build(ctx context.Context) error {
 		return o
 	}
 	a.handler = a.router(func(r gin.IRouter) {
+		r.GET("/", a.handleHome)
+		r.GET("/favicon.ico", handleFavicon)
 		ops := opsOptions()
 		if separate {
 			ops.Gatherer = nil // /metrics is on the admin listener

@@ -162,3 +162,22 @@ saml:
 		t.Fatalf("/readyz with the upstream down: %d %s", code, body)
 	}
 }
+
+// TestRootPageAndFavicon: the bridge's root answers a page naming its
+// discovery and metadata URLs (not a JSON 404), and /favicon.ico is not
+// a 404 either.
+func TestRootPageAndFavicon(t *testing.T) {
+	doc := strings.NewReplacer("{{DB}}", filepath.Join(t.TempDir(), "root.db"), "{{RP}}", "http://127.0.0.1:1", "{{SSF}}", "http://127.0.0.1:2").
+		Replace(wiringConfig)
+	_, base := startApp(t, doc, map[string]string{
+		"COOKIE": strings.Repeat("c", 40), "ADMIN": "admin-token-0123456789", "PASSWORD": "alice-password",
+		"APP1_SECRET": "app1-secret-0123456789", "SSF_AUTH": "Bearer x",
+	})
+	code, body := get(t, http.DefaultClient, base+"/")
+	if code != http.StatusOK || !strings.Contains(body, base+"/.well-known/openid-configuration") || !strings.Contains(body, "/readyz") {
+		t.Fatalf("root page (%d):\n%s", code, body)
+	}
+	if code, _ := get(t, http.DefaultClient, base+"/favicon.ico"); code != http.StatusNoContent {
+		t.Fatalf("/favicon.ico answered %d", code)
+	}
+}

@@ -177,7 +177,31 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 		return d, err
 	}
 	d.serve(d.SAMLApp.Name, lns[offsetSAMLApp], samlApp.Handler())
+	d.bridge.SetHome(d.home())
 	return d, nil
+}
+
+// home is what the bridge's root page shows in the demo: its apps, the
+// users and what to try.
+func (d *Demo) home() app.Home {
+	h := app.Home{Intro: "This is the demo: an upstream SAML IdP, two OpenID Connect apps, a SAML app and an API, all on this machine."}
+	for _, a := range []AppInfo{d.BackApp, d.FrontApp, d.SAMLApp} {
+		h.Links = append(h.Links, app.HomeLink{Name: a.Name, URL: a.URL, Note: a.Protocol + ", " + a.Channel})
+	}
+	h.Links = append(h.Links,
+		app.HomeLink{Name: "Reports API", URL: strings.TrimSuffix(d.APIURL, "/data") + "/", Note: "a resource server both OIDC apps call"},
+		app.HomeLink{Name: "Upstream SAML IdP", URL: d.UpstreamURL, Note: "where the users sign in"})
+	var users []string
+	for _, u := range d.Users {
+		users = append(users, u.Username+" (password "+u.Password+")")
+	}
+	h.Steps = []string{
+		"Open " + d.BackApp.Name + " and click Log in; sign in at the upstream IdP as " + strings.Join(users, " or ") + ".",
+		"Open " + d.FrontApp.Name + " and " + d.SAMLApp.Name + " and click Log in: no password this time (single sign-on through the bridge).",
+		"Click Log out everywhere in any app: the bridge's logout page shows each app live, then logs you out at the upstream IdP.",
+		"Reload the other apps: each says it is logged out and how it learned it; the API rejects the tokens they still hold.",
+	}
+	return h
 }
 
 // defaults fills in the documented defaults.
@@ -468,7 +492,7 @@ slobridge demo is running (Ctrl-C stops it).
 	if d.SAMLApp.URL != "" {
 		fmt.Fprintf(w, "  %-24s %s   (%s, %s)\n", d.SAMLApp.Name, d.SAMLApp.URL, d.SAMLApp.Protocol, d.SAMLApp.Channel)
 	}
-	fmt.Fprintf(w, "  %-24s %s   (resource server; both OIDC apps call it)\n\nDemo users (at the upstream IdP):\n", "Reports API", d.APIURL)
+	fmt.Fprintf(w, "  %-24s %s   (resource server; both OIDC apps call it; its page says what it accepts)\n\nDemo users (at the upstream IdP):\n", "Reports API", strings.TrimSuffix(d.APIURL, "/data")+"/")
 	for _, u := range d.Users {
 		fmt.Fprintf(w, "  %-8s password %s\n", u.Username, u.Password)
 	}
@@ -492,7 +516,10 @@ Try it (a fresh browser window, or a private one):
        go run ./cmd/slobridge admin logout --user alice
   With no browser in the loop, the bridge tells %[7]s and the upstream IdP
   by SOAP, Calendar by its logout token; Chat notices at its next check.
-  Status of any logout: go run ./cmd/slobridge admin status LOGOUT_ID
+  Status of any logout (LOGOUT_ID is the last part of the logout page's
+  address, /logout/page/LOGOUT_ID, and "admin logout" prints it as logout.id):
+     SLOBRIDGE_URL=%[5]s SLOBRIDGE_ADMIN_TOKEN=%[6]s \
+       go run ./cmd/slobridge admin status LOGOUT_ID
 `, d.BackApp.URL, d.FrontApp.URL, d.SAMLApp.URL, d.UpstreamURL, d.BridgeURL, d.AdminToken, d.SAMLApp.Name)
 }
 

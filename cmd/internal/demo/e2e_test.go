@@ -279,6 +279,10 @@ func TestSingleLogoutFromSAMLApp(t *testing.T) {
 	d := startDemo(t, Options{})
 	loginEverywhere(t, ctx, d, &d.Users[1])
 	navigate(t, ctx, d.SAMLApp.URL+"/")
+	// The SAML app names what it holds for what it is: a SessionIndex.
+	if got := text(t, ctx, "#status"); !strings.Contains(got, "SessionIndex") || strings.Contains(got, "OIDC sid") {
+		t.Fatalf("the SAML app's page: %q", got)
+	}
 	click(t, ctx, "#logout")
 	waitJS(t, ctx, "back at the SAML app after its LogoutResponse", fmt.Sprintf(`location.href === %q`, d.SAMLApp.URL+"/?logged_out=1"))
 	// The initiator is told by neither channel: it ended its login itself.

@@ -13,6 +13,9 @@ type appView struct {
 	App, Protocol, Channel string
 	LoggedIn               bool
 	User, Email, SID       string
+	// SIDLabel names SID for a person: the OIDC sid, or the SAML
+	// SessionIndex the bridge issued to the app.
+	SIDLabel string
 	API                    string // "", "accepted", or "rejected: ..."
 	LoggedOutJustNow       bool
 	// EndedBy says how the app learned that the login ended.
@@ -23,7 +26,7 @@ type appView struct {
 }
 
 var appPage = template.Must(template.New("app").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{.App}}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{{.App}}</title><link rel="icon" href="data:,">
 <style>
 body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;color:#1d2433}
 .card{border:1px solid #d5dae3;border-radius:.5rem;padding:1rem 1.25rem;margin:1rem 0}
@@ -36,7 +39,7 @@ code{background:#f2f4f7;padding:.1rem .3rem;border-radius:.2rem}
 <div class="card" id="status">
 {{if .LoggedIn}}
 <p id="state" class="ok">Logged in as <strong id="user">{{.User}}</strong>{{if .Email}} ({{.Email}}){{end}}</p>
-<p>Bridge session: <code id="sid">{{.SID}}</code></p>
+<p>{{.SIDLabel}}: <code id="sid">{{.SID}}</code></p>
 {{if .API}}<p>Demo API with this app's access token: <span id="api" class="{{if eq .API "accepted"}}ok{{else}}bad{{end}}">{{.API}}</span></p>{{end}}
 <form method="post" action="/logout"><button id="logout" type="submit">Log out everywhere</button></form>
 {{else}}
@@ -57,7 +60,7 @@ func renderApp(w http.ResponseWriter, v appView) {
 }
 
 func (a *RP) view(r *http.Request) appView {
-	v := appView{App: a.cfg.Name, Protocol: "OpenID Connect", Channel: "back-channel logout",
+	v := appView{App: a.cfg.Name, Protocol: "OpenID Connect", Channel: "back-channel logout", SIDLabel: "Bridge session (OIDC sid)",
 		LoggedOutJustNow: r.URL.Query().Get("logged_out") == "1"}
 	if a.cfg.FrontChannel {
 		v.Channel = "front-channel logout"

@@ -125,6 +125,7 @@ func NewRP(ctx context.Context, cfg RPConfig) (*RP, error) {
 func (a *RP) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.home)
+	mux.HandleFunc("GET /favicon.ico", noFavicon)
 	mux.HandleFunc("GET /login", a.login)
 	mux.HandleFunc("GET /callback", a.callback)
 	mux.HandleFunc("POST /logout", a.logout)

@@ -190,6 +190,7 @@ func (c nameIDCodec) New(assertion *crewjam.Assertion) (samlsp.Session, error) {
 func (a *SAMLApp) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.home)
+	mux.HandleFunc("GET /favicon.ico", noFavicon)
 	mux.HandleFunc("GET /login", a.login)
 	mux.HandleFunc("POST /logout", a.logout)
 	mux.HandleFunc("GET /saml/metadata", a.metadata)
@@ -276,7 +277,7 @@ func (a *SAMLApp) endedBy(c samlsp.JWTSessionClaims) []string {
 }
 
 func (a *SAMLApp) home(w http.ResponseWriter, r *http.Request) {
-	v := appView{App: a.name, Protocol: "SAML 2.0",
+	v := appView{App: a.name, Protocol: "SAML 2.0", SIDLabel: "SessionIndex (the bridge session as the bridge named it to this app)",
 		Channel:          "SAML single logout (front-channel HTTP-Redirect, and SOAP back-channel when there is no browser)",
 		LoggedOutJustNow: r.URL.Query().Get("logged_out") == "1"}
 	if c, ok := a.claims(r); ok {

@@ -171,6 +171,7 @@ func (u *UpstreamIdP) RegisterSP(ctx context.Context, metadataURL string) error 
 func (u *UpstreamIdP) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", u.home)
+	mux.HandleFunc("GET /favicon.ico", noFavicon)
 	mux.HandleFunc("GET /metadata", u.metadata)
 	mux.Handle("/sso", u.srv)
 	mux.Handle("/login", u.srv)
