@@ -231,4 +231,3 @@ func splitYAML(b []byte) [][]byte {
 	}
 	return out
 }
-

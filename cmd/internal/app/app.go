@@ -30,7 +30,7 @@ import (
 // Create it with New, serve with Run, release with Close.
 type App struct {
 	// home is the root page's extra content (SetHome).
-	home homeState
+	home     homeState
 	cfg      Config
 	log      *slog.Logger
 	st       store.Store

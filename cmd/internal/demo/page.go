@@ -15,9 +15,9 @@ type appView struct {
 	User, Email, SID       string
 	// SIDLabel names SID for a person: the OIDC sid, or the SAML
 	// SessionIndex the bridge issued to the app.
-	SIDLabel string
-	API                    string // "", "accepted", or "rejected: ..."
-	LoggedOutJustNow       bool
+	SIDLabel         string
+	API              string // "", "accepted", or "rejected: ..."
+	LoggedOutJustNow bool
 	// EndedBy says how the app learned that the login ended.
 	EndedBy string
 	// Notices lists every logout notice of the login, first one first
