@@ -179,6 +179,11 @@ func (sp *SP) sessionFrom(u *upstream, a *crewjam.Assertion, now time.Time) (sto
 	for claim, name := range u.cfg.Attributes {
 		if v := attrs[name]; len(v) > 0 {
 			s.Attributes[claim] = v
+		} else if _, seen := sp.missing.LoadOrStore(u.cfg.Name+"\x00"+claim, true); !seen {
+			// Said once per upstream and claim: the login goes on without
+			// it, but apps (and admin lookups by email) will miss it.
+			sp.log.Warn("SAML upstream assertion lacks a mapped attribute; check saml.sp.upstreams[].attributes",
+				"upstream", u.cfg.Name, "claim", claim, "attribute", name)
 		}
 	}
 	uid := n.Value

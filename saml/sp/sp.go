@@ -81,9 +81,12 @@ type SP struct {
 	log       *slog.Logger
 	reg       atomic.Pointer[registry]
 	validator *saml.Validator
-	// watching is closed once Run has subscribed to engine events.
+	// watching is closed once Run has started.
 	watching     chan struct{}
 	watchingOnce sync.Once
+	// missing remembers the (upstream, claim) pairs whose mapped
+	// attribute an assertion lacked, so that each is logged once.
+	missing sync.Map
 }
 
 var (
