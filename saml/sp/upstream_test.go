@@ -58,10 +58,17 @@ func TestMetadataRefreshKeepsLastGoodCopy(t *testing.T) {
 		t.Fatalf("restart did not use the stored copy: %s", ep.Location)
 	}
 
-	// Without any copy, New fails.
+	// Without any copy, New starts without that upstream and says so
+	// (Run retries it: TestUpstreamUnavailableAtStart).
+	other, err := New(t.Context(), Options{Engine: b.eng, Cookies: b.cookies, BaseURL: b.srv.URL,
+		Signer: loadSigner(t, "sp"), Upstreams: []UpstreamConfig{{Name: "other", MetadataURL: srv.URL}}, Logger: quietLogger()})
+	if err != nil || other.Unavailable()["other"] == "" || other.reg.Load().byName["other"] != nil {
+		t.Fatalf("New with an unreachable metadata URL and no copy: %v, unavailable %v", err, other.Unavailable())
+	}
+	// A metadata file that cannot be read is a configuration error.
 	if _, err := New(t.Context(), Options{Engine: b.eng, Cookies: b.cookies, BaseURL: b.srv.URL,
-		Signer: loadSigner(t, "sp"), Upstreams: []UpstreamConfig{{Name: "other", MetadataURL: srv.URL}}, Logger: quietLogger()}); err == nil {
-		t.Fatal("New succeeded with no metadata")
+		Signer: loadSigner(t, "sp"), Upstreams: []UpstreamConfig{{Name: "file", MetadataFile: "no-such-metadata.xml"}}, Logger: quietLogger()}); err == nil {
+		t.Fatal("New succeeded with a missing metadata file")
 	}
 }
 
