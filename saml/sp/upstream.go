@@ -321,3 +321,28 @@ func verifyMetadata(cfg UpstreamConfig, data []byte) ([]byte, error) {
 	out.SetRoot(el)
 	return out.WriteToBytes()
 }
+
+// MetadataAttributes lists the attributes (Name and FriendlyName) an
+// upstream's metadata_file says its IdP releases (saml:Attribute elements
+// of its IDPSSODescriptor); none when it says nothing, which most IdPs do.
+func MetadataAttributes(cfg UpstreamConfig, now time.Time) ([]string, error) {
+	if cfg.MetadataFile == "" {
+		return nil, nil
+	}
+	data, err := saml.ReadMetadata(context.Background(), nil, cfg.MetadataFile, "", maxMetadata)
+	if err != nil {
+		return nil, err
+	}
+	_, ed, _, err := parseIdPMetadata(cfg, data, now)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, a := range ed.IDPSSODescriptors[0].Attributes {
+		out = append(out, a.Name)
+		if a.FriendlyName != "" {
+			out = append(out, a.FriendlyName)
+		}
+	}
+	return out, nil
+}

@@ -240,3 +240,32 @@ func TestCertificateDates(t *testing.T) {
 		t.Fatalf("warnings %q, want the expiry ahead", w)
 	}
 }
+
+// TestWarnsOnUserIDAttributeTheIdPDoesNotList: an upstream whose metadata
+// lists the attributes it releases, and a user_id_attribute not among
+// them, is warned about (every login would be refused).
+func TestWarnsOnUserIDAttributeTheIdPDoesNotList(t *testing.T) {
+	md, err := os.ReadFile("testdata/upstream-metadata.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := strings.Replace(string(md), "</md:IDPSSODescriptor>",
+		`<saml:Attribute xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" Name="urn:oid:0.9.2342.19200300.100.1.3" FriendlyName="mail"/></md:IDPSSODescriptor>`, 1)
+	f := filepath.Join(t.TempDir(), "md.xml")
+	if err := os.WriteFile(f, []byte(listed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := func(attr string) string {
+		return strings.Replace(validBase, "type: static", "type: saml", 1) + "saml:\n  sp:\n    cert_file: testdata/bridge-sp.crt\n    key_file: testdata/bridge-sp.key\n    upstreams:\n      - {name: corp, metadata_file: " + f + ", user_id_attribute: " + attr + "}\n"
+	}
+	c, err := Parse([]byte(doc("employeeNumber")), lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := strings.Join(c.Warnings(time.Now()), "\n"); !strings.Contains(w, `saml.sp.upstreams[0].user_id_attribute: "employeeNumber" is not among`) {
+		t.Fatalf("warnings: %q", w)
+	}
+	if c, err = Parse([]byte(doc("mail")), lookup); err != nil || strings.Contains(strings.Join(c.Warnings(time.Now()), "\n"), "user_id_attribute") {
+		t.Fatalf("a listed attribute: %v, warnings %q", err, c.Warnings(time.Now()))
+	}
+}

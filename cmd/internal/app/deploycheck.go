@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/slobridge/slobridge"
@@ -164,6 +166,11 @@ func (c Config) Warnings(now time.Time) []string {
 	}
 	if c.Upstream.Type == "saml" {
 		for i, u := range c.SAML.SP.Upstreams {
+			if attrs, err := sp.MetadataAttributes(u, now); err == nil && len(attrs) > 0 && u.UserIDAttribute != "" &&
+				!slices.Contains(attrs, u.UserIDAttribute) {
+				out = append(out, fmt.Sprintf("saml.sp.upstreams[%d].user_id_attribute: %q is not among the attributes the IdP's metadata lists (%s): "+
+					"every login would be refused", i, u.UserIDAttribute, strings.Join(attrs, ", ")))
+			}
 			if u.NameIDFormat == nameIDTransient && u.UserIDAttribute == "" {
 				out = append(out, fmt.Sprintf("saml.sp.upstreams[%d]: name_id_format is transient and user_id_attribute is unset: "+
 					"the user ID would change at every login; set user_id_attribute", i))
