@@ -5,6 +5,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -46,6 +47,9 @@ type Options struct {
 	// SAMLIdP, when set, serves POST /admin/v1/saml/sps (SAML SP
 	// registration); nil when the bridge is no SAML IdP.
 	SAMLIdP *idp.IdP
+	// Upstreams names the upstream IdPs, so that GET users/{user}/sessions
+	// also finds a user by the NameID an upstream knows them by.
+	Upstreams []string
 	// ReceiversAllowHTTP accepts http:// push URLs for SSF receivers
 	// (ssf.allow_http, development only).
 	ReceiversAllowHTTP bool
@@ -236,6 +240,14 @@ func (a *API) handleUserSessions(c *gin.Context) {
 		return
 	}
 	if len(ss) == 0 {
+		// Not a user ID: perhaps the NameID an upstream knows the user
+		// by (an operator often has only what the IdP shows).
+		if user, ss, err = a.byNameID(ctx, user); err != nil {
+			a.internal(c, "find sessions by NameID", err)
+			return
+		}
+	}
+	if len(ss) == 0 {
 		adminError(c, http.StatusNotFound, "not_found", "the user has no sessions")
 		return
 	}
@@ -251,6 +263,24 @@ func (a *API) handleUserSessions(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, out)
+}
+
+// byNameID finds the user an upstream knows by NameID value v and returns
+// that user's sessions; none when no upstream session has it.
+func (a *API) byNameID(ctx context.Context, v string) (string, []store.Session, error) {
+	for _, up := range a.opts.Upstreams {
+		found, err := a.opts.Engine.Store().FindSessionsByNameID(ctx, up, store.NameID{Value: v}, "")
+		if err != nil || len(found) == 0 {
+			if err != nil {
+				return "", nil, err
+			}
+			continue
+		}
+		user := found[0].UserID
+		ss, err := a.opts.Engine.Store().ListSessionsByUser(ctx, user)
+		return user, ss, err
+	}
+	return "", nil, nil
 }
 
 // decodeLogoutRequest reads and checks the logout body: one JSON object,

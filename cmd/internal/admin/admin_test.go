@@ -6,11 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -258,5 +260,38 @@ func TestNewAdminNeedsToken(t *testing.T) {
 	}
 	if _, err := New(Options{Engine: e}); err == nil {
 		t.Fatal("NewAdmin without a token succeeded")
+	}
+}
+
+// TestAdminFindsUserByNameID: the sessions query takes the NameID an
+// upstream knows the user by as well as the user ID.
+func TestAdminFindsUserByNameID(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "admin.db"))
+	e, err := slobridge.NewEngine(testOptions(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateSession(context.Background(), store.Session{UserID: "corp:alice", Upstream: "corp",
+		NameID:       store.NameID{Value: "AAdzZWNyZXQx", Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"},
+		SessionIndex: "_si1", ExpiresAt: e.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Options{Engine: e, Token: testAdminToken, Logger: quietLogger(), Upstreams: []string{"corp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := gin.New()
+	a.Mount(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	for _, who := range []string{"corp:alice", "AAdzZWNyZXQx"} {
+		var got Sessions
+		if code := adminCall(t, srv, "GET", "/admin/v1/users/"+url.PathEscape(who)+"/sessions", testAdminToken, nil, &got); code != 200 ||
+			got.UserID != "corp:alice" || len(got.Sessions) != 1 {
+			t.Fatalf("sessions of %q: %d %+v", who, code, got)
+		}
+	}
+	if code := adminCall(t, srv, "GET", "/admin/v1/users/nobody/sessions", testAdminToken, nil, nil); code != 404 {
+		t.Fatalf("unknown user: %d", code)
 	}
 }

@@ -240,7 +240,7 @@ func (a *App) buildAdmin(ctx context.Context) (*admin.API, error) {
 	}
 	api, err := admin.New(admin.Options{
 		Engine: a.eng, Token: tok, TokenName: a.cfg.Admin.TokenName, Logger: a.log,
-		SAMLIdP: a.samlIdP, ReceiversAllowHTTP: a.cfg.SSF.AllowHTTP,
+		SAMLIdP: a.samlIdP, ReceiversAllowHTTP: a.cfg.SSF.AllowHTTP, Upstreams: a.upstreamNames(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: admin API: %w", err)
@@ -390,3 +390,15 @@ func (a *App) BaseURL() string { return strings.TrimSuffix(a.cfg.Server.BaseURL,
 
 // Config returns the configuration the app was built from.
 func (a *App) Config() Config { return a.cfg }
+
+// upstreamNames names the SAML upstreams (none for the static upstream).
+func (a *App) upstreamNames() []string {
+	if a.cfg.Upstream.Type != "saml" {
+		return nil
+	}
+	var out []string
+	for _, u := range a.cfg.SAML.SP.Upstreams {
+		out = append(out, u.Name)
+	}
+	return out
+}
