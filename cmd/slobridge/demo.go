@@ -24,6 +24,7 @@ func demoMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	listen := fs.String("listen", demo.DefaultListen, "the bridge's address; the demo parts take the next 5 ports")
 	db := fs.String("db", "", "bbolt database file (default: a temporary file removed on exit)")
 	logLevel := fs.String("log-level", "warn", "log level of every part: debug, info, warn or error")
+	late := fs.Duration("upstream-late", 0, "start the upstream IdP this long after the bridge (the bridge starts without it and picks it up)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -31,7 +32,7 @@ func demoMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	d, err := demo.Start(ctx, demo.Options{Listen: *listen, DBPath: *db, Logger: log})
+	d, err := demo.Start(ctx, demo.Options{Listen: *listen, DBPath: *db, Logger: log, UpstreamLate: *late})
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,10 @@ type Config struct {
 	// MetadataRefresh is how often metadata fetched by URL is refreshed;
 	// default 1h.
 	MetadataRefresh time.Duration `yaml:"metadata_refresh"`
+	// MetadataRetry is the first wait before the metadata URL of an
+	// upstream that could not be read is tried again (it doubles up to
+	// 5 minutes); default 5s.
+	MetadataRetry time.Duration `yaml:"metadata_retry"`
 	// SessionMaxAge caps a bridge session when the upstream sets no
 	// earlier SessionNotOnOrAfter; default 8h.
 	SessionMaxAge time.Duration `yaml:"session_max_age"`
@@ -160,6 +164,7 @@ func (c Config) Options() (Options, error) {
 		Signer:          signer,
 		Upstreams:       c.Upstreams,
 		MetadataRefresh: c.MetadataRefresh,
+		RetryFirst:      c.MetadataRetry,
 		SessionMaxAge:   c.SessionMaxAge,
 		ClockSkew:       c.ClockSkew,
 		SOAPLogoutWait:  c.SOAPLogoutWait,

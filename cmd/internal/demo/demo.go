@@ -54,6 +54,11 @@ type Options struct {
 	// defaults 1s and 2m (a demo participant that is down shows "failed"
 	// after two minutes rather than a day).
 	BackoffBase, GiveUpAfter time.Duration
+	// UpstreamLate starts the upstream IdP this long after the bridge,
+	// which then reads its metadata by URL: the bridge starts without it,
+	// says so on /readyz and the login page, and picks it up when it
+	// comes (slobridge demo --upstream-late 30s).
+	UpstreamLate time.Duration
 }
 
 // User is a demo user of the upstream IdP.
@@ -150,6 +155,15 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 	}
 	cfg := d.bridgeConfig(opts, lns[0].Addr().String(), pushAuth, rps...)
 	d.samlConfig(&cfg, k, files)
+	lateAddr := ""
+	if opts.UpstreamLate > 0 {
+		cfg.SAML.SP.Upstreams[0].MetadataFile, cfg.SAML.SP.Upstreams[0].MetadataURL = "", d.UpstreamURL+"/metadata"
+		cfg.SAML.SP.MetadataRetry = time.Second
+		// Nothing listens on the upstream's address until it starts:
+		// connections are refused, as for an IdP that is down.
+		lateAddr = lns[offsetUpstream].Addr().String()
+		_ = lns[offsetUpstream].Close()
+	}
 	if err := d.startBridge(ctx, runCtx, cfg, lns[0]); err != nil {
 		return d, err
 	}
@@ -172,7 +186,19 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 	if err := upstream.RegisterSP(ctx, d.BridgeURL+sp.PathMetadata); err != nil {
 		return d, err
 	}
-	d.serve("upstream", lns[offsetUpstream], upstream.Handler())
+	if lateAddr != "" {
+		late := time.AfterFunc(opts.UpstreamLate, func() {
+			ln, err := net.Listen("tcp", lateAddr)
+			if err != nil {
+				d.fail(fmt.Errorf("upstream: listen again on %s: %w", lateAddr, err))
+				return
+			}
+			d.serve("upstream", ln, upstream.Handler())
+		})
+		d.closers = append(d.closers, func() error { late.Stop(); return nil })
+	} else {
+		d.serve("upstream", lns[offsetUpstream], upstream.Handler())
+	}
 	if err := samlApp.Connect(ctx, d.BridgeURL+idp.PathMetadata); err != nil {
 		return d, err
 	}

@@ -390,3 +390,48 @@ func TestParticipantDown(t *testing.T) {
 	expectSAMLNotified(t, ctx, d.SAMLApp, "", bothSAMLChannels, nil)
 	expectUpstreamEnded(t, ctx, d)
 }
+
+// TestBridgeStartsBeforeItsUpstream (issue 17): the bridge starts while
+// its upstream IdP's metadata URL refuses connections; /readyz names the
+// upstream ("degraded") and a login answers 503; once the IdP is up, the
+// bridge picks its metadata up and a person logs in through it in
+// Chromium, with no restart.
+func TestBridgeStartsBeforeItsUpstream(t *testing.T) {
+	ctx := newBrowser(t)
+	d := startDemo(t, Options{UpstreamLate: 3 * time.Second})
+	var ready struct {
+		Status    string            `json:"status"`
+		Upstreams map[string]string `json:"upstreams"`
+	}
+	readyz := func() int {
+		resp, err := http.Get(d.BridgeURL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		ready.Upstreams = nil
+		if err := json.NewDecoder(resp.Body).Decode(&ready); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	if code := readyz(); code != http.StatusOK || ready.Status != "degraded" || ready.Upstreams["demo-idp"] == "" {
+		t.Fatalf("/readyz before the upstream started: %d %+v", code, ready)
+	}
+	resp, err := http.Get(d.BackApp.URL + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a login before the upstream started answered %d, want 503", resp.StatusCode)
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for readyz(); ready.Status != "ready"; readyz() {
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz after the upstream started: %+v", ready)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	loginEverywhere(t, ctx, d, &d.Users[0])
+}
