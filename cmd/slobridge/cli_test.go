@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -278,5 +279,95 @@ func TestVersion(t *testing.T) {
 	}
 	if v := string(out); !strings.HasPrefix(v, "slobridge v9.8.7 (commit 0123456789ab, built 2026-12-06T12:00:00Z, go1.") {
 		t.Fatalf("stamped version: %q", v)
+	}
+}
+
+// readmeBlock returns the first ```sh block of the README after heading.
+func readmeBlock(t *testing.T, heading, contains string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	i := strings.Index(doc, heading)
+	if i < 0 {
+		t.Fatalf("README has no %q", heading)
+	}
+	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(doc[i:], -1) {
+		if strings.Contains(m[1], contains) {
+			return m[1]
+		}
+	}
+	t.Fatalf("README has no sh block with %q after %q", contains, heading)
+	return ""
+}
+
+// TestReadmeKeysCommands runs the README's key and secret commands as
+// written, in a temporary directory, and uses what they made in a
+// configuration that `check` accepts.
+func TestReadmeKeysCommands(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		msg := "openssl not found (apt-get install openssl)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	block := readmeBlock(t, "### Installing and deploying", "openssl req")
+	dir := t.TempDir()
+	cmd := exec.Command("sh", "-e", "-c", block)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the README's key commands: %v\n%s", err, out)
+	}
+	k := filepath.Join(dir, "keys")
+	for _, e := range testEnv {
+		key, v, _ := strings.Cut(e, "=")
+		t.Setenv(key, v)
+	}
+	doc := fmt.Sprintf(baseConfig, filepath.Join(dir, "x.db"))
+	doc = strings.Replace(doc, "cookie_secret: ${SLOBRIDGE_TEST_COOKIE}", "cookie_secret: {file: "+filepath.Join(k, "cookie")+"}", 1)
+	doc = strings.Replace(doc, "token: ${SLOBRIDGE_ADMIN_TOKEN}", "token: {file: "+filepath.Join(k, "admin-token")+"}", 1)
+	doc += "saml:\n  idp:\n    enabled: true\n    certificate_file: " + filepath.Join(k, "saml-idp.crt") + "\n    key: {file: " + filepath.Join(k, "saml-idp.key") + "}\n"
+	cfg := filepath.Join(dir, "slobridge.yaml")
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check", "--config", cfg}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check with the README's keys: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	if _, err := app.Load(cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadmeInstallCommands runs the README's install commands, with the
+// installed or built binary put in a temporary directory.
+func TestReadmeInstallCommands(t *testing.T) {
+	block := readmeBlock(t, "### Installing and deploying", "go install")
+	dir := t.TempDir()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(block, "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		line = strings.Replace(line, "-o slobridge", "-o "+filepath.Join(dir, "slobridge-static"), 1)
+		cmd := exec.Command("sh", "-c", line)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "GOBIN="+dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+	}
+	for _, bin := range []string{"slobridge", "slobridge-static"} {
+		if out, err := exec.Command(filepath.Join(dir, bin), "version").Output(); err != nil || !strings.HasPrefix(string(out), "slobridge v") {
+			t.Fatalf("%s version: %q %v", bin, out, err)
+		}
 	}
 }
