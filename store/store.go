@@ -48,6 +48,10 @@ type Store interface {
 	// matches by its current upstream login or by one of its PriorLogins
 	// (UpstreamLogin.Matches).
 	FindSessionsByNameID(ctx context.Context, upstream string, nameID NameID, sessionIndex string) ([]Session, error)
+	// FindSessionsByEmail returns the sessions whose "email" attribute
+	// holds exactly email, oldest first (an index, not a scan: the admin
+	// API looks users up by it).
+	FindSessionsByEmail(ctx context.Context, email string) ([]Session, error)
 	// CountActiveSessions counts sessions neither ended nor expired at now.
 	CountActiveSessions(ctx context.Context, now time.Time) (int, error)
 	// ReauthenticateSession records a new upstream login of the session's

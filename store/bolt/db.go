@@ -20,6 +20,7 @@ const (
 	bkSessions       = "sessions"
 	bkSessByUser     = "sessions_by_user"
 	bkSessByNameID   = "sessions_by_nameid"
+	bkSessByEmail    = "sessions_by_email"
 	bkSessActive     = "sessions_active"
 	bkSessEnded      = "sessions_ended"
 	bkParticipants   = "participants"
@@ -49,7 +50,7 @@ const (
 // allBuckets lists every bucket Open creates.
 func allBuckets() []string {
 	return []string{
-		bkSessions, bkSessByUser, bkSessByNameID, bkSessActive, bkSessEnded,
+		bkSessions, bkSessByUser, bkSessByNameID, bkSessByEmail, bkSessActive, bkSessEnded,
 		bkParticipants, bkLogouts, bkLogoutsByUser, bkLogoutsByTime,
 		bkDeliveries, bkDelByLogout, bkDelDue, bkDelCounts,
 		bkRecords, bkRecordsExp, bkReplay, bkReplayExp, bkClients, bkClientsByKind, bkKeys,
@@ -185,9 +186,16 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	err = bdb.Update(func(tx *bbolt.Tx) error {
 		kindIndexNew := tx.Bucket([]byte(bkClientsByKind)) == nil
+		emailIndexNew := tx.Bucket([]byte(bkSessByEmail)) == nil
 		for _, name := range allBuckets() {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		if emailIndexNew {
+			// A file written before the index existed: build it.
+			if err := indexSessionsByEmail(tx); err != nil {
+				return err
 			}
 		}
 		if kindIndexNew {

@@ -97,3 +97,37 @@ func TestSessionIndexFollowsUpdates(t *testing.T) {
 		}
 	}
 }
+
+// TestEmailIndexBuiltForOlderFiles: a file written before the email index
+// existed gets it built when opened.
+func TestEmailIndexBuiltForOlderFiles(t *testing.T) {
+	path := t.TempDir() + "/old.db"
+	db, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	s := store.Session{ID: "s1", UserID: "alice", CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+		Attributes: map[string][]string{"email": {"alice@example.org"}}}
+	if err := db.CreateSession(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte(bkSessByEmail)) }); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	db, err = Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.FindSessionsByEmail(context.Background(), "alice@example.org")
+	if err != nil || len(got) != 1 || got[0].ID != "s1" {
+		t.Fatalf("FindSessionsByEmail after reopening an older file: %v %v", got, err)
+	}
+}

@@ -29,6 +29,11 @@ func sessionIndexKeys(s store.Session) []indexEntry {
 			idx = append(idx, indexEntry{bkSessByNameID, key(prefix(l.Upstream, l.NameID.Value), timeBytes(s.CreatedAt), id)})
 		}
 	}
+	for _, e := range s.Attributes["email"] {
+		if validID(e) {
+			idx = append(idx, indexEntry{bkSessByEmail, key(prefix(e), timeBytes(s.CreatedAt), id)})
+		}
+	}
 	if s.EndedAt.IsZero() {
 		idx = append(idx, indexEntry{bkSessActive, key(timeBytes(s.ExpiresAt), id)})
 	} else {
@@ -164,6 +169,41 @@ func sessionsByIndex(tx *bbolt.Tx, name string, p []byte, keep func(store.Sessio
 		}
 	}
 	return out, nil
+}
+
+// FindSessionsByEmail returns the sessions whose "email" attribute holds
+// email, oldest first.
+func (db *DB) FindSessionsByEmail(ctx context.Context, email string) ([]store.Session, error) {
+	if !validID(email) {
+		return nil, nil
+	}
+	var out []store.Session
+	err := db.view(ctx, "find sessions by email", func(tx *bbolt.Tx) error {
+		var err error
+		out, err = sessionsByIndex(tx, bkSessByEmail, prefix(email), nil)
+		return err
+	})
+	return out, err
+}
+
+// indexSessionsByEmail builds the email index of a file written before it
+// existed.
+func indexSessionsByEmail(tx *bbolt.Tx) error {
+	b := tx.Bucket([]byte(bkSessByEmail))
+	return tx.Bucket([]byte(bkSessions)).ForEach(func(k, _ []byte) error {
+		s, err := getSession(tx, string(k))
+		if err != nil {
+			return err
+		}
+		for _, e := range sessionIndexKeys(s) {
+			if e.bucket == bkSessByEmail {
+				if err := b.Put(e.key, nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // ListSessionsByUser returns every stored session of a user, oldest first.

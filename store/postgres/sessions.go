@@ -184,6 +184,21 @@ func (db *DB) ListSessionsByUser(ctx context.Context, userID string) ([]store.Se
 	return out, nil
 }
 
+// FindSessionsByEmail returns the sessions whose "email" attribute holds
+// email, oldest first, through the GIN index of migration 0005.
+func (db *DB) FindSessionsByEmail(ctx context.Context, email string) ([]store.Session, error) {
+	if email == "" || checkText("query", email) != nil {
+		return nil, nil
+	}
+	out, err := querySessions(ctx, db.pool, "SELECT "+sessionColumns+` FROM sessions
+		WHERE attributes->'email' ? $1
+		ORDER BY created_at NULLS FIRST, id`, email)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: find sessions by email: %w", dbError(err))
+	}
+	return out, nil
+}
+
 // FindSessionsByNameID returns the sessions of upstream whose NameID has
 // the value of nameID and, where set in nameID, the same Format,
 // NameQualifier and SPNameQualifier; when sessionIndex is not empty, only

@@ -17,6 +17,7 @@ func testSessions(t *testing.T, f Factory) {
 		{"CanceledContext", testSessionCanceled},
 		{"ListByUser", testSessionsByUser},
 		{"FindByNameID", testSessionsByNameID},
+		{"FindByEmail", testSessionsByEmail},
 		{"CountActive", testCountActive},
 	})
 }
@@ -149,5 +150,49 @@ func testCountActive(t *testing.T, s store.Store) {
 		if n != tc.want {
 			t.Fatalf("CountActiveSessions(%v) = %d, want %d", tc.now, n, tc.want)
 		}
+	}
+}
+
+// testSessionsByEmail: sessions are found by their "email" attribute,
+// oldest first, ended ones included; an address that is only a prefix of
+// another, or absent, finds nothing; a re-authentication that changes the
+// attribute moves the session in the index.
+func testSessionsByEmail(t *testing.T, s store.Store) {
+	mail := func(id, user string, created time.Time, emails ...string) store.Session {
+		x := newSession(id, user, created)
+		x.Attributes = map[string][]string{"email": emails}
+		return x
+	}
+	createSessions(t, s,
+		mail("a2", "alice", at(time.Minute), "alice@example.org", "a.l@example.org"),
+		mail("a1", "alice", at(0), "alice@example.org"),
+		mail("b1", "bob", at(0), "bob@example.org"),
+		mail("n1", "nomail", at(0)),
+	)
+	endSessions(t, s, "lo1", store.LogoutSpec{SessionIDs: []string{"a1"}, Now: at(2 * time.Minute)})
+	for _, tc := range []struct {
+		email string
+		want  []string
+	}{
+		{"alice@example.org", []string{"a1", "a2"}},
+		{"a.l@example.org", []string{"a2"}},
+		{"bob@example.org", []string{"b1"}},
+		{"alice@example", nil},
+		{"carol@example.org", nil},
+		{"", nil},
+	} {
+		got, err := s.FindSessionsByEmail(ctx(t), tc.email)
+		must(t, err, "FindSessionsByEmail "+tc.email)
+		wantEqual(t, sessionIDs(got), tc.want, "sessions of "+tc.email)
+	}
+	upd := store.SessionAuth{UserID: "bob", Upstream: "idp", NameID: store.NameID{Value: "bob@example.org"},
+		SessionIndex: "si-b1-2", Attributes: map[string][]string{"email": {"robert@example.org"}},
+		AuthTime: at(3 * time.Minute), ExpiresAt: at(8 * time.Hour)}
+	_, err := s.ReauthenticateSession(ctx(t), "b1", upd, at(3*time.Minute))
+	must(t, err, "ReauthenticateSession b1")
+	for email, want := range map[string][]string{"bob@example.org": nil, "robert@example.org": {"b1"}} {
+		got, err := s.FindSessionsByEmail(ctx(t), email)
+		must(t, err, "FindSessionsByEmail "+email)
+		wantEqual(t, sessionIDs(got), want, "after re-authentication, sessions of "+email)
 	}
 }

@@ -240,10 +240,11 @@ func (a *API) handleUserSessions(c *gin.Context) {
 		return
 	}
 	if len(ss) == 0 {
-		// Not a user ID: perhaps the NameID an upstream knows the user
-		// by (an operator often has only what the IdP shows).
-		if user, ss, err = a.byNameID(ctx, user); err != nil {
-			a.internal(c, "find sessions by NameID", err)
+		// Not a user ID: perhaps an email address, or the NameID an
+		// upstream knows the user by (an operator often has only what
+		// the IdP or the person shows).
+		if user, ss, err = a.byEmailOrNameID(ctx, user); err != nil {
+			a.internal(c, "find sessions by email or NameID", err)
 			return
 		}
 	}
@@ -265,22 +266,29 @@ func (a *API) handleUserSessions(c *gin.Context) {
 	c.JSON(http.StatusOK, out)
 }
 
-// byNameID finds the user an upstream knows by NameID value v and returns
-// that user's sessions; none when no upstream session has it.
-func (a *API) byNameID(ctx context.Context, v string) (string, []store.Session, error) {
-	for _, up := range a.opts.Upstreams {
-		found, err := a.opts.Engine.Store().FindSessionsByNameID(ctx, up, store.NameID{Value: v}, "")
-		if err != nil || len(found) == 0 {
-			if err != nil {
-				return "", nil, err
-			}
-			continue
-		}
-		user := found[0].UserID
-		ss, err := a.opts.Engine.Store().ListSessionsByUser(ctx, user)
-		return user, ss, err
+// byEmailOrNameID finds the user whose sessions carry email address v, or
+// whom an upstream knows by NameID value v, and returns that user's
+// sessions (of the most recent match); none when nothing matches.
+func (a *API) byEmailOrNameID(ctx context.Context, v string) (string, []store.Session, error) {
+	st := a.opts.Engine.Store()
+	found, err := st.FindSessionsByEmail(ctx, v)
+	if err != nil {
+		return "", nil, err
 	}
-	return "", nil, nil
+	for _, up := range a.opts.Upstreams {
+		if len(found) > 0 {
+			break
+		}
+		if found, err = st.FindSessionsByNameID(ctx, up, store.NameID{Value: v}, ""); err != nil {
+			return "", nil, err
+		}
+	}
+	if len(found) == 0 {
+		return "", nil, nil
+	}
+	user := found[len(found)-1].UserID
+	ss, err := st.ListSessionsByUser(ctx, user)
+	return user, ss, err
 }
 
 // decodeLogoutRequest reads and checks the logout body: one JSON object,

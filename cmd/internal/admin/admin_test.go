@@ -263,8 +263,8 @@ func TestNewAdminNeedsToken(t *testing.T) {
 	}
 }
 
-// TestAdminFindsUserByNameID: the sessions query takes the NameID an
-// upstream knows the user by as well as the user ID.
+// TestAdminFindsUserByNameID: the sessions query takes the user ID, an
+// email address or the NameID an upstream knows the user by.
 func TestAdminFindsUserByNameID(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "admin.db"))
 	e, err := slobridge.NewEngine(testOptions(st))
@@ -273,7 +273,8 @@ func TestAdminFindsUserByNameID(t *testing.T) {
 	}
 	if _, err := e.CreateSession(context.Background(), store.Session{UserID: "corp:alice", Upstream: "corp",
 		NameID:       store.NameID{Value: "AAdzZWNyZXQx", Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"},
-		SessionIndex: "_si1", ExpiresAt: e.Now().Add(time.Hour)}); err != nil {
+		SessionIndex: "_si1", ExpiresAt: e.Now().Add(time.Hour),
+		Attributes: map[string][]string{"email": {"alice@corp.example"}}}); err != nil {
 		t.Fatal(err)
 	}
 	a, err := New(Options{Engine: e, Token: testAdminToken, Logger: quietLogger(), Upstreams: []string{"corp"}})
@@ -284,7 +285,7 @@ func TestAdminFindsUserByNameID(t *testing.T) {
 	a.Mount(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	for _, who := range []string{"corp:alice", "AAdzZWNyZXQx"} {
+	for _, who := range []string{"corp:alice", "AAdzZWNyZXQx", "alice@corp.example"} {
 		var got Sessions
 		if code := adminCall(t, srv, "GET", "/admin/v1/users/"+url.PathEscape(who)+"/sessions", testAdminToken, nil, &got); code != 200 ||
 			got.UserID != "corp:alice" || len(got.Sessions) != 1 {
