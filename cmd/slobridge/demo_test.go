@@ -142,3 +142,43 @@ func getPage(t *testing.T, u string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// TestDemoUpstreamLateFlag runs the README's `demo --upstream-late`: the
+// bridge's /readyz says "degraded" until the upstream starts, then
+// "ready".
+func TestDemoUpstreamLateFlag(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- demoMain(ctx, []string{"--listen", "127.0.0.1:0", "--upstream-late", "2s"}, &out, &errOut)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "Try it") {
+		if time.Now().After(deadline) {
+			t.Fatalf("demo printed no instructions; stderr:\n%s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	bridge := regexp.MustCompile(`Bridge\s+(http://127\.0\.0\.1:\d+)`).FindStringSubmatch(out.String())
+	if bridge == nil {
+		t.Fatalf("no bridge URL in:\n%s", out.String())
+	}
+	if _, body := getPage(t, bridge[1]+"/readyz"); !strings.Contains(body, `"degraded"`) {
+		t.Fatalf("/readyz before the upstream started: %s", body)
+	}
+	for {
+		if _, body := getPage(t, bridge[1]+"/readyz"); strings.Contains(body, `"ready"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never became ready after the upstream started")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("demo stopped with %v", err)
+	}
+}
