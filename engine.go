@@ -236,12 +236,8 @@ func (e *Engine) Logout(ctx context.Context, req LogoutRequest) (store.Logout, e
 	if req.Initiator.Kind == "" {
 		return store.Logout{}, fmt.Errorf("slobridge: logout: %w: initiator kind is required", store.ErrInvalid)
 	}
-	legs, err := e.planLegs(ctx, req)
-	if err != nil {
-		return store.Logout{}, fmt.Errorf("slobridge: logout: plan the upstream legs: %w", err)
-	}
 	spec := store.LogoutSpec{
-		Legs:          legs,
+		Legs:          e.legsOf(req),
 		LogoutID:      e.NewID(),
 		SessionIDs:    req.SessionIDs,
 		UserID:        req.UserID,

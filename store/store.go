@@ -19,12 +19,14 @@ type LogoutSpec struct {
 	// ExcludeKey is the participant that started the logout: it is kept in
 	// the snapshot but gets no delivery.
 	ExcludeKey string
-	// Legs are parts of the logout that are not participants of the
-	// sessions (the upstream IdP leg): each is appended to the snapshot
-	// after the participants of its SessionID, and one with ChannelBack
-	// gets a delivery like any participant. A leg whose SessionID is not
-	// among the sessions the logout ends is dropped.
-	Legs []Participant
+	// Legs, when set, is called inside the transaction with the sessions
+	// the logout ends, and returns parts of the logout that are not
+	// participants of the sessions (the upstream IdP leg): each is appended
+	// to the snapshot after the participants of its SessionID, and one with
+	// ChannelBack gets a delivery like any participant. A leg whose
+	// SessionID is not among those sessions is dropped. Like NewDeliveryID
+	// it must not do I/O (the transaction may run it more than once).
+	Legs func(ended []Session) []Participant
 	// NewDeliveryID makes the ID of each delivery; it is called inside the
 	// transaction and must not do I/O.
 	NewDeliveryID func() string

@@ -42,7 +42,7 @@ func LegKey(name string) string { return LegKind + ":" + name }
 // browser binding is left to StartLogout. Without a browser and without
 // SOAP, the leg is front-channel only, and the outcome says the upstream
 // could not be reached.
-func (sp *SP) UpstreamLegs(_ context.Context, sessions []store.Session, req slobridge.LogoutRequest) ([]store.Participant, error) {
+func (sp *SP) UpstreamLegs(sessions []store.Session, req slobridge.LogoutRequest) []store.Participant {
 	reg := sp.reg.Load()
 	var legs []store.Participant
 	var seen []string
@@ -56,10 +56,7 @@ func (sp *SP) UpstreamLegs(_ context.Context, sessions []store.Session, req slob
 		if req.Browser && front {
 			continue
 		}
-		idx, err := json.Marshal(sessionIndexes(s))
-		if err != nil {
-			return nil, err
-		}
+		idx, _ := json.Marshal(sessionIndexes(s)) // a []string always encodes
 		reason := saml.ReasonUser
 		if noBrowser(req.Initiator.Kind) {
 			reason = saml.ReasonAdmin
@@ -75,7 +72,7 @@ func (sp *SP) UpstreamLegs(_ context.Context, sessions []store.Session, req slob
 		}
 		legs = append(legs, p)
 	}
-	return legs, nil
+	return legs
 }
 
 // Notify implements slobridge.Notifier for LegKind: it sends the upstream
@@ -98,15 +95,11 @@ func (sp *SP) Notify(ctx context.Context, d store.Delivery) error {
 	if err := json.Unmarshal([]byte(p.Data[legIndexes]), &idx); p.Data[legIndexes] != "" && err != nil {
 		return &slobridge.DeliveryError{Permanent: true, Err: fmt.Errorf("leg session indexes: %w", err)}
 	}
-	id, err := saml.NewID(nil)
+	req, err := sp.newLogoutRequest(store.NameID{Value: p.Data[legNameID], Format: p.Data[legFormat],
+		NameQualifier: p.Data[legNQ], SPNameQualifier: p.Data[legSPNQ]}, idx, ep.Location, p.Data[legReason])
 	if err != nil {
 		return err
 	}
-	now := sp.opts.Now()
-	req := &saml.LogoutRequest{ID: id, IssueInstant: now, NotOnOrAfter: now.Add(stateTTL), Destination: ep.Location,
-		Reason: p.Data[legReason], Issuer: sp.opts.EntityID, SessionIndexes: idx,
-		NameID: saml.NameID{Value: p.Data[legNameID], Format: p.Data[legFormat], NameQualifier: p.Data[legNQ],
-			SPNameQualifier: p.Data[legSPNQ]}}
 	err = sp.soapCall(ctx, u, req, d.ID)
 	var refused *upstreamRefused
 	if errors.As(err, &refused) {
@@ -125,17 +118,14 @@ func (e *upstreamRefused) Error() string {
 	return "upstream answered " + e.status + " " + e.sub
 }
 
-// soapCall signs req, sends it to u by SOAP (deliveryID, when set, in the
+// soapCall signs req, sends it to u by SOAP (with the delivery's ID in the
 // Slobridge-Delivery-Id header) and validates the LogoutResponse.
 func (sp *SP) soapCall(ctx context.Context, u *upstream, req *saml.LogoutRequest, deliveryID string) error {
 	signed, err := sp.opts.Signer.SignEnveloped(req.Element())
 	if err != nil {
 		return err
 	}
-	var hdr http.Header
-	if deliveryID != "" {
-		hdr = http.Header{slobridge.DeliveryIDHeader: {deliveryID}}
-	}
+	hdr := http.Header{slobridge.DeliveryIDHeader: {deliveryID}}
 	m, err := saml.CallSOAP(ctx, sp.opts.BackChannelClient, req.Destination, signed, sp.opts.Limits, hdr)
 	if err != nil {
 		return err

@@ -95,24 +95,20 @@ func (sp *SP) upstreamSession(ctx context.Context, lo store.Logout, sent []strin
 	return nil, store.Session{}, nil
 }
 
-// newLogoutRequest builds the LogoutRequest for session s at upstream u:
-// the NameID exactly as the upstream issued it, and its SessionIndex
-// (Core §3.7.1). A session whose user logged in again at the same upstream
-// under the same NameID (Session.PriorLogins) names the earlier
-// SessionIndexes too, so that an upstream that opened a new session for
-// the re-authentication ends both.
-func (sp *SP) newLogoutRequest(s store.Session, dest, reason string) (*saml.LogoutRequest, error) {
+// newLogoutRequest builds a LogoutRequest to dest for an upstream
+// session: the NameID n exactly as the upstream issued it, and its
+// SessionIndexes (Core §3.7.1; sessionIndexes). Used for the browser chain
+// and, from a leg's data, for the SOAP leg (Notify).
+func (sp *SP) newLogoutRequest(n store.NameID, indexes []string, dest, reason string) (*saml.LogoutRequest, error) {
 	id, err := saml.NewID(nil)
 	if err != nil {
 		return nil, err
 	}
 	now := sp.opts.Now()
-	r := &saml.LogoutRequest{ID: id, IssueInstant: now, NotOnOrAfter: now.Add(stateTTL), Destination: dest,
-		Reason: reason, Issuer: sp.opts.EntityID,
-		NameID: saml.NameID{Value: s.NameID.Value, Format: s.NameID.Format, NameQualifier: s.NameID.NameQualifier,
-			SPNameQualifier: s.NameID.SPNameQualifier}}
-	r.SessionIndexes = sessionIndexes(s)
-	return r, nil
+	return &saml.LogoutRequest{ID: id, IssueInstant: now, NotOnOrAfter: now.Add(stateTTL), Destination: dest,
+		Reason: reason, Issuer: sp.opts.EntityID, SessionIndexes: indexes,
+		NameID: saml.NameID{Value: n.Value, Format: n.Format, NameQualifier: n.NameQualifier,
+			SPNameQualifier: n.SPNameQualifier}}, nil
 }
 
 // sessionIndexes lists the SessionIndexes of s at its upstream for its
@@ -164,7 +160,7 @@ func (sp *SP) StartLogout(w http.ResponseWriter, r *http.Request, lo store.Logou
 func (sp *SP) sendUpstreamLogout(w http.ResponseWriter, r *http.Request, lo store.Logout, u *upstream, s store.Session,
 	ep crewjam.Endpoint, st logoutState) error {
 	ctx := r.Context()
-	req, err := sp.newLogoutRequest(s, ep.Location, saml.ReasonUser)
+	req, err := sp.newLogoutRequest(s.NameID, sessionIndexes(s), ep.Location, saml.ReasonUser)
 	if err != nil {
 		return err
 	}

@@ -81,9 +81,6 @@ type SP struct {
 	log       *slog.Logger
 	reg       atomic.Pointer[registry]
 	validator *saml.Validator
-	// watching is closed once Run has started.
-	watching     chan struct{}
-	watchingOnce sync.Once
 	// missing remembers the (upstream, claim) pairs whose mapped
 	// attribute an assertion lacked, so that each is logged once.
 	missing sync.Map
@@ -149,7 +146,6 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 			// Upstreams may encrypt the NameID to the key our metadata offers
 			// for encryption (the signing key, when it is RSA).
 			DecryptionKey: opts.Signer.Key},
-		watching: make(chan struct{}),
 	}
 	reg, err := sp.loadAll(ctx, nil)
 	if err != nil {
@@ -183,7 +179,6 @@ func (sp *SP) Mount(r gin.IRouter) {
 // without a browser need no watcher: they are deliveries in the engine's
 // outbox, UpstreamLegs and Notify.)
 func (sp *SP) Run(ctx context.Context) error {
-	sp.watchingOnce.Do(func() { close(sp.watching) })
 	retry := sp.opts.RetryFirst
 	for {
 		wait := sp.opts.MetadataRefresh

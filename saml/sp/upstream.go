@@ -196,33 +196,32 @@ func parseIdPMetadata(cfg UpstreamConfig, data []byte, now time.Time) ([]byte, *
 	return data, ed, certs, nil
 }
 
-// CheckMetadataFile reads and checks the metadata_file of an upstream as
-// serve would (slobridge check); nil for an upstream with a metadata URL,
-// which only serve or check --online fetch.
-func CheckMetadataFile(cfg UpstreamConfig, now time.Time) error {
-	if cfg.MetadataFile == "" {
-		return nil
+// CheckMetadata reads and checks an upstream's metadata as serve would
+// (slobridge check): its metadata_file, or with a client its metadata_url
+// (check --online; without one a URL is not fetched and nothing is
+// checked). It returns the attributes (Name and FriendlyName) the IdP's
+// metadata says it releases (saml:Attribute elements of its
+// IDPSSODescriptor); none when it says nothing, which most IdPs do.
+func CheckMetadata(ctx context.Context, client *http.Client, cfg UpstreamConfig, now time.Time) ([]string, error) {
+	if cfg.MetadataFile == "" && client == nil {
+		return nil, nil
 	}
-	data, err := saml.ReadMetadata(context.Background(), nil, cfg.MetadataFile, "", maxMetadata)
+	data, err := saml.ReadMetadata(ctx, client, cfg.MetadataFile, cfg.MetadataURL, maxMetadata)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, _, _, err = parseIdPMetadata(cfg, data, now)
-	return err
-}
-
-// CheckMetadataURL fetches and checks the metadata of an upstream with a
-// metadata URL (slobridge check --online).
-func CheckMetadataURL(ctx context.Context, client *http.Client, cfg UpstreamConfig, now time.Time) error {
-	if cfg.MetadataURL == "" {
-		return nil
-	}
-	data, err := saml.ReadMetadata(ctx, client, "", cfg.MetadataURL, maxMetadata)
+	_, ed, _, err := parseIdPMetadata(cfg, data, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, _, _, err = parseIdPMetadata(cfg, data, now)
-	return err
+	var attrs []string
+	for _, a := range ed.IDPSSODescriptors[0].Attributes {
+		attrs = append(attrs, a.Name)
+		if a.FriendlyName != "" {
+			attrs = append(attrs, a.FriendlyName)
+		}
+	}
+	return attrs, nil
 }
 
 // buildUpstream parses IdP metadata (an EntityDescriptor, or an
@@ -320,29 +319,4 @@ func verifyMetadata(cfg UpstreamConfig, data []byte) ([]byte, error) {
 	out := etree.NewDocument()
 	out.SetRoot(el)
 	return out.WriteToBytes()
-}
-
-// MetadataAttributes lists the attributes (Name and FriendlyName) an
-// upstream's metadata_file says its IdP releases (saml:Attribute elements
-// of its IDPSSODescriptor); none when it says nothing, which most IdPs do.
-func MetadataAttributes(cfg UpstreamConfig, now time.Time) ([]string, error) {
-	if cfg.MetadataFile == "" {
-		return nil, nil
-	}
-	data, err := saml.ReadMetadata(context.Background(), nil, cfg.MetadataFile, "", maxMetadata)
-	if err != nil {
-		return nil, err
-	}
-	_, ed, _, err := parseIdPMetadata(cfg, data, now)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, a := range ed.IDPSSODescriptors[0].Attributes {
-		out = append(out, a.Name)
-		if a.FriendlyName != "" {
-			out = append(out, a.FriendlyName)
-		}
-	}
-	return out, nil
 }

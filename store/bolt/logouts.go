@@ -57,7 +57,9 @@ func (db *DB) EndSessions(ctx context.Context, spec store.LogoutSpec) (store.Log
 			lo.SessionIDs = append(lo.SessionIDs, s.ID)
 			lo.Participants = append(lo.Participants, ps...)
 		}
-		lo.Participants = store.WithLegs(lo.Participants, lo.SessionIDs, spec.Legs)
+		if spec.Legs != nil {
+			lo.Participants = store.WithLegs(lo.Participants, lo.SessionIDs, spec.Legs(sessions))
+		}
 		if ds, err = queueDeliveries(tx, lo, spec); err != nil {
 			return err
 		}

@@ -94,7 +94,9 @@ func endSessions(ctx context.Context, tx pgx.Tx, spec store.LogoutSpec) (store.L
 	if lo.Participants, err = listParticipants(ctx, tx, lo.SessionIDs); err != nil {
 		return lo, nil, err
 	}
-	lo.Participants = store.WithLegs(lo.Participants, lo.SessionIDs, spec.Legs)
+	if spec.Legs != nil {
+		lo.Participants = store.WithLegs(lo.Participants, lo.SessionIDs, spec.Legs(sessions))
+	}
 	snapshot, err := json.Marshal(lo.Participants)
 	if err != nil {
 		return lo, nil, fmt.Errorf("encode participants: %w", err)

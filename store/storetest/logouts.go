@@ -250,7 +250,13 @@ func testEndLegs(t *testing.T, s store.Store) {
 	}
 	l1, l2, l3 := leg("s1", store.ChannelBack), leg("s2", store.ChannelFront), leg("s3", store.ChannelBack)
 	now := at(time.Hour)
-	lo, ds := endSessions(t, s, "lo1", store.LogoutSpec{SessionIDs: []string{"s2", "s1", "s3"}, Legs: []store.Participant{l3, l1, l2}, Now: now})
+	var ended []string
+	lo, ds := endSessions(t, s, "lo1", store.LogoutSpec{SessionIDs: []string{"s2", "s1", "s3"}, Now: now,
+		Legs: func(ss []store.Session) []store.Participant {
+			ended = sessionIDs(ss)
+			return []store.Participant{l3, l1, l2}
+		}})
+	wantEqual(t, ended, []string{"s2", "s1"}, "sessions given to Legs: those the logout ends")
 	want := norm([]store.Participant{p2, l2, p1, l1})
 	wantEqual(t, lo.Participants, want, "snapshot with legs")
 	if len(ds) != 2 || ds[0].Participant.Key != p2.Key || ds[1].Participant.Key != l1.Key || ds[1].Participant.SessionID != "s1" {

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/oidc"
+	"github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/saml/idp"
 	"github.com/slobridge/slobridge/saml/sp"
 )
@@ -53,7 +53,7 @@ func (c *Config) validateDeploy(p *problems, now time.Time) {
 	}
 	if c.Upstream.Type == "saml" {
 		for i, u := range c.SAML.SP.Upstreams {
-			if err := sp.CheckMetadataFile(u, now); err != nil {
+			if _, err := sp.CheckMetadata(context.Background(), nil, u, now); err != nil {
 				p.add(fmt.Sprintf("saml.sp.upstreams[%d].metadata_file", i), "%v", err)
 			}
 		}
@@ -135,11 +135,11 @@ func readCert(file string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, _ := pem.Decode(data)
-	if b == nil || b.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("%s: no PEM certificate", file)
+	certs, err := saml.ParseCertificatesPEM(data)
+	if err != nil {
+		return nil, err
 	}
-	return x509.ParseCertificate(b.Bytes)
+	return certs[0], nil
 }
 
 // Warnings lists what will work but is likely not what the operator
@@ -166,7 +166,7 @@ func (c Config) Warnings(now time.Time) []string {
 	}
 	if c.Upstream.Type == "saml" {
 		for i, u := range c.SAML.SP.Upstreams {
-			if attrs, err := sp.MetadataAttributes(u, now); err == nil && len(attrs) > 0 && u.UserIDAttribute != "" &&
+			if attrs, err := sp.CheckMetadata(context.Background(), nil, u, now); err == nil && len(attrs) > 0 && u.UserIDAttribute != "" &&
 				!slices.Contains(attrs, u.UserIDAttribute) {
 				out = append(out, fmt.Sprintf("saml.sp.upstreams[%d].user_id_attribute: %q is not among the attributes the IdP's metadata lists (%s): "+
 					"every login would be refused", i, u.UserIDAttribute, strings.Join(attrs, ", ")))
@@ -192,7 +192,10 @@ func CheckOnline(ctx context.Context, c Config) []string {
 	now := time.Now()
 	if c.Upstream.Type == "saml" {
 		for i, u := range c.SAML.SP.Upstreams {
-			if err := sp.CheckMetadataURL(ctx, client, u, now); err != nil {
+			if u.MetadataURL == "" {
+				continue
+			}
+			if _, err := sp.CheckMetadata(ctx, client, u, now); err != nil {
 				p.add(fmt.Sprintf("saml.sp.upstreams[%d].metadata_url", i), "%v", err)
 			}
 		}
