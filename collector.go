@@ -20,12 +20,15 @@ type storeCollector struct {
 	now      func() time.Time
 	sessions *prometheus.Desc
 	outbox   *prometheus.Desc
+	commits  *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*storeCollector)(nil)
 
 // NewStoreCollector returns a collector of slobridge_active_sessions and
-// slobridge_outbox_deliveries{state} read from st at each scrape; now is
+// slobridge_outbox_deliveries{state} read from st at each scrape, and of
+// slobridge_store_commits_total{synced} when st counts its commits
+// (store.CommitCounter: this process's commits); now is
 // the clock (nil for time.Now). Register it next to NewMetrics.
 func NewStoreCollector(st store.Store, now func() time.Time) prometheus.Collector {
 	if now == nil {
@@ -38,6 +41,9 @@ func NewStoreCollector(st store.Store, now func() time.Time) prometheus.Collecto
 			"Bridge sessions neither ended nor expired.", nil, nil),
 		outbox: prometheus.NewDesc("slobridge_outbox_deliveries",
 			"Back-channel deliveries in the outbox, by state.", []string{"state"}, nil),
+		commits: prometheus.NewDesc("slobridge_store_commits_total",
+			"Write transactions this process committed to the store; synced=\"true\" ones waited for the disk (fsync or WAL flush).",
+			[]string{"synced"}, nil),
 	}
 }
 
@@ -45,11 +51,19 @@ func NewStoreCollector(st store.Store, now func() time.Time) prometheus.Collecto
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.sessions
 	ch <- c.outbox
+	if _, ok := c.st.(store.CommitCounter); ok {
+		ch <- c.commits
+	}
 }
 
 // Collect implements prometheus.Collector. A store error is reported as an
 // invalid metric, which fails the scrape visibly rather than reporting zero.
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	if cc, ok := c.st.(store.CommitCounter); ok {
+		n := cc.CommitCounts()
+		ch <- prometheus.MustNewConstMetric(c.commits, prometheus.CounterValue, float64(n.Synced), "true")
+		ch <- prometheus.MustNewConstMetric(c.commits, prometheus.CounterValue, float64(n.Unsynced), "false")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
 	defer cancel()
 	n, err := c.st.CountActiveSessions(ctx, c.now())

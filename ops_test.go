@@ -48,6 +48,9 @@ func TestOpsEndpoints(t *testing.T) {
 		{PathReadyz, 200, `"ready"`},
 		{PathMetrics, 200, "slobridge_active_sessions 0"},
 		{PathMetrics, 200, `slobridge_outbox_deliveries{state="pending"} 0`},
+		// /readyz's write probe was the one commit, synced.
+		{PathMetrics, 200, `slobridge_store_commits_total{synced="true"} 1` + "\n"},
+		{PathMetrics, 200, `slobridge_store_commits_total{synced="false"} 0` + "\n"},
 	}
 	for _, tt := range tests {
 		if code, body := get(tt.path); code != tt.code || !strings.Contains(body, tt.body) {

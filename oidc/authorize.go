@@ -20,8 +20,8 @@ import (
 
 // Record namespaces used by the authorization code flow.
 const (
-	nsAuthRequest = "oidc-authreq" // authorization requests waiting for an upstream login
-	nsCode        = "oidc-code"    // authorization codes, keyed by their hash
+	nsAuthRequest = store.VolatilePrefix + "oidc-authreq" // authorization requests waiting for an upstream login
+	nsCode        = store.VolatilePrefix + "oidc-code"    // authorization codes, keyed by their hash
 	authReqTTL    = 10 * time.Minute
 )
 

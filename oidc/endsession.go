@@ -24,7 +24,7 @@ import (
 // nsLogoutConfirm holds end-session requests waiting for the user's
 // confirmation, with their CSRF token.
 const (
-	nsLogoutConfirm = "oidc-logout-confirm"
+	nsLogoutConfirm = store.VolatilePrefix + "oidc-logout-confirm"
 	confirmTTL      = 10 * time.Minute
 	logoutReturnTTL = 30 * time.Minute
 )

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -31,6 +32,34 @@ type LogoutSpec struct {
 	// transaction and must not do I/O.
 	NewDeliveryID func() string
 	Now           time.Time
+}
+
+// VolatilePrefix begins the name of every namespace of volatile records
+// (see the package doc, "Durability"): state that a crash may lose without
+// harm because the person only has to start again — an authorization
+// request on its way through the upstream login, a SAML AuthnRequest's
+// state, an authorization code not yet redeemed, a logout confirmation
+// page. A namespace holds records of one class, fixed by its name, so a
+// lookup never has to try both.
+const VolatilePrefix = "volatile."
+
+// IsVolatile reports whether namespace holds volatile records.
+func IsVolatile(namespace string) bool { return strings.HasPrefix(namespace, VolatilePrefix) }
+
+// CommitCounts counts a backend's committed write transactions.
+type CommitCounts struct {
+	// Synced commits waited for the disk (fsync, or PostgreSQL's WAL
+	// flush) before they returned.
+	Synced uint64
+	// Unsynced commits did not: volatile records, or a store opened
+	// without sync for tests.
+	Unsynced uint64
+}
+
+// CommitCounter is implemented by backends that count their commits
+// (slobridge_store_commits_total).
+type CommitCounter interface {
+	CommitCounts() CommitCounts
 }
 
 // Store is the persistence interface of slobridge. All methods are safe for
@@ -121,7 +150,8 @@ type Store interface {
 	// ListClients returns every client of a kind ("" for all), by ID.
 	ListClients(ctx context.Context, kind string) ([]Client, error)
 
-	// PutRecord stores an expiring record; ErrAlreadyExists if a live
+	// PutRecord stores an expiring record (volatile when its namespace
+	// IsVolatile); ErrAlreadyExists if a live
 	// record with the same namespace and key exists. ErrInvalid for an
 	// empty key or one that holds a NUL byte (not every backend can store
 	// one: callers build composite keys with another separator or a hash).

@@ -46,7 +46,7 @@ const (
 	// nsFront maps a front-channel token to its session and SP.
 	nsFront = "saml-idp-front"
 	// nsAuthn holds an AuthnRequest parked during the upstream login.
-	nsAuthn = "saml-idp-authn"
+	nsAuthn = store.VolatilePrefix + "saml-idp-authn"
 	// nsPendingLogout maps the ID of a front-channel LogoutRequest we sent
 	// to its logout and participant, to check the LogoutResponse.
 	nsPendingLogout = "saml-idp-pending-logout"

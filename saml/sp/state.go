@@ -13,9 +13,9 @@ import (
 // bridge made (Engine.NewID) or a logout ID.
 const (
 	// nsLogin: RelayState of an AuthnRequest → loginState.
-	nsLogin = "saml-sp-login"
+	nsLogin = store.VolatilePrefix + "saml-sp-login"
 	// nsChoose: chooser token → the login's returnTo.
-	nsChoose = "saml-sp-choose"
+	nsChoose = store.VolatilePrefix + "saml-sp-choose"
 	// nsLogout: RelayState of our LogoutRequest to an upstream →
 	// logoutState.
 	nsLogout = "saml-sp-logout"

@@ -43,7 +43,53 @@ func TestConformance(t *testing.T) {
 			t.Cleanup(func() { _ = again.Close() })
 			return again
 		},
+		Crash: crashCopy,
 	})
+}
+
+// crashCopy copies the files of db as a crash (SIGKILL, with the page
+// cache intact) leaves them — the database file and the volatile file,
+// without the marker of a clean close — into a new directory and opens
+// the copy.
+func crashCopy(t *testing.T, s store.Store) store.Store {
+	db := s.(*DB)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "slobridge.db")
+	for from, to := range map[string]string{db.Path(): path, VolatilePath(db.Path()): VolatilePath(path)} {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatalf("crash copy: %v", err)
+		}
+		if err := os.WriteFile(to, b, 0o600); err != nil {
+			t.Fatalf("crash copy: %v", err)
+		}
+	}
+	again, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("open after a crash: %v", err)
+	}
+	t.Cleanup(func() { _ = again.Close() })
+	return again
+}
+
+// TestCrashDiscardsVolatileRecords: after a crash bbolt discards the
+// volatile file whole (its pages were never synced), while a clean Close
+// keeps it.
+func TestCrashDiscardsVolatileRecords(t *testing.T) {
+	db := openTemp(t)
+	ctx := t.Context()
+	ns := store.VolatilePrefix + "code"
+	exp := time.Now().Add(time.Hour)
+	if err := db.PutRecord(ctx, store.Record{Namespace: ns, Key: "k", Value: []byte("v"), ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	crashed := crashCopy(t, db)
+	if _, err := crashed.GetRecord(ctx, ns, "k", time.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("volatile record after a crash: %v, want ErrNotFound (file discarded)", err)
+	}
+	if c := db.CommitCounts(); c.Unsynced != 1 {
+		t.Fatalf("commit counts after one volatile put: %+v, want 1 unsynced", c)
+	}
 }
 
 func TestOpenLocked(t *testing.T) {

@@ -131,18 +131,8 @@ func scanPrefix(b *bbolt.Bucket, p []byte, fn func(k, v []byte) error) error {
 // scanUntil calls fn for every key of a time-keyed index whose time is at
 // or before t, in order, stopping early when fn returns false.
 func scanUntil(b *bbolt.Bucket, t time.Time, fn func(k []byte) (bool, error)) error {
-	limit := timeBytes(t)
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit) <= 0; k, _ = c.Next() {
-		more, err := fn(k)
-		if err != nil {
-			return err
-		}
-		if !more {
-			return nil
-		}
-	}
-	return nil
+	_, err := scanFrom(b, nil, t, fn)
+	return err
 }
 
 // tailAfter8 returns a copy of the key without its 8-byte time prefix.

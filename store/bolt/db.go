@@ -17,30 +17,35 @@ import (
 
 // Bucket names. Index buckets hold keys only.
 const (
-	bkSessions       = "sessions"
-	bkSessByUser     = "sessions_by_user"
-	bkSessByNameID   = "sessions_by_nameid"
-	bkSessByEmail    = "sessions_by_email"
-	bkSessActive     = "sessions_active"
-	bkSessEnded      = "sessions_ended"
-	bkParticipants   = "participants"
-	bkLogouts        = "logouts"
-	bkLogoutsByUser  = "logouts_by_user"
-	bkLogoutsByTime  = "logouts_by_time"
-	bkDeliveries     = "deliveries"
-	bkDelByLogout    = "deliveries_by_logout"
-	bkDelDue         = "deliveries_due"
-	bkDelCounts      = "delivery_counts"
-	bkRecords        = "records"
-	bkRecordsExp     = "records_exp"
-	bkReplay         = "replay"
-	bkReplayExp      = "replay_exp"
-	bkClients        = "clients"
-	bkClientsByKind  = "clients_by_kind"
-	bkKeys           = "keys"
-	defaultTimeout   = time.Second
-	defaultFileMode  = fs.FileMode(0o600)
-	defaultBatchSize = 1000
+	bkSessions      = "sessions"
+	bkSessByUser    = "sessions_by_user"
+	bkSessByNameID  = "sessions_by_nameid"
+	bkSessByEmail   = "sessions_by_email"
+	bkSessActive    = "sessions_active"
+	bkSessEnded     = "sessions_ended"
+	bkParticipants  = "participants"
+	bkLogouts       = "logouts"
+	bkLogoutsByUser = "logouts_by_user"
+	bkLogoutsByTime = "logouts_by_time"
+	bkDeliveries    = "deliveries"
+	bkDelByLogout   = "deliveries_by_logout"
+	bkDelDue        = "deliveries_due"
+	bkDelCounts     = "delivery_counts"
+	bkRecords       = "records"
+	bkRecordsExp    = "records_exp"
+	bkReplay        = "replay"
+	bkReplayExp     = "replay_exp"
+	bkClients       = "clients"
+	bkClientsByKind = "clients_by_kind"
+	bkKeys          = "keys"
+	// bkMeta holds counters kept in step with the data, so that counts
+	// are reads, not index walks (metaActiveSessions: the entries of
+	// sessions_active).
+	bkMeta             = "meta"
+	metaActiveSessions = "sessions_active_n"
+	defaultTimeout     = time.Second
+	defaultFileMode    = fs.FileMode(0o600)
+	defaultBatchSize   = 1000
 	// defaultBatchDelay is how long a write waits for others to share its
 	// commit (bbolt's own default is 10ms): long enough for concurrent
 	// logins to share an fsync, short enough not to be felt by one user.
@@ -53,7 +58,7 @@ func allBuckets() []string {
 		bkSessions, bkSessByUser, bkSessByNameID, bkSessByEmail, bkSessActive, bkSessEnded,
 		bkParticipants, bkLogouts, bkLogoutsByUser, bkLogoutsByTime,
 		bkDeliveries, bkDelByLogout, bkDelDue, bkDelCounts,
-		bkRecords, bkRecordsExp, bkReplay, bkReplayExp, bkClients, bkClientsByKind, bkKeys,
+		bkRecords, bkRecordsExp, bkReplay, bkReplayExp, bkClients, bkClientsByKind, bkKeys, bkMeta,
 	}
 }
 
@@ -103,8 +108,13 @@ type Options struct {
 // DB is a store.Store backed by one bbolt file.
 type DB struct {
 	bolt *bbolt.DB
-	path string
-	now  func() time.Time
+	// vol holds the volatile records (volatile.go).
+	vol    *bbolt.DB
+	path   string
+	now    func() time.Time
+	noSync bool
+	// commits counts the commits of both files.
+	commits commitCounter
 	// reserve keeps space for logouts; nil when Options.Reserve is 0.
 	reserve *writeReserve
 	// lastFail is the last write transaction that failed for want of
@@ -187,9 +197,16 @@ func Open(path string, opts Options) (*DB, error) {
 	err = bdb.Update(func(tx *bbolt.Tx) error {
 		kindIndexNew := tx.Bucket([]byte(bkClientsByKind)) == nil
 		emailIndexNew := tx.Bucket([]byte(bkSessByEmail)) == nil
+		countNew := tx.Bucket([]byte(bkMeta)) == nil
 		for _, name := range allBuckets() {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		if countNew {
+			// A file written before the counter existed: count once.
+			if err := countActiveIndex(tx); err != nil {
+				return err
 			}
 		}
 		if emailIndexNew {
@@ -218,7 +235,12 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("bolt: open %s: release leases: %w", path, err)
 		}
 	}
-	db := &DB{bolt: bdb, path: path, now: now}
+	vdb, err := openVolatile(path, mode)
+	if err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	db := &DB{bolt: bdb, vol: vdb, path: path, now: now, noSync: opts.NoSync}
 	if opts.Reserve > 0 {
 		db.reserve = newWriteReserve(path, opts.Reserve, time.Now)
 		db.reserve.onChange = opts.OnReserve
@@ -273,10 +295,15 @@ func openError(path string, timeout time.Duration, err error) error {
 // Path returns the file the database lives in.
 func (db *DB) Path() string { return db.path }
 
-// Close releases the file and its lock.
+// Close releases the files and the lock; the volatile records are kept
+// for the next Open.
 func (db *DB) Close() error {
+	volErr := closeVolatile(db.vol, db.path)
 	if err := db.bolt.Close(); err != nil {
-		return fmt.Errorf("bolt: close %s: %w", db.path, err)
+		return fmt.Errorf("bolt: close %s: %w", db.path, errors.Join(err, volErr))
+	}
+	if volErr != nil {
+		return fmt.Errorf("bolt: close %s: %w", db.path, volErr)
 	}
 	return nil
 }
@@ -306,7 +333,11 @@ func (db *DB) update(ctx context.Context, op string, fn func(tx *bbolt.Tx) error
 	run := func() error {
 		return db.bolt.Update(func(tx *bbolt.Tx) error {
 			setFillPercents(tx)
-			return fn(tx)
+			if err := fn(tx); err != nil {
+				return err
+			}
+			tx.OnCommit(db.countCommit)
+			return nil
 		})
 	}
 	err := run()
@@ -362,6 +393,7 @@ func (db *DB) batchRun(ctx context.Context, op string, fn func(tx *bbolt.Tx) err
 		return db.bolt.Batch(func(tx *bbolt.Tx) error {
 			refused = nil
 			setFillPercents(tx)
+			db.countBatchCommit(tx)
 			err := fn(tx)
 			if isRefusal(err) {
 				refused = err

@@ -21,6 +21,14 @@
 //	records             namespace 0x00 key → record; records_exp (expiresAt namespace 0x00 key)
 //	replay              namespace 0x00 id → expiresAt; replay_exp (expiresAt namespace 0x00 id)
 //	clients, keys       id → value
+//	meta                counters kept in step with the data (sessions_active_n:
+//	                    the entries of sessions_active, so counting is a read)
+//
+// The records of volatile namespaces (store.IsVolatile) live in a second
+// file, <path>.volatile, with the same records and records_exp buckets,
+// written without fsync: a login in progress costs no synchronous write.
+// Close syncs it and leaves <path>.volatile-clean; Open keeps it only when
+// that marker is there, and otherwise (a crash) discards it unread.
 //
 // Times in keys are 8-byte big-endian Unix nanoseconds with the sign bit
 // flipped, so byte order is time order. The index buckets keyed by time
@@ -46,11 +54,16 @@
 //
 // # Concurrency
 //
-// bbolt allows one writer at a time. AddParticipant, the hot path of every
-// login, is idempotent and goes through bbolt's Batch so that many
-// concurrent adds share one commit (one fsync). Everything that is not safe
-// to run twice — TakeRecord, PutRecord, CheckReplay, EndSessions, claims —
-// uses a plain Update transaction, since bbolt may re-run a Batch function.
+// bbolt allows one writer at a time. Small durable writes — sessions,
+// participants, records, replay IDs, completed attempts — go through
+// bbolt's Batch, so that concurrent logins share one commit and its fsync
+// (a group commit, at most 2ms of waiting); their functions are safe to run
+// twice and report a refusal (ErrAlreadyExists, ErrNotFound …) before they
+// write. Writes of the volatile file commit at once, without fsync.
+// EndSessions and claims use a plain Update. The sweeper works in bounded
+// transactions (sweep.go) so that a backlog never holds the writer for
+// long. CommitCounts counts the commits of both files
+// (slobridge_store_commits_total).
 //
 // Values read inside a transaction are decoded (copied) before the
 // transaction ends: bbolt's memory is only valid inside it.

@@ -62,7 +62,7 @@ func (db *DB) PutRecord(ctx context.Context, r store.Record) error {
 	if strings.IndexByte(r.Key, 0) >= 0 {
 		return fmt.Errorf("bolt: put record: %w: key holds a NUL byte", store.ErrInvalid)
 	}
-	return db.batch(ctx, "put record", func(tx *bbolt.Tx) error {
+	return db.recordsWrite(ctx, r.Namespace, "put record", func(tx *bbolt.Tx) error {
 		k := key(prefix(r.Namespace), []byte(r.Key))
 		old, ok, err := getRecord(tx, k)
 		if err != nil {
@@ -83,7 +83,7 @@ func (db *DB) PutRecord(ctx context.Context, r store.Record) error {
 // GetRecord returns a record live at now.
 func (db *DB) GetRecord(ctx context.Context, namespace, k string, now time.Time) (store.Record, error) {
 	var r storedRecord
-	err := db.view(ctx, "get record", func(tx *bbolt.Tx) error {
+	err := db.recordsView(ctx, namespace, "get record", func(tx *bbolt.Tx) error {
 		var ok bool
 		var err error
 		r, ok, err = getRecord(tx, key(prefix(namespace), []byte(k)))
@@ -105,7 +105,7 @@ func (db *DB) GetRecord(ctx context.Context, namespace, k string, now time.Time)
 // transaction: of concurrent takes exactly one succeeds.
 func (db *DB) TakeRecord(ctx context.Context, namespace, k string, now time.Time) (store.Record, error) {
 	var r storedRecord
-	err := db.batch(ctx, "take record", func(tx *bbolt.Tx) error {
+	err := db.recordsWrite(ctx, namespace, "take record", func(tx *bbolt.Tx) error {
 		var ok bool
 		var err error
 		r, ok, err = getRecord(tx, key(prefix(namespace), []byte(k)))
@@ -128,7 +128,7 @@ func (db *DB) TakeRecord(ctx context.Context, namespace, k string, now time.Time
 // exactly one finds it unused.
 func (db *DB) TakeGrant(ctx context.Context, namespace, k string, issued []byte, keepUntil, now time.Time) (store.GrantUse, error) {
 	var u store.GrantUse
-	err := db.batch(ctx, "take grant", func(tx *bbolt.Tx) error {
+	err := db.recordsWrite(ctx, namespace, "take grant", func(tx *bbolt.Tx) error {
 		u = store.GrantUse{}
 		r, ok, err := getRecord(tx, key(prefix(namespace), []byte(k)))
 		if err != nil {
@@ -159,7 +159,7 @@ func (db *DB) TakeGrant(ctx context.Context, namespace, k string, issued []byte,
 
 // DeleteRecord removes a record; no error when absent.
 func (db *DB) DeleteRecord(ctx context.Context, namespace, k string) error {
-	return db.batch(ctx, "delete record", func(tx *bbolt.Tx) error {
+	return db.recordsWrite(ctx, namespace, "delete record", func(tx *bbolt.Tx) error {
 		r, ok, err := getRecord(tx, key(prefix(namespace), []byte(k)))
 		if err != nil || !ok {
 			return err

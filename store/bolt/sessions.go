@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -16,6 +17,28 @@ import (
 type indexEntry struct {
 	bucket string
 	key    []byte
+}
+
+// put writes the entry, counting it when it is a new active session.
+func (e indexEntry) put(tx *bbolt.Tx) error {
+	b := tx.Bucket([]byte(e.bucket))
+	if e.bucket == bkSessActive && b.Get(e.key) == nil {
+		if err := addActiveCount(tx, 1); err != nil {
+			return err
+		}
+	}
+	return b.Put(e.key, nil)
+}
+
+// delete removes the entry, counting it out when it was an active session.
+func (e indexEntry) delete(tx *bbolt.Tx) error {
+	b := tx.Bucket([]byte(e.bucket))
+	if e.bucket == bkSessActive && b.Get(e.key) != nil {
+		if err := addActiveCount(tx, -1); err != nil {
+			return err
+		}
+	}
+	return b.Delete(e.key)
 }
 
 // sessionIndexKeys returns the index entries of s: by user, by upstream
@@ -56,7 +79,7 @@ func putSession(tx *bbolt.Tx, old *store.Session, s store.Session) error {
 		if hasIndexEntry(fresh, e) {
 			continue
 		}
-		if err := tx.Bucket([]byte(e.bucket)).Delete(e.key); err != nil {
+		if err := e.delete(tx); err != nil {
 			return err
 		}
 	}
@@ -64,7 +87,7 @@ func putSession(tx *bbolt.Tx, old *store.Session, s store.Session) error {
 		if hasIndexEntry(stale, e) {
 			continue
 		}
-		if err := tx.Bucket([]byte(e.bucket)).Put(e.key, nil); err != nil {
+		if err := e.put(tx); err != nil {
 			return err
 		}
 	}
@@ -253,22 +276,49 @@ func (db *DB) FindSessionsByNameID(ctx context.Context, upstream string, nameID 
 func (db *DB) CountActiveSessions(ctx context.Context, now time.Time) (int, error) {
 	n := 0
 	err := db.view(ctx, "count active sessions", func(tx *bbolt.Tx) error {
-		c := tx.Bucket([]byte(bkSessActive)).Cursor()
-		at := timeBytes(now)
-		for k, _ := c.Seek(at); k != nil; k, _ = c.Next() {
-			if bytes.Compare(k[:8], at) > 0 { // expires strictly after now
-				n++
-			}
-		}
-		return nil
+		n = int(activeCount(tx))
+		// The counter holds every session not ended; take away those
+		// expired at now and not yet swept (the start of the index, a
+		// small part once the sweeper runs).
+		return scanUntil(tx.Bucket([]byte(bkSessActive)), now, func([]byte) (bool, error) {
+			n--
+			return true, nil
+		})
 	})
 	return n, err
+}
+
+// activeCount reads the number of entries of the active-session index.
+func activeCount(tx *bbolt.Tx) uint64 {
+	v := tx.Bucket([]byte(bkMeta)).Get([]byte(metaActiveSessions))
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+// addActiveCount adds d to the number of entries of the active-session
+// index.
+func addActiveCount(tx *bbolt.Tx, d int64) error {
+	return setActiveCount(tx, uint64(int64(activeCount(tx))+d))
+}
+
+// setActiveCount stores the number of entries of the active-session index.
+func setActiveCount(tx *bbolt.Tx, n uint64) error {
+	return tx.Bucket([]byte(bkMeta)).Put([]byte(metaActiveSessions), binary.BigEndian.AppendUint64(nil, n))
+}
+
+// countActiveIndex counts the active-session index of a file written
+// before the counter existed, and stores the count.
+func countActiveIndex(tx *bbolt.Tx) error {
+	n := tx.Bucket([]byte(bkSessActive)).Stats().KeyN
+	return setActiveCount(tx, uint64(n))
 }
 
 // deleteSession removes a session, its index entries and its participants.
 func deleteSession(tx *bbolt.Tx, s store.Session) error {
 	for _, e := range sessionIndexKeys(s) {
-		if err := tx.Bucket([]byte(e.bucket)).Delete(e.key); err != nil {
+		if err := e.delete(tx); err != nil {
 			return err
 		}
 	}

@@ -49,7 +49,51 @@ func TestConformance(t *testing.T) {
 			}
 			return openSchema(t, testDSN(t), db.Schema(), Options{})
 		},
+		Crash: func(t *testing.T, s store.Store) store.Store {
+			// What PostgreSQL's crash recovery does to an UNLOGGED table:
+			// it starts empty. Logged tables keep every committed row.
+			db := s.(*DB)
+			if _, err := db.pool.Exec(t.Context(), "TRUNCATE volatile_records"); err != nil {
+				t.Fatalf("truncate the unlogged tables: %v", err)
+			}
+			db.pool.Close()
+			return openSchema(t, testDSN(t), db.Schema(), Options{})
+		},
 	})
+}
+
+// TestVolatileRecordsAreUnlogged: the volatile records live in an UNLOGGED
+// table (no WAL, emptied by crash recovery), every other table is logged.
+func TestVolatileRecordsAreUnlogged(t *testing.T) {
+	db := openTemp(t)
+	rows, err := db.pool.Query(t.Context(), `SELECT c.relname, c.relpersistence FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'`, db.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	seen := 0
+	for rows.Next() {
+		var name string
+		var persistence byte
+		if err := rows.Scan(&name, &persistence); err != nil {
+			t.Fatal(err)
+		}
+		seen++
+		want := byte('p')
+		if name == "volatile_records" {
+			want = 'u'
+		}
+		if persistence != want {
+			t.Errorf("table %s: relpersistence %q, want %q", name, persistence, want)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if seen < 5 {
+		t.Fatalf("saw %d tables in schema %s", seen, db.Schema())
+	}
 }
 
 // TestListParticipantsEmptyOrUnknown covers the case ListParticipants

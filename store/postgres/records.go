@@ -4,12 +4,51 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/slobridge/slobridge/store"
 )
+
+// recordSQL holds the record statements of one table: records, or
+// volatile_records for the namespaces store.IsVolatile (an UNLOGGED
+// table: see migration 0006).
+type recordSQL struct {
+	put, get, take, grantSelect, grantUse, del, sweep string
+}
+
+// durableRecordSQL and volatileRecordSQL are the statements of the two
+// tables.
+var durableRecordSQL, volatileRecordSQL = recordStatements("records"), recordStatements("volatile_records")
+
+// recordStatements returns the record statements of table.
+func recordStatements(table string) recordSQL {
+	r := strings.NewReplacer("records", table)
+	return recordSQL{
+		put: r.Replace(putRecordSQL),
+		get: r.Replace(`SELECT namespace, key, value, expires_at FROM records
+		WHERE namespace = $1 AND key = $2 AND expires_at > $3 AND NOT used`),
+		take: r.Replace(`DELETE FROM records
+		WHERE namespace = $1 AND key = $2 AND expires_at > $3 AND NOT used
+		RETURNING namespace, key, value, expires_at`),
+		grantSelect: r.Replace(`SELECT namespace, key, value, expires_at, used, issued FROM records
+			WHERE namespace = $1 AND key = $2 AND expires_at > $3 FOR UPDATE`),
+		grantUse: r.Replace(`UPDATE records SET used = true, issued = $3, expires_at = $4
+			WHERE namespace = $1 AND key = $2`),
+		del:   r.Replace("DELETE FROM records WHERE namespace = $1 AND key = $2"),
+		sweep: r.Replace(sweepBatchSQL),
+	}
+}
+
+// recordsSQL returns the statements of the table that holds namespace.
+func recordsSQL(namespace string) *recordSQL {
+	if store.IsVolatile(namespace) {
+		return &volatileRecordSQL
+	}
+	return &durableRecordSQL
+}
 
 // putRecordSQL inserts a record, replacing one with the same namespace and
 // key only when that one has expired at $5: the upsert decides under the
@@ -31,7 +70,7 @@ func (db *DB) PutRecord(ctx context.Context, r store.Record) error {
 	if r.Value != nil {
 		value = r.Value
 	}
-	tag, err := db.pool.Exec(ctx, putRecordSQL, r.Namespace, r.Key, value, tz(r.ExpiresAt), db.now())
+	tag, err := db.pool.Exec(ctx, recordsSQL(r.Namespace).put, r.Namespace, r.Key, value, tz(r.ExpiresAt), db.now())
 	if err != nil {
 		return fmt.Errorf("postgres: put record: %w", dbError(err))
 	}
@@ -72,8 +111,7 @@ func (db *DB) GetRecord(ctx context.Context, namespace, key string, now time.Tim
 	if checkIDs("record namespace", namespace, "record key", key) != nil {
 		return store.Record{}, fmt.Errorf("postgres: get record: record in %s: %w", namespace, store.ErrNotFound)
 	}
-	r, err := scanRecord(db.pool.QueryRow(ctx, `SELECT namespace, key, value, expires_at FROM records
-		WHERE namespace = $1 AND key = $2 AND expires_at > $3 AND NOT used`, namespace, key, now))
+	r, err := scanRecord(db.pool.QueryRow(ctx, recordsSQL(namespace).get, namespace, key, now))
 	return recordResult("get record", namespace, r, err)
 }
 
@@ -84,9 +122,7 @@ func (db *DB) TakeRecord(ctx context.Context, namespace, key string, now time.Ti
 	if checkIDs("record namespace", namespace, "record key", key) != nil {
 		return store.Record{}, fmt.Errorf("postgres: take record: record in %s: %w", namespace, store.ErrNotFound)
 	}
-	r, err := scanRecord(db.pool.QueryRow(ctx, `DELETE FROM records
-		WHERE namespace = $1 AND key = $2 AND expires_at > $3 AND NOT used
-		RETURNING namespace, key, value, expires_at`, namespace, key, now))
+	r, err := scanRecord(db.pool.QueryRow(ctx, recordsSQL(namespace).take, namespace, key, now))
 	return recordResult("take record", namespace, r, err)
 }
 
@@ -103,8 +139,7 @@ func (db *DB) TakeGrant(ctx context.Context, namespace, key string, issued []byt
 		var used bool
 		var prior []byte
 		var exp *time.Time
-		err := tx.QueryRow(ctx, `SELECT namespace, key, value, expires_at, used, issued FROM records
-			WHERE namespace = $1 AND key = $2 AND expires_at > $3 FOR UPDATE`, namespace, key, now).
+		err := tx.QueryRow(ctx, recordsSQL(namespace).grantSelect, namespace, key, now).
 			Scan(&u.Record.Namespace, &u.Record.Key, &u.Record.Value, &exp, &used, &prior)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("grant in %s: %w", namespace, store.ErrNotFound)
@@ -129,8 +164,7 @@ func (db *DB) TakeGrant(ctx context.Context, namespace, key string, issued []byt
 		if issued != nil {
 			iss = issued
 		}
-		_, err = tx.Exec(ctx, `UPDATE records SET used = true, issued = $3, expires_at = $4
-			WHERE namespace = $1 AND key = $2`, namespace, key, iss, tz(until))
+		_, err = tx.Exec(ctx, recordsSQL(namespace).grantUse, namespace, key, iss, tz(until))
 		return err
 	})
 	if err != nil {
@@ -144,7 +178,7 @@ func (db *DB) DeleteRecord(ctx context.Context, namespace, key string) error {
 	if checkIDs("record namespace", namespace, "record key", key) != nil {
 		return nil
 	}
-	if _, err := db.pool.Exec(ctx, "DELETE FROM records WHERE namespace = $1 AND key = $2", namespace, key); err != nil {
+	if _, err := db.pool.Exec(ctx, recordsSQL(namespace).del, namespace, key); err != nil {
 		return fmt.Errorf("postgres: delete record: %w", dbError(err))
 	}
 	return nil

@@ -20,6 +20,11 @@ type Factory struct {
 	// Reopen, when set, closes s and opens the same database again; the
 	// suite then checks that everything survives.
 	Reopen func(t *testing.T, s store.Store) store.Store
+	// Crash, when set, stops s as a crash of the machine would — without
+	// Close, losing whatever a crash may lose (bbolt: reopen without the
+	// unsynced volatile file; PostgreSQL: its crash recovery empties the
+	// UNLOGGED tables) — and opens the database again.
+	Crash func(t *testing.T, s store.Store) store.Store
 }
 
 // at returns the suite's fixed "now" (2026-03-01 12:00:00 UTC) plus d;
@@ -49,6 +54,7 @@ func RunTests(t *testing.T, f Factory) {
 		{"Deliveries", testDeliveries},
 		{"Clients", testClients},
 		{"Records", testRecords},
+		{"Volatile", testVolatile},
 		{"Replay", testReplay},
 		{"Keys", testKeys},
 		{"Sweep", testSweep},

@@ -68,7 +68,12 @@ func TestOutOfSpaceRefusesLoginsWithA503Page(t *testing.T) {
 	}
 	f.Close()
 
-	login := func() (*http.Response, string) {
+	// login runs a login and says how it ended: "ok" (the code went to
+	// the app), or the refusal — the authorization endpoint sending the
+	// app temporarily_unavailable (RFC 6749 §4.1.2.1) when even the
+	// login's first, volatile record is refused, or the 503 page of the
+	// login form when the session is.
+	login := func() (outcome, detail string) {
 		jar, _ := cookiejar.New(nil)
 		br := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		q := url.Values{"client_id": {"app1"}, "redirect_uri": {rpURL + "/cb"}, "response_type": {"code"}, "scope": {"openid"}, "state": {"s"}}
@@ -78,7 +83,11 @@ func TestOutOfSpaceRefusesLoginsWithA503Page(t *testing.T) {
 		}
 		for resp.StatusCode == http.StatusFound || resp.StatusCode == http.StatusSeeOther {
 			resp.Body.Close()
-			if resp, err = br.Get(base + resp.Header.Get("Location")); err != nil {
+			loc := resp.Header.Get("Location")
+			if strings.HasPrefix(loc, rpURL) {
+				return answerAtRP(t, loc)
+			}
+			if resp, err = br.Get(base + loc); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -94,19 +103,32 @@ func TestOutOfSpaceRefusesLoginsWithA503Page(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		return resp, string(body)
+		for resp.StatusCode == http.StatusFound || resp.StatusCode == http.StatusSeeOther {
+			resp.Body.Close()
+			loc := resp.Header.Get("Location")
+			if strings.HasPrefix(loc, rpURL) {
+				return answerAtRP(t, loc)
+			}
+			if resp, err = br.Get(base + loc); err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(resp.Body)
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("login form: HTTP %d, Retry-After %q: %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+		}
+		return "refused", string(body)
 	}
 	// The reserve measures the free space at most once a second.
-	var resp *http.Response
-	var body string
+	var outcome, detail string
 	for range 100 {
-		if resp, body = login(); resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound {
+		if outcome, detail = login(); outcome != "ok" {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "out of storage space") {
-		t.Fatalf("login on a full disk: HTTP %d, Retry-After %q: %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	if outcome != "refused" || !strings.Contains(detail, "out of storage space") {
+		t.Fatalf("login on a full disk: %s: %s", outcome, detail)
 	}
 	if _, metrics := get(t, http.DefaultClient, base+"/metrics"); !strings.Contains(metrics, "slobridge_store_logins_refused_no_space 1") {
 		t.Fatalf("the gauge does not say logins are refused:\n%s", grep(metrics, "no_space"))
@@ -114,15 +136,33 @@ func TestOutOfSpaceRefusesLoginsWithA503Page(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "filler")); err != nil {
 		t.Fatal(err)
 	}
-	var ok bool
 	for range 50 {
-		if resp, _ = login(); resp.StatusCode == http.StatusSeeOther || resp.StatusCode == http.StatusFound {
-			ok = true
+		if outcome, detail = login(); outcome == "ok" {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if !ok {
-		t.Fatalf("login after space was freed: HTTP %d", resp.StatusCode)
+	if outcome != "ok" {
+		t.Fatalf("login after space was freed: %s: %s", outcome, detail)
 	}
+}
+
+// answerAtRP reads the authorization response at the app's callback: "ok"
+// with a code, "refused" with temporarily_unavailable and its
+// description.
+func answerAtRP(t *testing.T, loc string) (string, string) {
+	t.Helper()
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	switch {
+	case q.Get("code") != "":
+		return "ok", ""
+	case q.Get("error") == "temporarily_unavailable":
+		return "refused", q.Get("error_description")
+	}
+	t.Fatalf("authorization response %s", loc)
+	return "", ""
 }

@@ -28,7 +28,7 @@ const (
 	// staticUpstream is the Session.Upstream of sessions it creates.
 	staticUpstream = "static"
 	// nsStaticLogin holds pending logins (where to return), by login ID.
-	nsStaticLogin = "static-login"
+	nsStaticLogin = store.VolatilePrefix + "static-login"
 	// staticLoginCookie binds a pending login to the browser that started
 	// it, so that a login form cannot be planted in another browser.
 	staticLoginCookie = "slobridge_static_login"
