@@ -86,10 +86,7 @@ func (p *Provider) MintLogoutToken(ctx context.Context, part store.Participant) 
 	if c.Subject == "" && c.SID == "" {
 		return "", errors.New("oidc: logout token needs sub or sid")
 	}
-	alg := part.Data[DataAlg]
-	if alg == "" {
-		alg = signingAlgs[0]
-	}
+	alg := p.idTokenAlg(part.Data[DataAlg])
 	return p.keys.sign(ctx, alg, typLogout, c)
 }
 

@@ -64,12 +64,14 @@ type storedClient struct {
 // Public reports whether the client has no secret (PKCE is then required).
 func (c Client) Public() bool { return c.Metadata.TokenEndpointAuthMethod == AuthNone }
 
-// Alg is the client's ID token (and logout token) signing algorithm.
-func (c Client) Alg() string {
-	if c.Metadata.IDTokenSignedResponseAlg == "" {
-		return signingAlgs[0]
+// idTokenAlg is the algorithm of a client's ID tokens and logout tokens
+// (Back-Channel Logout §2.4 signs them alike): its registered
+// id_token_signed_response_alg, else the provider's SigningAlg.
+func (p *Provider) idTokenAlg(registered string) string {
+	if registered == "" {
+		return p.opts.SigningAlg
 	}
-	return c.Metadata.IDTokenSignedResponseAlg
+	return registered
 }
 
 // errUnknownClient reports a client_id that is not registered.
@@ -173,8 +175,10 @@ func (p *Provider) validateMetadata(ctx context.Context, md ClientMetadata) (Cli
 	default:
 		return md, bad(ErrInvalidClientMetadata, "token_endpoint_auth_method must be client_secret_basic, client_secret_post or none")
 	}
-	if a := md.IDTokenSignedResponseAlg; a != "" && !slices.Contains(signingAlgs, a) {
-		return md, bad(ErrInvalidClientMetadata, "id_token_signed_response_alg must be RS256 or ES256")
+	if a := md.IDTokenSignedResponseAlg; a != "" {
+		if err := checkAlg(a); err != nil {
+			return md, bad(ErrInvalidClientMetadata, "id_token_signed_response_alg "+err.Error())
+		}
 	}
 	if len(md.GrantTypes) == 0 {
 		md.GrantTypes = []string{grantAuthorizationCode, grantRefreshToken}

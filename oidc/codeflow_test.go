@@ -245,7 +245,7 @@ func TestSSOAndSingleLogout(t *testing.T) {
 // jwsHeader returns the alg and typ of a compact JWS.
 func jwsHeader(tb testing.TB, raw string) (alg, typ string) {
 	tb.Helper()
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSigned(raw, joseAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		tb.Fatalf("parse JWS: %v", err)
 	}

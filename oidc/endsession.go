@@ -130,7 +130,7 @@ func (p *Provider) ValidateEndSessionRequest(ctx context.Context, r EndSessionRe
 // audience and sid. Only tokens typed "JWT" qualify, so access and logout
 // tokens (at+jwt, logout+jwt) are not accepted as hints.
 func (p *Provider) verifyHint(ctx context.Context, raw string) ([]string, string, error) {
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSigned(raw, joseAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, "", fmt.Errorf("oidc: parse id_token_hint: %w", err)
 	}

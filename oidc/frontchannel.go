@@ -32,8 +32,10 @@ func participantFor(cl Client, s store.Session, issuer string) store.Participant
 		Data: map[string]string{
 			DataSIDRequired: strconv.FormatBool(md.BackchannelLogoutSessionRequired),
 			DataSubject:     s.UserID,
-			DataAlg:         cl.Alg(),
 		},
+	}
+	if a := md.IDTokenSignedResponseAlg; a != "" {
+		p.Data[DataAlg] = a
 	}
 	if md.BackchannelLogoutURI != "" {
 		p.Channels |= store.ChannelBack

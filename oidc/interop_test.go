@@ -170,8 +170,8 @@ func checkTokenResponse(t *testing.T, e *badEnv, raw map[string]any) {
 			t.Errorf("ID token lacks %s: %v", k, c)
 		}
 	}
-	if c["nonce"] != "n-0S6_WzA2Mj" || c["sid"] != e.login.SID || c["at_hash"] != leftHalfHash(at) {
-		t.Errorf("ID token nonce %v sid %v (want %s) at_hash %v (want %s)", c["nonce"], c["sid"], e.login.SID, c["at_hash"], leftHalfHash(at))
+	if c["nonce"] != "n-0S6_WzA2Mj" || c["sid"] != e.login.SID || c["at_hash"] != leftHalfHash("RS256", at) {
+		t.Errorf("ID token nonce %v sid %v (want %s) at_hash %v (want %s)", c["nonce"], c["sid"], e.login.SID, c["at_hash"], leftHalfHash("RS256", at))
 	}
 }
 
@@ -275,7 +275,7 @@ func TestRefreshIDToken(t *testing.T) {
 			if _, ok := now["nonce"]; ok || old["nonce"] == nil {
 				t.Errorf("nonce: original %v, refreshed %v; want it only in the original", old["nonce"], now["nonce"])
 			}
-			if now["at_hash"] != leftHalfHash(second.AccessToken) {
+			if now["at_hash"] != leftHalfHash("RS256", second.AccessToken) {
 				t.Errorf("refreshed at_hash %v does not match the new access token", now["at_hash"])
 			}
 		})

@@ -319,7 +319,7 @@ func (p *Provider) verifyAccessJWT(ctx context.Context, raw string) (AccessToken
 	if c, ok := p.verified.get(raw); ok {
 		return c, true
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSigned(raw, joseAlgs)
 	if err != nil || len(jws.Signatures) != 1 || jws.Signatures[0].Header.ExtraHeaders[jose.HeaderType] != typAccess {
 		return AccessTokenClaims{}, false
 	}

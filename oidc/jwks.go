@@ -19,7 +19,7 @@ func (p *Provider) RotateKey(ctx context.Context, alg string) error {
 func (p *Provider) handleJWKS(c *gin.Context) {
 	ctx := c.Request.Context()
 	// Make sure the default key exists so the set is never empty.
-	if _, err := p.keys.signer(ctx, signingAlgs[0]); err != nil {
+	if _, err := p.keys.signer(ctx, p.opts.SigningAlg); err != nil {
 		p.renderJSONError(c, serverErr(err))
 		return
 	}

@@ -3,9 +3,12 @@ package oidc
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"strings"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/slobridge/slobridge/store"
 )
@@ -132,11 +135,12 @@ func (p *Provider) mintIDToken(ctx context.Context, cl Client, g grant, s store.
 		Expiry: now.Add(p.opts.IDTokenTTL).Unix(), IssuedAt: now.Unix(),
 		AuthTime: g.AuthTime.Unix(), Nonce: g.Nonce, SID: g.SessionID, AZP: cl.ID,
 	}
+	alg := p.idTokenAlg(cl.Metadata.IDTokenSignedResponseAlg)
 	if accessToken != "" {
-		c.ATHash = leftHalfHash(accessToken)
+		c.ATHash = leftHalfHash(alg, accessToken)
 	}
 	claimsFor(&c, s, g.Scope)
-	return p.keys.sign(ctx, cl.Alg(), typJWT, c)
+	return p.keys.sign(ctx, alg, typJWT, c)
 }
 
 // mintAccessToken signs a short-lived RFC 9068 access token for g. Its
@@ -164,16 +168,22 @@ func (p *Provider) accessTokenTTL(clientID string) time.Duration {
 	return p.opts.AccessTokenTTL
 }
 
-// SignJWT signs claims with the provider's current RS256 key and the JOSE
-// header typ; it is the ssf.Signer of the session-revoked SETs, so that
-// receivers verify them against the bridge's JWKS.
+// SignJWT signs claims with the provider's current key of SigningAlg and
+// the JOSE header typ; it is the ssf.Signer of the session-revoked SETs,
+// so that receivers verify them against the bridge's JWKS.
 func (p *Provider) SignJWT(ctx context.Context, typ string, claims any) (string, error) {
-	return p.keys.sign(ctx, signingAlgs[0], typ, claims)
+	return p.keys.sign(ctx, p.opts.SigningAlg, typ, claims)
 }
 
-// leftHalfHash is at_hash for RS256 and ES256 (OpenID Connect Core
-// §3.1.3.6): the left half of SHA-256 of the token, base64url.
-func leftHalfHash(tok string) string {
+// leftHalfHash is at_hash (OpenID Connect Core §3.1.3.6): the left half
+// of the hash of the token that goes with the ID token's alg, base64url —
+// SHA-256 for RS256, ES256 and PS256, SHA-512 for EdDSA with Ed25519 (Core
+// errata set 2).
+func leftHalfHash(alg, tok string) string {
+	if alg == string(jose.EdDSA) {
+		sum := sha512.Sum512([]byte(tok))
+		return b64(sum[:32])
+	}
 	sum := sha256.Sum256([]byte(tok))
 	return b64(sum[:16])
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -92,11 +91,15 @@ type Options struct {
 	// AccessTokenTTL is the life of an access token; default 5m (short:
 	// a JWT cannot be recalled, so it dies soon after its session).
 	AccessTokenTTL time.Duration
-	// AccessTokenAlg signs access tokens: RS256 (the default) or ES256.
-	// RFC 9068 makes RS256 the algorithm every conforming resource
-	// server supports; ES256 signs about twenty times faster (the RSA signature
-	// is the largest cost of a code exchange), so choose it when every
-	// resource server accepts it.
+	// SigningAlg signs ID tokens and logout tokens of clients that did not
+	// register an id_token_signed_response_alg, and the SSF events: RS256
+	// (the default, which every RP accepts), ES256, PS256 or EdDSA.
+	SigningAlg string
+	// AccessTokenAlg signs access tokens; default SigningAlg. RFC 9068
+	// makes RS256 the algorithm every conforming resource server
+	// supports; ES256 and EdDSA sign twenty to forty times faster (the
+	// RSA signature is the largest cost of a code exchange), so choose
+	// one when every resource server accepts it.
 	AccessTokenAlg string
 	// RefreshTokenTTL is the life of a refresh token, capped by the
 	// session's expiry; default 24h.
@@ -164,8 +167,15 @@ func New(opts Options) (*Provider, error) {
 		return nil, fmt.Errorf("oidc: issuer %q must use https", opts.Issuer)
 	}
 	opts.Issuer = strings.TrimSuffix(opts.Issuer, "/")
-	if opts.AccessTokenAlg != "" && !slices.Contains(signingAlgs, opts.AccessTokenAlg) {
-		return nil, fmt.Errorf("oidc: access token algorithm %q must be RS256 or ES256", opts.AccessTokenAlg)
+	if opts.SigningAlg != "" {
+		if err := checkAlg(opts.SigningAlg); err != nil {
+			return nil, fmt.Errorf("oidc: signing algorithm %w", err)
+		}
+	}
+	if opts.AccessTokenAlg != "" {
+		if err := checkAlg(opts.AccessTokenAlg); err != nil {
+			return nil, fmt.Errorf("oidc: access token algorithm %w", err)
+		}
 	}
 	applyDefaults(&opts)
 	p := &Provider{
@@ -219,8 +229,11 @@ func applyDefaults(o *Options) {
 	defDur(&o.CodeTTL, time.Minute)
 	defDur(&o.IDTokenTTL, time.Hour)
 	defDur(&o.AccessTokenTTL, 5*time.Minute)
+	if o.SigningAlg == "" {
+		o.SigningAlg = signingAlgs[0]
+	}
 	if o.AccessTokenAlg == "" {
-		o.AccessTokenAlg = signingAlgs[0]
+		o.AccessTokenAlg = o.SigningAlg
 	}
 	defDur(&o.RefreshTokenTTL, 24*time.Hour)
 	defDur(&o.KeyRotation, 30*24*time.Hour)

@@ -31,7 +31,8 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{"issuer with fragment", func(o *Options) { o.Issuer = "https://bridge.example/#f" }, "without query or fragment"},
 		{"http issuer off loopback", func(o *Options) { o.Issuer = "http://bridge.example"; o.AllowLoopbackHTTP = true }, "must use https"},
 		{"http loopback issuer not allowed", func(o *Options) { o.Issuer = "http://127.0.0.1:8080" }, "must use https"},
-		{"access token alg HS256", func(o *Options) { o.AccessTokenAlg = "HS256" }, "RS256 or ES256"},
+		{"access token alg HS256", func(o *Options) { o.AccessTokenAlg = "HS256" }, `access token algorithm "HS256" is not one of RS256, ES256, PS256, EdDSA`},
+		{"signing alg none", func(o *Options) { o.SigningAlg = "none" }, `signing algorithm "none" is not one of RS256, ES256, PS256, EdDSA`},
 		{"static client without id", func(o *Options) {
 			o.Clients = []StaticClient{{Metadata: ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}}, Secret: strings.Repeat("s", 16)}}
 		}, "without client_id"},

@@ -105,6 +105,8 @@ func TestRegistrationRefused(t *testing.T) {
 		{name: "relative backchannel_logout_uri", md: ClientMetadata{RedirectURIs: cb, BackchannelLogoutURI: "/bc"}, want: ErrInvalidClientMetadata},
 		{name: "unknown auth method", md: ClientMetadata{RedirectURIs: cb, TokenEndpointAuthMethod: "private_key_jwt"}, want: ErrInvalidClientMetadata},
 		{name: "HS256 ID tokens", md: ClientMetadata{RedirectURIs: cb, IDTokenSignedResponseAlg: "HS256"}, want: ErrInvalidClientMetadata},
+		{name: "unsigned ID tokens", md: ClientMetadata{RedirectURIs: cb, IDTokenSignedResponseAlg: "none"}, want: ErrInvalidClientMetadata},
+		{name: "ES512 ID tokens (not offered)", md: ClientMetadata{RedirectURIs: cb, IDTokenSignedResponseAlg: "ES512"}, want: ErrInvalidClientMetadata},
 		{name: "implicit grant", md: ClientMetadata{RedirectURIs: cb, GrantTypes: []string{"implicit"}}, want: ErrInvalidClientMetadata},
 		{name: "token response type", md: ClientMetadata{RedirectURIs: cb, ResponseTypes: []string{"token"}}, want: ErrInvalidClientMetadata},
 		{name: "not JSON", body: "redirect_uris=https://app.example/cb", want: ErrInvalidClientMetadata},

@@ -33,6 +33,7 @@ type rpLogin struct {
 // rpLogout is one back-channel logout token an RP accepted.
 type rpLogout struct {
 	Typ   string
+	Alg   string
 	Token *gooidc.LogoutToken
 }
 
@@ -285,7 +286,7 @@ func (rp *testRP) handleCallback(w http.ResponseWriter, r *http.Request) {
 func (rp *testRP) handleBackChannel(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	raw := r.PostFormValue("logout_token")
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.PS256, jose.EdDSA})
 	if err != nil || len(jws.Signatures) != 1 {
 		rp.backErrors <- fmt.Errorf("parse logout token: %v", err)
 		http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
@@ -303,7 +304,7 @@ func (rp *testRP) handleBackChannel(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
 		return
 	}
-	rp.backLogouts <- rpLogout{Typ: typ, Token: lt}
+	rp.backLogouts <- rpLogout{Typ: typ, Alg: jws.Signatures[0].Header.Algorithm, Token: lt}
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -23,9 +23,9 @@
 // every other rule of records (expiry, take-once, TakeGrant under
 // concurrency) and survive an orderly Close and reopen. After a crash a
 // backend may lose any of them, all at once — never part of one record and
-// never a durable write — and it comes back working: bbolt keeps them in a
-// second file written without fsync (<path>.volatile) that it discards when
-// the database was not closed cleanly; PostgreSQL keeps them in UNLOGGED
+// never a durable write — and it comes back working: bbolt keeps them in
+// memory and writes them to <path>.volatile only at Close, for the next
+// Open to read back; PostgreSQL keeps them in UNLOGGED
 // tables, which the server empties in its crash recovery. So after a crash
 // a session and its participants are never lost; a login in progress may be
 // (the person sees "start again"), and a code issued just before the crash

@@ -149,7 +149,7 @@ func writeConfig(dir, listen string, w io.Writer) error {
 // the OpenID Provider, the SAML IdP, the SSF transmitter, the admin API)
 // and serves it on a fresh 127.0.0.1 port. workers is delivery.workers (0:
 // the default).
-func startBridge(ctx context.Context, dir string, workers int, pgDSN string, logw io.Writer) (*target, error) {
+func startBridge(ctx context.Context, dir string, workers int, pgDSN, signingAlg string, logw io.Writer) (*target, error) {
 	gin.SetMode(gin.ReleaseMode)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -170,6 +170,7 @@ func startBridge(ctx context.Context, dir string, workers int, pgDSN string, log
 		_ = ln.Close()
 		return nil, fmt.Errorf("bridge configuration: %w", err)
 	}
+	cfg.OIDC.SigningAlg = signingAlg
 	dbPath := cfg.Store.Bolt.Path
 	if pgDSN != "" {
 		dbPath = ""

@@ -43,6 +43,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/slobridge/slobridge/oidc"
 )
 
 func main() {
@@ -62,7 +64,7 @@ type options struct {
 	Scenarios                                          string
 	Workers                                            int
 	CPUProfile, MemProfile, WriteConfig, Listen        string
-	Postgres, BridgeLog, Alg                           string
+	Postgres, BridgeLog, Alg, SigningAlg               string
 	p                                                  params
 }
 
@@ -86,7 +88,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile at the end of the run to this file")
 	fs.StringVar(&o.Postgres, "postgres", "", "run the in-process bridge on PostgreSQL at this DSN (in a fresh schema, dropped at the end) instead of bbolt")
 	fs.StringVar(&o.BridgeLog, "bridge-log", "", "append the in-process bridge's logs (level warn and above) to this file")
-	fs.StringVar(&o.Alg, "alg", "", "id_token_signed_response_alg of the registered apps, RS256 or ES256 (empty: the bridge's default); their logout tokens use it too")
+	fs.StringVar(&o.Alg, "alg", "", "id_token_signed_response_alg of the registered apps, RS256, ES256, PS256 or EdDSA (empty: the bridge's signing_alg); their logout tokens use it too")
+	fs.StringVar(&o.SigningAlg, "signing-alg", "", "oidc.signing_alg of the in-process bridge (its ID, access and logout tokens), RS256, ES256, PS256 or EdDSA (empty: RS256)")
 	fs.IntVar(&o.Workers, "workers", 0, "delivery.workers of the in-process bridge (0: the serve default, 256)")
 	fs.DurationVar(&o.p.Duration, "duration", 0, "length of each throughput scenario (default 10s, -short 1s)")
 	fs.IntVar(&o.p.Concurrency, "concurrency", 32, "concurrent browsers or callers")
@@ -136,8 +139,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 		o.p.Delays = append(o.p.Delays, d)
 	}
-	if o.Alg != "" && o.Alg != "RS256" && o.Alg != "ES256" {
-		return o, fmt.Errorf("-alg: %q is neither RS256 nor ES256", o.Alg)
+	for _, a := range []struct{ flag, v string }{{"-alg", o.Alg}, {"-signing-alg", o.SigningAlg}} {
+		if a.v != "" && !slices.Contains(oidc.SigningAlgorithms(), a.v) {
+			return o, fmt.Errorf("%s: %q is not one of %s", a.flag, a.v, strings.Join(oidc.SigningAlgorithms(), ", "))
+		}
 	}
 	if o.p.Concurrency < 1 {
 		return o, errors.New("-concurrency must be at least 1")
@@ -200,7 +205,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			defer f.Close()
 			logw = f
 		}
-		if t, err = startBridge(ctx, dir, o.Workers, o.Postgres, logw); err != nil {
+		if t, err = startBridge(ctx, dir, o.Workers, o.Postgres, o.SigningAlg, logw); err != nil {
 			return err
 		}
 	} else {

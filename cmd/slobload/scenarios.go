@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -154,6 +156,7 @@ func (r *runner) timed(ctx context.Context, d time.Duration, workers int, fn fun
 // and a new participant), "sso" is a browser with a bridge session logging
 // in to one app after another (authorize, code, token: a new participant).
 func (r *runner) logins(ctx context.Context) error {
+	before, beforeOK := r.commits(ctx)
 	r.bar.start("oidc logins (full)", 100)
 	lat, el, err := r.timed(ctx, r.p.Duration, r.p.Concurrency, func(ctx context.Context, w int) error {
 		_, err := r.l.newBrowser().login(ctx, r.apps[w%len(r.apps)])
@@ -165,6 +168,11 @@ func (r *runner) logins(ctx context.Context) error {
 	}
 	r.rep.add(atLeast(result{Scenario: "oidc-login", Metric: "full login (new session + participant)", Value: float64(len(lat)) / el.Seconds(), Unit: "logins/s", Samples: len(lat),
 		Note: fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, %d browsers", percentile(lat, 50), percentile(lat, 99), r.p.Concurrency)}, 1000))
+	if after, ok := r.commits(ctx); ok && beforeOK && len(lat) > 0 {
+		n := float64(len(lat))
+		r.rep.add(atMost(result{Scenario: "oidc-login", Metric: "synced store commits per full login", Value: (after.synced - before.synced) / n, Unit: "commits", Samples: len(lat),
+			Note: fmt.Sprintf("%.2f unsynced (volatile) commits per login; shared by %d concurrent browsers", (after.unsynced-before.unsynced)/n, r.p.Concurrency)}, 1))
+	}
 
 	type sso struct {
 		b    *browser
@@ -191,6 +199,48 @@ func (r *runner) logins(ctx context.Context) error {
 	r.rep.add(atLeast(result{Scenario: "oidc-login", Metric: "sso login (new participant)", Value: float64(len(lat)) / el.Seconds(), Unit: "logins/s", Samples: len(lat),
 		Note: fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", percentile(lat, 50), percentile(lat, 99))}, 1000))
 	return nil
+}
+
+// commitCounts is slobridge_store_commits_total as /metrics reports it.
+type commitCounts struct{ synced, unsynced float64 }
+
+// commits reads the bridge's store commit counters from /metrics; false
+// when the bridge does not serve them there (admin.listen elsewhere, or a
+// store that does not count).
+func (r *runner) commits(ctx context.Context) (commitCounts, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.l.t.BaseURL+"/metrics", nil)
+	if err != nil {
+		return commitCounts{}, false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return commitCounts{}, false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return commitCounts{}, false
+	}
+	var c commitCounts
+	found := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case `slobridge_store_commits_total{synced="true"}`:
+			c.synced, found = v, found+1
+		case `slobridge_store_commits_total{synced="false"}`:
+			c.unsynced, found = v, found+1
+		}
+	}
+	return c, found == 2
 }
 
 // session logs a new person in to the first n apps and returns the first

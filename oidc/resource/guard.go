@@ -141,7 +141,7 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 	g.since = opts.Now()
 	g.verifier = oidc.NewVerifier(opts.Issuer, opts.KeySet, &oidc.Config{
 		ClientID:             opts.Audience,
-		SupportedSigningAlgs: []string{oidc.RS256, oidc.ES256},
+		SupportedSigningAlgs: []string{oidc.RS256, oidc.ES256, oidc.PS256, oidc.EdDSA},
 		Now:                  opts.Now,
 	})
 	return g, nil
@@ -290,7 +290,7 @@ func (g *Guard) rememberSET(jti string, forget time.Time) bool {
 
 // checkType verifies the explicit JOSE type of a compact JWS.
 func checkType(raw, want string) error {
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.PS256, jose.EdDSA})
 	if err != nil {
 		return fmt.Errorf("malformed JWS: %v", err)
 	}

@@ -58,7 +58,7 @@ func newRemoteKeys(url string, client *http.Client, refresh time.Duration, now f
 
 // VerifySignature implements oidc.KeySet.
 func (k *remoteKeys) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.PS256, jose.EdDSA})
 	if err != nil {
 		return nil, fmt.Errorf("malformed JWS: %v", err)
 	}

@@ -115,10 +115,8 @@ func addSession(ctx context.Context, db store.Store, i int, now time.Time) error
 	return nil
 }
 
-// fillOptions open a file for building fixtures: no fsync, and a short
-// batch delay, since AddParticipant waits up to MaxBatchDelay (bbolt's
-// default is 10 ms) for other adds to share its commit.
-var fillOptions = bolt.Options{NoSync: true, MaxBatchDelay: 200 * time.Microsecond}
+// fillOptions open a file for building fixtures: no fsync.
+var fillOptions = bolt.Options{NoSync: true}
 
 // fillStore adds sessions [from, to) with their participants, from several
 // goroutines so that participant adds share bbolt batches.

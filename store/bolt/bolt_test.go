@@ -47,22 +47,22 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// crashCopy copies the files of db as a crash (SIGKILL, with the page
-// cache intact) leaves them — the database file and the volatile file,
-// without the marker of a clean close — into a new directory and opens
-// the copy.
+// crashCopy copies the files of the open db as a crash leaves them into a
+// new directory and opens the copy: the database file (every commit was
+// synced), and no volatile file, which only a clean Close writes.
 func crashCopy(t *testing.T, s store.Store) store.Store {
 	db := s.(*DB)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "slobridge.db")
-	for from, to := range map[string]string{db.Path(): path, VolatilePath(db.Path()): VolatilePath(path)} {
-		b, err := os.ReadFile(from)
-		if err != nil {
-			t.Fatalf("crash copy: %v", err)
-		}
-		if err := os.WriteFile(to, b, 0o600); err != nil {
-			t.Fatalf("crash copy: %v", err)
-		}
+	if _, err := os.Stat(VolatilePath(db.Path())); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a volatile file exists while the database is open: %v", err)
+	}
+	b, err := os.ReadFile(db.Path())
+	if err != nil {
+		t.Fatalf("crash copy: %v", err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatalf("crash copy: %v", err)
 	}
 	again, err := Open(path, Options{})
 	if err != nil {
@@ -72,9 +72,9 @@ func crashCopy(t *testing.T, s store.Store) store.Store {
 	return again
 }
 
-// TestCrashDiscardsVolatileRecords: after a crash bbolt discards the
-// volatile file whole (its pages were never synced), while a clean Close
-// keeps it.
+// TestCrashDiscardsVolatileRecords: after a crash the volatile records
+// are gone (they lived in memory); a clean Close keeps them for the next
+// Open, which removes the file it read them from.
 func TestCrashDiscardsVolatileRecords(t *testing.T) {
 	db := openTemp(t)
 	ctx := t.Context()
@@ -87,8 +87,22 @@ func TestCrashDiscardsVolatileRecords(t *testing.T) {
 	if _, err := crashed.GetRecord(ctx, ns, "k", time.Now()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("volatile record after a crash: %v, want ErrNotFound (file discarded)", err)
 	}
-	if c := db.CommitCounts(); c.Unsynced != 1 {
+	if c := db.CommitCounts(); c.Unsynced != 1 || c.Synced != 0 {
 		t.Fatalf("commit counts after one volatile put: %+v, want 1 unsynced", c)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(db.Path(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if _, err := os.Stat(VolatilePath(db.Path())); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Open left the volatile file in place: %v", err)
+	}
+	if _, err := again.GetRecord(ctx, ns, "k", time.Now()); err != nil {
+		t.Fatalf("volatile record after a clean Close and Open: %v", err)
 	}
 }
 

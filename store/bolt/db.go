@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,10 +47,6 @@ const (
 	defaultTimeout     = time.Second
 	defaultFileMode    = fs.FileMode(0o600)
 	defaultBatchSize   = 1000
-	// defaultBatchDelay is how long a write waits for others to share its
-	// commit (bbolt's own default is 10ms): long enough for concurrent
-	// logins to share an fsync, short enough not to be felt by one user.
-	defaultBatchDelay = 2 * time.Millisecond
 )
 
 // allBuckets lists every bucket Open creates.
@@ -73,12 +70,10 @@ type Options struct {
 	NoSync bool
 	// FileMode is the mode of a newly created file; zero means 0600.
 	FileMode fs.FileMode
-	// MaxBatchDelay and MaxBatchSize tune the batching of the small,
-	// frequent writes (sessions, participants, records, replay IDs,
-	// completed attempts: bbolt's DB.MaxBatchDelay and DB.MaxBatchSize);
-	// zero means 2ms and 1000.
-	MaxBatchDelay time.Duration
-	MaxBatchSize  int
+	// MaxBatchSize is the most of the small, frequent writes (sessions,
+	// participants, records, replay IDs, completed attempts) that share
+	// one commit (groupcommit.go); zero means 1000.
+	MaxBatchSize int
 	// Now is the wall clock, used only where the Store contract passes no
 	// time (PutRecord judges whether an existing record is still live, and
 	// ReleaseLeases). Nil means time.Now.
@@ -109,11 +104,13 @@ type Options struct {
 type DB struct {
 	bolt *bbolt.DB
 	// vol holds the volatile records (volatile.go).
-	vol    *bbolt.DB
+	vol    memRecords
 	path   string
 	now    func() time.Time
 	noSync bool
-	// commits counts the commits of both files.
+	// group shares the commits of small writes (batch).
+	group *groupCommit
+	// commits counts commits and volatile writes.
 	commits commitCounter
 	// reserve keeps space for logouts; nil when Options.Reserve is 0.
 	reserve *writeReserve
@@ -186,14 +183,6 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, openError(path, timeout, err)
 	}
-	bdb.MaxBatchSize = defaultBatchSize
-	if opts.MaxBatchSize > 0 {
-		bdb.MaxBatchSize = opts.MaxBatchSize
-	}
-	bdb.MaxBatchDelay = defaultBatchDelay
-	if opts.MaxBatchDelay > 0 {
-		bdb.MaxBatchDelay = opts.MaxBatchDelay
-	}
 	err = bdb.Update(func(tx *bbolt.Tx) error {
 		kindIndexNew := tx.Bucket([]byte(bkClientsByKind)) == nil
 		emailIndexNew := tx.Bucket([]byte(bkSessByEmail)) == nil
@@ -235,12 +224,14 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("bolt: open %s: release leases: %w", path, err)
 		}
 	}
-	vdb, err := openVolatile(path, mode)
+	vol, err := loadVolatile(path)
 	if err != nil {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, vol: vdb, path: path, now: now, noSync: opts.NoSync}
+	db := &DB{bolt: bdb, path: path, now: now, noSync: opts.NoSync}
+	db.vol.m = vol
+	db.group = &groupCommit{db: bdb, max: cmp.Or(max(opts.MaxBatchSize, 0), defaultBatchSize), before: setFillPercents, committed: db.countCommit}
 	if opts.Reserve > 0 {
 		db.reserve = newWriteReserve(path, opts.Reserve, time.Now)
 		db.reserve.onChange = opts.OnReserve
@@ -298,7 +289,13 @@ func (db *DB) Path() string { return db.path }
 // Close releases the files and the lock; the volatile records are kept
 // for the next Open.
 func (db *DB) Close() error {
-	volErr := closeVolatile(db.vol, db.path)
+	db.vol.mu.Lock()
+	var volErr error
+	if db.vol.m != nil {
+		volErr = saveVolatile(db.path, db.vol.m, db.now())
+		db.vol.m = nil
+	}
+	db.vol.mu.Unlock()
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("bolt: close %s: %w", db.path, errors.Join(err, volErr))
 	}
@@ -372,8 +369,8 @@ func (db *DB) loginBatch(ctx context.Context, op string, fn func(tx *bbolt.Tx) e
 }
 
 // batch runs fn in a write transaction that concurrent callers share
-// (bbolt's DB.Batch), so that they share one commit and its fsyncs. bbolt
-// may run fn more than once, so fn must only write inside tx and assign
+// (groupCommit), so that they share one commit and its fsync. It may run
+// fn more than once, so fn must only write inside tx and assign
 // its results afresh on every run. An error of fn that is a refusal
 // (store.ErrAlreadyExists, ErrNotFound, ErrReplay, ErrSessionEnded,
 // ErrInvalid) must be returned before fn writes anything: it is reported to
@@ -390,10 +387,8 @@ func (db *DB) batchRun(ctx context.Context, op string, fn func(tx *bbolt.Tx) err
 	}
 	var refused error
 	run := func() error {
-		return db.bolt.Batch(func(tx *bbolt.Tx) error {
+		return db.group.do(func(tx *bbolt.Tx) error {
 			refused = nil
-			setFillPercents(tx)
-			db.countBatchCommit(tx)
 			err := fn(tx)
 			if isRefusal(err) {
 				refused = err
@@ -406,7 +401,14 @@ func (db *DB) batchRun(ctx context.Context, op string, fn func(tx *bbolt.Tx) err
 	if useReserve && db.outOfSpace(err) {
 		err = run()
 	}
-	db.noteWrite(err)
+	if !useReserve && db.reserve != nil && errors.Is(dbError(err), store.ErrNoSpace) {
+		// A login that found the disk full before the reserve's next
+		// measure: logins are refused from now on; the reserve is still
+		// there for logouts, so the store stays writable for them.
+		db.reserve.loginOutOfSpace()
+	} else {
+		db.noteWrite(err)
+	}
 	if err == nil {
 		err = refused
 	}

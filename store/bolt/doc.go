@@ -24,11 +24,11 @@
 //	meta                counters kept in step with the data (sessions_active_n:
 //	                    the entries of sessions_active, so counting is a read)
 //
-// The records of volatile namespaces (store.IsVolatile) live in a second
-// file, <path>.volatile, with the same records and records_exp buckets,
-// written without fsync: a login in progress costs no synchronous write.
-// Close syncs it and leaves <path>.volatile-clean; Open keeps it only when
-// that marker is there, and otherwise (a crash) discards it unread.
+// The records of volatile namespaces (store.IsVolatile) live in memory: a
+// login in progress costs neither an fsync nor a write system call. Close
+// writes them to <path>.volatile (synced, renamed into place) and Open
+// reads them back and removes the file, so a restart keeps the logins in
+// progress and a crash loses them, as the store's contract allows.
 //
 // Times in keys are 8-byte big-endian Unix nanoseconds with the sign bit
 // flipped, so byte order is time order. The index buckets keyed by time
@@ -59,7 +59,7 @@
 // bbolt's Batch, so that concurrent logins share one commit and its fsync
 // (a group commit, at most 2ms of waiting); their functions are safe to run
 // twice and report a refusal (ErrAlreadyExists, ErrNotFound …) before they
-// write. Writes of the volatile file commit at once, without fsync.
+// write. Volatile records are written under a mutex of their own.
 // EndSessions and claims use a plain Update. The sweeper works in bounded
 // transactions (sweep.go) so that a backlog never holds the writer for
 // long. CommitCounts counts the commits of both files

@@ -62,9 +62,9 @@ func (db *DB) PutRecord(ctx context.Context, r store.Record) error {
 	if strings.IndexByte(r.Key, 0) >= 0 {
 		return fmt.Errorf("bolt: put record: %w: key holds a NUL byte", store.ErrInvalid)
 	}
-	return db.recordsWrite(ctx, r.Namespace, "put record", func(tx *bbolt.Tx) error {
+	return db.recordsWrite(ctx, r.Namespace, "put record", func(rt recordTx) error {
 		k := key(prefix(r.Namespace), []byte(r.Key))
-		old, ok, err := getRecord(tx, k)
+		old, ok, err := rt.get(k)
 		if err != nil {
 			return err
 		}
@@ -72,21 +72,21 @@ func (db *DB) PutRecord(ctx context.Context, r store.Record) error {
 			if live(old.ExpiresAt, db.now()) {
 				return fmt.Errorf("record in %s: %w", r.Namespace, store.ErrAlreadyExists)
 			}
-			if err := deleteRecord(tx, old.Record); err != nil {
+			if err := rt.del(old.Record); err != nil {
 				return err
 			}
 		}
-		return putRecord(tx, storedRecord{Record: r})
+		return rt.put(storedRecord{Record: r})
 	})
 }
 
 // GetRecord returns a record live at now.
 func (db *DB) GetRecord(ctx context.Context, namespace, k string, now time.Time) (store.Record, error) {
 	var r storedRecord
-	err := db.recordsView(ctx, namespace, "get record", func(tx *bbolt.Tx) error {
+	err := db.recordsView(ctx, namespace, "get record", func(rt recordTx) error {
 		var ok bool
 		var err error
-		r, ok, err = getRecord(tx, key(prefix(namespace), []byte(k)))
+		r, ok, err = rt.get(key(prefix(namespace), []byte(k)))
 		if err != nil {
 			return err
 		}
@@ -105,17 +105,17 @@ func (db *DB) GetRecord(ctx context.Context, namespace, k string, now time.Time)
 // transaction: of concurrent takes exactly one succeeds.
 func (db *DB) TakeRecord(ctx context.Context, namespace, k string, now time.Time) (store.Record, error) {
 	var r storedRecord
-	err := db.recordsWrite(ctx, namespace, "take record", func(tx *bbolt.Tx) error {
+	err := db.recordsWrite(ctx, namespace, "take record", func(rt recordTx) error {
 		var ok bool
 		var err error
-		r, ok, err = getRecord(tx, key(prefix(namespace), []byte(k)))
+		r, ok, err = rt.get(key(prefix(namespace), []byte(k)))
 		if err != nil {
 			return err
 		}
 		if !ok || !live(r.ExpiresAt, now) || r.Used {
 			return fmt.Errorf("record in %s: %w", namespace, store.ErrNotFound)
 		}
-		return deleteRecord(tx, r.Record)
+		return rt.del(r.Record)
 	})
 	if err != nil {
 		return store.Record{}, err
@@ -128,9 +128,9 @@ func (db *DB) TakeRecord(ctx context.Context, namespace, k string, now time.Time
 // exactly one finds it unused.
 func (db *DB) TakeGrant(ctx context.Context, namespace, k string, issued []byte, keepUntil, now time.Time) (store.GrantUse, error) {
 	var u store.GrantUse
-	err := db.recordsWrite(ctx, namespace, "take grant", func(tx *bbolt.Tx) error {
+	err := db.recordsWrite(ctx, namespace, "take grant", func(rt recordTx) error {
 		u = store.GrantUse{}
-		r, ok, err := getRecord(tx, key(prefix(namespace), []byte(k)))
+		r, ok, err := rt.get(key(prefix(namespace), []byte(k)))
 		if err != nil {
 			return err
 		}
@@ -142,14 +142,14 @@ func (db *DB) TakeGrant(ctx context.Context, namespace, k string, issued []byte,
 			return nil
 		}
 		u = store.GrantUse{Record: r.Record, First: true}
-		if err := deleteRecord(tx, r.Record); err != nil {
+		if err := rt.del(r.Record); err != nil {
 			return err
 		}
 		r.Used, r.Issued = true, issued
 		if keepUntil.After(r.ExpiresAt) {
 			r.ExpiresAt = keepUntil
 		}
-		return putRecord(tx, r)
+		return rt.put(r)
 	})
 	if err != nil {
 		return store.GrantUse{}, err
@@ -159,12 +159,12 @@ func (db *DB) TakeGrant(ctx context.Context, namespace, k string, issued []byte,
 
 // DeleteRecord removes a record; no error when absent.
 func (db *DB) DeleteRecord(ctx context.Context, namespace, k string) error {
-	return db.recordsWrite(ctx, namespace, "delete record", func(tx *bbolt.Tx) error {
-		r, ok, err := getRecord(tx, key(prefix(namespace), []byte(k)))
+	return db.recordsWrite(ctx, namespace, "delete record", func(rt recordTx) error {
+		r, ok, err := rt.get(key(prefix(namespace), []byte(k)))
 		if err != nil || !ok {
 			return err
 		}
-		return deleteRecord(tx, r.Record)
+		return rt.del(r.Record)
 	})
 }
 

@@ -101,6 +101,17 @@ func (r *writeReserve) allowLogin() error {
 	return nil
 }
 
+// loginOutOfSpace is told that a login's write failed for want of space
+// between two measures: it measures again at once, so that logins are
+// refused (and the change reported) from now on, not from the next
+// scheduled measure.
+func (r *writeReserve) loginOutOfSpace() {
+	r.mu.Lock()
+	r.checkedAt = time.Time{}
+	r.mu.Unlock()
+	_ = r.allowLogin()
+}
+
 // release frees the ballast for a write that must not fail; false when
 // there was none.
 func (r *writeReserve) release() bool {

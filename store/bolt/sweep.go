@@ -49,7 +49,8 @@ type sweepPhase func(tx *bbolt.Tx, from []byte, b *sweepBudget) (n, m int, next 
 //     now-retain, with their participants and index entries;
 //   - logouts created at or before now-retain whose deliveries are all
 //     final and done at or before now-retain, with those deliveries;
-//   - records (durable and volatile) and replay entries expired at now;
+//   - records (durable and volatile: those in a pass over the map under
+//     its lock) and replay entries expired at now;
 //   - keys whose (non-zero) RetireAt is at or before now.
 //
 // A cancelled ctx stops it between transactions with what it removed so
@@ -59,18 +60,17 @@ func (db *DB) Sweep(ctx context.Context, now time.Time, retain time.Duration) (s
 	cutoff := now.Add(-retain)
 	phases := []struct {
 		name string
-		file *bbolt.DB
 		run  sweepPhase
 		n, m *int
 	}{
-		{"sessions", db.bolt, sweepSessionsIn(bkSessActive, cutoff), &res.Sessions, nil},
-		{"ended sessions", db.bolt, sweepSessionsIn(bkSessEnded, cutoff), &res.Sessions, nil},
-		{"logouts", db.bolt, sweepLogouts(cutoff), &res.Logouts, &res.Deliveries},
-		{"records", db.bolt, sweepExpiring(bkRecordsExp, bkRecords, now), &res.Records, nil},
-		{"volatile records", db.vol, sweepExpiring(bkRecordsExp, bkRecords, now), &res.Records, nil},
-		{"replay", db.bolt, sweepExpiring(bkReplayExp, bkReplay, now), &res.Replay, nil},
-		{"keys", db.bolt, sweepKeys(now), &res.Keys, nil},
+		{"sessions", sweepSessionsIn(bkSessActive, cutoff), &res.Sessions, nil},
+		{"ended sessions", sweepSessionsIn(bkSessEnded, cutoff), &res.Sessions, nil},
+		{"logouts", sweepLogouts(cutoff), &res.Logouts, &res.Deliveries},
+		{"records", sweepExpiring(bkRecordsExp, bkRecords, now), &res.Records, nil},
+		{"replay", sweepExpiring(bkReplayExp, bkReplay, now), &res.Replay, nil},
+		{"keys", sweepKeys(now), &res.Keys, nil},
 	}
+	res.Records += db.sweepVolatile(now)
 	for _, p := range phases {
 		var from []byte
 		for first := true; first || from != nil; first = false {
@@ -82,7 +82,7 @@ func (db *DB) Sweep(ctx context.Context, now time.Time, retain time.Duration) (s
 			}
 			var n, m int
 			var next []byte
-			err := p.file.Update(func(tx *bbolt.Tx) error {
+			err := db.bolt.Update(func(tx *bbolt.Tx) error {
 				setFillPercents(tx)
 				b := &sweepBudget{left: sweepBatchKeys, deadline: time.Now().Add(sweepBatchTime)}
 				var err error
@@ -90,7 +90,7 @@ func (db *DB) Sweep(ctx context.Context, now time.Time, retain time.Duration) (s
 					return err
 				}
 				if n > 0 {
-					tx.OnCommit(db.commitCounterOf(p.file))
+					tx.OnCommit(db.countCommit)
 				}
 				return nil
 			})
@@ -105,14 +105,6 @@ func (db *DB) Sweep(ctx context.Context, now time.Time, retain time.Duration) (s
 		}
 	}
 	return res, nil
-}
-
-// commitCounterOf returns the commit count of file.
-func (db *DB) commitCounterOf(file *bbolt.DB) func() {
-	if file == db.vol {
-		return func() { db.commits.unsynced.Add(1) }
-	}
-	return db.countCommit
 }
 
 // scanFrom calls fn for the keys of a time-keyed bucket from the key from

@@ -1,110 +1,151 @@
 package bolt
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/slobridge/slobridge/store"
 )
 
-// The volatile records (store.IsVolatile namespaces) live in a second
-// bbolt file beside the database, written without fsync: a login in
-// progress costs no synchronous disk write. Close syncs it and leaves a
-// marker file; Open keeps the file only when the marker is there and
-// removes the marker (durably) before using it, so the file of a process
-// that did not close cleanly — killed, or a machine that lost power with
-// unwritten pages — is discarded, never read.
-const (
-	volatileSuffix      = ".volatile"
-	volatileCleanSuffix = ".volatile-clean"
-)
+// The volatile records (store.IsVolatile namespaces: logins in progress)
+// live in memory while the database is open: a login's steps cost neither
+// an fsync nor a write system call. Close writes them to <path>.volatile
+// (synced, then renamed into place); Open reads that file back and removes
+// it — durably — before the store is used, so the records of a process
+// that did not close cleanly (killed, or a machine that lost power) are
+// simply gone, as the store's contract allows, and never half there.
+const volatileSuffix = ".volatile"
 
-// volatileBuckets are the buckets of the volatile file.
-var volatileBuckets = []string{bkRecords, bkRecordsExp}
-
-// VolatilePath returns the file that holds the volatile records of the
-// database at path.
+// VolatilePath returns the file in which Close leaves the volatile records
+// of the database at path for the next Open.
 func VolatilePath(path string) string { return path + volatileSuffix }
 
-// openVolatile opens the volatile file of the database at path: the one
-// left by a clean Close, or a new empty one.
-func openVolatile(path string, mode fs.FileMode) (*bbolt.DB, error) {
-	vpath, marker := VolatilePath(path), path+volatileCleanSuffix
-	_, statErr := os.Stat(marker)
-	clean := statErr == nil
-	if clean {
-		if err := os.Remove(marker); err != nil {
-			return nil, fmt.Errorf("remove the clean-close marker: %w", err)
-		}
-		if err := syncDir(filepath.Dir(path)); err != nil {
-			return nil, err
-		}
-	} else if err := os.Remove(vpath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("discard the volatile records of an unclean stop: %w", err)
-	}
-	open := func() (*bbolt.DB, error) {
-		vdb, err := bbolt.Open(vpath, mode, &bbolt.Options{Timeout: defaultTimeout, NoSync: true, NoFreelistSync: true, NoGrowSync: true})
-		if err != nil {
-			return nil, err
-		}
-		err = vdb.Update(func(tx *bbolt.Tx) error {
-			for _, name := range volatileBuckets {
-				if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
-					return fmt.Errorf("create bucket %s: %w", name, err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			_ = vdb.Close()
-			return nil, err
-		}
-		return vdb, nil
-	}
-	vdb, err := open()
-	if err != nil && clean {
-		// A cleanly closed file that does not open (damaged since):
-		// what it held may be lost, so start afresh.
-		if rmErr := os.Remove(vpath); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
-			return nil, fmt.Errorf("open %s: %w (and remove it: %v)", vpath, err, rmErr)
-		}
-		vdb, err = open()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", vpath, err)
-	}
-	return vdb, nil
+// recordTx is what the record operations need of a transaction: the
+// database file's (boltRecords) or the volatile map's (memRecords, under
+// its lock). Operations return a refusal before they write anything.
+type recordTx interface {
+	get(k []byte) (storedRecord, bool, error)
+	put(r storedRecord) error
+	del(r store.Record) error
 }
 
-// closeVolatile syncs and closes the volatile file and marks it cleanly
-// closed.
-func closeVolatile(vdb *bbolt.DB, path string) error {
-	if err := vdb.Sync(); err != nil {
-		_ = vdb.Close()
-		return fmt.Errorf("sync %s: %w", vdb.Path(), err)
+// boltRecords is recordTx over a bbolt write or read transaction.
+type boltRecords struct{ tx *bbolt.Tx }
+
+func (b boltRecords) get(k []byte) (storedRecord, bool, error) { return getRecord(b.tx, k) }
+func (b boltRecords) put(r storedRecord) error                 { return putRecord(b.tx, r) }
+func (b boltRecords) del(r store.Record) error                 { return deleteRecord(b.tx, r) }
+
+// memRecords holds the volatile records.
+type memRecords struct {
+	mu sync.Mutex
+	m  map[string]storedRecord
+}
+
+// memTx is recordTx over memRecords; its methods run under mu.
+type memTx struct{ m map[string]storedRecord }
+
+func (t memTx) get(k []byte) (storedRecord, bool, error) {
+	r, ok := t.m[string(k)]
+	return r, ok, nil
+}
+
+func (t memTx) put(r storedRecord) error {
+	r.Value, r.Issued = cloneBytes(r.Value), cloneBytes(r.Issued)
+	t.m[string(key(prefix(r.Namespace), []byte(r.Key)))] = r
+	return nil
+}
+
+func (t memTx) del(r store.Record) error {
+	delete(t.m, string(key(prefix(r.Namespace), []byte(r.Key))))
+	return nil
+}
+
+// cloneBytes copies b, keeping nil nil.
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
 	}
-	if err := vdb.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", vdb.Path(), err)
+	return append([]byte{}, b...)
+}
+
+// loadVolatile reads the volatile records a clean Close left beside path,
+// and removes the file durably before returning them.
+func loadVolatile(path string) (map[string]storedRecord, error) {
+	m := map[string]storedRecord{}
+	vpath := VolatilePath(path)
+	f, err := os.Open(vpath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, nil
 	}
-	marker := path + volatileCleanSuffix
-	f, err := os.OpenFile(marker, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
-		return fmt.Errorf("write the clean-close marker: %w", err)
+		return nil, fmt.Errorf("read the volatile records: %w", err)
 	}
-	if err := errors.Join(f.Sync(), f.Close()); err != nil {
-		return fmt.Errorf("write the clean-close marker: %w", err)
+	dec := json.NewDecoder(bufio.NewReader(f))
+	for {
+		var r storedRecord
+		if err := dec.Decode(&r); err != nil {
+			if !errors.Is(err, io.EOF) {
+				// Written whole and synced before its rename, the file can
+				// only be damaged since: what it held is lost, no more.
+				clear(m)
+			}
+			break
+		}
+		_ = memTx{m}.put(r)
+	}
+	_ = f.Close()
+	if err := os.Remove(vpath); err != nil {
+		return nil, fmt.Errorf("remove the volatile records once read: %w", err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// saveVolatile writes the volatile records live at now beside path for the
+// next Open: to a temporary file, synced, then renamed into place.
+func saveVolatile(path string, m map[string]storedRecord, now time.Time) error {
+	vpath := VolatilePath(path)
+	tmp := vpath + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("save the volatile records: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	for _, r := range m {
+		if !live(r.ExpiresAt, now) {
+			continue
+		}
+		if err := enc.Encode(r); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("save the volatile records: %w", err)
+		}
+	}
+	if err := errors.Join(w.Flush(), f.Sync(), f.Close()); err != nil {
+		return fmt.Errorf("save the volatile records: %w", err)
+	}
+	if err := os.Rename(tmp, vpath); err != nil {
+		return fmt.Errorf("save the volatile records: %w", err)
 	}
 	return syncDir(filepath.Dir(path))
 }
 
-// syncDir makes the directory's entries (a removed or created file)
+// syncDir makes the directory's entries (a removed or renamed file)
 // durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
@@ -121,11 +162,14 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// volatileUpdate runs fn in a write transaction of the volatile file. It
-// does not wait for a batch: the commit writes no more than a page or two
-// to the page cache, without fsync. A login-path write, it is refused
-// while the write reserve is short, like every login.
-func (db *DB) volatileUpdate(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) error {
+// recordsWrite runs fn on the records of namespace for writing: under the
+// volatile map's lock, or in a shared batch of the database file (see
+// batch for what fn may do). A volatile write is a login's, refused like
+// every login while the write reserve is short.
+func (db *DB) recordsWrite(ctx context.Context, namespace, op string, fn func(rt recordTx) error) error {
+	if !store.IsVolatile(namespace) {
+		return db.batch(ctx, op, func(tx *bbolt.Tx) error { return fn(boltRecords{tx}) })
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bolt: %s: %w", op, err)
 	}
@@ -134,63 +178,55 @@ func (db *DB) volatileUpdate(ctx context.Context, op string, fn func(tx *bbolt.T
 			return fmt.Errorf("bolt: %s: %w", op, err)
 		}
 	}
-	err := db.vol.Update(func(tx *bbolt.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		tx.OnCommit(func() { db.commits.unsynced.Add(1) })
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("bolt: %s: %w", op, dbError(err))
+	db.vol.mu.Lock()
+	defer db.vol.mu.Unlock()
+	if db.vol.m == nil {
+		return fmt.Errorf("bolt: %s: %w: database closed", op, store.ErrUnavailable)
 	}
+	if err := fn(memTx{db.vol.m}); err != nil {
+		return fmt.Errorf("bolt: %s: %w", op, err)
+	}
+	db.commits.unsynced.Add(1)
 	return nil
 }
 
-// recordsDB returns the file that holds the records of namespace.
-func (db *DB) recordsDB(namespace string) *bbolt.DB {
-	if store.IsVolatile(namespace) {
-		return db.vol
+// recordsView runs fn on the records of namespace for reading.
+func (db *DB) recordsView(ctx context.Context, namespace, op string, fn func(rt recordTx) error) error {
+	if !store.IsVolatile(namespace) {
+		return db.view(ctx, op, func(tx *bbolt.Tx) error { return fn(boltRecords{tx}) })
 	}
-	return db.bolt
-}
-
-// recordsWrite runs fn in a write transaction of the file that holds the
-// records of namespace: the volatile file, or a shared batch of the
-// database (see batch for what fn may do).
-func (db *DB) recordsWrite(ctx context.Context, namespace, op string, fn func(tx *bbolt.Tx) error) error {
-	if store.IsVolatile(namespace) {
-		return db.volatileUpdate(ctx, op, fn)
-	}
-	return db.batch(ctx, op, fn)
-}
-
-// recordsView runs fn in a read transaction of the file that holds the
-// records of namespace.
-func (db *DB) recordsView(ctx context.Context, namespace, op string, fn func(tx *bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bolt: %s: %w", op, err)
 	}
-	if err := db.recordsDB(namespace).View(fn); err != nil {
-		return fmt.Errorf("bolt: %s: %w", op, dbError(err))
+	db.vol.mu.Lock()
+	defer db.vol.mu.Unlock()
+	if db.vol.m == nil {
+		return fmt.Errorf("bolt: %s: %w: database closed", op, store.ErrUnavailable)
+	}
+	if err := fn(memTx{db.vol.m}); err != nil {
+		return fmt.Errorf("bolt: %s: %w", op, err)
 	}
 	return nil
 }
 
-// commitCounter counts the commits of the two files.
-type commitCounter struct {
-	synced, unsynced atomic.Uint64
-	// lastBatchTx is the last batch transaction counted: the functions
-	// of one bbolt Batch share it, and only the first counts its commit.
-	lastBatchTx atomic.Pointer[bbolt.Tx]
+// sweepVolatile removes the volatile records expired at now.
+func (db *DB) sweepVolatile(now time.Time) int {
+	db.vol.mu.Lock()
+	defer db.vol.mu.Unlock()
+	n := 0
+	for k, r := range db.vol.m {
+		if !live(r.ExpiresAt, now) {
+			delete(db.vol.m, k)
+			n++
+		}
+	}
+	return n
 }
 
-// countBatchCommit counts tx's commit once, however many batched
-// functions run in it.
-func (db *DB) countBatchCommit(tx *bbolt.Tx) {
-	if db.commits.lastBatchTx.Swap(tx) != tx {
-		tx.OnCommit(db.countCommit)
-	}
+// commitCounter counts the commits of the database file and the writes
+// of volatile records.
+type commitCounter struct {
+	synced, unsynced atomic.Uint64
 }
 
 // countCommit counts one commit of the database file.
@@ -202,9 +238,10 @@ func (db *DB) countCommit() {
 	db.commits.synced.Add(1)
 }
 
-// CommitCounts returns how many write transactions the store committed
-// since Open: Synced ones waited for fsync (the database file), Unsynced
-// ones did not (the volatile file, or everything under Options.NoSync).
+// CommitCounts returns how many writes the store committed since Open:
+// Synced ones waited for fsync (commits of the database file), Unsynced
+// ones did not (writes of volatile records, or every commit under
+// Options.NoSync).
 func (db *DB) CommitCounts() store.CommitCounts {
 	return store.CommitCounts{Synced: db.commits.synced.Load(), Unsynced: db.commits.unsynced.Load()}
 }

@@ -256,6 +256,7 @@ func (a *App) oidcOptions(issuer string, cookies slobridge.SessionCookies, auth 
 		AllowLoopbackHTTP: o.AllowLoopbackHTTP, AllowPrivateBackchannel: o.AllowPrivateBackchannel,
 		CodeTTL: o.CodeTTL, IDTokenTTL: o.IDTokenTTL, AccessTokenTTL: o.AccessTokenTTL,
 		RefreshTokenTTL: o.RefreshTokenTTL, KeyRotation: o.KeyRotation,
+		SigningAlg: o.SigningAlg, AccessTokenAlg: o.AccessTokenAlg,
 	}
 	for _, c := range o.Clients {
 		opts.Clients = append(opts.Clients, oidc.StaticClient{Metadata: c.ClientMetadata, Secret: c.ClientSecret.Value()})

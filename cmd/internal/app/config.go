@@ -228,6 +228,13 @@ type OIDCConfig struct {
 	AccessTokenTTL  time.Duration `yaml:"access_token_ttl"`
 	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl"`
 	KeyRotation     time.Duration `yaml:"key_rotation"`
+	// SigningAlg signs ID tokens and logout tokens (of clients that did
+	// not register id_token_signed_response_alg), access tokens unless
+	// AccessTokenAlg says otherwise, and SSF events: RS256 (default),
+	// ES256, PS256 or EdDSA.
+	SigningAlg string `yaml:"signing_alg"`
+	// AccessTokenAlg signs access tokens; default SigningAlg.
+	AccessTokenAlg string `yaml:"access_token_alg"`
 	// Clients are the static clients.
 	Clients []OIDCClientConfig `yaml:"clients"`
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -191,6 +192,11 @@ func (c *Config) validateDelivery(p *problems) {
 }
 
 func (c *Config) validateOIDC(p *problems) {
+	for _, a := range []struct{ key, v string }{{"oidc.signing_alg", c.OIDC.SigningAlg}, {"oidc.access_token_alg", c.OIDC.AccessTokenAlg}} {
+		if a.v != "" && !slices.Contains(oidc.SigningAlgorithms(), a.v) {
+			p.add(a.key, "%q is not offered: use one of %s", a.v, strings.Join(oidc.SigningAlgorithms(), ", "))
+		}
+	}
 	seen := map[string]bool{}
 	for i, cl := range c.OIDC.Clients {
 		key := fmt.Sprintf("oidc.clients[%d]", i)
@@ -203,6 +209,9 @@ func (c *Config) validateOIDC(p *problems) {
 		seen[cl.ClientID] = true
 		if len(cl.RedirectURIs) == 0 {
 			p.add(key+".redirect_uris", "at least one redirect URI is required")
+		}
+		if a := cl.IDTokenSignedResponseAlg; a != "" && !slices.Contains(oidc.SigningAlgorithms(), a) {
+			p.add(key+".id_token_signed_response_alg", "%q is not offered: use one of %s", a, strings.Join(oidc.SigningAlgorithms(), ", "))
 		}
 		public := cl.TokenEndpointAuthMethod == oidc.AuthNone
 		if public && cl.ClientSecret.IsSet() {
