@@ -18,8 +18,8 @@ import (
 // sweepBatchKeys items or works sweepBatchTime, commits, and lets the
 // logins and logouts waiting for the writer go first (sweepPause).
 const (
-	sweepBatchKeys = 1000
-	sweepBatchTime = 10 * time.Millisecond
+	sweepBatchKeys = 256
+	sweepBatchTime = 5 * time.Millisecond
 	sweepPause     = time.Millisecond
 )
 
@@ -31,7 +31,7 @@ type sweepBudget struct {
 
 // spend takes one item from the budget; false when it is spent.
 func (b *sweepBudget) spend() bool {
-	if b.left <= 0 || (b.left%64 == 0 && time.Now().After(b.deadline)) {
+	if b.left <= 0 || (b.left%16 == 0 && time.Now().After(b.deadline)) {
 		return false
 	}
 	b.left--

@@ -71,10 +71,10 @@ func TestSweepWorksInBoundedTransactions(t *testing.T) {
 	}
 	after := db.CommitCounts()
 	// NoSync: every commit counts as unsynced. 5,500 sessions in batches
-	// of at most 1,000 are at least 6 commits (the volatile records are
-	// swept in memory).
+	// of at most sweepBatchKeys are that many commits at least (the
+	// volatile records are swept in memory).
 	commits := after.Unsynced - before.Unsynced
-	if commits < 6+1 {
+	if commits < uint64(backlog/sweepBatchKeys)+1 {
 		t.Fatalf("the sweep of %d sessions and %d records took %d commits: not bounded batches", backlog, res.Records, commits)
 	}
 	n, err := db.CountActiveSessions(ctx, t0.Add(48*time.Hour))
