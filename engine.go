@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -236,14 +237,20 @@ func (e *Engine) Logout(ctx context.Context, req LogoutRequest) (store.Logout, e
 	if req.Initiator.Kind == "" {
 		return store.Logout{}, fmt.Errorf("slobridge: logout: %w: initiator kind is required", store.ErrInvalid)
 	}
+	logoutID := e.NewID()
+	var seq atomic.Int64
 	spec := store.LogoutSpec{
-		Legs:          e.legsOf(req),
-		LogoutID:      e.NewID(),
-		SessionIDs:    req.SessionIDs,
-		UserID:        req.UserID,
-		Initiator:     req.Initiator,
-		ExcludeKey:    InitiatorKey(req.Initiator),
-		NewDeliveryID: e.NewID,
+		Legs:       e.legsOf(req),
+		LogoutID:   logoutID,
+		SessionIDs: req.SessionIDs,
+		UserID:     req.UserID,
+		Initiator:  req.Initiator,
+		ExcludeKey: InitiatorKey(req.Initiator),
+		// A logout's deliveries are numbered after it: their keys sit
+		// side by side in the store's indexes, so the outbox rows of a
+		// large logout fill a few pages instead of dirtying one page per
+		// delivery.
+		NewDeliveryID: func() string { return logoutID + "." + strconv.FormatInt(seq.Add(1), 10) },
 		Now:           e.now(),
 	}
 	lo, ds, err := e.st.EndSessions(ctx, spec)
