@@ -238,13 +238,21 @@ func (p *Provider) ExchangeCode(ctx context.Context, cl Client, code, redirectUR
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	if _, err := p.eng.AddParticipant(ctx, participantFor(cl, s, p.opts.Issuer)); err != nil {
-		if errors.Is(err, store.ErrSessionEnded) {
+	// The client joins the session while its tokens are minted: the two
+	// durable writes (participant, refresh token) and the signatures
+	// overlap, and no token leaves before the client is a participant.
+	joined := make(chan error, 1)
+	go func() {
+		_, err := p.eng.AddParticipant(ctx, participantFor(cl, s, p.opts.Issuer))
+		joined <- err
+	}()
+	resp, iss, err := p.issueTokens(ctx, cl, g, s, now)
+	if jerr := <-joined; jerr != nil {
+		if errors.Is(jerr, store.ErrSessionEnded) {
 			return TokenResponse{}, invalid("the session has ended")
 		}
-		return TokenResponse{}, serverErr(err)
+		return TokenResponse{}, serverErr(jerr)
 	}
-	resp, iss, err := p.issueTokens(ctx, cl, g, s, now)
 	if err != nil {
 		return TokenResponse{}, err
 	}
