@@ -161,7 +161,11 @@ func BenchmarkScale(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			var logins, queries, logouts []time.Duration
+			// The user query runs over 1,000 users spread over the file:
+			// the first query of each touches its pages for the first time
+			// (the cold figure: minor page faults of the memory map), the
+			// later ones find them mapped (warm).
+			var logins, cold, warm, logouts []time.Duration
 			i := 0
 			for b.Loop() {
 				for range 50 {
@@ -172,13 +176,17 @@ func BenchmarkScale(b *testing.B) {
 						b.Fatal(err)
 					}
 					logins = append(logins, time.Since(t0))
-					user := fmt.Sprintf("user-%08d", (i*7919)%(n/2))
+					user := fmt.Sprintf("user-%08d", ((i%1000)*7919)%(n/2))
 					t0 = time.Now()
 					ss, err := db.ListSessionsByUser(ctx, user)
 					if err != nil || len(ss) != 2 {
 						b.Fatalf("sessions of %s: %d, %v", user, len(ss), err)
 					}
-					queries = append(queries, time.Since(t0))
+					if i <= 1000 {
+						cold = append(cold, time.Since(t0))
+					} else {
+						warm = append(warm, time.Since(t0))
+					}
 				}
 				// A session with 100 participants, then its logout.
 				i++
@@ -202,7 +210,8 @@ func BenchmarkScale(b *testing.B) {
 				logouts = append(logouts, time.Since(t0))
 			}
 			b.ReportMetric(pct(logins, 50), "login-p50-ms")
-			b.ReportMetric(pct(queries, 50)*1000, "user-query-p50-µs")
+			b.ReportMetric(pct(cold, 50)*1000, "user-query-cold-p50-µs")
+			b.ReportMetric(pct(warm, 50)*1000, "user-query-warm-p50-µs")
 			b.ReportMetric(pct(logouts, 50), "logout100-p50-ms")
 			b.ReportMetric(rssAnonMB(b), "RssAnon-MB")
 		})
