@@ -272,7 +272,16 @@ func (p *Provider) useGrant(ctx context.Context, ns, key string, iss issued, now
 	if err != nil {
 		return "", serverErr(fmt.Errorf("oidc: encode issued tokens: %w", err))
 	}
-	u, err := p.st.TakeGrant(ctx, ns, key, val, maxTime(iss.AccessExp, iss.RefreshExp), now)
+	// A used refresh token is remembered as long as its family may live.
+	// A used code (a volatile record, held in memory by bbolt) is
+	// remembered while the access token it gave lives: a replay then
+	// revokes the family; a later one is refused as unknown, and the
+	// family's refresh tokens still answer reuse with revocation.
+	keep := maxTime(iss.AccessExp, iss.RefreshExp)
+	if ns == nsCode {
+		keep = iss.AccessExp
+	}
+	u, err := p.st.TakeGrant(ctx, ns, key, val, keep, now)
 	if err == nil && u.First {
 		return "", nil
 	}

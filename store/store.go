@@ -189,8 +189,12 @@ type Store interface {
 
 	// Sweep deletes what has expired at now: sessions past ExpiresAt (or
 	// ended) for longer than retain, logouts whose deliveries are all final
-	// and older than retain (with those deliveries), expired records and
-	// replay entries, keys past RetireAt.
+	// and older than retain (with those deliveries), expired records
+	// (volatile ones too) and replay entries, keys past RetireAt. It works
+	// in short transactions, so that a large backlog neither holds up
+	// logins and logouts nor takes memory in proportion to its size; a
+	// cancelled ctx stops it between two, with what it removed so far
+	// counted in the result.
 	Sweep(ctx context.Context, now time.Time, retain time.Duration) (SweepResult, error)
 
 	// Ping reports whether the backend is reachable (readiness).

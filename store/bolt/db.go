@@ -94,6 +94,11 @@ type Options struct {
 	// ballast. Zero turns it off (tests, tools); serve uses
 	// store.bolt.reserve_bytes, DefaultReserve unless configured.
 	Reserve int64
+	// VolatileLimit is the memory, in bytes, the records of logins in
+	// progress (volatile records) may take; beyond it new ones are refused
+	// with store.ErrNoSpace. Zero means DefaultVolatileLimit; negative
+	// means no limit.
+	VolatileLimit int64
 	// OnReserve, when set, is called when logins start (refusing true) or
 	// stop being refused for want of space, with the free bytes: for a
 	// log line and a metric.
@@ -224,13 +229,12 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("bolt: open %s: release leases: %w", path, err)
 		}
 	}
-	vol, err := loadVolatile(path)
-	if err != nil {
+	db := &DB{bolt: bdb, path: path, now: now, noSync: opts.NoSync}
+	db.vol.limit = cmp.Or(opts.VolatileLimit, DefaultVolatileLimit)
+	if err := loadVolatile(path, &db.vol); err != nil {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, path: path, now: now, noSync: opts.NoSync}
-	db.vol.m = vol
 	db.group = &groupCommit{db: bdb, max: cmp.Or(max(opts.MaxBatchSize, 0), defaultBatchSize), before: setFillPercents, committed: db.countCommit}
 	if opts.Reserve > 0 {
 		db.reserve = newWriteReserve(path, opts.Reserve, time.Now)

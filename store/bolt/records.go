@@ -68,10 +68,13 @@ func (db *DB) PutRecord(ctx context.Context, r store.Record) error {
 		if err != nil {
 			return err
 		}
+		if ok && live(old.ExpiresAt, db.now()) {
+			return fmt.Errorf("record in %s: %w", r.Namespace, store.ErrAlreadyExists)
+		}
+		if err := rt.room(r); err != nil {
+			return err
+		}
 		if ok {
-			if live(old.ExpiresAt, db.now()) {
-				return fmt.Errorf("record in %s: %w", r.Namespace, store.ErrAlreadyExists)
-			}
 			if err := rt.del(old.Record); err != nil {
 				return err
 			}

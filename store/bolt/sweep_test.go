@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -46,7 +47,7 @@ func TestSweepWorksInBoundedTransactions(t *testing.T) {
 	fillEnded(t, db, backlog, t0)
 	for i := range 3 * sweepBatchKeys / 2 {
 		r := store.Record{Namespace: store.VolatilePrefix + "x", Key: fmt.Sprint(i), ExpiresAt: t0}
-		_ = memTx{db.vol.m}.put(storedRecord{Record: r})
+		_ = memTx{&db.vol}.put(storedRecord{Record: r})
 	}
 
 	// A login waits for the writer while the sweep runs: it must get it
@@ -157,4 +158,43 @@ func TestActiveCountKeptAndBuiltForOlderFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(0, 0)
+}
+
+// TestVolatileLimitRefusesLogins: past Options.VolatileLimit a new volatile
+// record (a login starting) is refused with store.ErrNoSpace; taking one
+// (a login finishing) makes room again, and durable records are not
+// affected.
+func TestVolatileLimitRefusesLogins(t *testing.T) {
+	db, err := Open(t.TempDir()+"/limit.db", Options{NoSync: true, VolatileLimit: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	ctx := context.Background()
+	ns := store.VolatilePrefix + "authreq"
+	exp := time.Now().Add(time.Hour)
+	put := func(k string) error {
+		return db.PutRecord(ctx, store.Record{Namespace: ns, Key: k, Value: make([]byte, 500), ExpiresAt: exp})
+	}
+	n := 0
+	for ; n < 100; n++ {
+		if err := put(fmt.Sprint("k", n)); err != nil {
+			if !errors.Is(err, store.ErrNoSpace) {
+				t.Fatalf("put %d: %v, want ErrNoSpace", n, err)
+			}
+			break
+		}
+	}
+	if n == 0 || n == 100 {
+		t.Fatalf("%d volatile records fitted in 4 KiB", n)
+	}
+	if err := db.PutRecord(ctx, store.Record{Namespace: "refresh", Key: "durable", Value: make([]byte, 500), ExpiresAt: exp}); err != nil {
+		t.Fatalf("a durable record while the volatile ones are full: %v", err)
+	}
+	if _, err := db.TakeRecord(ctx, ns, "k0", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("again"); err != nil {
+		t.Fatalf("a volatile record after one was taken: %v", err)
+	}
 }

@@ -39,6 +39,9 @@ type recordTx interface {
 	get(k []byte) (storedRecord, bool, error)
 	put(r storedRecord) error
 	del(r store.Record) error
+	// room refuses a new record of r's size when the records' memory
+	// is used up (store.ErrNoSpace); the file has the write reserve.
+	room(r store.Record) error
 }
 
 // boltRecords is recordTx over a bbolt write or read transaction.
@@ -47,29 +50,60 @@ type boltRecords struct{ tx *bbolt.Tx }
 func (b boltRecords) get(k []byte) (storedRecord, bool, error) { return getRecord(b.tx, k) }
 func (b boltRecords) put(r storedRecord) error                 { return putRecord(b.tx, r) }
 func (b boltRecords) del(r store.Record) error                 { return deleteRecord(b.tx, r) }
+func (b boltRecords) room(store.Record) error                  { return nil }
+
+// DefaultVolatileLimit is the memory the volatile records may take unless
+// Options.VolatileLimit says otherwise: room for about a million logins in
+// progress. Beyond it new logins are refused (store.ErrNoSpace) — a flood
+// of abandoned authorization requests cannot take the process's memory.
+const DefaultVolatileLimit = 256 << 20
 
 // memRecords holds the volatile records.
 type memRecords struct {
-	mu sync.Mutex
-	m  map[string]storedRecord
+	mu    sync.Mutex
+	m     map[string]storedRecord
+	bytes int64 // the records' size, by recordSize
+	limit int64
+}
+
+// recordSize is what a record is counted for: its key, value and grant
+// state, and the map entry's own cost.
+func recordSize(r storedRecord) int64 {
+	return int64(2*(len(r.Namespace)+len(r.Key))+len(r.Value)+len(r.Issued)) + 160
 }
 
 // memTx is recordTx over memRecords; its methods run under mu.
-type memTx struct{ m map[string]storedRecord }
+type memTx struct{ r *memRecords }
 
 func (t memTx) get(k []byte) (storedRecord, bool, error) {
-	r, ok := t.m[string(k)]
+	r, ok := t.r.m[string(k)]
 	return r, ok, nil
 }
 
 func (t memTx) put(r storedRecord) error {
 	r.Value, r.Issued = cloneBytes(r.Value), cloneBytes(r.Issued)
-	t.m[string(key(prefix(r.Namespace), []byte(r.Key)))] = r
+	k := string(key(prefix(r.Namespace), []byte(r.Key)))
+	if old, ok := t.r.m[k]; ok {
+		t.r.bytes -= recordSize(old)
+	}
+	t.r.m[k] = r
+	t.r.bytes += recordSize(r)
 	return nil
 }
 
 func (t memTx) del(r store.Record) error {
-	delete(t.m, string(key(prefix(r.Namespace), []byte(r.Key))))
+	k := string(key(prefix(r.Namespace), []byte(r.Key)))
+	if old, ok := t.r.m[k]; ok {
+		t.r.bytes -= recordSize(old)
+		delete(t.r.m, k)
+	}
+	return nil
+}
+
+func (t memTx) room(r store.Record) error {
+	if t.r.limit > 0 && t.r.bytes+recordSize(storedRecord{Record: r}) > t.r.limit {
+		return fmt.Errorf("%w: the records of logins in progress fill their %d bytes", store.ErrNoSpace, t.r.limit)
+	}
 	return nil
 }
 
@@ -81,17 +115,17 @@ func cloneBytes(b []byte) []byte {
 	return append([]byte{}, b...)
 }
 
-// loadVolatile reads the volatile records a clean Close left beside path,
-// and removes the file durably before returning them.
-func loadVolatile(path string) (map[string]storedRecord, error) {
-	m := map[string]storedRecord{}
+// loadVolatile reads into an empty map the volatile records a clean Close
+// left beside path, and removes the file durably before returning.
+func loadVolatile(path string, into *memRecords) error {
+	into.m, into.bytes = map[string]storedRecord{}, 0
 	vpath := VolatilePath(path)
 	f, err := os.Open(vpath)
 	if errors.Is(err, fs.ErrNotExist) {
-		return m, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the volatile records: %w", err)
+		return fmt.Errorf("read the volatile records: %w", err)
 	}
 	dec := json.NewDecoder(bufio.NewReader(f))
 	for {
@@ -100,20 +134,21 @@ func loadVolatile(path string) (map[string]storedRecord, error) {
 			if !errors.Is(err, io.EOF) {
 				// Written whole and synced before its rename, the file can
 				// only be damaged since: what it held is lost, no more.
-				clear(m)
+				clear(into.m)
+				into.bytes = 0
 			}
 			break
 		}
-		_ = memTx{m}.put(r)
+		_ = memTx{into}.put(r)
 	}
 	_ = f.Close()
 	if err := os.Remove(vpath); err != nil {
-		return nil, fmt.Errorf("remove the volatile records once read: %w", err)
+		return fmt.Errorf("remove the volatile records once read: %w", err)
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
-		return nil, err
+		return err
 	}
-	return m, nil
+	return nil
 }
 
 // saveVolatile writes the volatile records live at now beside path for the
@@ -183,7 +218,7 @@ func (db *DB) recordsWrite(ctx context.Context, namespace, op string, fn func(rt
 	if db.vol.m == nil {
 		return fmt.Errorf("bolt: %s: %w: database closed", op, store.ErrUnavailable)
 	}
-	if err := fn(memTx{db.vol.m}); err != nil {
+	if err := fn(memTx{&db.vol}); err != nil {
 		return fmt.Errorf("bolt: %s: %w", op, err)
 	}
 	db.commits.unsynced.Add(1)
@@ -203,7 +238,7 @@ func (db *DB) recordsView(ctx context.Context, namespace, op string, fn func(rt 
 	if db.vol.m == nil {
 		return fmt.Errorf("bolt: %s: %w: database closed", op, store.ErrUnavailable)
 	}
-	if err := fn(memTx{db.vol.m}); err != nil {
+	if err := fn(memTx{&db.vol}); err != nil {
 		return fmt.Errorf("bolt: %s: %w", op, err)
 	}
 	return nil
@@ -214,9 +249,9 @@ func (db *DB) sweepVolatile(now time.Time) int {
 	db.vol.mu.Lock()
 	defer db.vol.mu.Unlock()
 	n := 0
-	for k, r := range db.vol.m {
+	for _, r := range db.vol.m {
 		if !live(r.ExpiresAt, now) {
-			delete(db.vol.m, k)
+			_ = memTx{&db.vol}.del(r.Record)
 			n++
 		}
 	}

@@ -135,6 +135,11 @@ type BoltConfig struct {
 	// beside the database): new logins are refused first when the disk
 	// fills. Default 32 MiB; -1 turns it off.
 	ReserveBytes int64 `yaml:"reserve_bytes"`
+	// VolatileLimitBytes is the memory the logins in progress (their
+	// authorization requests, codes and SAML request state, kept in
+	// memory) may take; past it new logins are refused. Default 256 MiB;
+	// -1 means no limit.
+	VolatileLimitBytes int64 `yaml:"volatile_limit_bytes"`
 }
 
 // PostgresConfig is the PostgreSQL backend.

@@ -25,7 +25,8 @@ func openBolt(c BoltConfig, onReserve func(refusing bool, free int64)) (store.St
 	if reserve < 0 {
 		reserve = 0 // off
 	}
-	db, err := bolt.Open(c.Path, bolt.Options{Timeout: c.LockTimeout, ReleaseLeases: true, Reserve: reserve, OnReserve: onReserve})
+	db, err := bolt.Open(c.Path, bolt.Options{Timeout: c.LockTimeout, ReleaseLeases: true, Reserve: reserve, OnReserve: onReserve,
+		VolatileLimit: c.VolatileLimitBytes})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return nil, fmt.Errorf("app: store.bolt.path: %w (is another slobridge running on this file?)", err)

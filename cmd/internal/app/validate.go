@@ -125,6 +125,9 @@ func (c *Config) validateServer(p *problems) {
 			}
 		}
 	}
+	if v := c.Store.Bolt.VolatileLimitBytes; v < -1 || (v > 0 && v < 1<<20) {
+		p.add("store.bolt.volatile_limit_bytes", "must be -1 (no limit), 0 (the default, 256 MiB) or at least 1 MiB, not %d", v)
+	}
 	if c.Store.Bolt.ReserveBytes < -1 {
 		p.add("store.bolt.reserve_bytes", "must be -1 (off) or a number of bytes, not %d", c.Store.Bolt.ReserveBytes)
 	}
