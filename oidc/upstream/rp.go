@@ -345,7 +345,9 @@ type loginError struct {
 
 func (e *loginError) Error() string { return e.msg + ": " + e.err.Error() }
 
-func refuse(status int, msg string, err error) error { return &loginError{status: status, msg: msg, err: err} }
+func refuse(status int, msg string, err error) error {
+	return &loginError{status: status, msg: msg, err: err}
+}
 
 // handleCallback completes a login at the redirect URI.
 func (rp *RP) handleCallback(c *gin.Context) {
