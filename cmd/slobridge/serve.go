@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/slobridge/slobridge/cmd/internal/app"
+	"github.com/slobridge/slobridge/oidc/upstream"
 )
 
 // runServe implements `slobridge serve --config FILE`.
@@ -70,5 +71,15 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "warning: "+w)
 	}
 	fmt.Fprintf(stdout, "%s: configuration OK\n", *path)
+	if cfg.Upstream.Type == "oidc" {
+		for _, u := range cfg.Upstream.OIDC {
+			reg := upstream.RegistrationFor(cfg.Server.BaseURL, u.Name)
+			fmt.Fprintf(stdout, "upstream %s (%s): register at the OpenID Provider, for client_id %s:\n", u.Name, u.Issuer, u.ClientID)
+			fmt.Fprintf(stdout, "  redirect URI:              %s\n", reg.RedirectURI)
+			fmt.Fprintf(stdout, "  back-channel logout URI:   %s (session required: yes)\n", reg.BackchannelLogoutURI)
+			fmt.Fprintf(stdout, "  front-channel logout URI:  %s\n", reg.FrontchannelLogoutURI)
+			fmt.Fprintf(stdout, "  post-logout redirect URI:  %s\n", reg.PostLogoutRedirectURI)
+		}
+	}
 	return nil
 }

@@ -152,31 +152,39 @@ type providerMeta struct {
 	BackchannelSupport bool   `json:"backchannel_logout_supported"`
 }
 
+// Check reports what is wrong with the configuration, naming the field.
+func (c Config) Check() error {
+	if c.Name == "" || strings.ContainsAny(c.Name, "/?#% ") {
+		return fmt.Errorf("name %q must be set and hold no '/', '?', '#', '%%' or space", c.Name)
+	}
+	iss, err := url.Parse(c.Issuer)
+	if err != nil || !iss.IsAbs() || iss.Host == "" || iss.RawQuery != "" || iss.Fragment != "" {
+		return fmt.Errorf("issuer %q must be an absolute URL without query or fragment", c.Issuer)
+	}
+	if c.ClientID == "" {
+		return errors.New("client_id is required")
+	}
+	for _, a := range c.SigningAlgs {
+		if !slices.Contains(DefaultSigningAlgs, a) && !slices.Contains([]string{gooidc.RS384, gooidc.RS512, gooidc.ES384, gooidc.ES512, gooidc.PS384, gooidc.PS512}, a) {
+			return fmt.Errorf("signing algorithm %q is not accepted (asymmetric algorithms only)", a)
+		}
+	}
+	return nil
+}
+
 // New checks the configuration and returns the RP; discovery happens in
 // Run (or at the first login), so that the bridge starts while the OP is
 // unreachable.
 func New(opts Options) (*RP, error) {
-	c := opts.Upstream
 	if opts.Engine == nil {
 		return nil, errors.New("upstream: an engine is required")
 	}
-	if c.Name == "" || strings.ContainsAny(c.Name, "/?#% ") {
-		return nil, fmt.Errorf("upstream: name %q must be set and hold no '/', '?', '#', '%%' or space", c.Name)
-	}
-	iss, err := url.Parse(c.Issuer)
-	if err != nil || !iss.IsAbs() || iss.Host == "" || iss.RawQuery != "" || iss.Fragment != "" {
-		return nil, fmt.Errorf("upstream %s: issuer %q must be an absolute URL without query or fragment", c.Name, c.Issuer)
-	}
-	if c.ClientID == "" {
-		return nil, fmt.Errorf("upstream %s: client_id is required", c.Name)
+	c := opts.Upstream
+	if err := c.Check(); err != nil {
+		return nil, err
 	}
 	if len(c.SigningAlgs) == 0 {
 		c.SigningAlgs = DefaultSigningAlgs
-	}
-	for _, a := range c.SigningAlgs {
-		if !slices.Contains(DefaultSigningAlgs, a) && !slices.Contains([]string{gooidc.RS384, gooidc.RS512, gooidc.ES384, gooidc.ES512, gooidc.PS384, gooidc.PS512}, a) {
-			return nil, fmt.Errorf("upstream %s: signing algorithm %q is not accepted (asymmetric algorithms only)", c.Name, a)
-		}
 	}
 	if len(c.Scopes) == 0 {
 		c.Scopes = []string{"email", "profile"}
@@ -209,12 +217,40 @@ func (rp *RP) url(p string) string { return rp.opts.BaseURL + PathPrefix + rp.cf
 // path returns the bridge path of one of the RP's endpoints.
 func (rp *RP) path(p string) string { return rp.opts.BasePath + PathPrefix + rp.cfg.Name + p }
 
-// RedirectURI is what the operator registers as the bridge's redirect URI
-// at the OP; BackchannelLogoutURI and FrontchannelLogoutURI likewise, and
-// PostLogoutRedirectURI for RP-Initiated Logout.
-func (rp *RP) RedirectURI() string           { return rp.url(pathCallback) }
-func (rp *RP) BackchannelLogoutURI() string  { return rp.url(pathBackchannel) }
+// Registration is what an operator registers for the bridge at the OP.
+type Registration struct {
+	// RedirectURI receives the authorization response.
+	RedirectURI string `json:"redirect_uri"`
+	// BackchannelLogoutURI receives logout tokens (Back-Channel Logout).
+	BackchannelLogoutURI string `json:"backchannel_logout_uri"`
+	// FrontchannelLogoutURI is framed by the OP (Front-Channel Logout).
+	FrontchannelLogoutURI string `json:"frontchannel_logout_uri"`
+	// PostLogoutRedirectURI is where the OP sends the browser back after
+	// RP-Initiated Logout.
+	PostLogoutRedirectURI string `json:"post_logout_redirect_uri"`
+}
+
+// RegistrationFor returns the URIs of the upstream named name of a bridge
+// at baseURL.
+func RegistrationFor(baseURL, name string) Registration {
+	u := strings.TrimSuffix(baseURL, "/") + PathPrefix + name
+	return Registration{RedirectURI: u + pathCallback, BackchannelLogoutURI: u + pathBackchannel,
+		FrontchannelLogoutURI: u + pathFrontchannel, PostLogoutRedirectURI: u + pathLoggedOut}
+}
+
+// Registration returns the URIs to register at the OP.
+func (rp *RP) Registration() Registration { return RegistrationFor(rp.opts.BaseURL, rp.cfg.Name) }
+
+// RedirectURI is the bridge's redirect URI at the OP.
+func (rp *RP) RedirectURI() string { return rp.url(pathCallback) }
+
+// BackchannelLogoutURI is the bridge's back-channel logout URI.
+func (rp *RP) BackchannelLogoutURI() string { return rp.url(pathBackchannel) }
+
+// FrontchannelLogoutURI is the bridge's front-channel logout URI.
 func (rp *RP) FrontchannelLogoutURI() string { return rp.url(pathFrontchannel) }
+
+// PostLogoutRedirectURI is the bridge's post-logout redirect URI.
 func (rp *RP) PostLogoutRedirectURI() string { return rp.url(pathLoggedOut) }
 
 // ctx gives go-oidc and oauth2 the RP's HTTP client.

@@ -21,6 +21,7 @@ import (
 	"github.com/slobridge/slobridge/cmd/internal/admin"
 	"github.com/slobridge/slobridge/oidc"
 	"github.com/slobridge/slobridge/oidc/ssf"
+	"github.com/slobridge/slobridge/oidc/upstream"
 	"github.com/slobridge/slobridge/saml/idp"
 	"github.com/slobridge/slobridge/saml/sp"
 	"github.com/slobridge/slobridge/store"
@@ -40,6 +41,7 @@ type App struct {
 	ssf      *ssf.Transmitter
 	samlIdP  *idp.IdP
 	samlSP   *sp.SP
+	oidcRP   *upstream.RP
 	// backChannel sends every server-to-server logout message (OIDC
 	// logout tokens, SETs, SAML SOAP): no redirects, checked addresses.
 	backChannel *http.Client
@@ -154,6 +156,14 @@ func (a *App) build(ctx context.Context) error {
 		if a.samlSP != nil {
 			o.Upstreams = a.samlSP.Unavailable
 		}
+		if rp := a.oidcRP; rp != nil {
+			o.Upstreams = func() map[string]string {
+				if err := rp.Unavailable(); err != nil {
+					return map[string]string{rp.Name(): err.Error()}
+				}
+				return nil
+			}
+		}
 		return o
 	}
 	a.handler = a.router(func(r gin.IRouter) {
@@ -220,6 +230,15 @@ func (a *App) buildUpstream(ctx context.Context, cookies slobridge.SessionCookie
 		st := newStaticAuth(a.eng, cookies, a.cfg.Upstream.Static, a.cfg.Session.Lifetime, a.basePath, a.log)
 		a.static = st
 		return st, nil, st.Mount, nil
+	case "oidc":
+		rp, err := upstream.New(upstream.Options{Engine: a.eng, Cookies: cookies, BaseURL: a.BaseURL(), BasePath: a.basePath,
+			Upstream: oidcUpstream(a.cfg.Upstream.OIDC[0], a.cfg.Session.Lifetime), Logger: a.log})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("app: upstream.oidc[0]: %w", err)
+		}
+		a.oidcRP = rp
+		a.eng.AddUpstreamLegs(rp.UpstreamLegs)
+		return rp, rp, rp.Mount, nil
 	case "saml":
 		up, err := a.buildSAMLSP(ctx, cookies)
 		if err != nil {
@@ -403,3 +422,16 @@ func (a *App) upstreamNames() []string {
 	}
 	return out
 }
+
+// oidcUpstream converts the configuration of an upstream OpenID Provider.
+func oidcUpstream(u OIDCUpstreamConfig, lifetime time.Duration) upstream.Config {
+	return upstream.Config{
+		Name: u.Name, Issuer: u.Issuer, ClientID: u.ClientID, ClientSecret: u.ClientSecret.Value(), Scopes: u.Scopes,
+		UserIDClaim: u.UserIDClaim, UserIDPrefix: u.UserIDPrefix, Attributes: u.Attributes, SigningAlgs: u.SigningAlgs,
+		NoEndSession: u.SkipEndSession, SessionLifetime: lifetime,
+	}
+}
+
+// OIDCUpstream returns the upstream OpenID Provider's relying party (nil
+// unless upstream.type is oidc).
+func (a *App) OIDCUpstream() *upstream.RP { return a.oidcRP }

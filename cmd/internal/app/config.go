@@ -275,10 +275,42 @@ type ReceiverConfig struct {
 
 // UpstreamConfig is how users authenticate.
 type UpstreamConfig struct {
-	// Type is saml (the upstream SAML IdPs) or static (development only:
-	// fixed users with passwords and a login form).
+	// Type is saml (the upstream SAML IdPs), oidc (an upstream OpenID
+	// Provider) or static (development only: fixed users with passwords
+	// and a login form).
 	Type   string       `yaml:"type"`
 	Static StaticConfig `yaml:"static"`
+	// OIDC lists the upstream OpenID Providers (upstream.type: oidc; one
+	// for now).
+	OIDC []OIDCUpstreamConfig `yaml:"oidc"`
+}
+
+// OIDCUpstreamConfig is one upstream OpenID Provider (oidc/upstream).
+type OIDCUpstreamConfig struct {
+	// Name identifies the upstream in sessions, paths and logs.
+	Name string `yaml:"name"`
+	// Issuer is the OP's issuer URL (discovery).
+	Issuer string `yaml:"issuer"`
+	// ClientID and ClientSecret are the bridge's registration at the OP
+	// (client_secret_basic).
+	ClientID     string `yaml:"client_id"`
+	ClientSecret Secret `yaml:"client_secret"`
+	// Scopes besides openid; default email and profile.
+	Scopes []string `yaml:"scopes"`
+	// UserIDClaim becomes the bridge user ID (default sub), after
+	// UserIDPrefix.
+	UserIDClaim  string `yaml:"user_id_claim"`
+	UserIDPrefix string `yaml:"user_id_prefix"`
+	// Attributes maps bridge attributes to ID token claims; default email,
+	// name, preferred_username, groups.
+	Attributes map[string]string `yaml:"attributes"`
+	// SigningAlgs is the allow-list of ID and logout token algorithms;
+	// default RS256, ES256, PS256, EdDSA.
+	SigningAlgs []string `yaml:"signing_algs"`
+	// SkipEndSession does not send the browser to the OP's
+	// end_session_endpoint at logout (the status then says the upstream
+	// session was not ended).
+	SkipEndSession bool `yaml:"skip_end_session"`
 }
 
 // StaticConfig is the development-only static authenticator.

@@ -81,6 +81,12 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 			}
 		}()
 	}
+	if rp := a.oidcRP; rp != nil {
+		// Discovery of the upstream OpenID Provider, retried until it
+		// answers.
+		wg.Add(1)
+		go func() { defer wg.Done(); rp.Run(bg) }()
+	}
 	if a.samlSP != nil {
 		// Metadata refresh and SOAP logouts toward the upstream for
 		// logouts without a browser (admin, system).

@@ -280,8 +280,21 @@ func (c *Config) validateUpstream(p *problems) {
 				p.add("saml.sp.cert_file / saml.sp.key_file", "%v", err)
 			}
 		}
+	case "oidc":
+		if len(c.Upstream.OIDC) != 1 {
+			p.add("upstream.oidc", "exactly one OpenID Provider is supported for now (got %d)", len(c.Upstream.OIDC))
+		}
+		for i, u := range c.Upstream.OIDC {
+			key := fmt.Sprintf("upstream.oidc[%d]", i)
+			if err := oidcUpstream(u, 0).Check(); err != nil {
+				p.add(key, "%v", err)
+			}
+			if !u.ClientSecret.IsSet() {
+				p.add(key+".client_secret", "is required (client_secret_basic)")
+			}
+		}
 	default:
-		p.add("upstream.type", "must be saml or static, not %q", c.Upstream.Type)
+		p.add("upstream.type", "must be saml, oidc or static, not %q", c.Upstream.Type)
 	}
 }
 
