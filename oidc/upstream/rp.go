@@ -320,7 +320,6 @@ func (rp *RP) Unavailable() error {
 func (rp *RP) Mount(r gin.IRouter) {
 	base := PathPrefix + rp.cfg.Name
 	r.GET(base+pathCallback, rp.handleCallback)
-	r.POST(base+pathCallback, rp.handleCallback) // response_mode=form_post
 	r.POST(base+pathBackchannel, rp.handleBackchannel)
 	r.GET(base+pathFrontchannel, rp.handleFrontchannel)
 	r.GET(base+pathLoggedOut, rp.handleLoggedOut)
