@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,7 +75,11 @@ func (a *userAuth) StartLogin(w http.ResponseWriter, r *http.Request, returnTo s
 
 // upper is an upstream OpenID Provider: a slobridge OP over its own engine.
 type upper struct {
-	srv  *httptest.Server
+	// issuer is http://localhost:port: a cookie jar keeps cookies by host,
+	// not port, so the two bridges on 127.0.0.1 would overwrite each
+	// other's session cookie.
+	issuer string
+	srv    *httptest.Server
 	eng  *slobridge.Engine
 	p    *oidc.Provider
 	auth *userAuth
@@ -98,7 +105,8 @@ func chain(t *testing.T) (*upper, *lower) {
 	upCookies := slobridge.SessionCookies{Secret: []byte(strings.Repeat("u", 32))}
 	up.auth = &userAuth{eng: up.eng, cookies: upCookies}
 	lowerBase := "http://" + lo.srv.Listener.Addr().String()
-	issuer := "http://" + up.srv.Listener.Addr().String()
+	issuer := "http://localhost:" + strings.TrimPrefix(up.srv.Listener.Addr().String(), "127.0.0.1:")
+	up.issuer = issuer
 
 	rp, err := New(Options{Engine: lo.eng, Cookies: lo.cookies, BaseURL: lowerBase, Logger: quiet(),
 		Upstream: Config{Name: "corp", Issuer: issuer, ClientID: "lower-bridge", ClientSecret: "lower-secret-0123456789"}})
@@ -135,6 +143,30 @@ func chain(t *testing.T) (*upper, *lower) {
 		}
 	})
 	lr.GET("/done", func(c *gin.Context) { c.String(http.StatusOK, "signed in") })
+	// A logout with a browser of the bridge session the browser holds,
+	// as the logout page runs it after the downstream apps: the upstream
+	// leg comes last.
+	lr.GET("/logout-start", func(c *gin.Context) {
+		sid, err := lo.cookies.SessionID(c.Request)
+		if err != nil {
+			c.String(http.StatusBadRequest, "no session")
+			return
+		}
+		lg, err := lo.eng.Logout(c.Request.Context(), slobridge.LogoutRequest{SessionIDs: []string{sid},
+			Initiator: store.Initiator{Kind: store.InitiatorUser}, Browser: true})
+		if err != nil {
+			c.String(http.StatusInternalServerError, err.Error())
+			return
+		}
+		c.Header("X-Logout-Id", lg.ID)
+		started, err := rp.StartLogout(c.Writer, c.Request, lg, "/bye?logout="+lg.ID)
+		if err != nil {
+			c.String(http.StatusInternalServerError, err.Error())
+		} else if !started {
+			c.Redirect(http.StatusSeeOther, "/bye?logout="+lg.ID)
+		}
+	})
+	lr.GET("/bye", func(c *gin.Context) { c.String(http.StatusOK, "logged out") })
 	lo.srv.Config.Handler = lr
 	lo.srv.Start()
 	t.Cleanup(lo.srv.Close)
@@ -234,7 +266,7 @@ func TestUpstreamBackchannelLogoutEndsTheSession(t *testing.T) {
 // upperKey returns the upper OP's current signing key of alg.
 func upperKey(t *testing.T, up *upper, alg string) (crypto.Signer, string) {
 	t.Helper()
-	if _, code, _ := get(t, http.DefaultClient, up.srv.URL+oidc.PathJWKS); code != http.StatusOK {
+	if _, code, _ := get(t, http.DefaultClient, up.issuer+oidc.PathJWKS); code != http.StatusOK {
 		t.Fatalf("JWKS: %d", code)
 	}
 	keys, err := up.eng.Store().ListKeys(t.Context(), oidc.KeyUse)
@@ -293,7 +325,7 @@ func TestBackchannelLogoutRefusesBadTokens(t *testing.T) {
 	}
 	now := time.Now()
 	valid := func() map[string]any {
-		return map[string]any{"iss": up.srv.URL, "aud": "lower-bridge", "iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(),
+		return map[string]any{"iss": up.issuer, "aud": "lower-bridge", "iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(),
 			"jti": fmt.Sprint("jti-", time.Now().UnixNano()), "sub": "alice", "sid": s.SessionIndex,
 			"events": map[string]any{backchannelEvent: map[string]any{}}}
 	}
@@ -459,4 +491,94 @@ func TestLoginRefusals(t *testing.T) {
 		t.Fatalf("%d sessions, want only the one good login", n)
 	}
 	_ = up
+}
+
+// TestRPInitiatedLogoutEndsTheUpstreamSession: a logout at the lower
+// bridge ends with the browser at the upper OP's end-session endpoint
+// (client_id, post_logout_redirect_uri, state); the person confirms
+// there, the upper session ends, the browser comes back through the
+// bridge's post-logout redirect URI, the upstream leg is recorded done,
+// and the next sign-in has to log in at the upper OP again.
+func TestRPInitiatedLogoutEndsTheUpstreamSession(t *testing.T) {
+	up, lo := chain(t)
+	br := browser(t)
+	s := signIn(t, up, lo, br)
+	// The browser goes to the upper OP's end-session endpoint, which asks
+	// the person to confirm (RP-Initiated Logout §2: no id_token_hint), then
+	// through its logout page and back through the bridge's post-logout
+	// redirect URI.
+	var hops []string
+	br.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		hops = append(hops, req.URL.String())
+		return nil
+	}
+	final, code, page := get(t, br, lo.srv.URL+"/logout-start")
+	if final.Path == oidc.PathEndSession && strings.Contains(page, `action="`+oidc.PathConfirm+`"`) {
+		fields := url.Values{}
+		for _, f := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllStringSubmatch(page, -1) {
+			fields.Set(f[1], html.UnescapeString(f[2]))
+		}
+		resp, err := br.PostForm(up.issuer+oidc.PathConfirm, fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		final, code, page = resp.Request.URL, resp.StatusCode, string(b)
+		if m := regexp.MustCompile(`id="continue" class="button" href="([^"]+)"`).FindStringSubmatch(page); m != nil && final.Path != "/bye" {
+			cont, _ := final.Parse(html.UnescapeString(m[1]))
+			final, code, page = get(t, br, cont.String())
+		}
+	}
+	br.CheckRedirect = nil
+	if code != http.StatusOK || final.Path != "/bye" {
+		t.Fatalf("logout ended at %s (%d): %s", final, code, page)
+	}
+	var endSession *url.URL
+	for _, h := range hops {
+		if u, _ := url.Parse(h); u.Path == oidc.PathEndSession && strings.HasPrefix(h, up.issuer) {
+			endSession = u
+		}
+	}
+	if endSession == nil {
+		t.Fatalf("the browser never went to the upper OP's end-session endpoint: %v", hops)
+	}
+	if q := endSession.Query(); q.Get("client_id") != "lower-bridge" || q.Get("post_logout_redirect_uri") != lo.rp.PostLogoutRedirectURI() ||
+		q.Get("state") == "" || q.Get("logout_hint") != "alice" {
+		t.Fatalf("end-session request %s", endSession)
+	}
+	if !slices.ContainsFunc(hops, func(h string) bool { return strings.HasPrefix(h, lo.rp.PostLogoutRedirectURI()+"?state=") }) {
+		t.Fatalf("the browser did not come back through the post-logout redirect URI: %v", hops)
+	}
+	upS, err := up.eng.Store().GetSession(t.Context(), s.SessionIndex)
+	if err != nil || upS.EndedAt.IsZero() {
+		t.Fatalf("the upper session is still active (%v); hops %v", err, hops)
+	}
+	leg, err := lo.eng.BrowserLegState(t.Context(), final.Query().Get("logout"), "", slobridge.UpstreamLeg)
+	if err != nil || leg.Result == nil || !leg.Result.Done {
+		t.Fatalf("upstream leg %+v, %v: want done", leg, err)
+	}
+	before := up.auth.logins
+	signIn(t, up, lo, br)
+	if up.auth.logins != before+1 {
+		t.Fatal("the next sign-in did not log in at the upper OP again")
+	}
+}
+
+// TestLogoutWithoutEndSessionSaysSo: with skip_end_session the browser is
+// not sent to the OP and the upstream leg records why the upstream session
+// was not ended.
+func TestLogoutWithoutEndSessionSaysSo(t *testing.T) {
+	up, lo := chain(t)
+	lo.rp.cfg.NoEndSession = true
+	br := browser(t)
+	signIn(t, up, lo, br)
+	final, code, _ := get(t, br, lo.srv.URL+"/logout-start")
+	if code != http.StatusOK || final.Path != "/bye" {
+		t.Fatalf("logout ended at %s (%d)", final, code)
+	}
+	leg, err := lo.eng.BrowserLegState(t.Context(), final.Query().Get("logout"), "", slobridge.UpstreamLeg)
+	if err != nil || leg.Result == nil || leg.Result.Done || !strings.Contains(leg.Result.Error, "could not be ended") {
+		t.Fatalf("upstream leg %+v, %v: want failed with the reason", leg.Result, err)
+	}
 }
