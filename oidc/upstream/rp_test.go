@@ -80,9 +80,9 @@ type upper struct {
 	// other's session cookie.
 	issuer string
 	srv    *httptest.Server
-	eng  *slobridge.Engine
-	p    *oidc.Provider
-	auth *userAuth
+	eng    *slobridge.Engine
+	p      *oidc.Provider
+	auth   *userAuth
 }
 
 // lower is a bridge whose upstream is the upper OP.
