@@ -27,7 +27,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -133,7 +132,6 @@ type RP struct {
 	// disc is the discovered provider, nil until discovery succeeded.
 	disc    atomic.Pointer[discovered]
 	lastErr atomic.Pointer[error]
-	once    sync.Once
 }
 
 // discovered is what discovery yields.
