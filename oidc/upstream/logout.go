@@ -144,38 +144,36 @@ func (rp *RP) verifyLogoutToken(ctx context.Context, raw string) (*gooidc.Logout
 }
 
 // endSessions ends the active bridge sessions of upstream subject sub and
-// sid (when set): by sid, or every session of sub. It reports the logout
-// and how many sessions it ended (none: an unknown sid is not an error).
+// sid: with sub, the sessions of that subject (of that sid when set,
+// current or prior login: FindSessionsByNameID); with sid alone, the
+// session the sid record names. It reports the logout and how many
+// sessions it ended (none: an unknown sid is not an error).
 func (rp *RP) endSessions(ctx context.Context, sub, sid string) (store.Logout, int, error) {
 	st := rp.opts.Engine.Store()
 	now := rp.opts.Engine.Now()
-	var ids []string
-	add := func(s store.Session) {
-		if s.Upstream == rp.cfg.Name && s.Active(now) && (sub == "" || s.NameID.Value == sub || hasPrior(s, rp.cfg.Name, sub)) && !slices.Contains(ids, s.ID) {
-			ids = append(ids, s.ID)
-		}
-	}
-	if sid != "" {
-		rec, err := st.GetRecord(ctx, nsSID, sidKey(rp.cfg.Name, sid), now)
-		switch {
-		case err == nil:
-			s, err := st.GetSession(ctx, string(rec.Value))
-			if err == nil {
-				add(s)
-			} else if !errors.Is(err, store.ErrNotFound) {
-				return store.Logout{}, 0, err
-			}
-		case !errors.Is(err, store.ErrNotFound):
-			return store.Logout{}, 0, err
-		}
-	}
+	var found []store.Session
 	if sub != "" {
 		ss, err := st.FindSessionsByNameID(ctx, rp.cfg.Name, store.NameID{Value: sub}, sid)
 		if err != nil {
 			return store.Logout{}, 0, err
 		}
-		for _, s := range ss {
-			add(s)
+		found = ss
+	} else {
+		rec, err := st.GetRecord(ctx, nsSID, sidKey(rp.cfg.Name, sid), now)
+		if err == nil {
+			var s store.Session
+			if s, err = st.GetSession(ctx, string(rec.Value)); err == nil {
+				found = append(found, s)
+			}
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return store.Logout{}, 0, err
+		}
+	}
+	var ids []string
+	for _, s := range found {
+		if s.Upstream == rp.cfg.Name && s.Active(now) && !slices.Contains(ids, s.ID) {
+			ids = append(ids, s.ID)
 		}
 	}
 	if len(ids) == 0 {
@@ -184,12 +182,6 @@ func (rp *RP) endSessions(ctx context.Context, sub, sid string) (store.Logout, i
 	lo, err := rp.opts.Engine.Logout(ctx, slobridge.LogoutRequest{SessionIDs: ids,
 		Initiator: store.Initiator{Kind: store.InitiatorUpstream, ID: rp.cfg.Name}})
 	return lo, len(ids), err
-}
-
-// hasPrior reports whether s rested on an earlier login of subject sub at
-// upstream.
-func hasPrior(s store.Session, upstream, sub string) bool {
-	return slices.ContainsFunc(s.PriorLogins, func(l store.UpstreamLogin) bool { return l.Upstream == upstream && l.NameID.Value == sub })
 }
 
 // handleFrontchannel is the frontchannel_logout_uri (Front-Channel Logout

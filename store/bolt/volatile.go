@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -81,7 +82,7 @@ func (t memTx) get(k []byte) (storedRecord, bool, error) {
 }
 
 func (t memTx) put(r storedRecord) error {
-	r.Value, r.Issued = cloneBytes(r.Value), cloneBytes(r.Issued)
+	r.Value, r.Issued = bytes.Clone(r.Value), bytes.Clone(r.Issued)
 	k := string(key(prefix(r.Namespace), []byte(r.Key)))
 	if old, ok := t.r.m[k]; ok {
 		t.r.bytes -= recordSize(old)
@@ -105,14 +106,6 @@ func (t memTx) room(r store.Record) error {
 		return fmt.Errorf("%w: the records of logins in progress fill their %d bytes", store.ErrNoSpace, t.r.limit)
 	}
 	return nil
-}
-
-// cloneBytes copies b, keeping nil nil.
-func cloneBytes(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return append([]byte{}, b...)
 }
 
 // loadVolatile reads into an empty map the volatile records a clean Close
@@ -199,27 +192,15 @@ func syncDir(dir string) error {
 
 // recordsWrite runs fn on the records of namespace for writing: under the
 // volatile map's lock, or in a shared batch of the database file (see
-// batch for what fn may do). A volatile write is a login's, refused like
-// every login while the write reserve is short.
+// batch for what fn may do). A volatile write takes no disk space, so the
+// write reserve does not apply to it (a logout confirmation is volatile
+// too); the map has its own limit (memTx.room).
 func (db *DB) recordsWrite(ctx context.Context, namespace, op string, fn func(rt recordTx) error) error {
 	if !store.IsVolatile(namespace) {
 		return db.batch(ctx, op, func(tx *bbolt.Tx) error { return fn(boltRecords{tx}) })
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt: %s: %w", op, err)
-	}
-	if db.reserve != nil {
-		if err := db.reserve.allowLogin(); err != nil {
-			return fmt.Errorf("bolt: %s: %w", op, err)
-		}
-	}
-	db.vol.mu.Lock()
-	defer db.vol.mu.Unlock()
-	if db.vol.m == nil {
-		return fmt.Errorf("bolt: %s: %w: database closed", op, store.ErrUnavailable)
-	}
-	if err := fn(memTx{&db.vol}); err != nil {
-		return fmt.Errorf("bolt: %s: %w", op, err)
+	if err := db.inVolatile(ctx, op, fn); err != nil {
+		return err
 	}
 	db.commits.unsynced.Add(1)
 	return nil
@@ -230,6 +211,11 @@ func (db *DB) recordsView(ctx context.Context, namespace, op string, fn func(rt 
 	if !store.IsVolatile(namespace) {
 		return db.view(ctx, op, func(tx *bbolt.Tx) error { return fn(boltRecords{tx}) })
 	}
+	return db.inVolatile(ctx, op, fn)
+}
+
+// inVolatile runs fn on the volatile records under their lock.
+func (db *DB) inVolatile(ctx context.Context, op string, fn func(rt recordTx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bolt: %s: %w", op, err)
 	}
@@ -249,9 +235,10 @@ func (db *DB) sweepVolatile(now time.Time) int {
 	db.vol.mu.Lock()
 	defer db.vol.mu.Unlock()
 	n := 0
-	for _, r := range db.vol.m {
+	for k, r := range db.vol.m {
 		if !live(r.ExpiresAt, now) {
-			_ = memTx{&db.vol}.del(r.Record)
+			db.vol.bytes -= recordSize(r)
+			delete(db.vol.m, k)
 			n++
 		}
 	}
