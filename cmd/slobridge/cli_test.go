@@ -371,3 +371,33 @@ func TestReadmeInstallCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPrintsTheUpstreamOPRegistration: with upstream.type oidc, check
+// prints the four URIs to register at the OpenID Provider.
+func TestCheckPrintsTheUpstreamOPRegistration(t *testing.T) {
+	for _, e := range testEnv {
+		k, v, _ := strings.Cut(e, "=")
+		t.Setenv(k, v)
+	}
+	doc := strings.Replace(fmt.Sprintf(baseConfig, filepath.Join(t.TempDir(), "c.db")), "  type: static\n",
+		"  type: oidc\n  oidc:\n    - {name: corp, issuer: https://login.example.com, client_id: bridge, client_secret: {env: SLOBRIDGE_TEST_PASSWORD}}\n", 1)
+	path := filepath.Join(t.TempDir(), "oidc.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check", "--config", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{
+		"upstream corp (https://login.example.com): register at the OpenID Provider, for client_id bridge:",
+		"redirect URI:              http://127.0.0.1:8080/upstream/oidc/corp/callback",
+		"back-channel logout URI:   http://127.0.0.1:8080/upstream/oidc/corp/backchannel-logout",
+		"front-channel logout URI:  http://127.0.0.1:8080/upstream/oidc/corp/frontchannel-logout",
+		"post-logout redirect URI:  http://127.0.0.1:8080/upstream/oidc/corp/logged-out",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
