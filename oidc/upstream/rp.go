@@ -101,6 +101,9 @@ type Config struct {
 	// SigningAlgs is the allow-list of ID and logout token algorithms;
 	// default DefaultSigningAlgs.
 	SigningAlgs []string
+	// SkipUserInfo never asks the OP's UserInfo endpoint: the user ID and
+	// attributes then come from the ID token alone.
+	SkipUserInfo bool
 	// NoEndSession skips the OP's end_session_endpoint: a logout started
 	// downstream then reports that the upstream session was not ended.
 	NoEndSession bool
@@ -476,6 +479,9 @@ func (rp *RP) completeLogin(w http.ResponseWriter, r *http.Request) (string, err
 	if (len(idt.Audience) > 1 && azp == "") || (azp != "" && azp != rp.cfg.ClientID) {
 		return "", refuse(http.StatusBadGateway, "The identity provider's ID token was not for this bridge.", fmt.Errorf("azp %q, audiences %q", azp, idt.Audience))
 	}
+	if err := rp.addUserInfo(ctx, d, tok, idt.Subject, claims); err != nil {
+		return "", refuse(http.StatusBadGateway, "The identity provider did not say who you are.", err)
+	}
 	userID, _ := claims[rp.cfg.UserIDClaim].(string)
 	if userID == "" {
 		return "", refuse(http.StatusBadGateway, "The identity provider did not say who you are.", fmt.Errorf("ID token has no string claim %q", rp.cfg.UserIDClaim))
@@ -512,6 +518,58 @@ func (rp *RP) completeLogin(w http.ResponseWriter, r *http.Request) (string, err
 		to = rp.opts.BasePath + to
 	}
 	return to, nil
+}
+
+// addUserInfo fills in, from the OP's UserInfo endpoint, the claims the
+// bridge maps (user ID and attributes) that the ID token lacks: many OPs
+// (oidc-provider, Okta's org server, Keycloak with thin tokens) put
+// profile claims only there. The response must be about the ID token's
+// subject (Core §5.3.2); protocol claims (sid, nonce, auth_time …) are
+// only ever taken from the ID token. Nothing is asked when the OP has no
+// UserInfo endpoint, sent no access token, or the upstream says
+// skip_userinfo.
+func (rp *RP) addUserInfo(ctx context.Context, d *discovered, tok *oauth2.Token, subject string, claims map[string]any) error {
+	if rp.cfg.SkipUserInfo || tok.AccessToken == "" || d.provider.UserInfoEndpoint() == "" {
+		return nil
+	}
+	missing := false
+	for _, c := range rp.mappedClaims() {
+		if _, ok := claims[c]; !ok {
+			missing = true
+		}
+	}
+	if !missing {
+		return nil
+	}
+	ui, err := d.provider.UserInfo(rp.ctx(ctx), oauth2.StaticTokenSource(tok))
+	if err != nil {
+		return fmt.Errorf("userinfo: %w", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(ui.Subject), []byte(subject)) != 1 {
+		return fmt.Errorf("userinfo is about subject %q, the ID token about %q", ui.Subject, subject)
+	}
+	var extra map[string]any
+	if err := ui.Claims(&extra); err != nil {
+		return fmt.Errorf("userinfo: %w", err)
+	}
+	for _, c := range rp.mappedClaims() {
+		if _, ok := claims[c]; !ok {
+			if v, ok := extra[c]; ok {
+				claims[c] = v
+			}
+		}
+	}
+	return nil
+}
+
+// mappedClaims are the claims the bridge reads for the user ID and the
+// attributes.
+func (rp *RP) mappedClaims() []string {
+	out := []string{rp.cfg.UserIDClaim}
+	for _, c := range rp.cfg.Attributes {
+		out = append(out, c)
+	}
+	return out
 }
 
 // sidKey is the record key of an upstream sid.

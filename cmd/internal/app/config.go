@@ -307,6 +307,9 @@ type OIDCUpstreamConfig struct {
 	// SigningAlgs is the allow-list of ID and logout token algorithms;
 	// default RS256, ES256, PS256, EdDSA.
 	SigningAlgs []string `yaml:"signing_algs"`
+	// SkipUserInfo never asks the OP's UserInfo endpoint for the claims
+	// the ID token lacks.
+	SkipUserInfo bool `yaml:"skip_userinfo"`
 	// SkipEndSession does not send the browser to the OP's
 	// end_session_endpoint at logout (the status then says the upstream
 	// session was not ended).

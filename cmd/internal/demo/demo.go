@@ -19,6 +19,7 @@ import (
 
 	"github.com/slobridge/slobridge/cmd/internal/app"
 	"github.com/slobridge/slobridge/oidc"
+	"github.com/slobridge/slobridge/oidc/upstream"
 	"github.com/slobridge/slobridge/oidc/resource"
 	"github.com/slobridge/slobridge/saml/idp"
 	"github.com/slobridge/slobridge/saml/sp"
@@ -59,7 +60,24 @@ type Options struct {
 	// says so on /readyz and the login page, and picks it up when it
 	// comes (slobridge demo --upstream-late 30s).
 	UpstreamLate time.Duration
+	// UpstreamOIDC, when set, puts an OpenID Provider of the operator's in
+	// place of the demo's SAML IdP: users sign in there, its back-channel
+	// logouts reach every demo app and a logout in an app ends the session
+	// there (RP-Initiated Logout). Register at it the URIs Registration
+	// names (slobridge demo --upstream-oidc-issuer ...).
+	UpstreamOIDC *UpstreamOIDC
 }
+
+// UpstreamOIDC is an OpenID Provider to use as the demo's upstream.
+type UpstreamOIDC struct {
+	// Issuer is the OP's issuer URL (discovery); ClientID and
+	// ClientSecret are the bridge's registration there.
+	Issuer, ClientID, ClientSecret string
+}
+
+// UpstreamOIDCName names the demo's upstream OpenID Provider in the
+// bridge's configuration and paths.
+const UpstreamOIDCName = "op"
 
 // User is a demo user of the upstream IdP.
 type User struct {
@@ -89,6 +107,9 @@ type Demo struct {
 	AdminToken string
 	// DBPath is the bbolt file in use.
 	DBPath string
+	// UpstreamKind names the upstream for people: "SAML IdP", or "OpenID
+	// Provider" with Options.UpstreamOIDC.
+	UpstreamKind string
 
 	bridge  *app.App
 	log     *slog.Logger
@@ -154,9 +175,16 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 			ClientSecret: secret(), FrontChannel: true, APIURL: d.APIURL, Logger: opts.Logger},
 	}
 	cfg := d.bridgeConfig(opts, lns[0].Addr().String(), pushAuth, rps...)
-	d.samlConfig(&cfg, k, files)
+	d.samlConfig(&cfg, k, files, opts.UpstreamOIDC == nil)
+	if o := opts.UpstreamOIDC; o != nil {
+		cfg.Upstream.Type = "oidc"
+		cfg.Upstream.OIDC = []app.OIDCUpstreamConfig{{Name: UpstreamOIDCName, Issuer: o.Issuer,
+			ClientID: o.ClientID, ClientSecret: app.LiteralSecret(o.ClientSecret)}}
+		d.UpstreamURL, d.UpstreamKind = o.Issuer, "OpenID Provider"
+		_ = lns[offsetUpstream].Close()
+	}
 	lateAddr := ""
-	if opts.UpstreamLate > 0 {
+	if opts.UpstreamLate > 0 && opts.UpstreamOIDC == nil {
 		cfg.SAML.SP.Upstreams[0].MetadataFile, cfg.SAML.SP.Upstreams[0].MetadataURL = "", d.UpstreamURL+"/metadata"
 		cfg.SAML.SP.MetadataRetry = time.Second
 		// Nothing listens on the upstream's address until it starts:
@@ -183,10 +211,13 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 	}
 	// The upstream IdP and the SAML app learn the bridge's metadata from
 	// the running bridge, as they would in production.
-	if err := upstream.RegisterSP(ctx, d.BridgeURL+sp.PathMetadata); err != nil {
-		return d, err
-	}
-	if lateAddr != "" {
+	switch {
+	case opts.UpstreamOIDC != nil:
+		// The operator's OP runs elsewhere.
+	case lateAddr != "":
+		if err := upstream.RegisterSP(ctx, d.BridgeURL+sp.PathMetadata); err != nil {
+			return d, err
+		}
 		late := time.AfterFunc(opts.UpstreamLate, func() {
 			ln, err := net.Listen("tcp", lateAddr)
 			if err != nil {
@@ -196,7 +227,10 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 			d.serve("upstream", ln, upstream.Handler())
 		})
 		d.closers = append(d.closers, func() error { late.Stop(); return nil })
-	} else {
+	default:
+		if err := upstream.RegisterSP(ctx, d.BridgeURL+sp.PathMetadata); err != nil {
+			return d, err
+		}
 		d.serve("upstream", lns[offsetUpstream], upstream.Handler())
 	}
 	if err := samlApp.Connect(ctx, d.BridgeURL+idp.PathMetadata); err != nil {
@@ -210,24 +244,33 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 // home is what the bridge's root page shows in the demo: its apps, the
 // users and what to try.
 func (d *Demo) home() app.Home {
-	h := app.Home{Intro: "This is the demo: an upstream SAML IdP, two OpenID Connect apps, a SAML app and an API, all on this machine."}
+	h := app.Home{Intro: "This is the demo: an upstream " + d.UpstreamKind + ", two OpenID Connect apps, a SAML app and an API."}
 	for _, a := range []AppInfo{d.BackApp, d.FrontApp, d.SAMLApp} {
 		h.Links = append(h.Links, app.HomeLink{Name: a.Name, URL: a.URL, Note: a.Protocol + ", " + a.Channel})
 	}
 	h.Links = append(h.Links,
 		app.HomeLink{Name: "Reports API", URL: strings.TrimSuffix(d.APIURL, "/data") + "/", Note: "a resource server both OIDC apps call"},
-		app.HomeLink{Name: "Upstream SAML IdP", URL: d.UpstreamURL, Note: "where the users sign in"})
+		app.HomeLink{Name: "Upstream " + d.UpstreamKind, URL: d.UpstreamURL, Note: "where the users sign in"})
 	var users []string
 	for _, u := range d.Users {
 		users = append(users, u.Username+" (password "+u.Password+")")
 	}
 	h.Steps = []string{
-		"Open " + d.BackApp.Name + " and click Log in; sign in at the upstream IdP as " + strings.Join(users, " or ") + ".",
+		"Open " + d.BackApp.Name + " and click Log in; sign in at the upstream " + d.UpstreamKind + d.signInAs(users) + ".",
 		"Open " + d.FrontApp.Name + " and " + d.SAMLApp.Name + " and click Log in: no password this time (single sign-on through the bridge).",
-		"Click Log out everywhere in any app: the bridge's logout page shows each app live, then logs you out at the upstream IdP.",
+		"Click Log out everywhere in any app: the bridge's logout page shows each app live, then logs you out at the upstream " + d.UpstreamKind + ".",
 		"Reload the other apps: each says it is logged out and how it learned it; the API rejects the tokens they still hold.",
 	}
 	return h
+}
+
+// signInAs names the demo users to sign in as; an operator's OpenID
+// Provider has its own.
+func (d *Demo) signInAs(users []string) string {
+	if d.UpstreamKind != "SAML IdP" {
+		return ""
+	}
+	return " as " + strings.Join(users, " or ")
 }
 
 // defaults fills in the documented defaults.
@@ -271,6 +314,7 @@ func (d *Demo) layout(lns []net.Listener, opts Options) error {
 		{Username: "bob", Password: password(), Email: "bob@example.org", Name: "Bob Example"},
 	}
 	d.AdminToken = secret()
+	d.UpstreamKind = "SAML IdP"
 	return nil
 }
 
@@ -372,15 +416,17 @@ func (d *Demo) metadataFiles(up *UpstreamIdP, sa *SAMLApp) (metadataPaths, error
 }
 
 // samlConfig adds the bridge's SAML sides: the SP toward the upstream IdP
-// (users log in there) and the IdP toward the SAML app.
-func (d *Demo) samlConfig(cfg *app.Config, k demoKeys, f metadataPaths) {
-	cfg.Upstream.Type = "saml"
-	cfg.SAML.SP.CertFile, cfg.SAML.SP.KeyFile = k.bridgeSP.certFile, k.bridgeSP.keyFile
-	cfg.SAML.SP.Upstreams = []sp.UpstreamConfig{{
-		Name: "demo-idp", DisplayName: "Demo upstream IdP", MetadataFile: f.upstream,
-		UserIDAttribute: "uid",
-		Attributes:      map[string]string{"email": "mail", "name": "cn", "groups": "eduPersonAffiliation"},
-	}}
+// (users log in there) when samlUpstream, and the IdP toward the SAML app.
+func (d *Demo) samlConfig(cfg *app.Config, k demoKeys, f metadataPaths, samlUpstream bool) {
+	if samlUpstream {
+		cfg.Upstream.Type = "saml"
+		cfg.SAML.SP.CertFile, cfg.SAML.SP.KeyFile = k.bridgeSP.certFile, k.bridgeSP.keyFile
+		cfg.SAML.SP.Upstreams = []sp.UpstreamConfig{{
+			Name: "demo-idp", DisplayName: "Demo upstream IdP", MetadataFile: f.upstream,
+			UserIDAttribute: "uid",
+			Attributes:      map[string]string{"email": "mail", "name": "cn", "groups": "eduPersonAffiliation"},
+		}}
+	}
 	cfg.SAML.IdP.Enabled = true
 	cfg.SAML.IdP.CertificateFile = k.bridgeIdP.certFile
 	cfg.SAML.IdP.Key = app.LiteralSecret(string(k.bridgeIdP.keyPEM))
@@ -509,16 +555,26 @@ func (d *Demo) Instructions(w io.Writer) {
 slobridge demo is running (Ctrl-C stops it).
 
   Bridge                   %s   (OIDC discovery: %s/.well-known/openid-configuration)
-  Upstream SAML IdP        %s
+  %-24s %s
   %-24s %s   (%s, %s)
   %-24s %s   (%s, %s)
-`, d.BridgeURL, d.BridgeURL, d.UpstreamURL,
+`, d.BridgeURL, d.BridgeURL, "Upstream "+d.UpstreamKind, d.UpstreamURL,
 		d.BackApp.Name, d.BackApp.URL, d.BackApp.Protocol, d.BackApp.Channel,
 		d.FrontApp.Name, d.FrontApp.URL, d.FrontApp.Protocol, d.FrontApp.Channel)
 	if d.SAMLApp.URL != "" {
 		fmt.Fprintf(w, "  %-24s %s   (%s, %s)\n", d.SAMLApp.Name, d.SAMLApp.URL, d.SAMLApp.Protocol, d.SAMLApp.Channel)
 	}
-	fmt.Fprintf(w, "  %-24s %s   (resource server; both OIDC apps call it; its page says what it accepts)\n\nDemo users (at the upstream IdP):\n", "Reports API", strings.TrimSuffix(d.APIURL, "/data")+"/")
+	fmt.Fprintf(w, "  %-24s %s   (resource server; both OIDC apps call it; its page says what it accepts)\n", "Reports API", strings.TrimSuffix(d.APIURL, "/data")+"/")
+	if d.UpstreamKind != "SAML IdP" {
+		r := upstream.RegistrationFor(d.BridgeURL, UpstreamOIDCName)
+		fmt.Fprintf(w, "\nRegister the bridge at the upstream OpenID Provider (confidential client, code flow):\n"+
+			"  redirect URI               %s\n  back-channel logout URI    %s (session required)\n"+
+			"  front-channel logout URI   %s\n  post-logout redirect URI   %s\n"+
+			"then open %s, click \"Log in\" and sign in there as any of its users; logging out works as in\nthe README's demo walk-through.\n",
+			r.RedirectURI, r.BackchannelLogoutURI, r.FrontchannelLogoutURI, r.PostLogoutRedirectURI, d.BackApp.URL)
+		return
+	}
+	fmt.Fprintf(w, "\nDemo users (at the upstream IdP):\n")
 	for _, u := range d.Users {
 		fmt.Fprintf(w, "  %-8s password %s\n", u.Username, u.Password)
 	}
