@@ -19,8 +19,8 @@ import (
 
 	"github.com/slobridge/slobridge/cmd/internal/app"
 	"github.com/slobridge/slobridge/oidc"
-	"github.com/slobridge/slobridge/oidc/upstream"
 	"github.com/slobridge/slobridge/oidc/resource"
+	"github.com/slobridge/slobridge/oidc/upstream"
 	"github.com/slobridge/slobridge/saml/idp"
 	"github.com/slobridge/slobridge/saml/sp"
 	"github.com/slobridge/slobridge/store/bolt"
