@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -66,6 +67,14 @@ type Options struct {
 	// there (RP-Initiated Logout). Register at it the URIs Registration
 	// names (slobridge demo --upstream-oidc-issuer ...).
 	UpstreamOIDC *UpstreamOIDC
+	// PublicHost is the host name in the URLs of the bridge and the parts
+	// (default the host of Listen). Browsers keep cookies per host name,
+	// not per port: two demos side by side on one machine (one the other's
+	// upstream) need different names, e.g. 127.0.0.1 and localhost.
+	PublicHost string
+	// Clients are OIDC clients registered at the bridge besides the demo
+	// apps (another bridge using this one as its upstream, say).
+	Clients []app.OIDCClientConfig
 }
 
 // UpstreamOIDC is an OpenID Provider to use as the demo's upstream.
@@ -175,6 +184,7 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 			ClientSecret: secret(), FrontChannel: true, APIURL: d.APIURL, Logger: opts.Logger},
 	}
 	cfg := d.bridgeConfig(opts, lns[0].Addr().String(), pushAuth, rps...)
+	cfg.OIDC.Clients = append(cfg.OIDC.Clients, opts.Clients...)
 	d.samlConfig(&cfg, k, files, opts.UpstreamOIDC == nil)
 	if o := opts.UpstreamOIDC; o != nil {
 		cfg.Upstream.Type = "oidc"
@@ -294,7 +304,8 @@ func (o *Options) defaults() {
 func (d *Demo) layout(lns []net.Listener, opts Options) error {
 	urls := make([]string, len(lns))
 	for i, ln := range lns {
-		urls[i] = "http://" + ln.Addr().String()
+		a := ln.Addr().(*net.TCPAddr)
+		urls[i] = "http://" + net.JoinHostPort(cmp.Or(opts.PublicHost, a.IP.String()), strconv.Itoa(a.Port))
 	}
 	d.BridgeURL, d.UpstreamURL, d.APIURL = urls[0], urls[offsetUpstream], urls[offsetAPI]+"/data"
 	d.BackApp = AppInfo{Name: "Calendar", URL: urls[offsetBackApp], Protocol: "OpenID Connect", Channel: "back-channel logout"}

@@ -30,7 +30,9 @@ func TestMain(m *testing.M) {
 // SLOBRIDGE_DEMO_LOG=1 to see every part's logs.
 func startDemo(t *testing.T, opts Options) *Demo {
 	t.Helper()
-	opts.Listen = "127.0.0.1:0"
+	if opts.Listen == "" {
+		opts.Listen = "127.0.0.1:0"
+	}
 	if os.Getenv("SLOBRIDGE_DEMO_LOG") != "" {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

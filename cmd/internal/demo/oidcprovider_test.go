@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,34 +175,8 @@ func TestThirdPartyOpenIDProvider(t *testing.T) {
 
 	// Every party is told the same: the logout is complete, the OP's
 	// session included.
-	var sessions struct {
-		Sessions []struct {
-			LogoutID string    `json:"logout_id"`
-			EndedAt  time.Time `json:"ended_at"`
-		} `json:"sessions"`
-	}
-	admin(t, d, http.MethodGet, "/users/alice/sessions", "", http.StatusOK, &sessions)
-	var last string
-	var lastEnd time.Time
-	for _, s := range sessions.Sessions {
-		if s.EndedAt.IsZero() {
-			t.Fatal("a session of alice is still active after the logout")
-		}
-		if s.EndedAt.After(lastEnd) {
-			last, lastEnd = s.LogoutID, s.EndedAt
-		}
-	}
-	var status struct {
-		Outcome struct {
-			Complete bool `json:"complete"`
-			Failed   []struct {
-				Key, Why string
-			} `json:"failed"`
-		} `json:"outcome"`
-	}
-	admin(t, d, http.MethodGet, "/logouts/"+last, "", http.StatusOK, &status)
-	if !status.Outcome.Complete {
-		t.Errorf("the app's logout is not complete: %+v", status.Outcome.Failed)
+	if out := lastLogoutOutcome(t, d, "alice"); !out.Complete {
+		t.Errorf("the app's logout is not complete: %+v", out.Failed)
 	}
 	navigate(t, ctx, d.BackApp.URL+"/login")
 	waitJS(t, ctx, "the OP's login form again (the OP session ended)",
