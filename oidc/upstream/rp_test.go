@@ -93,48 +93,22 @@ type lower struct {
 	cookies slobridge.SessionCookies
 }
 
-// chain starts an upper OP and a lower bridge registered at it as a
-// confidential client with a back-channel logout URI.
-func chain(t *testing.T) (*upper, *lower) {
+// startLower starts a bridge whose upstream OP is at issuer, registered
+// there as client lower-bridge, with test routes: /start begins a login
+// that ends at /done; /logout-start logs the browser's session out with
+// the upstream leg last, ending at /bye.
+func startLower(t *testing.T, issuer string) *lower {
 	t.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	lo := &lower{eng: newEngine(t), cookies: slobridge.SessionCookies{Secret: []byte(strings.Repeat("l", 32))}}
 	lo.srv = httptest.NewUnstartedServer(nil)
-	up := &upper{eng: newEngine(t)}
-	up.srv = httptest.NewUnstartedServer(nil)
-	upCookies := slobridge.SessionCookies{Secret: []byte(strings.Repeat("u", 32))}
-	up.auth = &userAuth{eng: up.eng, cookies: upCookies}
 	lowerBase := "http://" + lo.srv.Listener.Addr().String()
-	issuer := "http://localhost:" + strings.TrimPrefix(up.srv.Listener.Addr().String(), "127.0.0.1:")
-	up.issuer = issuer
-
 	rp, err := New(Options{Engine: lo.eng, Cookies: lo.cookies, BaseURL: lowerBase, Logger: quiet(),
 		Upstream: Config{Name: "corp", Issuer: issuer, ClientID: "lower-bridge", ClientSecret: "lower-secret-0123456789"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lo.rp = rp
-	p, err := oidc.New(oidc.Options{Issuer: issuer, Engine: up.eng, Cookies: upCookies, Authenticator: up.auth, Logger: quiet(),
-		AllowLoopbackHTTP: true, AllowPrivateBackchannel: true,
-		Clients: []oidc.StaticClient{{Secret: "lower-secret-0123456789", Metadata: oidc.ClientMetadata{
-			ClientID: "lower-bridge", RedirectURIs: []string{rp.RedirectURI()}, PostLogoutRedirectURIs: []string{rp.PostLogoutRedirectURI()},
-			BackchannelLogoutURI: rp.BackchannelLogoutURI(), BackchannelLogoutSessionRequired: true}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	up.p = p
-	up.eng.SetNotifier(oidc.ParticipantKind, p.BackChannelNotifier(slobridge.NewBackChannelClient(slobridge.ClientOptions{AllowLoopback: true, AllowPrivate: true})))
-	lp, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: up.eng, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ur := gin.New()
-	p.Mount(ur)
-	lp.Mount(ur)
-	up.srv.Config.Handler = ur
-	up.srv.Start()
-	t.Cleanup(up.srv.Close)
-
 	lr := gin.New()
 	rp.Mount(lr)
 	lr.GET("/start", func(c *gin.Context) {
@@ -170,6 +144,40 @@ func chain(t *testing.T) (*upper, *lower) {
 	lo.srv.Config.Handler = lr
 	lo.srv.Start()
 	t.Cleanup(lo.srv.Close)
+	return lo
+}
+
+// chain starts an upper OP and a lower bridge registered at it as a
+// confidential client with a back-channel logout URI.
+func chain(t *testing.T) (*upper, *lower) {
+	t.Helper()
+	up := &upper{eng: newEngine(t)}
+	up.srv = httptest.NewUnstartedServer(nil)
+	upCookies := slobridge.SessionCookies{Secret: []byte(strings.Repeat("u", 32))}
+	up.auth = &userAuth{eng: up.eng, cookies: upCookies}
+	up.issuer = "http://localhost:" + strings.TrimPrefix(up.srv.Listener.Addr().String(), "127.0.0.1:")
+	lo := startLower(t, up.issuer)
+	rp := lo.rp
+	p, err := oidc.New(oidc.Options{Issuer: up.issuer, Engine: up.eng, Cookies: upCookies, Authenticator: up.auth, Logger: quiet(),
+		AllowLoopbackHTTP: true, AllowPrivateBackchannel: true,
+		Clients: []oidc.StaticClient{{Secret: "lower-secret-0123456789", Metadata: oidc.ClientMetadata{
+			ClientID: "lower-bridge", RedirectURIs: []string{rp.RedirectURI()}, PostLogoutRedirectURIs: []string{rp.PostLogoutRedirectURI()},
+			BackchannelLogoutURI: rp.BackchannelLogoutURI(), BackchannelLogoutSessionRequired: true}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.p = p
+	up.eng.SetNotifier(oidc.ParticipantKind, p.BackChannelNotifier(slobridge.NewBackChannelClient(slobridge.ClientOptions{AllowLoopback: true, AllowPrivate: true})))
+	lp, err := slobridge.NewLogoutPage(slobridge.LogoutPageOptions{Engine: up.eng, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ur := gin.New()
+	p.Mount(ur)
+	lp.Mount(ur)
+	up.srv.Config.Handler = ur
+	up.srv.Start()
+	t.Cleanup(up.srv.Close)
 	return up, lo
 }
 
@@ -350,7 +358,8 @@ func TestBackchannelLogoutRefusesBadTokens(t *testing.T) {
 		want  int
 		first bool // sent once before, with 200 (the replay case)
 	}{
-		{"unsigned (alg none)", form(unsigned(valid())), 400, false},
+		{"alg none", form(unsigned(valid())), 400, false},
+		{"unsigned (RS256 header, no signature)", form(stripSignature(signed(t, key, kid, jose.RS256, "logout+jwt", valid()))), 400, false},
 		{"signed by another key", form(signed(t, otherKey, kid, jose.RS256, "logout+jwt", valid())), 400, false},
 		{"wrong iss", form(signed(t, key, kid, jose.RS256, "logout+jwt", with("iss", "https://evil.example"))), 400, false},
 		{"wrong aud", form(signed(t, key, kid, jose.RS256, "logout+jwt", with("aud", "someone-else"))), 400, false},
@@ -399,6 +408,9 @@ func TestBackchannelLogoutRefusesBadTokens(t *testing.T) {
 		t.Fatal("a valid logout token did not end the session")
 	}
 }
+
+// stripSignature drops a compact JWS's signature, keeping its header.
+func stripSignature(tok string) string { return tok[:strings.LastIndex(tok, ".")+1] }
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
