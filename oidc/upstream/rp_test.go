@@ -33,12 +33,21 @@ import (
 	"github.com/slobridge/slobridge/store/bolt"
 )
 
+// durable makes newEngine sync its bbolt file, as in production; only
+// the benchmarks set it.
+var durable bool
+
+// upperAlg is the upper OP's signing algorithm (oidc.Options.SigningAlg;
+// empty: its default, RS256); only the benchmarks set it.
+var upperAlg string
+
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// newEngine starts an engine over a fresh bbolt file.
-func newEngine(t *testing.T) *slobridge.Engine {
+// newEngine starts an engine over a fresh bbolt file (not synced: the
+// benchmarks set durable).
+func newEngine(t testing.TB) *slobridge.Engine {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "b.db"), bolt.Options{NoSync: true})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "b.db"), bolt.Options{NoSync: !durable})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +106,7 @@ type lower struct {
 // there as client lower-bridge, with test routes: /start begins a login
 // that ends at /done; /logout-start logs the browser's session out with
 // the upstream leg last, ending at /bye.
-func startLower(t *testing.T, issuer string) *lower {
+func startLower(t testing.TB, issuer string) *lower {
 	t.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	lo := &lower{eng: newEngine(t), cookies: slobridge.SessionCookies{Secret: []byte(strings.Repeat("l", 32))}}
@@ -149,7 +158,7 @@ func startLower(t *testing.T, issuer string) *lower {
 
 // chain starts an upper OP and a lower bridge registered at it as a
 // confidential client with a back-channel logout URI.
-func chain(t *testing.T) (*upper, *lower) {
+func chain(t testing.TB) (*upper, *lower) {
 	t.Helper()
 	up := &upper{eng: newEngine(t)}
 	up.srv = httptest.NewUnstartedServer(nil)
@@ -159,7 +168,7 @@ func chain(t *testing.T) (*upper, *lower) {
 	lo := startLower(t, up.issuer)
 	rp := lo.rp
 	p, err := oidc.New(oidc.Options{Issuer: up.issuer, Engine: up.eng, Cookies: upCookies, Authenticator: up.auth, Logger: quiet(),
-		AllowLoopbackHTTP: true, AllowPrivateBackchannel: true,
+		AllowLoopbackHTTP: true, AllowPrivateBackchannel: true, SigningAlg: upperAlg,
 		Clients: []oidc.StaticClient{{Secret: "lower-secret-0123456789", Metadata: oidc.ClientMetadata{
 			ClientID: "lower-bridge", RedirectURIs: []string{rp.RedirectURI()}, PostLogoutRedirectURIs: []string{rp.PostLogoutRedirectURI()},
 			BackchannelLogoutURI: rp.BackchannelLogoutURI(), BackchannelLogoutSessionRequired: true}}}})
@@ -182,13 +191,13 @@ func chain(t *testing.T) (*upper, *lower) {
 }
 
 // browser is a cookie-keeping HTTP client that follows redirects.
-func browser(t *testing.T) *http.Client {
+func browser(t testing.TB) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, Timeout: 10 * time.Second}
 }
 
 // get fetches u and returns the final URL, status and body.
-func get(t *testing.T, c *http.Client, u string) (*url.URL, int, string) {
+func get(t testing.TB, c *http.Client, u string) (*url.URL, int, string) {
 	t.Helper()
 	resp, err := c.Get(u)
 	if err != nil {
