@@ -157,6 +157,23 @@ func TestIDTokenRefusals(t *testing.T) {
 		len(s.Attributes["name"]) != 1 {
 		t.Fatalf("session %+v: want sid from the ID token, email and name from UserInfo", s)
 	}
+	// A re-login in that browser asks for a fresh authentication: an ID
+	// token whose auth_time is older than the request, or that has none,
+	// is refused.
+	for _, at := range []any{time.Now().Add(-time.Hour).Unix(), nil} {
+		op.mu.Lock()
+		op.idToken = with("auth_time", at)
+		op.mu.Unlock()
+		if final, code, body := get(t, br, lo.srv.URL+"/start"); code != 502 || !strings.Contains(body, "did not sign you in afresh") {
+			t.Fatalf("re-login with auth_time %v ended at %s with %d: %s", at, final, code, body)
+		}
+	}
+	op.mu.Lock()
+	op.idToken = with("auth_time", time.Now().Unix())
+	op.mu.Unlock()
+	if final, code, body := get(t, br, lo.srv.URL+"/start"); code != 200 || final.Path != "/done" {
+		t.Fatalf("re-login with a fresh auth_time ended at %s with %d: %s", final, code, body)
+	}
 	// An ID token with every mapped claim needs no UserInfo request.
 	op.mu.Lock()
 	op.idToken = func(nonce string) map[string]any {
@@ -173,5 +190,45 @@ func TestIDTokenRefusals(t *testing.T) {
 	defer op.mu.Unlock()
 	if op.calls != 0 {
 		t.Fatalf("%d UserInfo requests for an ID token with every mapped claim", op.calls)
+	}
+}
+
+// TestACRValues: configured acr_values are asked for, and an ID token
+// naming another acr is refused; one naming none is accepted (the
+// request is voluntary).
+func TestACRValues(t *testing.T) {
+	op := newFakeOP(t)
+	lo := startLower(t, op.srv.URL)
+	lo.rp.cfg.ACRValues = []string{"urn:mace:incommon:iap:silver", "phr"}
+	var asked string
+	for _, tc := range []struct {
+		acr    any
+		status int
+	}{{"urn:weak", 502}, {"phr", 200}, {nil, 200}} {
+		op.mu.Lock()
+		op.idToken = func(nonce string) map[string]any {
+			now := time.Now()
+			c := map[string]any{"iss": op.srv.URL, "aud": "lower-bridge", "sub": "alice", "nonce": nonce,
+				"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "email": "a@example.com", "name": "A",
+				"preferred_username": "a", "groups": []string{}}
+			if tc.acr != nil {
+				c["acr"] = tc.acr
+			}
+			return c
+		}
+		op.mu.Unlock()
+		br := browser(t)
+		br.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if req.URL.Path == "/authorize" {
+				asked = req.URL.Query().Get("acr_values")
+			}
+			return nil
+		}
+		if final, code, body := get(t, br, lo.srv.URL+"/start"); code != tc.status {
+			t.Fatalf("acr %v: ended at %s with %d: %s; want %d", tc.acr, final, code, body, tc.status)
+		}
+		if asked != "urn:mace:incommon:iap:silver phr" {
+			t.Fatalf("acr_values asked %q", asked)
+		}
 	}
 }

@@ -101,6 +101,9 @@ type Config struct {
 	// SigningAlgs is the allow-list of ID and logout token algorithms;
 	// default DefaultSigningAlgs.
 	SigningAlgs []string
+	// ACRValues are sent as acr_values; an ID token naming another acr is
+	// refused.
+	ACRValues []string
 	// SkipUserInfo never asks the OP's UserInfo endpoint: the user ID and
 	// attributes then come from the ID token alone.
 	SkipUserInfo bool
@@ -331,6 +334,11 @@ type loginState struct {
 	ReturnTo string `json:"return_to"`
 	Nonce    string `json:"nonce"`
 	Verifier string `json:"verifier"`
+	// Reauth is set when the browser held an active bridge session: the
+	// OP was asked to authenticate afresh (prompt=login, max_age=0), and
+	// the ID token's auth_time must be no earlier than Started.
+	Reauth  bool  `json:"reauth,omitempty"`
+	Started int64 `json:"started"`
 }
 
 // StartLogin implements slobridge.Authenticator: it parks the login and
@@ -346,7 +354,22 @@ func (rp *RP) StartLogin(w http.ResponseWriter, r *http.Request, returnTo string
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	eng := rp.opts.Engine
-	st := loginState{ReturnTo: returnTo, Nonce: eng.NewID(), Verifier: oauth2.GenerateVerifier()}
+	st := loginState{ReturnTo: returnTo, Nonce: eng.NewID(), Verifier: oauth2.GenerateVerifier(), Started: eng.Now().Unix()}
+	params := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(st.Verifier), gooidc.Nonce(st.Nonce)}
+	// A login asked for while the browser holds an active bridge session
+	// is a re-authentication (a downstream prompt=login, max_age or
+	// ForceAuthn): the OP must authenticate the user afresh rather than
+	// answer from its own session (Core §3.1.2.1), and says when it did.
+	switch _, err := eng.ActiveSession(ctx, rp.opts.Cookies, r); {
+	case err == nil:
+		st.Reauth = true
+		params = append(params, oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("max_age", "0"))
+	case !errors.Is(err, slobridge.ErrNoSession):
+		return fmt.Errorf("upstream %s: read the browser's bridge session: %w", rp.cfg.Name, err)
+	}
+	if len(rp.cfg.ACRValues) > 0 {
+		params = append(params, oauth2.SetAuthURLParam("acr_values", strings.Join(rp.cfg.ACRValues, " ")))
+	}
 	state := eng.NewID()
 	val, err := json.Marshal(st)
 	if err != nil {
@@ -358,7 +381,7 @@ func (rp *RP) StartLogin(w http.ResponseWriter, r *http.Request, returnTo string
 	}
 	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: state, Path: rp.path(pathCallback), Expires: exp,
 		HttpOnly: true, Secure: rp.opts.Cookies.Secure, SameSite: http.SameSiteLaxMode})
-	u := d.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(st.Verifier), gooidc.Nonce(st.Nonce))
+	u := d.oauth.AuthCodeURL(state, params...)
 	http.Redirect(w, r, u, http.StatusSeeOther)
 	return nil
 }
@@ -489,8 +512,22 @@ func (rp *RP) completeLogin(w http.ResponseWriter, r *http.Request) (string, err
 	sid, _ := claims["sid"].(string)
 	now := eng.Now()
 	authTime := now
-	if at, ok := claims["auth_time"].(float64); ok && at > 0 {
+	at, hasAuthTime := claims["auth_time"].(float64)
+	if hasAuthTime && at > 0 {
 		authTime = time.Unix(int64(at), 0)
+	}
+	// A re-authentication must have happened after the login started
+	// (max_age=0 makes auth_time required, Core §2), give or take the
+	// clock skew.
+	if st.Reauth && (!hasAuthTime || authTime.Before(time.Unix(st.Started, 0).Add(-maxIATSkew))) {
+		return "", refuse(http.StatusBadGateway, "The identity provider did not sign you in afresh, as this application asked; start again from the application.",
+			fmt.Errorf("re-authentication asked for at %d, auth_time %v", st.Started, claims["auth_time"]))
+	}
+	// acr_values are a voluntary request (Core §3.1.2.1): an OP may not
+	// say which it met, but one that names another is refused.
+	if acr, ok := claims["acr"].(string); ok && len(rp.cfg.ACRValues) > 0 && !slices.Contains(rp.cfg.ACRValues, acr) {
+		return "", refuse(http.StatusBadGateway, "The identity provider signed you in at a level this bridge does not accept.",
+			fmt.Errorf("acr %q is not among %q", acr, rp.cfg.ACRValues))
 	}
 	s := store.Session{
 		UserID: rp.cfg.UserIDPrefix + userID, Upstream: rp.cfg.Name, NameID: store.NameID{Value: idt.Subject}, SessionIndex: sid,

@@ -605,3 +605,39 @@ func TestLogoutWithoutEndSessionSaysSo(t *testing.T) {
 		t.Fatalf("upstream leg %+v, %v: want failed with the reason", leg.Result, err)
 	}
 }
+
+// TestReauthenticationAsksTheOPAfresh: a login started while the browser
+// holds an active bridge session (a downstream prompt=login, max_age or
+// ForceAuthn) asks the OP for prompt=login and max_age=0; the OP signs the
+// user in again and the bridge keeps the same session.
+func TestReauthenticationAsksTheOPAfresh(t *testing.T) {
+	up, lo := chain(t)
+	br := browser(t)
+	first := signIn(t, up, lo, br)
+	var authorize *url.URL
+	br.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Path == oidc.PathAuthorize {
+			authorize = req.URL
+		}
+		return nil
+	}
+	before := up.auth.logins
+	again := signIn(t, up, lo, br)
+	if authorize == nil || authorize.Query().Get("prompt") != "login" || authorize.Query().Get("max_age") != "0" {
+		t.Fatalf("the re-login's authorization request %v lacks prompt=login and max_age=0", authorize)
+	}
+	if up.auth.logins != before+1 {
+		t.Fatal("the upper OP did not sign the user in again")
+	}
+	if again.ID != first.ID {
+		t.Fatalf("the re-login made session %s, want the same session %s", again.ID, first.ID)
+	}
+	// A first login (no bridge session) does not force one.
+	authorize = nil
+	br2 := browser(t)
+	br2.CheckRedirect = br.CheckRedirect
+	signIn(t, up, lo, br2)
+	if authorize == nil || authorize.Query().Has("prompt") || authorize.Query().Has("max_age") {
+		t.Fatalf("a first login's authorization request %v forces a new login", authorize)
+	}
+}

@@ -428,7 +428,7 @@ func oidcUpstream(u OIDCUpstreamConfig, lifetime time.Duration) upstream.Config 
 	return upstream.Config{
 		Name: u.Name, Issuer: u.Issuer, ClientID: u.ClientID, ClientSecret: u.ClientSecret.Value(), Scopes: u.Scopes,
 		UserIDClaim: u.UserIDClaim, UserIDPrefix: u.UserIDPrefix, Attributes: u.Attributes, SigningAlgs: u.SigningAlgs,
-		NoEndSession: u.SkipEndSession, SkipUserInfo: u.SkipUserInfo, SessionLifetime: lifetime,
+		NoEndSession: u.SkipEndSession, SkipUserInfo: u.SkipUserInfo, ACRValues: u.ACRValues, SessionLifetime: lifetime,
 	}
 }
 

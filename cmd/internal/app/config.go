@@ -307,6 +307,9 @@ type OIDCUpstreamConfig struct {
 	// SigningAlgs is the allow-list of ID and logout token algorithms;
 	// default RS256, ES256, PS256, EdDSA.
 	SigningAlgs []string `yaml:"signing_algs"`
+	// ACRValues are asked for as acr_values at every login; an ID token
+	// naming another acr is refused.
+	ACRValues []string `yaml:"acr_values"`
 	// SkipUserInfo never asks the OP's UserInfo endpoint for the claims
 	// the ID token lacks.
 	SkipUserInfo bool `yaml:"skip_userinfo"`
