@@ -39,6 +39,7 @@ sub-commands:
   remove-receiver ID               remove a receiver
   register-sp --metadata-url URL [--name N]
                                    register a SAML SP from its metadata URL
+  upstreams                        the upstream IdPs: available or why not, what to register there
 
 flags of every sub-command:
   --server URL        the bridge's base URL (env SLOBRIDGE_URL; default http://127.0.0.1:8080)
@@ -214,6 +215,11 @@ func adminRequest(sub string, a adminArgs) (method, path string, body any, msg s
 		return http.MethodGet, "/logouts/" + id, nil, ""
 	case "receivers":
 		return http.MethodGet, "/receivers", nil, ""
+	case "upstreams":
+		if len(a.pos) != 0 {
+			return "", "", nil, "admin upstreams takes no arguments"
+		}
+		return http.MethodGet, "/upstreams", nil, ""
 	case "add-receiver":
 		id, ok := one()
 		if !ok || a.pushURL == "" {

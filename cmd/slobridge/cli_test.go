@@ -189,6 +189,11 @@ func TestAdminReceiverCommands(t *testing.T) {
 	if out := call(1, "register-sp", "--metadata-url", "https://sp.example.com/md"); !strings.Contains(out, "404") {
 		t.Fatalf("register-sp without an IdP: %s", out)
 	}
+	// The static upstream of this configuration.
+	if out := call(0, "upstreams"); !strings.Contains(out, `"name": "static"`) || !strings.Contains(out, `"available": true`) {
+		t.Fatalf("upstreams: %s", out)
+	}
+	call(2, "upstreams", "extra")
 }
 
 func TestCheckCommand(t *testing.T) {

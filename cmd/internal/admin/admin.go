@@ -50,6 +50,9 @@ type Options struct {
 	// Upstreams names the upstream IdPs, so that GET users/{user}/sessions
 	// also finds a user by the NameID an upstream knows them by.
 	Upstreams []string
+	// UpstreamState describes the upstream IdPs and whether each is
+	// usable now, for GET /admin/v1/upstreams; nil lists none.
+	UpstreamState func() []Upstream
 	// ReceiversAllowHTTP accepts http:// push URLs for SSF receivers
 	// (ssf.allow_http, development only).
 	ReceiversAllowHTTP bool
@@ -67,6 +70,7 @@ type Options struct {
 //	PUT    /admin/v1/receivers/{id}        register or replace a receiver
 //	DELETE /admin/v1/receivers/{id}        remove a receiver
 //	POST   /admin/v1/saml/sps              register a SAML SP from its metadata URL
+//	GET    /admin/v1/upstreams             the upstream IdPs, their state and what to register there
 //
 // Every request needs the bearer token; errors are JSON documents
 // {"error":"…","error_description":"…"} with 400, 401, 404, 409, 413 or
@@ -105,11 +109,22 @@ func (a *API) Mount(r gin.IRouter) {
 	g.GET("/logouts/:logout_id", a.handleStatus)
 	g.POST("/logouts/:logout_id/retry", a.handleRetry)
 	g.GET("/receivers", a.handleListReceivers)
+	g.GET("/upstreams", a.handleUpstreams)
 	g.PUT("/receivers/:id", a.handlePutReceiver)
 	g.DELETE("/receivers/:id", a.handleDeleteReceiver)
 	if a.opts.SAMLIdP != nil {
 		g.POST("/saml/sps", a.handleRegisterSP)
 	}
+}
+
+// handleUpstreams lists the upstream IdPs with their state.
+func (a *API) handleUpstreams(c *gin.Context) {
+	out := Upstreams{Upstreams: []Upstream{}}
+	if a.opts.UpstreamState != nil {
+		out.Upstreams = append(out.Upstreams, a.opts.UpstreamState()...)
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, out)
 }
 
 // WriteError answers an admin request with a JSON Error and

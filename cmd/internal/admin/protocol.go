@@ -124,3 +124,26 @@ func (a *API) handleRegisterSP(c *gin.Context) {
 	// its metadata's first format the bridge issues).
 	c.JSON(http.StatusCreated, gin.H{"entity_id": sp.EntityID, "name": sp.Name, "name_id": sp.NameIDPolicy})
 }
+
+// Upstream is one upstream identity provider as GET /admin/v1/upstreams
+// lists it.
+type Upstream struct {
+	// Name is the upstream's name in the configuration and in sessions.
+	Name string `json:"name"`
+	// Type is saml, oidc or static.
+	Type string `json:"type"`
+	// ID is the SAML IdP's metadata source or the OP's issuer.
+	ID string `json:"id,omitempty"`
+	// Available is false while the bridge cannot use the upstream
+	// (metadata or discovery unreachable); Error then says why.
+	Available bool   `json:"available"`
+	Error     string `json:"error,omitempty"`
+	// Register lists what an operator registers for the bridge at the
+	// upstream: the SP metadata URL, or the OP's redirect and logout URIs.
+	Register map[string]string `json:"register,omitempty"`
+}
+
+// Upstreams is the answer of GET /admin/v1/upstreams.
+type Upstreams struct {
+	Upstreams []Upstream `json:"upstreams"`
+}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -260,6 +261,7 @@ func (a *App) buildAdmin(ctx context.Context) (*admin.API, error) {
 	api, err := admin.New(admin.Options{
 		Engine: a.eng, Token: tok, TokenName: a.cfg.Admin.TokenName, Logger: a.log,
 		SAMLIdP: a.samlIdP, ReceiversAllowHTTP: a.cfg.SSF.AllowHTTP, Upstreams: a.upstreamNames(),
+		UpstreamState: a.upstreamState,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: admin API: %w", err)
@@ -411,8 +413,42 @@ func (a *App) BaseURL() string { return strings.TrimSuffix(a.cfg.Server.BaseURL,
 // Config returns the configuration the app was built from.
 func (a *App) Config() Config { return a.cfg }
 
-// upstreamNames names the SAML upstreams (none for the static upstream).
+// upstreamState describes each upstream for the admin API: its source,
+// whether it is usable now, and what to register for the bridge there.
+func (a *App) upstreamState() []admin.Upstream {
+	var out []admin.Upstream
+	switch {
+	case a.oidcRP != nil:
+		u := admin.Upstream{Name: a.oidcRP.Name(), Type: "oidc", ID: a.cfg.Upstream.OIDC[0].Issuer, Available: true}
+		if err := a.oidcRP.Unavailable(); err != nil {
+			u.Available, u.Error = false, err.Error()
+		}
+		r := a.oidcRP.Registration()
+		u.Register = map[string]string{"redirect_uri": r.RedirectURI, "backchannel_logout_uri": r.BackchannelLogoutURI,
+			"frontchannel_logout_uri": r.FrontchannelLogoutURI, "post_logout_redirect_uri": r.PostLogoutRedirectURI}
+		out = append(out, u)
+	case a.samlSP != nil:
+		down := a.samlSP.Unavailable()
+		for _, c := range a.cfg.SAML.SP.Upstreams {
+			u := admin.Upstream{Name: c.Name, Type: "saml", ID: cmp.Or(c.MetadataURL, c.MetadataFile), Available: true,
+				Register: map[string]string{"sp_metadata_url": a.BaseURL() + sp.PathMetadata}}
+			if why, ok := down[c.Name]; ok {
+				u.Available, u.Error = false, why
+			}
+			out = append(out, u)
+		}
+	case a.static != nil:
+		out = append(out, admin.Upstream{Name: "static", Type: "static", Available: true})
+	}
+	return out
+}
+
+// upstreamNames names the upstreams whose users carry an upstream NameID
+// (none for the static upstream).
 func (a *App) upstreamNames() []string {
+	if a.oidcRP != nil {
+		return []string{a.oidcRP.Name()}
+	}
 	if a.cfg.Upstream.Type != "saml" {
 		return nil
 	}

@@ -420,6 +420,7 @@ func TestBridgeStartsBeforeItsUpstream(t *testing.T) {
 	if code := readyz(); code != http.StatusOK || ready.Status != "degraded" || ready.Upstreams["demo-idp"] == "" {
 		t.Fatalf("/readyz before the upstream started: %d %+v", code, ready)
 	}
+	expectUpstream(t, d, "demo-idp", "saml", false, map[string]string{"sp_metadata_url": d.BridgeURL + "/saml/sp/metadata"})
 	resp, err := http.Get(d.BackApp.URL + "/login")
 	if err != nil {
 		t.Fatal(err)
@@ -436,4 +437,27 @@ func TestBridgeStartsBeforeItsUpstream(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	loginEverywhere(t, ctx, d, &d.Users[0])
+	expectUpstream(t, d, "demo-idp", "saml", true, nil)
+}
+
+// expectUpstream checks the admin API's view of the named upstream:
+// its type, whether it is available (with an error when not), and, when
+// register is set, what to register at it.
+func expectUpstream(t *testing.T, d *Demo, name, typ string, available bool, register map[string]string) {
+	t.Helper()
+	var out adminapi.Upstreams
+	admin(t, d, http.MethodGet, "/upstreams", "", http.StatusOK, &out)
+	i := slices.IndexFunc(out.Upstreams, func(u adminapi.Upstream) bool { return u.Name == name })
+	if i < 0 {
+		t.Fatalf("admin upstreams lists no %q: %+v", name, out)
+	}
+	u := out.Upstreams[i]
+	if u.Type != typ || u.Available != available || (u.Error == "") != available {
+		t.Fatalf("admin upstreams: %+v; want type %s, available %v, an error exactly when unavailable", u, typ, available)
+	}
+	for k, v := range register {
+		if u.Register[k] != v {
+			t.Errorf("admin upstreams: register %s = %q, want %q", k, u.Register[k], v)
+		}
+	}
 }

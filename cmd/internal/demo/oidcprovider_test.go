@@ -139,6 +139,12 @@ func TestThirdPartyOpenIDProvider(t *testing.T) {
 	issuer := "http://localhost:" + strconv.Itoa(port)
 	clientID, secret := "slobridge-demo", "client-secret-"+secretForTest()
 	d := startDemo(t, Options{UpstreamOIDC: &UpstreamOIDC{Issuer: issuer, ClientID: clientID, ClientSecret: secret}})
+	// The OP is not there yet: the admin API says so, and what to
+	// register there.
+	reg := upstream.RegistrationFor(d.BridgeURL, UpstreamOIDCName)
+	expectUpstream(t, d, UpstreamOIDCName, "oidc", false, map[string]string{"redirect_uri": reg.RedirectURI,
+		"backchannel_logout_uri": reg.BackchannelLogoutURI, "frontchannel_logout_uri": reg.FrontchannelLogoutURI,
+		"post_logout_redirect_uri": reg.PostLogoutRedirectURI})
 	startOIDCProvider(t, node, issuer, port, clientID, secret, d.BridgeURL)
 
 	// Login at the OP into the OIDC app, then SSO into the SAML app.
@@ -146,6 +152,7 @@ func TestThirdPartyOpenIDProvider(t *testing.T) {
 	signInAtOP(t, ctx, issuer, d.BackApp, "alice")
 	login(t, ctx, d, d.SAMLApp, nil)
 	expectAPIAccepted(t, ctx, d.BackApp)
+	expectUpstream(t, d, UpstreamOIDCName, "oidc", true, nil)
 	if n := activeSessions(t, d, "alice"); n != 1 {
 		t.Fatalf("alice has %d active bridge sessions after login at the OP, want 1", n)
 	}
