@@ -60,6 +60,12 @@ type UpstreamConfig struct {
 	// Clients lists the OIDC client IDs (and SAML SP entity IDs) that log
 	// in at this upstream without the chooser page.
 	Clients []string `yaml:"clients"`
+	// Domains send a login whose login_hint is an address in one of them
+	// to this upstream.
+	Domains []string `yaml:"domains"`
+	// AllowedClients, when set, are the only OIDC clients and SAML SPs
+	// that may log in through this upstream.
+	AllowedClients []string `yaml:"allowed_clients"`
 	// NameIDFormat is requested in the AuthnRequest's NameIDPolicy;
 	// default persistent.
 	NameIDFormat string `yaml:"name_id_format"`

@@ -1,7 +1,6 @@
 package sp
 
 import (
-	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,10 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
-	"github.com/gin-gonic/gin"
 
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/saml"
@@ -28,36 +25,56 @@ import (
 const loginCookiePrefix = "slobridge_saml_"
 
 // StartLogin implements slobridge.Authenticator: it sends the browser to
-// the upstream IdP with a signed AuthnRequest. The upstream is the only
-// one, the one whose Clients list the app asking (an OIDC client_id or a
-// SAML SP entity ID, see clientsOf), or the one the person picks on the
-// chooser page.
+// an upstream IdP with a signed AuthnRequest. The SP's login router picks
+// the upstream (slobridge.LoginRouter: idp_hint, login_hint domain, the
+// app's default, the only one, or the chooser page at PathLogin).
 func (sp *SP) StartLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
+	return sp.router.StartLogin(w, r, returnTo)
+}
+
+// StartLoginAt sends the browser to the named upstream IdP, for a login
+// router over upstreams of several protocols.
+func (sp *SP) StartLoginAt(w http.ResponseWriter, r *http.Request, name, returnTo string) error {
 	if !localPath(returnTo) {
 		return fmt.Errorf("sp: returnTo %q is not a path on the bridge", returnTo)
 	}
-	reg := sp.reg.Load()
-	if len(reg.order) == 0 {
-		// Every upstream is unavailable (Unavailable): say so, and when to
-		// come back, rather than show an empty chooser.
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Retry-After", slobridge.RetryAfter)
-		w.Header().Set("Content-Security-Policy", "default-src 'none'")
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return msgPage.Execute(w, "The identity provider cannot be reached right now; try again in a minute.")
-	}
-	u := pickUpstream(reg, r, returnTo)
+	u := sp.reg.Load().byName[name]
 	if u == nil {
-		token := sp.opts.Engine.NewID()
-		if err := sp.putState(r.Context(), nsChoose, token, returnTo); err != nil {
-			return err
+		why := "not configured"
+		if w, ok := sp.Unavailable()[name]; ok {
+			why = w
 		}
-		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, sp.url(PathLogin)+"?state="+url.QueryEscape(token), http.StatusSeeOther)
-		return nil
+		return fmt.Errorf("%w: sp: upstream %q is unavailable: %s", store.ErrUnavailable, name, why)
 	}
 	return sp.sendAuthnRequest(w, r, u, returnTo)
+}
+
+// LoginUpstreams describes the SAML upstreams for a login router, in
+// configuration order, those unavailable right now included.
+func (sp *SP) LoginUpstreams() []slobridge.LoginUpstream {
+	reg := sp.reg.Load()
+	out := make([]slobridge.LoginUpstream, 0, len(sp.opts.Upstreams))
+	for _, c := range sp.opts.Upstreams {
+		name := c.Name
+		lu := slobridge.LoginUpstream{Name: name, DisplayName: c.DisplayName, Domains: c.Domains, Clients: c.Clients,
+			AllowedClients: c.AllowedClients,
+			Start: func(w http.ResponseWriter, r *http.Request, returnTo string) error {
+				return sp.StartLoginAt(w, r, name, returnTo)
+			}}
+		if lu.DisplayName == "" {
+			lu.DisplayName = name
+		}
+		if reg.byName[name] == nil {
+			lu.Unavailable = func() error {
+				if why, ok := sp.Unavailable()[name]; ok {
+					return errors.New(why)
+				}
+				return nil
+			}
+		}
+		out = append(out, lu)
+	}
+	return out
 }
 
 // localPath accepts "/x..." but not "//host" or "/\host".
@@ -65,21 +82,9 @@ func localPath(p string) bool {
 	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\")
 }
 
-// pickUpstream chooses the upstream for a login: the only one, or the one
-// whose Clients list the app asking for the login, else nil (chooser).
-func pickUpstream(reg *registry, r *http.Request, returnTo string) *upstream {
-	if len(reg.order) == 1 && len(reg.down) == 0 {
-		return reg.order[0]
-	}
-	for _, client := range clientsOf(r, returnTo) {
-		for _, u := range reg.order {
-			if slices.Contains(u.cfg.Clients, client) {
-				return u
-			}
-		}
-	}
-	return nil
-}
+// ClientsOf names the app that asked for a login (clientsOf), for a
+// login router.
+func ClientsOf(r *http.Request, returnTo string) []string { return clientsOf(r, returnTo) }
 
 // clientsOf names the app that asked for a login, from what the OpenID
 // Provider and the SAML IdP hand to StartLogin: the client_id of an OIDC
@@ -182,60 +187,6 @@ func (sp *SP) sendAuthnRequest(w http.ResponseWriter, r *http.Request, u *upstre
 	}
 	return saml.WritePOSTForm(w, ep.Location, saml.ParamRequest, signed, relay)
 }
-
-// handleLogin is the chooser: GET ?state=T shows the upstreams, GET
-// ?state=T&upstream=N starts the login there.
-func (sp *SP) handleLogin(c *gin.Context) {
-	ctx := c.Request.Context()
-	token := c.Query("state")
-	var returnTo string
-	if err := sp.getState(ctx, nsChoose, token, &returnTo); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			sp.page(c, http.StatusBadRequest, "This login has expired; go back to the application and try again.")
-			return
-		}
-		sp.badRequest(c, "login state", err)
-		return
-	}
-	reg := sp.reg.Load()
-	name := c.Query("upstream")
-	if name == "" {
-		type choice struct{ Name, URL string }
-		var cs []choice
-		for _, u := range reg.order {
-			cs = append(cs, choice{u.displayName(), sp.url(PathLogin) + "?state=" + url.QueryEscape(token) + "&upstream=" + url.QueryEscape(u.cfg.Name)})
-		}
-		for _, d := range reg.down {
-			// Shown, without a link: the person learns why it is missing.
-			cs = append(cs, choice{Name: cmp.Or(d.cfg.DisplayName, d.cfg.Name)})
-		}
-		c.Header("Cache-Control", "no-store")
-		c.Header("Content-Security-Policy", "default-src 'none'")
-		c.Header("Content-Type", "text/html; charset=utf-8")
-		c.Status(http.StatusOK)
-		_ = chooserPage.Execute(c.Writer, cs)
-		return
-	}
-	u := reg.byName[name]
-	if u == nil {
-		sp.page(c, http.StatusBadRequest, "Unknown identity provider.")
-		return
-	}
-	if err := sp.takeState(ctx, nsChoose, token, &returnTo); err != nil {
-		sp.page(c, http.StatusBadRequest, "This login has expired; go back to the application and try again.")
-		return
-	}
-	if err := sp.sendAuthnRequest(c.Writer, c.Request, u, returnTo); err != nil {
-		sp.log.ErrorContext(ctx, "start SAML login", "upstream", name, "error", err)
-		sp.failPage(c, err, "The login could not be started.")
-	}
-}
-
-var chooserPage = template.Must(template.New("chooser").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in</title></head>
-<body><h1>Sign in with</h1><ul>
-{{range .}}<li>{{if .URL}}<a href="{{.URL}}">{{.Name}}</a>{{else}}{{.Name}} (unavailable right now){{end}}</li>
-{{end}}</ul></body></html>`))
 
 var msgPage = template.Must(template.New("msg").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Single sign-on</title></head>

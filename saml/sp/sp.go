@@ -81,6 +81,8 @@ type SP struct {
 	log       *slog.Logger
 	reg       atomic.Pointer[registry]
 	validator *saml.Validator
+	// router picks the upstream of a login and serves the chooser.
+	router *slobridge.LoginRouter
 	// missing remembers the (upstream, claim) pairs whose mapped
 	// attribute an assertion lacked, so that each is logged once.
 	missing sync.Map
@@ -152,6 +154,11 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 		return nil, err
 	}
 	sp.reg.Store(reg)
+	sp.router, err = slobridge.NewLoginRouter(slobridge.LoginRouterOptions{Engine: opts.Engine, Upstreams: sp.LoginUpstreams,
+		ClientsOf: clientsOf, ChooserPath: PathLogin, ChooserURL: sp.url(PathLogin), Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
 	return sp, nil
 }
 
@@ -165,7 +172,7 @@ func (sp *SP) url(path string) string { return sp.opts.BaseURL + path }
 // PathSLOSOAP).
 func (sp *SP) Mount(r gin.IRouter) {
 	r.GET(PathMetadata, sp.handleMetadata)
-	r.GET(PathLogin, sp.handleLogin)
+	sp.router.Mount(r)
 	r.POST(PathACS, sp.handleACS)
 	r.GET(PathSLO, sp.handleSLO)
 	r.POST(PathSLO, sp.handleSLO)

@@ -14,8 +14,6 @@ import (
 const (
 	// nsLogin: RelayState of an AuthnRequest → loginState.
 	nsLogin = store.VolatilePrefix + "saml-sp-login"
-	// nsChoose: chooser token → the login's returnTo.
-	nsChoose = store.VolatilePrefix + "saml-sp-choose"
 	// nsLogout: RelayState of our LogoutRequest to an upstream →
 	// logoutState.
 	nsLogout = "saml-sp-logout"
