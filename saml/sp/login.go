@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strings"
 
-
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/store"
