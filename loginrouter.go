@@ -73,7 +73,9 @@ type LoginRouterOptions struct {
 //     upstreams the app may use and those unavailable right now (without
 //     a link).
 //
-// An app that may use no upstream (AllowedClients) is refused with 403.
+// An app that may use no upstream (AllowedClients) is refused with 403;
+// when none of those it may use is available, and no rule picked one,
+// with 503. A picked upstream's Start reports its own unavailability.
 type LoginRouter struct {
 	opts LoginRouterOptions
 	log  *slog.Logger
@@ -123,14 +125,15 @@ func (lr *LoginRouter) StartLogin(w http.ResponseWriter, r *http.Request, return
 		lr.log.WarnContext(r.Context(), "login refused: the app may use no upstream", "clients", clients)
 		return writeRouterPage(w, http.StatusForbidden, "This application may not sign in through any identity provider of this bridge.")
 	}
-	u, why := route(allowed, hints(r, returnTo), clients)
-	if (u != nil && !u.available()) || !slices.ContainsFunc(allowed, LoginUpstream.available) {
+	// A routed upstream decides itself whether it can be used (an OP not
+	// discovered yet tries once more now).
+	if u, why := route(allowed, hints(r, returnTo), clients); u != nil {
+		lr.log.DebugContext(r.Context(), "login routed", "upstream", u.Name, "by", why)
+		return lr.start(w, r, *u, returnTo)
+	}
+	if !slices.ContainsFunc(allowed, LoginUpstream.available) {
 		w.Header().Set("Retry-After", RetryAfter)
 		return writeRouterPage(w, http.StatusServiceUnavailable, "The identity provider cannot be reached right now; try again in a minute.")
-	}
-	if u != nil {
-		lr.log.DebugContext(r.Context(), "login routed", "upstream", u.Name, "by", why)
-		return u.Start(w, r, returnTo)
 	}
 	ch := loginChoice{ReturnTo: returnTo}
 	for _, u := range allowed {
@@ -143,6 +146,19 @@ func (lr *LoginRouter) StartLogin(w http.ResponseWriter, r *http.Request, return
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, lr.opts.ChooserURL+"?state="+url.QueryEscape(token), http.StatusSeeOther)
 	return nil
+}
+
+// start starts the login at u; an upstream that cannot be reached gets
+// the 503 page here, so that every protocol's login says the same.
+func (lr *LoginRouter) start(w http.ResponseWriter, r *http.Request, u LoginUpstream, returnTo string) error {
+	err := u.Start(w, r, returnTo)
+	if errors.Is(err, ErrUpstreamUnavailable) {
+		lr.log.WarnContext(r.Context(), "login at an unavailable upstream", "upstream", u.Name, "err", err)
+		msg, _ := Unavailable(err)
+		w.Header().Set("Retry-After", RetryAfter)
+		return writeRouterPage(w, http.StatusServiceUnavailable, msg)
+	}
+	return err
 }
 
 // loginHints are what a downstream request says about where to log in.
@@ -280,7 +296,7 @@ func (lr *LoginRouter) handleChooser(c *gin.Context) {
 		_ = writeRouterPage(c.Writer, http.StatusBadRequest, "Unknown identity provider; go back to the application and try again.")
 		return
 	}
-	if err := ups[i].Start(c.Writer, c.Request, ch.ReturnTo); err != nil {
+	if err := lr.start(c.Writer, c.Request, ups[i], ch.ReturnTo); err != nil {
 		lr.log.ErrorContext(ctx, "start the login at the chosen upstream", "upstream", name, "err", err)
 		msg := "The login could not be started; try again."
 		if why, ok := Unavailable(err); ok {

@@ -2,6 +2,7 @@ package slobridge
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -30,6 +31,9 @@ func newRouterHarness(t *testing.T) *routerHarness {
 		return LoginUpstream{Name: name, DisplayName: display, Domains: domains, Clients: clients, AllowedClients: allowed,
 			Start: func(w http.ResponseWriter, r *http.Request, returnTo string) error {
 				h.started = append(h.started, name)
+				if h.down[name] {
+					return fmt.Errorf("%w: %s is down", ErrUpstreamUnavailable, name)
+				}
 				_, err := io.WriteString(w, "login at "+name+" for "+returnTo)
 				return err
 			},
@@ -58,7 +62,7 @@ func newRouterHarness(t *testing.T) *routerHarness {
 	lr.Mount(g)
 	g.GET("/start", func(c *gin.Context) {
 		if err := lr.StartLogin(c.Writer, c.Request, c.Query("return")); err != nil {
-			c.String(http.StatusInternalServerError, err.Error())
+			c.String(FailureStatus(c.Writer.Header(), err), err.Error())
 		}
 	})
 	h.srv = httptest.NewServer(g)
@@ -158,9 +162,10 @@ func TestLoginRouterChooser(t *testing.T) {
 	}
 }
 
-// TestLoginRouterRefusals: an app that may use no upstream gets 403; when
-// the routed upstream, or every upstream the app may use, is down, 503
-// with Retry-After.
+// TestLoginRouterRefusals: an app that may use no upstream gets 403; a
+// routed upstream that is down is still asked (it reports its own
+// unavailability: an OP not yet discovered tries again); when no rule
+// picks one and every upstream the app may use is down, 503.
 func TestLoginRouterRefusals(t *testing.T) {
 	h := newRouterHarness(t)
 	h.ups[0].AllowedClients = []string{"payroll"}
@@ -170,12 +175,13 @@ func TestLoginRouterRefusals(t *testing.T) {
 	}
 	h.down["corp"] = true
 	code, _, body = h.start(t, "payroll", "")
-	if code != 503 || !strings.Contains(body, "cannot be reached") {
-		t.Fatalf("payroll with corp down: %d %s", code, body)
+	if code != 503 || !strings.Contains(body, "cannot be reached") || len(h.started) != 1 {
+		t.Fatalf("payroll with corp down: %d %s (started %v)", code, body, h.started)
 	}
 	h.down["partner"], h.down["social"] = true, true
+	h.started = nil
 	code, _, body = h.start(t, "portal", "")
-	if code != 503 || len(h.started) != 0 {
+	if code != 503 || !strings.Contains(body, "cannot be reached") || len(h.started) != 0 {
 		t.Fatalf("portal with every upstream down: %d %s", code, body)
 	}
 }

@@ -71,7 +71,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "warning: "+w)
 	}
 	fmt.Fprintf(stdout, "%s: configuration OK\n", *path)
-	if cfg.Upstream.Type == "oidc" {
+	if cfg.Upstream.UsesOIDC() {
 		for _, u := range cfg.Upstream.OIDC {
 			reg := upstream.RegistrationFor(cfg.Server.BaseURL, u.Name)
 			fmt.Fprintf(stdout, "upstream %s (%s): register at the OpenID Provider, for client_id %s:\n", u.Name, u.Issuer, u.ClientID)

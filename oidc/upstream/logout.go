@@ -98,7 +98,7 @@ func (rp *RP) badLogout(c *gin.Context, err error) {
 func (rp *RP) verifyLogoutToken(ctx context.Context, raw string) (*gooidc.LogoutToken, error) {
 	d, err := rp.discover(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", slobridge.ErrUpstreamUnavailable, err)
 	}
 	jws, err := jose.ParseSigned(raw, joseAlgs(rp.cfg.SigningAlgs))
 	if err != nil || len(jws.Signatures) != 1 {

@@ -351,7 +351,7 @@ func (rp *RP) StartLogin(w http.ResponseWriter, r *http.Request, returnTo string
 	}
 	d, err := rp.discover(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", slobridge.ErrUpstreamUnavailable, err)
 	}
 	eng := rp.opts.Engine
 	st := loginState{ReturnTo: returnTo, Nonce: eng.NewID(), Verifier: oauth2.GenerateVerifier(), Started: eng.Now().Unix()}
@@ -458,7 +458,7 @@ func (rp *RP) completeLogin(w http.ResponseWriter, r *http.Request) (string, err
 	}
 	d, err := rp.discover(ctx)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		return "", fmt.Errorf("%w: %w", slobridge.ErrUpstreamUnavailable, err)
 	}
 	// RFC 9207: an OP that advertises it must send iss, and a present iss
 	// must be the issuer (mix-up defence).

@@ -14,7 +14,6 @@ import (
 
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/saml"
-	"github.com/slobridge/slobridge/store"
 )
 
 // loginCookiePrefix names the cookie that binds an AuthnRequest's
@@ -43,7 +42,7 @@ func (sp *SP) StartLoginAt(w http.ResponseWriter, r *http.Request, name, returnT
 		if w, ok := sp.Unavailable()[name]; ok {
 			why = w
 		}
-		return fmt.Errorf("%w: sp: upstream %q is unavailable: %s", store.ErrUnavailable, name, why)
+		return fmt.Errorf("%w: sp: upstream %q: %s", slobridge.ErrUpstreamUnavailable, name, why)
 	}
 	return sp.sendAuthnRequest(w, r, u, returnTo)
 }
@@ -51,7 +50,6 @@ func (sp *SP) StartLoginAt(w http.ResponseWriter, r *http.Request, name, returnT
 // LoginUpstreams describes the SAML upstreams for a login router, in
 // configuration order, those unavailable right now included.
 func (sp *SP) LoginUpstreams() []slobridge.LoginUpstream {
-	reg := sp.reg.Load()
 	out := make([]slobridge.LoginUpstream, 0, len(sp.opts.Upstreams))
 	for _, c := range sp.opts.Upstreams {
 		name := c.Name
@@ -63,13 +61,11 @@ func (sp *SP) LoginUpstreams() []slobridge.LoginUpstream {
 		if lu.DisplayName == "" {
 			lu.DisplayName = name
 		}
-		if reg.byName[name] == nil {
-			lu.Unavailable = func() error {
-				if why, ok := sp.Unavailable()[name]; ok {
-					return errors.New(why)
-				}
-				return nil
+		lu.Unavailable = func() error {
+			if why, ok := sp.Unavailable()[name]; ok {
+				return errors.New(why)
 			}
+			return nil
 		}
 		out = append(out, lu)
 	}

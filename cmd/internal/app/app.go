@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -42,7 +43,7 @@ type App struct {
 	ssf      *ssf.Transmitter
 	samlIdP  *idp.IdP
 	samlSP   *sp.SP
-	oidcRP   *upstream.RP
+	oidcRPs  []*upstream.RP
 	// backChannel sends every server-to-server logout message (OIDC
 	// logout tokens, SETs, SAML SOAP): no redirects, checked addresses.
 	backChannel *http.Client
@@ -154,17 +155,7 @@ func (a *App) build(ctx context.Context) error {
 	separate := cfg.Admin.Listen != ""
 	opsOptions := func() slobridge.OpsOptions {
 		o := slobridge.OpsOptions{Store: a.st, Gatherer: a.reg, Logger: a.log}
-		if a.samlSP != nil {
-			o.Upstreams = a.samlSP.Unavailable
-		}
-		if rp := a.oidcRP; rp != nil {
-			o.Upstreams = func() map[string]string {
-				if err := rp.Unavailable(); err != nil {
-					return map[string]string{rp.Name(): err.Error()}
-				}
-				return nil
-			}
-		}
+		o.Upstreams = a.unavailableUpstreams
 		return o
 	}
 	a.handler = a.router(func(r gin.IRouter) {
@@ -224,32 +215,65 @@ func (a *App) buildEngine(issuer string) error {
 }
 
 // buildUpstream creates the authenticator upstream.type names, the
-// upstream leg of logouts (none for static) and its routes.
+// upstream leg of logouts (none for static) and its routes. SAML IdPs and
+// OpenID Providers together are chosen among by one login router.
 func (a *App) buildUpstream(ctx context.Context, cookies slobridge.SessionCookies) (slobridge.Authenticator, slobridge.UpstreamLogout, func(gin.IRouter), error) {
-	switch a.cfg.Upstream.Type {
-	case "static":
-		st := newStaticAuth(a.eng, cookies, a.cfg.Upstream.Static, a.cfg.Session.Lifetime, a.basePath, a.log)
+	u := a.cfg.Upstream
+	if u.Type == "static" {
+		st := newStaticAuth(a.eng, cookies, u.Static, a.cfg.Session.Lifetime, a.basePath, a.log)
 		a.static = st
 		return st, nil, st.Mount, nil
-	case "oidc":
-		rp, err := upstream.New(upstream.Options{Engine: a.eng, Cookies: cookies, BaseURL: a.BaseURL(), BasePath: a.basePath,
-			Upstream: oidcUpstream(a.cfg.Upstream.OIDC[0], a.cfg.Session.Lifetime), Logger: a.log})
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("app: upstream.oidc[0]: %w", err)
-		}
-		a.oidcRP = rp
-		a.eng.AddUpstreamLegs(rp.UpstreamLegs)
-		return rp, rp, rp.Mount, nil
-	case "saml":
-		up, err := a.buildSAMLSP(ctx, cookies)
+	}
+	if !u.UsesSAML() && !u.UsesOIDC() {
+		return nil, nil, nil, fmt.Errorf("app: upstream.type: unknown type %q", u.Type)
+	}
+	var logins []slobridge.LoginUpstream
+	var logouts slobridge.UpstreamLogouts
+	var mounts []func(gin.IRouter)
+	if u.UsesSAML() {
+		s, err := a.buildSAMLSP(ctx, cookies)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		a.samlSP = up
-		return up, up, up.Mount, nil
+		a.samlSP = s
+		if !u.UsesOIDC() {
+			// The SP routes among its own IdPs with the same router.
+			return s, s, s.Mount, nil
+		}
+		logins = append(logins, s.LoginUpstreams()...)
+		logouts = append(logouts, s)
+		mounts = append(mounts, s.Mount)
 	}
-	return nil, nil, nil, fmt.Errorf("app: upstream.type: unknown type %q", a.cfg.Upstream.Type)
+	for i, c := range u.OIDC {
+		rp, err := upstream.New(upstream.Options{Engine: a.eng, Cookies: cookies, BaseURL: a.BaseURL(), BasePath: a.basePath,
+			Upstream: oidcUpstream(c, a.cfg.Session.Lifetime), Logger: a.log})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("app: upstream.oidc[%d]: %w", i, err)
+		}
+		a.oidcRPs = append(a.oidcRPs, rp)
+		a.eng.AddUpstreamLegs(rp.UpstreamLegs)
+		logins = append(logins, slobridge.LoginUpstream{Name: c.Name, DisplayName: c.DisplayName, Domains: c.Domains,
+			Clients: c.Clients, AllowedClients: c.AllowedClients, Start: rp.StartLogin, Unavailable: rp.Unavailable})
+		logouts = append(logouts, rp)
+		mounts = append(mounts, rp.Mount)
+	}
+	router, err := slobridge.NewLoginRouter(slobridge.LoginRouterOptions{Engine: a.eng,
+		Upstreams: func() []slobridge.LoginUpstream { return logins },
+		ClientsOf: sp.ClientsOf, ChooserPath: PathChooseUpstream, ChooserURL: a.basePath + PathChooseUpstream, Logger: a.log})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	mounts = append(mounts, router.Mount)
+	return router, logouts, func(r gin.IRouter) {
+		for _, m := range mounts {
+			m(r)
+		}
+	}, nil
 }
+
+// PathChooseUpstream is the chooser page among upstreams of several
+// protocols (upstream.type saml+oidc, or several OpenID Providers).
+const PathChooseUpstream = "/login/upstream"
 
 // buildAdmin creates the admin API, or returns nil when no token is set.
 func (a *App) buildAdmin(ctx context.Context) (*admin.API, error) {
@@ -413,21 +437,32 @@ func (a *App) BaseURL() string { return strings.TrimSuffix(a.cfg.Server.BaseURL,
 // Config returns the configuration the app was built from.
 func (a *App) Config() Config { return a.cfg }
 
+// unavailableUpstreams names the upstreams the bridge cannot use now,
+// with why (/readyz).
+func (a *App) unavailableUpstreams() map[string]string {
+	out := map[string]string{}
+	if a.samlSP != nil {
+		maps.Copy(out, a.samlSP.Unavailable())
+	}
+	for _, rp := range a.oidcRPs {
+		if err := rp.Unavailable(); err != nil {
+			out[rp.Name()] = err.Error()
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
 // upstreamState describes each upstream for the admin API: its source,
 // whether it is usable now, and what to register for the bridge there.
 func (a *App) upstreamState() []admin.Upstream {
 	var out []admin.Upstream
-	switch {
-	case a.oidcRP != nil:
-		u := admin.Upstream{Name: a.oidcRP.Name(), Type: "oidc", ID: a.cfg.Upstream.OIDC[0].Issuer, Available: true}
-		if err := a.oidcRP.Unavailable(); err != nil {
-			u.Available, u.Error = false, err.Error()
-		}
-		r := a.oidcRP.Registration()
-		u.Register = map[string]string{"redirect_uri": r.RedirectURI, "backchannel_logout_uri": r.BackchannelLogoutURI,
-			"frontchannel_logout_uri": r.FrontchannelLogoutURI, "post_logout_redirect_uri": r.PostLogoutRedirectURI}
-		out = append(out, u)
-	case a.samlSP != nil:
+	if a.static != nil {
+		return []admin.Upstream{{Name: "static", Type: "static", Available: true}}
+	}
+	if a.samlSP != nil {
 		down := a.samlSP.Unavailable()
 		for _, c := range a.cfg.SAML.SP.Upstreams {
 			u := admin.Upstream{Name: c.Name, Type: "saml", ID: cmp.Or(c.MetadataURL, c.MetadataFile), Available: true,
@@ -437,8 +472,16 @@ func (a *App) upstreamState() []admin.Upstream {
 			}
 			out = append(out, u)
 		}
-	case a.static != nil:
-		out = append(out, admin.Upstream{Name: "static", Type: "static", Available: true})
+	}
+	for i, rp := range a.oidcRPs {
+		u := admin.Upstream{Name: rp.Name(), Type: "oidc", ID: a.cfg.Upstream.OIDC[i].Issuer, Available: true}
+		if err := rp.Unavailable(); err != nil {
+			u.Available, u.Error = false, err.Error()
+		}
+		r := rp.Registration()
+		u.Register = map[string]string{"redirect_uri": r.RedirectURI, "backchannel_logout_uri": r.BackchannelLogoutURI,
+			"frontchannel_logout_uri": r.FrontchannelLogoutURI, "post_logout_redirect_uri": r.PostLogoutRedirectURI}
+		out = append(out, u)
 	}
 	return out
 }
@@ -446,15 +489,16 @@ func (a *App) upstreamState() []admin.Upstream {
 // upstreamNames names the upstreams whose users carry an upstream NameID
 // (none for the static upstream).
 func (a *App) upstreamNames() []string {
-	if a.oidcRP != nil {
-		return []string{a.oidcRP.Name()}
-	}
-	if a.cfg.Upstream.Type != "saml" {
-		return nil
-	}
 	var out []string
-	for _, u := range a.cfg.SAML.SP.Upstreams {
-		out = append(out, u.Name)
+	if a.cfg.Upstream.UsesSAML() {
+		for _, u := range a.cfg.SAML.SP.Upstreams {
+			out = append(out, u.Name)
+		}
+	}
+	if a.cfg.Upstream.UsesOIDC() {
+		for _, u := range a.cfg.Upstream.OIDC {
+			out = append(out, u.Name)
+		}
 	}
 	return out
 }
@@ -468,6 +512,6 @@ func oidcUpstream(u OIDCUpstreamConfig, lifetime time.Duration) upstream.Config 
 	}
 }
 
-// OIDCUpstream returns the upstream OpenID Provider's relying party (nil
-// unless upstream.type is oidc).
-func (a *App) OIDCUpstream() *upstream.RP { return a.oidcRP }
+// OIDCUpstreams returns the relying parties of the upstream OpenID
+// Providers, in configuration order.
+func (a *App) OIDCUpstreams() []*upstream.RP { return a.oidcRPs }

@@ -275,20 +275,36 @@ type ReceiverConfig struct {
 
 // UpstreamConfig is how users authenticate.
 type UpstreamConfig struct {
-	// Type is saml (the upstream SAML IdPs), oidc (an upstream OpenID
-	// Provider) or static (development only: fixed users with passwords
+	// Type is saml (the upstream SAML IdPs of saml.sp.upstreams), oidc
+	// (the OpenID Providers of upstream.oidc), saml+oidc (both lists, one
+	// chooser) or static (development only: fixed users with passwords
 	// and a login form).
 	Type   string       `yaml:"type"`
 	Static StaticConfig `yaml:"static"`
-	// OIDC lists the upstream OpenID Providers (upstream.type: oidc; one
-	// for now).
+	// OIDC lists the upstream OpenID Providers (upstream.type oidc or
+	// saml+oidc).
 	OIDC []OIDCUpstreamConfig `yaml:"oidc"`
 }
 
+// UsesSAML reports whether users log in at upstream SAML IdPs.
+func (u UpstreamConfig) UsesSAML() bool { return u.Type == "saml" || u.Type == "saml+oidc" }
+
+// UsesOIDC reports whether users log in at upstream OpenID Providers.
+func (u UpstreamConfig) UsesOIDC() bool { return u.Type == "oidc" || u.Type == "saml+oidc" }
+
 // OIDCUpstreamConfig is one upstream OpenID Provider (oidc/upstream).
 type OIDCUpstreamConfig struct {
-	// Name identifies the upstream in sessions, paths and logs.
+	// Name identifies the upstream in sessions, paths, logs and idp_hint.
 	Name string `yaml:"name"`
+	// DisplayName is shown on the chooser page; default Name.
+	DisplayName string `yaml:"display_name"`
+	// Domains send a login whose login_hint is an address in one of them
+	// here; Clients are the downstream apps (OIDC client IDs, SAML SP
+	// entity IDs) whose logins come here by default; AllowedClients, when
+	// set, are the only ones that may log in here.
+	Domains        []string `yaml:"domains"`
+	Clients        []string `yaml:"clients"`
+	AllowedClients []string `yaml:"allowed_clients"`
 	// Issuer is the OP's issuer URL (discovery).
 	Issuer string `yaml:"issuer"`
 	// ClientID and ClientSecret are the bridge's registration at the OP

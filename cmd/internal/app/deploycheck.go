@@ -51,7 +51,7 @@ func (c *Config) validateDeploy(p *problems, now time.Time) {
 			p.add(fmt.Sprintf("ssf.receivers[%d].push_url", i), "%s", why)
 		}
 	}
-	if c.Upstream.Type == "saml" {
+	if c.Upstream.UsesSAML() {
 		for i, u := range c.SAML.SP.Upstreams {
 			if _, err := sp.CheckMetadata(context.Background(), nil, u, now); err != nil {
 				p.add(fmt.Sprintf("saml.sp.upstreams[%d].metadata_file", i), "%v", err)
@@ -164,7 +164,7 @@ func (c Config) Warnings(now time.Time) []string {
 		out = append(out, "oidc.allow_private_backchannel: clients may register private back-channel logout URIs, "+
 			"but delivery.allow_private is false, so logouts never reach them")
 	}
-	if c.Upstream.Type == "saml" {
+	if c.Upstream.UsesSAML() {
 		for i, u := range c.SAML.SP.Upstreams {
 			if attrs, err := sp.CheckMetadata(context.Background(), nil, u, now); err == nil && len(attrs) > 0 && u.UserIDAttribute != "" &&
 				!slices.Contains(attrs, u.UserIDAttribute) {
@@ -190,7 +190,7 @@ func CheckOnline(ctx context.Context, c Config) []string {
 	client := &http.Client{Timeout: 20 * time.Second}
 	var p problems
 	now := time.Now()
-	if c.Upstream.Type == "saml" {
+	if c.Upstream.UsesSAML() {
 		for i, u := range c.SAML.SP.Upstreams {
 			if u.MetadataURL == "" {
 				continue

@@ -81,7 +81,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 			}
 		}()
 	}
-	if rp := a.oidcRP; rp != nil {
+	for _, rp := range a.oidcRPs {
 		// Discovery of the upstream OpenID Provider, retried until it
 		// answers.
 		wg.Add(1)

@@ -272,29 +272,48 @@ func (c *Config) validateUpstream(p *problems) {
 				p.add(key+".password", "is required and must be at least 8 characters")
 			}
 		}
-	case "saml":
-		probs := c.SAML.SP.Validate("saml.sp")
-		*p = append(*p, probs...)
-		if len(probs) == 0 {
-			if _, err := saml.LoadSigner(c.SAML.SP.CertFile, c.SAML.SP.KeyFile); err != nil {
-				p.add("saml.sp.cert_file / saml.sp.key_file", "%v", err)
+	case "saml", "oidc", "saml+oidc":
+		if c.Upstream.UsesSAML() {
+			probs := c.SAML.SP.Validate("saml.sp")
+			*p = append(*p, probs...)
+			if len(probs) == 0 {
+				if _, err := saml.LoadSigner(c.SAML.SP.CertFile, c.SAML.SP.KeyFile); err != nil {
+					p.add("saml.sp.cert_file / saml.sp.key_file", "%v", err)
+				}
 			}
 		}
-	case "oidc":
-		if len(c.Upstream.OIDC) != 1 {
-			p.add("upstream.oidc", "exactly one OpenID Provider is supported for now (got %d)", len(c.Upstream.OIDC))
-		}
-		for i, u := range c.Upstream.OIDC {
-			key := fmt.Sprintf("upstream.oidc[%d]", i)
-			if err := oidcUpstream(u, 0).Check(); err != nil {
-				p.add(key, "%v", err)
-			}
-			if !u.ClientSecret.IsSet() {
-				p.add(key+".client_secret", "is required (client_secret_basic)")
-			}
+		if c.Upstream.UsesOIDC() {
+			c.validateOIDCUpstreams(p)
 		}
 	default:
-		p.add("upstream.type", "must be saml, oidc or static, not %q", c.Upstream.Type)
+		p.add("upstream.type", "must be saml, oidc, saml+oidc or static, not %q", c.Upstream.Type)
+	}
+}
+
+// validateOIDCUpstreams checks upstream.oidc: at least one OP, each
+// valid, every upstream name (SAML ones included) used once.
+func (c *Config) validateOIDCUpstreams(p *problems) {
+	if len(c.Upstream.OIDC) == 0 {
+		p.add("upstream.oidc", "at least one OpenID Provider is required when upstream.type is %s", c.Upstream.Type)
+	}
+	seen := map[string]string{}
+	if c.Upstream.UsesSAML() {
+		for i, u := range c.SAML.SP.Upstreams {
+			seen[u.Name] = fmt.Sprintf("saml.sp.upstreams[%d]", i)
+		}
+	}
+	for i, u := range c.Upstream.OIDC {
+		key := fmt.Sprintf("upstream.oidc[%d]", i)
+		if err := oidcUpstream(u, 0).Check(); err != nil {
+			p.add(key, "%v", err)
+		}
+		if !u.ClientSecret.IsSet() {
+			p.add(key+".client_secret", "is required (client_secret_basic)")
+		}
+		if other, ok := seen[u.Name]; ok && u.Name != "" {
+			p.add(key+".name", "%q is also the name of %s: every upstream needs its own", u.Name, other)
+		}
+		seen[u.Name] = key
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,4 +179,67 @@ func lastLogoutOutcome(t *testing.T, d *Demo, user string) outcome {
 	}
 	admin(t, d, http.MethodGet, "/logouts/"+last, "", http.StatusOK, &status)
 	return status.Outcome
+}
+
+// TestSAMLAndOIDCUpstreamsTogether: a bridge with a SAML IdP and an
+// OpenID Provider (another bridge) as upstreams (upstream.type
+// saml+oidc). A login without a hint shows one chooser with both; the
+// person picks the OP and signs in there; idp_hint sends a login straight
+// to either.
+func TestSAMLAndOIDCUpstreamsTogether(t *testing.T) {
+	ctx := newBrowser(t)
+	port := freeBlock(t, parts)
+	lowerURL := "http://localhost:" + strconv.Itoa(port)
+	reg := upstream.RegistrationFor(lowerURL, UpstreamOIDCName)
+	sec := secret()
+	upper := startDemo(t, Options{Clients: []app.OIDCClientConfig{{ClientSecret: app.LiteralSecret(sec),
+		ClientMetadata: oidc.ClientMetadata{ClientID: "lower-bridge", RedirectURIs: []string{reg.RedirectURI},
+			PostLogoutRedirectURIs: []string{reg.PostLogoutRedirectURI}, BackchannelLogoutURI: reg.BackchannelLogoutURI,
+			BackchannelLogoutSessionRequired: true, TokenEndpointAuthMethod: "client_secret_basic"}}}})
+	lower := startDemo(t, Options{Listen: "127.0.0.1:" + strconv.Itoa(port), PublicHost: "localhost",
+		UpstreamOIDC: &UpstreamOIDC{Issuer: upper.BridgeURL, ClientID: "lower-bridge", ClientSecret: sec,
+			DisplayName: "Upper <bridge>", AlongsideSAML: true}})
+
+	// idp_hint picks the upstream without the chooser.
+	authorize := func(hint string) string {
+		t.Helper()
+		q := url.Values{"client_id": {"chat"}, "redirect_uri": {lower.FrontApp.URL + "/callback"}, "response_type": {"code"},
+			"scope": {"openid"}, "state": {"s"}, "nonce": {"n"}}
+		if hint != "" {
+			q.Set("idp_hint", hint)
+		}
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := c.Get(lower.BridgeURL + oidc.PathAuthorize + "?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("Location")
+	}
+	for hint, want := range map[string]string{UpstreamOIDCName: upper.BridgeURL + oidc.PathAuthorize + "?", "demo-idp": lower.UpstreamURL + "/",
+		"": app.PathChooseUpstream + "?state="} {
+		if got := authorize(hint); !strings.HasPrefix(got, want) && !strings.HasPrefix(got, lower.BridgeURL+want) {
+			t.Errorf("idp_hint %q: the login went to %q, want %q", hint, got, want)
+		}
+	}
+
+	// No hint: the chooser lists both (names escaped); pick the OP.
+	navigate(t, ctx, lower.BackApp.URL+"/login")
+	waitJS(t, ctx, "the chooser with both upstreams", `!!document.querySelector("#upstreams") && document.querySelectorAll("#upstreams a").length === 2`)
+	names := text(t, ctx, "#upstreams")
+	if !strings.Contains(names, "Demo upstream IdP") || !strings.Contains(names, "Upper <bridge>") {
+		t.Fatalf("chooser lists %q", names)
+	}
+	click(t, ctx, `#upstreams a[href*="upstream=`+UpstreamOIDCName+`"]`)
+	fillUpstreamLogin(t, ctx, &upper.Users[0])
+	waitLoggedIn(t, ctx, lower.BackApp)
+	var out struct {
+		Sessions []struct {
+			Upstream string `json:"upstream"`
+		} `json:"sessions"`
+	}
+	admin(t, lower, http.MethodGet, "/users/alice/sessions", "", http.StatusOK, &out)
+	if len(out.Sessions) != 1 || out.Sessions[0].Upstream != UpstreamOIDCName {
+		t.Fatalf("the lower bridge's sessions of alice: %+v, want one through %s", out.Sessions, UpstreamOIDCName)
+	}
 }

@@ -82,6 +82,11 @@ type UpstreamOIDC struct {
 	// Issuer is the OP's issuer URL (discovery); ClientID and
 	// ClientSecret are the bridge's registration there.
 	Issuer, ClientID, ClientSecret string
+	// DisplayName names the OP on the chooser page.
+	DisplayName string
+	// AlongsideSAML keeps the demo SAML IdP too (upstream.type
+	// saml+oidc): a login then starts at the chooser page.
+	AlongsideSAML bool
 }
 
 // UpstreamOIDCName names the demo's upstream OpenID Provider in the
@@ -185,13 +190,18 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 	}
 	cfg := d.bridgeConfig(opts, lns[0].Addr().String(), pushAuth, rps...)
 	cfg.OIDC.Clients = append(cfg.OIDC.Clients, opts.Clients...)
-	d.samlConfig(&cfg, k, files, opts.UpstreamOIDC == nil)
+	oidcOnly := opts.UpstreamOIDC != nil && !opts.UpstreamOIDC.AlongsideSAML
+	d.samlConfig(&cfg, k, files, !oidcOnly)
 	if o := opts.UpstreamOIDC; o != nil {
 		cfg.Upstream.Type = "oidc"
-		cfg.Upstream.OIDC = []app.OIDCUpstreamConfig{{Name: UpstreamOIDCName, Issuer: o.Issuer,
+		cfg.Upstream.OIDC = []app.OIDCUpstreamConfig{{Name: UpstreamOIDCName, DisplayName: o.DisplayName, Issuer: o.Issuer,
 			ClientID: o.ClientID, ClientSecret: app.LiteralSecret(o.ClientSecret)}}
-		d.UpstreamURL, d.UpstreamKind = o.Issuer, "OpenID Provider"
-		_ = lns[offsetUpstream].Close()
+		if oidcOnly {
+			d.UpstreamURL, d.UpstreamKind = o.Issuer, "OpenID Provider"
+			_ = lns[offsetUpstream].Close()
+		} else {
+			cfg.Upstream.Type = "saml+oidc"
+		}
 	}
 	lateAddr := ""
 	if opts.UpstreamLate > 0 && opts.UpstreamOIDC == nil {
@@ -222,7 +232,7 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 	// The upstream IdP and the SAML app learn the bridge's metadata from
 	// the running bridge, as they would in production.
 	switch {
-	case opts.UpstreamOIDC != nil:
+	case oidcOnly:
 		// The operator's OP runs elsewhere.
 	case lateAddr != "":
 		if err := upstream.RegisterSP(ctx, d.BridgeURL+sp.PathMetadata); err != nil {

@@ -57,12 +57,25 @@ func login(t *testing.T, ctx context.Context, d *Demo, app AppInfo, user *User) 
 	t.Helper()
 	navigate(t, ctx, app.URL+"/login")
 	if user != nil {
-		waitJS(t, ctx, "the upstream login form", `!!document.querySelector("input[name=user]")`)
-		fill := fmt.Sprintf(`(function(){var u=document.querySelector("input[name=user]"),p=document.querySelector("input[name=password]");u.value=%q;p.value=%q;u.form.requestSubmit();return true})()`, user.Username, user.Password)
-		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fill)); err != nil {
-			t.Fatalf("fill the login form: %v", err)
-		}
+		fillUpstreamLogin(t, ctx, user)
 	}
+	waitLoggedIn(t, ctx, app)
+}
+
+// fillUpstreamLogin waits for the demo SAML IdP's login form and signs
+// the user in.
+func fillUpstreamLogin(t *testing.T, ctx context.Context, user *User) {
+	t.Helper()
+	waitJS(t, ctx, "the upstream login form", `!!document.querySelector("input[name=user]")`)
+	fill := fmt.Sprintf(`(function(){var u=document.querySelector("input[name=user]"),p=document.querySelector("input[name=password]");u.value=%q;p.value=%q;u.form.requestSubmit();return true})()`, user.Username, user.Password)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fill)); err != nil {
+		t.Fatalf("fill the login form: %v", err)
+	}
+}
+
+// waitLoggedIn waits until the browser is on the app's page, logged in.
+func waitLoggedIn(t *testing.T, ctx context.Context, app AppInfo) {
+	t.Helper()
 	waitJS(t, ctx, app.Name+" logged in", fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.getElementById("state") && document.getElementById("state").textContent.indexOf("Logged in") === 0`, app.URL))
 }
 
