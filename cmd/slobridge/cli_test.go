@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -378,14 +382,24 @@ func TestReadmeInstallCommands(t *testing.T) {
 }
 
 // TestCheckPrintsTheUpstreamOPRegistration: with upstream.type oidc, check
-// prints the four URIs to register at the OpenID Provider.
+// prints the four URIs to register at each OpenID Provider, and the JWKS
+// URI for one that uses private_key_jwt.
 func TestCheckPrintsTheUpstreamOPRegistration(t *testing.T) {
 	for _, e := range testEnv {
 		k, v, _ := strings.Cut(e, "=")
 		t.Setenv(k, v)
 	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "op.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	doc := strings.Replace(fmt.Sprintf(baseConfig, filepath.Join(t.TempDir(), "c.db")), "  type: static\n",
-		"  type: oidc\n  oidc:\n    - {name: corp, issuer: https://login.example.com, client_id: bridge, client_secret: {env: SLOBRIDGE_TEST_PASSWORD}}\n", 1)
+		"  type: oidc\n  oidc:\n    - {name: corp, issuer: https://login.example.com, client_id: bridge, client_secret: {env: SLOBRIDGE_TEST_PASSWORD}}\n"+
+			"    - {name: partner, issuer: https://partner.example.com, client_id: bridge, token_endpoint_auth_method: private_key_jwt, private_key: {file: "+keyFile+"}}\n", 1)
 	path := filepath.Join(t.TempDir(), "oidc.yaml")
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
@@ -400,6 +414,8 @@ func TestCheckPrintsTheUpstreamOPRegistration(t *testing.T) {
 		"back-channel logout URI:   http://127.0.0.1:8080/upstream/oidc/corp/backchannel-logout",
 		"front-channel logout URI:  http://127.0.0.1:8080/upstream/oidc/corp/frontchannel-logout",
 		"post-logout redirect URI:  http://127.0.0.1:8080/upstream/oidc/corp/logged-out",
+		"upstream partner (https://partner.example.com): register at the OpenID Provider, for client_id bridge:",
+		"JWKS URI (private_key_jwt): http://127.0.0.1:8080/upstream/oidc/partner/jwks.json",
 	} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("check output lacks %q:\n%s", want, stdout.String())

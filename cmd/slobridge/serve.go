@@ -79,6 +79,9 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "  back-channel logout URI:   %s (session required: yes)\n", reg.BackchannelLogoutURI)
 			fmt.Fprintf(stdout, "  front-channel logout URI:  %s\n", reg.FrontchannelLogoutURI)
 			fmt.Fprintf(stdout, "  post-logout redirect URI:  %s\n", reg.PostLogoutRedirectURI)
+			if u.TokenEndpointAuthMethod == upstream.AuthPrivateKeyJWT {
+				fmt.Fprintf(stdout, "  JWKS URI (private_key_jwt): %s\n", upstream.JWKSURIFor(cfg.Server.BaseURL, u.Name))
+			}
 		}
 	}
 	return nil

@@ -1,9 +1,13 @@
 package upstream
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -30,6 +34,9 @@ type fakeOP struct {
 	// userinfo is the UserInfo answer; calls counts the requests.
 	userinfo map[string]any
 	calls    int
+	// checkClient, when set, authenticates each token request; an error
+	// is answered 401 invalid_client.
+	checkClient func(r *http.Request) error
 }
 
 func newFakeOP(t *testing.T) *fakeOP {
@@ -66,8 +73,16 @@ func newFakeOP(t *testing.T) *fakeOP {
 	})
 	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
 		op.mu.Lock()
-		claims := op.idToken(op.nonce)
+		claims, check := op.idToken(op.nonce), op.checkClient
 		op.mu.Unlock()
+		if check != nil {
+			if err := check(r); err != nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client", "error_description": err.Error()})
+				return
+			}
+		}
 		writeJSON(w, map[string]any{"access_token": "at-1", "token_type": "Bearer", "expires_in": 300,
 			"id_token": signed(t, key, "k1", jose.RS256, "JWT", claims)})
 	})
@@ -230,5 +245,97 @@ func TestACRValues(t *testing.T) {
 		if asked != "urn:mace:incommon:iap:silver phr" {
 			t.Fatalf("acr_values asked %q", asked)
 		}
+	}
+}
+
+// TestPrivateKeyJWT: with a private key the bridge authenticates at the
+// token endpoint with a client assertion (RFC 7523, Core §9): iss and sub
+// its client ID, aud the token endpoint, a new jti each time, a short
+// life, signed by the key whose public half it publishes at its JWKS URI;
+// no client secret is sent. An OP that refuses the assertion refuses the
+// login.
+func TestPrivateKeyJWT(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := newFakeOP(t)
+	lo := startLower(t, op.srv.URL, func(c *Config) { c.ClientSecret, c.PrivateKey = "", key })
+	jwksURI := lo.rp.Registration().JWKSURI
+	if jwksURI != lo.srv.URL+PathPrefix+"corp/jwks.json" {
+		t.Fatalf("JWKS URI %q", jwksURI)
+	}
+	var published jose.JSONWebKeySet
+	resp, err := http.Get(jwksURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&published)
+	resp.Body.Close()
+	if err != nil || len(published.Keys) != 1 || published.Keys[0].Algorithm != "ES256" {
+		t.Fatalf("published JWKS %+v (%v)", published, err)
+	}
+	seen := map[string]bool{}
+	refuse := false
+	op.mu.Lock()
+	op.idToken = func(nonce string) map[string]any {
+		now := time.Now()
+		return map[string]any{"iss": op.srv.URL, "aud": "lower-bridge", "sub": "alice", "nonce": nonce,
+			"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "email": "a@example.com", "name": "A",
+			"preferred_username": "a", "groups": []string{}}
+	}
+	op.checkClient = func(r *http.Request) error {
+		if refuse {
+			return errors.New("unknown key")
+		}
+		if err := r.ParseForm(); err != nil {
+			return err
+		}
+		if _, _, ok := r.BasicAuth(); ok || r.PostForm.Has("client_secret") {
+			return errors.New("a client secret was sent")
+		}
+		if r.PostForm.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" || r.PostForm.Get("client_id") != "lower-bridge" {
+			return fmt.Errorf("form %v", r.PostForm)
+		}
+		jws, err := jose.ParseSigned(r.PostForm.Get("client_assertion"), []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			return err
+		}
+		if jws.Signatures[0].Header.KeyID != published.Keys[0].KeyID {
+			return fmt.Errorf("kid %q", jws.Signatures[0].Header.KeyID)
+		}
+		b, err := jws.Verify(published.Keys[0].Key)
+		if err != nil {
+			return err
+		}
+		var c struct {
+			Iss, Sub, Aud, Jti string
+			Exp, Iat           int64
+		}
+		if err := json.Unmarshal(b, &c); err != nil {
+			return err
+		}
+		now := time.Now().Unix()
+		if c.Iss != "lower-bridge" || c.Sub != "lower-bridge" || c.Aud != op.srv.URL+"/token" || c.Jti == "" || seen[c.Jti] ||
+			c.Exp < now || c.Exp > now+120 || c.Iat > now+5 {
+			return fmt.Errorf("assertion claims %+v", c)
+		}
+		seen[c.Jti] = true
+		return nil
+	}
+	op.mu.Unlock()
+	for i := range 2 {
+		if final, code, body := get(t, browser(t), lo.srv.URL+"/start"); code != 200 || final.Path != "/done" {
+			t.Fatalf("login %d with private_key_jwt ended at %s with %d: %s", i, final, code, body)
+		}
+	}
+	if len(seen) != 2 {
+		t.Fatalf("%d assertions accepted, want 2", len(seen))
+	}
+	op.mu.Lock()
+	refuse = true
+	op.mu.Unlock()
+	if _, code, body := get(t, browser(t), lo.srv.URL+"/start"); code != 502 || !strings.Contains(body, "did not accept the sign-in code") {
+		t.Fatalf("login with a refused assertion: %d %s", code, body)
 	}
 }

@@ -17,6 +17,7 @@ package upstream
 
 import (
 	"context"
+	"crypto"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -46,6 +47,7 @@ const (
 	pathBackchannel  = "/backchannel-logout"
 	pathFrontchannel = "/frontchannel-logout"
 	pathLoggedOut    = "/logged-out"
+	pathJWKS         = "/jwks.json"
 )
 
 // Record namespaces.
@@ -85,10 +87,13 @@ type Config struct {
 	// Issuer is the OP's issuer URL; its discovery document is read from
 	// Issuer + "/.well-known/openid-configuration".
 	Issuer string
-	// ClientID and ClientSecret are the bridge's registration at the OP
-	// (client_secret_basic).
+	// ClientID is the bridge's registration at the OP. It authenticates
+	// at the token endpoint with ClientSecret (client_secret_basic) or,
+	// when PrivateKey is set, with a client assertion signed by it
+	// (private_key_jwt; ParseClientKey reads one).
 	ClientID     string
 	ClientSecret string
+	PrivateKey   crypto.Signer
 	// Scopes asked for besides openid; default email and profile.
 	Scopes []string
 	// UserIDClaim is the ID token claim that becomes the bridge user ID;
@@ -135,6 +140,9 @@ type RP struct {
 	cfg  Config
 	log  *slog.Logger
 	hc   *http.Client
+	// key signs client assertions (private_key_jwt), nil for
+	// client_secret_basic.
+	key *clientKey
 	// disc is the discovered provider, nil until discovery succeeded.
 	disc    atomic.Pointer[discovered]
 	lastErr atomic.Pointer[error]
@@ -167,6 +175,11 @@ func (c Config) Check() error {
 	}
 	if c.ClientID == "" {
 		return errors.New("client_id is required")
+	}
+	if c.PrivateKey != nil {
+		if _, err := keyAlg(c.PrivateKey); err != nil {
+			return fmt.Errorf("private key: %w", err)
+		}
 	}
 	for _, a := range c.SigningAlgs {
 		if !slices.Contains(DefaultSigningAlgs, a) && !slices.Contains([]string{gooidc.RS384, gooidc.RS512, gooidc.ES384, gooidc.ES512, gooidc.PS384, gooidc.PS512}, a) {
@@ -209,7 +222,15 @@ func New(opts Options) (*RP, error) {
 		opts.Logger = slog.Default()
 	}
 	opts.BaseURL = strings.TrimSuffix(opts.BaseURL, "/")
-	return &RP{opts: opts, cfg: c, log: opts.Logger.With("upstream", c.Name), hc: opts.HTTPClient}, nil
+	rp := &RP{opts: opts, cfg: c, log: opts.Logger.With("upstream", c.Name), hc: opts.HTTPClient}
+	if c.PrivateKey != nil {
+		k, err := newClientKey(c.PrivateKey)
+		if err != nil {
+			return nil, err
+		}
+		rp.key = k
+	}
+	return rp, nil
 }
 
 // Name is the upstream's name.
@@ -223,6 +244,9 @@ func (rp *RP) path(p string) string { return rp.opts.BasePath + PathPrefix + rp.
 
 // Registration is what an operator registers for the bridge at the OP.
 type Registration struct {
+	// JWKSURI serves the bridge's public key for private_key_jwt (empty
+	// with client_secret_basic).
+	JWKSURI string `json:"jwks_uri,omitempty"`
 	// RedirectURI receives the authorization response.
 	RedirectURI string `json:"redirect_uri"`
 	// BackchannelLogoutURI receives logout tokens (Back-Channel Logout).
@@ -242,8 +266,20 @@ func RegistrationFor(baseURL, name string) Registration {
 		FrontchannelLogoutURI: u + pathFrontchannel, PostLogoutRedirectURI: u + pathLoggedOut}
 }
 
+// JWKSURIFor is the URI at which a bridge at baseURL publishes its
+// private_key_jwt public key for the upstream named name.
+func JWKSURIFor(baseURL, name string) string {
+	return strings.TrimSuffix(baseURL, "/") + PathPrefix + name + pathJWKS
+}
+
 // Registration returns the URIs to register at the OP.
-func (rp *RP) Registration() Registration { return RegistrationFor(rp.opts.BaseURL, rp.cfg.Name) }
+func (rp *RP) Registration() Registration {
+	r := RegistrationFor(rp.opts.BaseURL, rp.cfg.Name)
+	if rp.key != nil {
+		r.JWKSURI = JWKSURIFor(rp.opts.BaseURL, rp.cfg.Name)
+	}
+	return r
+}
 
 // RedirectURI is the bridge's redirect URI at the OP.
 func (rp *RP) RedirectURI() string { return rp.url(pathCallback) }
@@ -285,6 +321,11 @@ func (rp *RP) discover(ctx context.Context) (*discovered, error) {
 			RedirectURL: rp.RedirectURI(), Scopes: append([]string{gooidc.ScopeOpenID}, rp.cfg.Scopes...)},
 	}
 	d.oauth.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
+	if rp.key != nil {
+		// private_key_jwt: client_id in the body beside the assertion,
+		// and no secret.
+		d.oauth.ClientSecret, d.oauth.Endpoint.AuthStyle = "", oauth2.AuthStyleInParams
+	}
 	rp.disc.CompareAndSwap(nil, d)
 	rp.lastErr.Store(nil)
 	rp.log.InfoContext(ctx, "upstream OpenID Provider discovered", "issuer", rp.cfg.Issuer,
@@ -327,6 +368,12 @@ func (rp *RP) Mount(r gin.IRouter) {
 	r.POST(base+pathBackchannel, rp.handleBackchannel)
 	r.GET(base+pathFrontchannel, rp.handleFrontchannel)
 	r.GET(base+pathLoggedOut, rp.handleLoggedOut)
+	if rp.key != nil {
+		r.GET(base+pathJWKS, func(c *gin.Context) {
+			c.Header("Cache-Control", "public, max-age=300")
+			c.JSON(http.StatusOK, rp.key.JWKS())
+		})
+	}
 }
 
 // loginState is a login in progress.
@@ -476,7 +523,11 @@ func (rp *RP) completeLogin(w http.ResponseWriter, r *http.Request) (string, err
 	if code == "" {
 		return "", refuse(http.StatusBadRequest, "The sign-in answer has no code.", errors.New("no code"))
 	}
-	tok, err := d.oauth.Exchange(rp.ctx(ctx), code, oauth2.VerifierOption(st.Verifier))
+	auth, err := rp.exchangeOptions(d)
+	if err != nil {
+		return "", err
+	}
+	tok, err := d.oauth.Exchange(rp.ctx(ctx), code, append(auth, oauth2.VerifierOption(st.Verifier))...)
 	if err != nil {
 		return "", refuse(http.StatusBadGateway, "The identity provider did not accept the sign-in code; start again from the application.",
 			fmt.Errorf("token request: %w", err))

@@ -106,14 +106,17 @@ type lower struct {
 // there as client lower-bridge, with test routes: /start begins a login
 // that ends at /done; /logout-start logs the browser's session out with
 // the upstream leg last, ending at /bye.
-func startLower(t testing.TB, issuer string) *lower {
+func startLower(t testing.TB, issuer string, mods ...func(*Config)) *lower {
 	t.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	lo := &lower{eng: newEngine(t), cookies: slobridge.SessionCookies{Secret: []byte(strings.Repeat("l", 32))}}
 	lo.srv = httptest.NewUnstartedServer(nil)
 	lowerBase := "http://" + lo.srv.Listener.Addr().String()
-	rp, err := New(Options{Engine: lo.eng, Cookies: lo.cookies, BaseURL: lowerBase, Logger: quiet(),
-		Upstream: Config{Name: "corp", Issuer: issuer, ClientID: "lower-bridge", ClientSecret: "lower-secret-0123456789"}})
+	cfg := Config{Name: "corp", Issuer: issuer, ClientID: "lower-bridge", ClientSecret: "lower-secret-0123456789"}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	rp, err := New(Options{Engine: lo.eng, Cookies: lo.cookies, BaseURL: lowerBase, Logger: quiet(), Upstream: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -481,6 +481,9 @@ func (a *App) upstreamState() []admin.Upstream {
 		r := rp.Registration()
 		u.Register = map[string]string{"redirect_uri": r.RedirectURI, "backchannel_logout_uri": r.BackchannelLogoutURI,
 			"frontchannel_logout_uri": r.FrontchannelLogoutURI, "post_logout_redirect_uri": r.PostLogoutRedirectURI}
+		if r.JWKSURI != "" {
+			u.Register["jwks_uri"] = r.JWKSURI
+		}
 		out = append(out, u)
 	}
 	return out
@@ -504,12 +507,19 @@ func (a *App) upstreamNames() []string {
 }
 
 // oidcUpstream converts the configuration of an upstream OpenID Provider.
+// A private_key_jwt key that does not parse is reported by validation
+// (upstream.oidc[].private_key) before this is used for the RP.
 func oidcUpstream(u OIDCUpstreamConfig, lifetime time.Duration) upstream.Config {
-	return upstream.Config{
+	c := upstream.Config{
 		Name: u.Name, Issuer: u.Issuer, ClientID: u.ClientID, ClientSecret: u.ClientSecret.Value(), Scopes: u.Scopes,
 		UserIDClaim: u.UserIDClaim, UserIDPrefix: u.UserIDPrefix, Attributes: u.Attributes, SigningAlgs: u.SigningAlgs,
 		NoEndSession: u.SkipEndSession, SkipUserInfo: u.SkipUserInfo, ACRValues: u.ACRValues, SessionLifetime: lifetime,
 	}
+	if u.TokenEndpointAuthMethod == upstream.AuthPrivateKeyJWT {
+		c.ClientSecret = ""
+		c.PrivateKey, _ = upstream.ParseClientKey([]byte(u.PrivateKey.Value()))
+	}
+	return c
 }
 
 // OIDCUpstreams returns the relying parties of the upstream OpenID

@@ -311,6 +311,11 @@ type OIDCUpstreamConfig struct {
 	// (client_secret_basic).
 	ClientID     string `yaml:"client_id"`
 	ClientSecret Secret `yaml:"client_secret"`
+	// TokenEndpointAuthMethod is client_secret_basic (default) or
+	// private_key_jwt, which signs a client assertion with PrivateKey (a
+	// PEM RSA ≥ 2048, P-256 or Ed25519 key) instead of sending a secret.
+	TokenEndpointAuthMethod string `yaml:"token_endpoint_auth_method"`
+	PrivateKey              Secret `yaml:"private_key"`
 	// Scopes besides openid; default email and profile.
 	Scopes []string `yaml:"scopes"`
 	// UserIDClaim becomes the bridge user ID (default sub), after
@@ -501,5 +506,9 @@ func (c *Config) resolveSecrets(lookup func(string) (string, bool), p *problems)
 	res("saml.idp.pairwise_secret", &c.SAML.IdP.PairwiseSecret)
 	for i := range c.Upstream.Static.Users {
 		res(fmt.Sprintf("upstream.static.users[%d].password", i), &c.Upstream.Static.Users[i].Password)
+	}
+	for i := range c.Upstream.OIDC {
+		res(fmt.Sprintf("upstream.oidc[%d].client_secret", i), &c.Upstream.OIDC[i].ClientSecret)
+		res(fmt.Sprintf("upstream.oidc[%d].private_key", i), &c.Upstream.OIDC[i].PrivateKey)
 	}
 }

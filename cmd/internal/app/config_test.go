@@ -72,6 +72,37 @@ func TestParseValidConfigAppliesDefaults(t *testing.T) {
 	}
 }
 
+// TestOIDCUpstreamSecretsResolve: an upstream OP's client secret and
+// private key come from the environment or a file like every secret.
+func TestOIDCUpstreamSecretsResolve(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "op-key.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(validBase, "  type: static\n", "  type: oidc\n  oidc:\n"+
+		"    - {name: a, issuer: https://a.example, client_id: x, client_secret: {env: PASSWORD}}\n"+
+		"    - {name: b, issuer: https://b.example, client_id: y, token_endpoint_auth_method: private_key_jwt, private_key: {file: "+keyFile+"}}\n", 1)
+	c, err := Parse([]byte(doc), lookup)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if got := c.Upstream.OIDC[0].ClientSecret.Value(); got != testEnv["PASSWORD"] {
+		t.Fatalf("upstream.oidc[0].client_secret = %q", got)
+	}
+	u := oidcUpstream(c.Upstream.OIDC[1], time.Hour)
+	if u.PrivateKey == nil || u.ClientSecret != "" || !u.PrivateKey.Public().(*ecdsa.PublicKey).Equal(&key.PublicKey) {
+		t.Fatalf("upstream.oidc[1]: private key %v, secret %q", u.PrivateKey, u.ClientSecret)
+	}
+}
+
 func TestLiteralSecretsAreListed(t *testing.T) {
 	doc := strings.Replace(validBase, "${COOKIE}", "literal-cookie-secret-0123456789abcdef", 1) + "admin:\n  token: {env: ADMIN}\n"
 	c, err := Parse([]byte(doc), lookup)
@@ -139,6 +170,12 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			[]string{`upstream.oidc[0]: issuer "" must be an absolute URL`, "upstream.oidc[0].client_secret: is required"}},
 		{"two oidc upstreams of one name", strings.Replace(validBase, "  type: static\n", "  type: oidc\n  oidc:\n    - {name: a, issuer: https://a.example, client_id: x, client_secret: {env: PASSWORD}}\n    - {name: a, issuer: https://b.example, client_id: x, client_secret: {env: PASSWORD}}\n", 1),
 			[]string{`upstream.oidc[1].name: "a" is also the name of upstream.oidc[0]: every upstream needs its own`}},
+		{"private_key_jwt without a key, with a secret", strings.Replace(validBase, "  type: static\n", "  type: oidc\n  oidc:\n    - {name: a, issuer: https://a.example, client_id: x, token_endpoint_auth_method: private_key_jwt, client_secret: {env: PASSWORD}}\n", 1),
+			[]string{"upstream.oidc[0].private_key: private_key_jwt needs a PEM private key", "upstream.oidc[0].client_secret: is not used with private_key_jwt"}},
+		{"unknown client authentication", strings.Replace(validBase, "  type: static\n", "  type: oidc\n  oidc:\n    - {name: a, issuer: https://a.example, client_id: x, token_endpoint_auth_method: client_secret_post}\n", 1),
+			[]string{`upstream.oidc[0].token_endpoint_auth_method: must be client_secret_basic or private_key_jwt, not "client_secret_post"`}},
+		{"a private key with client_secret_basic", strings.Replace(validBase, "  type: static\n", "  type: oidc\n  oidc:\n    - {name: a, issuer: https://a.example, client_id: x, client_secret: {env: PASSWORD}, private_key: {env: PASSWORD}}\n", 1),
+			[]string{"upstream.oidc[0].private_key: is used only with token_endpoint_auth_method: private_key_jwt"}},
 		{"oidc without an OP", strings.Replace(validBase, "  type: static\n", "  type: oidc\n", 1),
 			[]string{"upstream.oidc: at least one OpenID Provider is required when upstream.type is oidc"}},
 		{"client without id", strings.Replace(validBase, "oidc:\n  allow_loopback_http: true\n", "", 1) + "oidc:\n  allow_loopback_http: true\n  clients:\n    - redirect_uris: [https://app.example.com/cb]\n      token_endpoint_auth_method: none\n", []string{"oidc.clients[0].client_id: is required"}},

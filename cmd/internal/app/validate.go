@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/slobridge/slobridge/oidc"
+	"github.com/slobridge/slobridge/oidc/upstream"
 	"github.com/slobridge/slobridge/saml"
 )
 
@@ -307,8 +308,23 @@ func (c *Config) validateOIDCUpstreams(p *problems) {
 		if err := oidcUpstream(u, 0).Check(); err != nil {
 			p.add(key, "%v", err)
 		}
-		if !u.ClientSecret.IsSet() {
-			p.add(key+".client_secret", "is required (client_secret_basic)")
+		switch u.TokenEndpointAuthMethod {
+		case "", upstream.AuthClientSecretBasic:
+			if !u.ClientSecret.IsSet() {
+				p.add(key+".client_secret", "is required (client_secret_basic)")
+			}
+			if u.PrivateKey.IsSet() {
+				p.add(key+".private_key", "is used only with token_endpoint_auth_method: private_key_jwt")
+			}
+		case upstream.AuthPrivateKeyJWT:
+			if _, err := upstream.ParseClientKey([]byte(u.PrivateKey.Value())); err != nil {
+				p.add(key+".private_key", "private_key_jwt needs a PEM private key: %v", err)
+			}
+			if u.ClientSecret.IsSet() {
+				p.add(key+".client_secret", "is not used with private_key_jwt; remove it")
+			}
+		default:
+			p.add(key+".token_endpoint_auth_method", "must be client_secret_basic or private_key_jwt, not %q", u.TokenEndpointAuthMethod)
 		}
 		if other, ok := seen[u.Name]; ok && u.Name != "" {
 			p.add(key+".name", "%q is also the name of %s: every upstream needs its own", u.Name, other)
