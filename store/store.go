@@ -6,6 +6,18 @@ import (
 	"time"
 )
 
+// LogoutCursor positions a page of ListLogouts: the page holds the
+// logouts created strictly before (CreatedAt, ID) in that order; the zero
+// cursor starts at the newest. The last logout of a page is the cursor of
+// the next.
+type LogoutCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// MaxPage caps a page of ListLogouts.
+const MaxPage = 1000
+
 // LogoutSpec says which sessions one logout ends.
 type LogoutSpec struct {
 	// LogoutID is the ID of the logout to create (unguessable; set by the
@@ -116,6 +128,9 @@ type Store interface {
 	GetLogout(ctx context.Context, id string) (Logout, error)
 	// ListLogoutsByUser returns the logouts of a user, newest first.
 	ListLogoutsByUser(ctx context.Context, userID string) ([]Logout, error)
+	// ListLogouts returns a page of at most limit logouts, newest first,
+	// of those before the cursor (from an index: the cost is the page's).
+	ListLogouts(ctx context.Context, before LogoutCursor, limit int) ([]Logout, error)
 	// ListDeliveries returns the deliveries of one logout, in creation
 	// order.
 	ListDeliveries(ctx context.Context, logoutID string) ([]Delivery, error)

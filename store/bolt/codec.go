@@ -24,6 +24,9 @@ const (
 	minUnixSec = math.MinInt64/int64(time.Second) + 1
 )
 
+// timeLen is the length of timeBytes.
+const timeLen = 8
+
 // timeBytes encodes t as 8 big-endian bytes that sort in time order. The
 // zero time encodes as all zeros, before every other time.
 func timeBytes(t time.Time) []byte {
@@ -38,7 +41,7 @@ func timeBytes(t time.Time) []byte {
 	default:
 		n = uint64(t.UnixNano()) ^ (1 << 63)
 	}
-	b := make([]byte, 8)
+	b := make([]byte, timeLen)
 	binary.BigEndian.PutUint64(b, n)
 	return b
 }

@@ -173,6 +173,37 @@ func (db *DB) GetLogout(ctx context.Context, id string) (store.Logout, error) {
 	return lo, err
 }
 
+// ListLogouts returns a page of logouts, newest first, walking the time
+// index backwards from the cursor.
+func (db *DB) ListLogouts(ctx context.Context, before store.LogoutCursor, limit int) ([]store.Logout, error) {
+	if limit <= 0 || limit > store.MaxPage {
+		return nil, fmt.Errorf("bolt: list logouts: %w: limit %d is not in 1..%d", store.ErrInvalid, limit, store.MaxPage)
+	}
+	var out []store.Logout
+	err := db.view(ctx, "list logouts", func(tx *bbolt.Tx) error {
+		c := tx.Bucket([]byte(bkLogoutsByTime)).Cursor()
+		var k []byte
+		if before.CreatedAt.IsZero() {
+			k, _ = c.Last()
+		} else if at, _ := c.Seek(key(timeBytes(before.CreatedAt), []byte(before.ID))); at != nil {
+			// The first key at or after the cursor: the page starts
+			// just before it.
+			k, _ = c.Prev()
+		} else {
+			k, _ = c.Last() // the cursor is after every logout
+		}
+		for ; k != nil && len(out) < limit; k, _ = c.Prev() {
+			lo, err := getLogout(tx, string(k[timeLen:]))
+			if err != nil {
+				return fmt.Errorf("index %s points at a missing logout: %w", bkLogoutsByTime, err)
+			}
+			out = append(out, lo)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // ListLogoutsByUser returns the logouts of a user, newest first.
 func (db *DB) ListLogoutsByUser(ctx context.Context, userID string) ([]store.Logout, error) {
 	if !validID(userID) {

@@ -243,6 +243,30 @@ func (db *DB) GetLogout(ctx context.Context, id string) (store.Logout, error) {
 	return lo, nil
 }
 
+// ListLogouts returns a page of logouts, newest first, from the
+// created_at index.
+func (db *DB) ListLogouts(ctx context.Context, before store.LogoutCursor, limit int) ([]store.Logout, error) {
+	if limit <= 0 || limit > store.MaxPage {
+		return nil, fmt.Errorf("postgres: list logouts: %w: limit %d is not in 1..%d", store.ErrInvalid, limit, store.MaxPage)
+	}
+	var rows pgx.Rows
+	var err error
+	if before.CreatedAt.IsZero() {
+		rows, err = db.pool.Query(ctx, "SELECT "+logoutColumns+" FROM logouts ORDER BY created_at DESC, id DESC LIMIT $1", limit)
+	} else {
+		rows, err = db.pool.Query(ctx, "SELECT "+logoutColumns+" FROM logouts WHERE (created_at, id) < ($1, $2)"+
+			" ORDER BY created_at DESC, id DESC LIMIT $3", before.CreatedAt.UTC(), before.ID, limit)
+	}
+	if err == nil {
+		var out []store.Logout
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Logout, error) { return scanLogout(r) })
+		if err == nil {
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("postgres: list logouts: %w", dbError(err))
+}
+
 // ListLogoutsByUser returns the logouts of a user, newest first.
 func (db *DB) ListLogoutsByUser(ctx context.Context, userID string) ([]store.Logout, error) {
 	if checkIDs("user ID", userID) != nil {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -19,7 +20,54 @@ func testEndSessions(t *testing.T, f Factory) {
 		{"ByUser", testEndByUser},
 		{"NoActiveMatch", testEndNoMatch},
 		{"LogoutsByUser", testLogoutsByUser},
+		{"ListLogoutsPages", testListLogouts},
 	})
+}
+
+// testListLogouts: ListLogouts pages through every logout newest first,
+// two with the same time in ID order, each page after the last of the
+// previous; a bad limit is refused.
+func testListLogouts(t *testing.T, s store.Store) {
+	var want []string
+	for i := range 7 {
+		sid, lid := fmt.Sprintf("s%d", i), fmt.Sprintf("lo%d", i)
+		createSessions(t, s, newSession(sid, "alice", at(0)))
+		// lo3 and lo4 share a time.
+		d := time.Duration(i) * time.Minute
+		if i == 4 {
+			d = 3 * time.Minute
+		}
+		endSessions(t, s, lid, store.LogoutSpec{SessionIDs: []string{sid}, Now: at(time.Hour + d)})
+		want = append([]string{lid}, want...)
+	}
+	var got []string
+	var cur store.LogoutCursor
+	for pages := 0; ; pages++ {
+		page, err := s.ListLogouts(ctx(t), cur, 3)
+		must(t, err, "ListLogouts")
+		if len(page) == 0 {
+			if pages != 3 {
+				t.Fatalf("%d pages of 3 for 7 logouts", pages)
+			}
+			break
+		}
+		for _, lo := range page {
+			got = append(got, lo.ID)
+		}
+		last := page[len(page)-1]
+		cur = store.LogoutCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+	wantEqual(t, got, want, "every logout, newest first, one page after another")
+	// A cursor after every logout starts at the newest.
+	page, err := s.ListLogouts(ctx(t), store.LogoutCursor{CreatedAt: at(48 * time.Hour), ID: "z"}, 2)
+	must(t, err, "ListLogouts from the future")
+	if len(page) != 2 || page[0].ID != "lo6" || page[1].ID != "lo5" {
+		t.Fatalf("page from a future cursor: %+v", page)
+	}
+	for _, limit := range []int{0, -1, store.MaxPage + 1} {
+		_, err := s.ListLogouts(ctx(t), store.LogoutCursor{}, limit)
+		wantErr(t, err, store.ErrInvalid, fmt.Sprintf("ListLogouts with limit %d", limit))
+	}
 }
 
 func testEndSnapshot(t *testing.T, s store.Store) {
