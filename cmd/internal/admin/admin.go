@@ -14,7 +14,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -64,6 +67,7 @@ type Options struct {
 //
 //	GET  /admin/v1/users/{user}/sessions   the user's sessions (404 when none)
 //	POST /admin/v1/logouts                 {"session_id":"…"} or {"user_id":"…"}
+//	GET    /admin/v1/logouts               the logouts, newest first (?limit, before_time, before_id)
 //	GET    /admin/v1/logouts/{id}          the logout's status and outcome
 //	POST   /admin/v1/logouts/{id}/retry    reset failed deliveries to pending
 //	GET    /admin/v1/receivers             list SSF receivers (authorization redacted)
@@ -106,6 +110,7 @@ func (a *API) Mount(r gin.IRouter) {
 	g := r.Group(Prefix, a.authenticate, a.limitBody)
 	g.GET("/users/:user_id/sessions", a.handleUserSessions)
 	g.POST("/logouts", a.handleLogout)
+	g.GET("/logouts", a.handleListLogouts)
 	g.GET("/logouts/:logout_id", a.handleStatus)
 	g.POST("/logouts/:logout_id/retry", a.handleRetry)
 	g.GET("/receivers", a.handleListReceivers)
@@ -376,15 +381,73 @@ type Outcome struct {
 	Failed   []slobridge.FailedLeg `json:"failed,omitempty"`
 }
 
+// outcome is the logout's outcome now (Engine.Outcome without waiting).
+// Logouts an operator or the system started had no browser.
+func (a *API) outcome(ctx context.Context, lo store.Logout) (slobridge.Outcome, error) {
+	browser := lo.Initiator.Kind != store.InitiatorAdmin && lo.Initiator.Kind != store.InitiatorSystem
+	return a.opts.Engine.Outcome(ctx, lo.ID, 0, browser)
+}
+
+// Default and largest page of GET /admin/v1/logouts.
+const (
+	defaultLogoutPage = 20
+	maxLogoutPage     = 200
+)
+
+// handleListLogouts lists the logouts, newest first, a page at a time,
+// each with its outcome.
+func (a *API) handleListLogouts(c *gin.Context) {
+	ctx := c.Request.Context()
+	limit := defaultLogoutPage
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLogoutPage {
+			adminError(c, http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit must be a number from 1 to %d", maxLogoutPage))
+			return
+		}
+		limit = n
+	}
+	var cur store.LogoutCursor
+	if v := c.Query("before_time"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil || c.Query("before_id") == "" {
+			adminError(c, http.StatusBadRequest, "invalid_request", "before_time must be an RFC 3339 time and come with before_id")
+			return
+		}
+		cur = store.LogoutCursor{CreatedAt: t, ID: c.Query("before_id")}
+	}
+	los, err := a.opts.Engine.Store().ListLogouts(ctx, cur, limit)
+	if err != nil {
+		a.internal(c, "list logouts", err)
+		return
+	}
+	out := Logouts{Logouts: make([]LogoutSummary, 0, len(los))}
+	for _, lo := range los {
+		oc, err := a.outcome(ctx, lo)
+		if err != nil {
+			a.internal(c, "logout outcome", err)
+			return
+		}
+		out.Logouts = append(out.Logouts, LogoutSummary{ID: lo.ID, UserID: lo.UserID, Initiator: lo.Initiator,
+			CreatedAt: lo.CreatedAt, Sessions: len(lo.SessionIDs), Participants: len(lo.Participants),
+			Done: oc.Status.Done, Complete: oc.Complete, Failed: len(oc.Failed)})
+	}
+	if len(los) == limit {
+		last := los[len(los)-1]
+		out.Next = Prefix + "/logouts?" + url.Values{"limit": {strconv.Itoa(limit)},
+			"before_time": {last.CreatedAt.UTC().Format(time.RFC3339Nano)}, "before_id": {last.ID}}.Encode()
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, out)
+}
+
 func (a *API) handleStatus(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.Param("logout_id")
 	lo, err := a.opts.Engine.Store().GetLogout(ctx, id)
 	var out slobridge.Outcome
 	if err == nil {
-		// Logouts an operator or the system started had no browser.
-		browser := lo.Initiator.Kind != store.InitiatorAdmin && lo.Initiator.Kind != store.InitiatorSystem
-		out, err = a.opts.Engine.Outcome(ctx, id, 0, browser)
+		out, err = a.outcome(ctx, lo)
 	}
 	st := out.Status
 	switch {

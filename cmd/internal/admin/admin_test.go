@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -294,5 +295,67 @@ func TestAdminFindsUserByNameID(t *testing.T) {
 	}
 	if code := adminCall(t, srv, "GET", "/admin/v1/users/nobody/sessions", testAdminToken, nil, nil); code != 404 {
 		t.Fatalf("unknown user: %d", code)
+	}
+}
+
+// TestAdminListsLogouts: GET /admin/v1/logouts pages through the logouts
+// newest first, each with its outcome, and refuses a bad page request.
+func TestAdminListsLogouts(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "admin.db"))
+	rc := newReceiver(t, func(n int, r *http.Request) int { return http.StatusGone })
+	e, _ := runEngine(t, testOptions(st))
+	srv := adminServer(t, e, 0)
+	var ids []string
+	for i := range 5 {
+		var ps []store.Participant
+		if i == 0 {
+			ps = append(ps, backParticipant("app1", rc.srv.URL)) // fails for good
+		}
+		s := newSession(t, e, "u"+strconv.Itoa(i), ps...)
+		var lr LogoutResponse
+		if got := adminCall(t, srv, "POST", "/admin/v1/logouts", testAdminToken, strings.NewReader(`{"session_id":"`+s.ID+`"}`), &lr); got != 201 {
+			t.Fatalf("logout %d: %d", i, got)
+		}
+		ids = append([]string{lr.Logout.ID}, ids...)
+		if i == 0 {
+			waitStatus(t, e, lr.Logout.ID, "failed delivery", allDone)
+		}
+	}
+	var got []LogoutSummary
+	path := "/admin/v1/logouts?limit=2"
+	for pages := 0; path != ""; pages++ {
+		if pages > 3 {
+			t.Fatal("more than 3 pages of 2 for 5 logouts")
+		}
+		var page Logouts
+		if code := adminCall(t, srv, "GET", path, testAdminToken, nil, &page); code != 200 {
+			t.Fatalf("GET %s: %d", path, code)
+		}
+		got = append(got, page.Logouts...)
+		path = page.Next
+		if len(page.Logouts) < 2 && path != "" {
+			t.Fatalf("a short page with a next link: %+v", page)
+		}
+	}
+	var gotIDs []string
+	for _, lo := range got {
+		gotIDs = append(gotIDs, lo.ID)
+	}
+	if !reflect.DeepEqual(gotIDs, ids) {
+		t.Fatalf("logouts %v, want %v (newest first)", gotIDs, ids)
+	}
+	oldest := got[len(got)-1]
+	if oldest.Complete || oldest.Failed != 1 || !oldest.Done || oldest.UserID != "u0" || oldest.Participants != 1 ||
+		oldest.Initiator.Kind != store.InitiatorAdmin {
+		t.Fatalf("the failed logout is listed as %+v", oldest)
+	}
+	if !got[0].Complete || got[0].Failed != 0 || got[0].Sessions != 1 {
+		t.Fatalf("a logout with no participant is listed as %+v", got[0])
+	}
+	for _, bad := range []string{"?limit=0", "?limit=201", "?limit=x", "?before_time=yesterday&before_id=a", "?before_time=2026-01-01T00:00:00Z"} {
+		var e Error
+		if code := adminCall(t, srv, "GET", "/admin/v1/logouts"+bad, testAdminToken, nil, &e); code != 400 || e.Error != "invalid_request" {
+			t.Errorf("GET logouts%s: %d %+v, want 400 invalid_request", bad, code, e)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package admin
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -146,4 +147,28 @@ type Upstream struct {
 // Upstreams is the answer of GET /admin/v1/upstreams.
 type Upstreams struct {
 	Upstreams []Upstream `json:"upstreams"`
+}
+
+// LogoutSummary is one logout as GET /admin/v1/logouts lists it: who
+// started it, when, how many sessions and participants, and its outcome
+// so far (the one decision every answer about a logout uses).
+type LogoutSummary struct {
+	ID           string          `json:"id"`
+	UserID       string          `json:"user_id"`
+	Initiator    store.Initiator `json:"initiator"`
+	CreatedAt    time.Time       `json:"created_at"`
+	Sessions     int             `json:"sessions"`
+	Participants int             `json:"participants"`
+	// Done is true once every delivery is final; Complete once every leg
+	// confirmed; Failed counts the legs that did not (yet).
+	Done     bool `json:"done"`
+	Complete bool `json:"complete"`
+	Failed   int  `json:"failed"`
+}
+
+// Logouts is the answer of GET /admin/v1/logouts; Next, when set, is the
+// path of the following page.
+type Logouts struct {
+	Logouts []LogoutSummary `json:"logouts"`
+	Next    string          `json:"next,omitempty"`
 }
