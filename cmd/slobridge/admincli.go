@@ -2,17 +2,22 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	adminapi "github.com/slobridge/slobridge/cmd/internal/admin"
 )
@@ -21,31 +26,68 @@ import (
 const (
 	envAdminURL   = "SLOBRIDGE_URL"
 	envAdminToken = "SLOBRIDGE_ADMIN_TOKEN"
+	envCLIConfig  = "SLOBRIDGE_CLI_CONFIG"
 	// maxAdminAnswer caps how much of the server's answer is read.
 	maxAdminAnswer = 16 << 20
 )
 
-const adminUsage = `usage: slobridge admin <sub-command> [flags]
+// adminUsage lists the sub-commands.
+func adminUsage() string {
+	var b strings.Builder
+	b.WriteString("usage: slobridge admin <sub-command> [flags]\n\nsub-commands:\n")
+	for _, c := range adminCommands {
+		fmt.Fprintf(&b, "  %-16s %s\n", c.name, c.summary)
+	}
+	b.WriteString("\n'slobridge admin <sub-command> --help' shows its flags and an example.\n\n")
+	b.WriteString(commonFlagsHelp)
+	return b.String()
+}
 
-sub-commands:
-  sessions --user USER             list the sessions of a user
-  logout --session SID             end one session
-  logout --user USER               end every session of a user
-  status LOGOUT_ID                 the delivery status of a logout
-  retry LOGOUT_ID                  retry the failed deliveries of a logout
-  receivers                        list the Shared Signals receivers
-  add-receiver ID --push-url URL [--name N] [--authorization-file F]
-                                   register or replace a receiver
-  remove-receiver ID               remove a receiver
-  register-sp --metadata-url URL [--name N]
-                                   register a SAML SP from its metadata URL
-  upstreams                        the upstream IdPs: available or why not, what to register there
-
-flags of every sub-command:
-  --server URL        the bridge's base URL (env SLOBRIDGE_URL; default http://127.0.0.1:8080)
-  --token-file FILE   read the admin token from FILE (default: env SLOBRIDGE_ADMIN_TOKEN)
+// commonFlagsHelp describes the flags every sub-command takes.
+const commonFlagsHelp = `flags of every sub-command:
+  --server URL        the bridge's base URL (else $` + envAdminURL + `, else server: in the CLI
+                      config file, else http://127.0.0.1:8080)
+  --token-file FILE   file holding the admin token (else $` + envAdminToken + `, else token_file:
+                      in the CLI config file)
+  --cli-config FILE   the CLI config file (else $` + envCLIConfig + `, else
+                      slobridge/cli.yaml in the user config directory)
+  -o, --output FMT    table (default) or json
   --timeout D         request timeout (default 30s)
 `
+
+// commandHelp is `slobridge admin <sub-command> --help`.
+func commandHelp(c adminCommand) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: slobridge admin %s", c.name)
+	if c.synopsis != "" {
+		b.WriteString(" " + c.synopsis)
+	}
+	fmt.Fprintf(&b, " [flags]\n\n%s\n", c.summary)
+	if c.flags != nil {
+		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+		var a adminArgs
+		c.flags(fs, &a)
+		b.WriteString("\nflags:\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			name, usage := flag.UnquoteUsage(f)
+			arg := "--" + f.Name
+			if name != "" {
+				arg += " " + strings.ToUpper(name)
+			}
+			def := ""
+			if f.DefValue != "" && f.DefValue != "0" {
+				def = " (default " + f.DefValue + ")"
+			}
+			fmt.Fprintf(&b, "  %-28s %s%s\n", arg, usage, def)
+		})
+	}
+	b.WriteString("\nexamples:\n")
+	for _, e := range c.examples {
+		b.WriteString("  " + e + "\n")
+	}
+	b.WriteString("\n" + commonFlagsHelp)
+	return b.String()
+}
 
 // adminClient calls the admin API.
 type adminClient struct {
@@ -54,36 +96,95 @@ type adminClient struct {
 	http  *http.Client
 }
 
-// adminFlags registers the flags shared by every admin sub-command.
-func adminFlags(fs *flag.FlagSet) (server, tokenFile *string, timeout *time.Duration) {
-	def := os.Getenv(envAdminURL)
-	if def == "" {
-		def = "http://127.0.0.1:8080"
-	}
-	server = fs.String("server", def, "the bridge's base URL (env "+envAdminURL+")")
-	tokenFile = fs.String("token-file", "", "file holding the admin token (default: env "+envAdminToken+")")
-	timeout = fs.Duration("timeout", 30*time.Second, "request timeout")
-	return
+// commonFlags are the flags every admin sub-command takes.
+type commonFlags struct {
+	server, tokenFile, cliConfig, output string
+	timeout                              time.Duration
 }
 
-func newAdminClient(server, tokenFile string, timeout time.Duration) (*adminClient, error) {
+func (f *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.server, "server", "", "the bridge's base URL")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the admin token")
+	fs.StringVar(&f.cliConfig, "cli-config", "", "the CLI config file")
+	fs.StringVar(&f.output, "output", "table", "table or json")
+	fs.StringVar(&f.output, "o", "table", "table or json (short for --output)")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "request timeout")
+}
+
+// cliConfig is the CLI's own config file: where the bridge is and where
+// its admin token is kept (never the token itself).
+type cliConfig struct {
+	Server    string `yaml:"server"`
+	TokenFile string `yaml:"token_file"`
+}
+
+// loadCLIConfig reads the CLI config file named by the flag or the
+// environment, else the default one if it exists. It returns the file's
+// settings and its path ("" when there is none).
+func loadCLIConfig(flagPath string) (cliConfig, string, error) {
+	path, explicit := cmp.Or(flagPath, os.Getenv(envCLIConfig)), true
+	if path == "" {
+		explicit = false
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return cliConfig{}, "", nil
+		}
+		path = filepath.Join(dir, "slobridge", "cli.yaml")
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		return cliConfig{}, path + " (not found)", nil
+	}
+	if err != nil {
+		return cliConfig{}, "", fmt.Errorf("CLI config: %w", err)
+	}
+	var c cliConfig
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return cliConfig{}, "", fmt.Errorf("CLI config %s: %w", path, err)
+	}
+	if c.TokenFile != "" && !filepath.IsAbs(c.TokenFile) {
+		c.TokenFile = filepath.Join(filepath.Dir(path), c.TokenFile)
+	}
+	return c, path, nil
+}
+
+// newAdminClient resolves the server and the token — flag, then
+// environment, then the CLI config file — and says which is missing.
+func newAdminClient(f commonFlags) (*adminClient, error) {
+	cfg, cfgPath, err := loadCLIConfig(f.cliConfig)
+	if err != nil {
+		return nil, err
+	}
+	server := cmp.Or(f.server, os.Getenv(envAdminURL), cfg.Server, "http://127.0.0.1:8080")
 	u, err := url.Parse(server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--server %q is not an http(s) URL", server)
+		return nil, fmt.Errorf("the server %q is not an http(s) URL", server)
 	}
-	tok := os.Getenv(envAdminToken)
+	tok, tokenFile := "", f.tokenFile
+	if tokenFile == "" {
+		tok = os.Getenv(envAdminToken)
+	}
+	if tok == "" && tokenFile == "" {
+		tokenFile = cfg.TokenFile
+	}
 	if tokenFile != "" {
 		b, err := os.ReadFile(tokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("read --token-file: %w", err)
+			return nil, fmt.Errorf("read the admin token: %w", err)
 		}
 		tok = strings.TrimRight(string(b), "\r\n")
 	}
 	if tok == "" {
-		return nil, fmt.Errorf("no admin token: set %s or pass --token-file", envAdminToken)
+		where := "no CLI config file"
+		if cfgPath != "" {
+			where = "no token_file in " + cfgPath
+		}
+		return nil, fmt.Errorf("no admin token: pass --token-file FILE, set %s, or set token_file in the CLI config file (%s)", envAdminToken, where)
 	}
 	return &adminClient{base: strings.TrimSuffix(server, "/"), token: tok, http: &http.Client{
-		Timeout:       timeout,
+		Timeout:       f.timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}, nil
 }
@@ -127,40 +228,48 @@ func (c *adminClient) do(ctx context.Context, method, path string, body any) ([]
 	return b, nil
 }
 
-// adminArgs are the flags and positional arguments of one admin
-// sub-command.
-type adminArgs struct {
-	user, session, pushURL, name, authFile, metadataURL string
-	pos                                                 []string
-}
-
 // runAdmin implements `slobridge admin …`.
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, adminUsage)
+	if len(args) == 0 {
+		fmt.Fprint(stderr, adminUsage())
 		return errUsage
 	}
-	sub := args[0]
-	fs := newFlagSet("admin "+sub, stderr)
-	server, tokenFile, timeout := adminFlags(fs)
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, adminUsage())
+		return nil
+	}
+	cmd, ok := findAdminCommand(args[0])
+	if !ok {
+		return usageErr(stderr, fmt.Sprintf("unknown admin sub-command %q", args[0]))
+	}
+	for _, a := range args[1:] {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "--help" || a == "-help" {
+			fmt.Fprint(stdout, commandHelp(cmd))
+			return nil
+		}
+	}
+	fs := newFlagSet("admin "+cmd.name, stderr)
+	fs.Usage = func() {}
+	var common commonFlags
+	common.register(fs)
 	var a adminArgs
-	fs.StringVar(&a.user, "user", "", "user ID")
-	fs.StringVar(&a.session, "session", "", "session ID")
-	fs.StringVar(&a.pushURL, "push-url", "", "receiver push URL (add-receiver)")
-	fs.StringVar(&a.name, "name", "", "display name (add-receiver, register-sp)")
-	fs.StringVar(&a.authFile, "authorization-file", "", "file holding the receiver's Authorization header value (add-receiver)")
-	fs.StringVar(&a.metadataURL, "metadata-url", "", "SP metadata URL (register-sp)")
+	if cmd.flags != nil {
+		cmd.flags(fs, &a)
+	}
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
-		return err
+		return commandUsageErr(stderr, cmd, "")
 	}
 	a.pos = pos
-	method, path, body, msg := adminRequest(sub, a)
-	if msg != "" {
-		return usageErr(stderr, msg)
+	if common.output != "table" && common.output != "json" {
+		return commandUsageErr(stderr, cmd, fmt.Sprintf("--output must be table or json, not %q", common.output))
 	}
-	if a.authFile != "" && sub != "add-receiver" {
-		return usageErr(stderr, "--authorization-file is for add-receiver")
+	method, path, body, msg := cmd.request(a)
+	if msg != "" {
+		return commandUsageErr(stderr, cmd, msg)
 	}
 	if rb, ok := body.(map[string]any); ok && a.authFile != "" {
 		b, err := os.ReadFile(a.authFile)
@@ -169,7 +278,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		rb["authorization"] = strings.TrimRight(string(b), "\r\n")
 	}
-	c, err := newAdminClient(*server, *tokenFile, *timeout)
+	c, err := newAdminClient(common)
 	if err != nil {
 		return err
 	}
@@ -177,72 +286,30 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if len(b) == 0 {
-		fmt.Fprintln(stdout, "done")
-		return nil
+	switch {
+	case len(b) == 0:
+		_, err = fmt.Fprintln(stdout, "done")
+	case common.output == "json" || cmd.table == nil:
+		err = printJSON(stdout, b)
+	default:
+		if err = cmd.table(stdout, b); err != nil {
+			err = fmt.Errorf("the server's answer does not read as expected (try -o json): %w", err)
+		}
 	}
-	return printJSON(stdout, b)
-}
-
-// adminRequest maps a sub-command to its admin API request; a non-empty
-// message is a usage error.
-func adminRequest(sub string, a adminArgs) (method, path string, body any, msg string) {
-	one := func() (string, bool) {
-		if len(a.pos) != 1 || a.pos[0] == "" {
-			return "", false
-		}
-		return url.PathEscape(a.pos[0]), true
-	}
-	switch sub {
-	case "sessions":
-		if a.user == "" || len(a.pos) != 0 {
-			return "", "", nil, "admin sessions needs --user USER"
-		}
-		return http.MethodGet, "/users/" + url.PathEscape(a.user) + "/sessions", nil, ""
-	case "logout":
-		if (a.user == "") == (a.session == "") || len(a.pos) != 0 {
-			return "", "", nil, "admin logout needs exactly one of --session SID and --user USER"
-		}
-		return http.MethodPost, "/logouts", adminapi.LogoutRequest{SessionID: a.session, UserID: a.user}, ""
-	case "status", "retry":
-		id, ok := one()
-		if !ok {
-			return "", "", nil, "admin " + sub + " needs one LOGOUT_ID"
-		}
-		if sub == "retry" {
-			return http.MethodPost, "/logouts/" + id + "/retry", nil, ""
-		}
-		return http.MethodGet, "/logouts/" + id, nil, ""
-	case "receivers":
-		return http.MethodGet, "/receivers", nil, ""
-	case "upstreams":
-		if len(a.pos) != 0 {
-			return "", "", nil, "admin upstreams takes no arguments"
-		}
-		return http.MethodGet, "/upstreams", nil, ""
-	case "add-receiver":
-		id, ok := one()
-		if !ok || a.pushURL == "" {
-			return "", "", nil, "admin add-receiver needs one RECEIVER_ID and --push-url URL"
-		}
-		return http.MethodPut, "/receivers/" + id, map[string]any{"push_url": a.pushURL, "name": a.name}, ""
-	case "remove-receiver":
-		id, ok := one()
-		if !ok {
-			return "", "", nil, "admin remove-receiver needs one RECEIVER_ID"
-		}
-		return http.MethodDelete, "/receivers/" + id, nil, ""
-	case "register-sp":
-		if a.metadataURL == "" || len(a.pos) != 0 {
-			return "", "", nil, "admin register-sp needs --metadata-url URL"
-		}
-		return http.MethodPost, "/saml/sps", map[string]any{"metadata_url": a.metadataURL, "name": a.name}, ""
-	}
-	return "", "", nil, fmt.Sprintf("unknown admin sub-command %q", sub)
+	return err
 }
 
 func usageErr(stderr io.Writer, msg string) error {
-	fmt.Fprintf(stderr, "slobridge: %s\n\n%s", msg, adminUsage)
+	fmt.Fprintf(stderr, "slobridge: %s\n\n%s", msg, adminUsage())
+	return errUsage
+}
+
+// commandUsageErr reports a usage error of one sub-command with its help.
+func commandUsageErr(stderr io.Writer, c adminCommand, msg string) error {
+	if msg != "" {
+		fmt.Fprintf(stderr, "slobridge: %s\n\n", msg)
+	}
+	fmt.Fprint(stderr, commandHelp(c))
 	return errUsage
 }
 

@@ -52,7 +52,10 @@ func TestCommandLineUsage(t *testing.T) {
 		{"admin unknown sub-command", []string{"admin", "purge"}, 2, "", `unknown admin sub-command "purge"`},
 		{"admin logout without target", []string{"admin", "logout"}, 2, "", "exactly one of --session SID and --user USER"},
 		{"admin logout with both", []string{"admin", "logout", "--user", "u", "--session", "s"}, 2, "", "exactly one of"},
-		{"admin status without id", []string{"admin", "status"}, 2, "", "needs one LOGOUT_ID"},
+		{"admin status with two ids", []string{"admin", "status", "a", "b"}, 2, "", "takes at most one LOGOUT_ID"},
+		{"admin help", []string{"admin", "--help"}, 0, "sub-commands:", ""},
+		{"admin sub-command help", []string{"admin", "logout", "--help"}, 0, "usage: slobridge admin logout (--session SID | --user USER)", ""},
+		{"admin bad output", []string{"admin", "receivers", "-o", "yaml"}, 2, "", `--output must be table or json, not "yaml"`},
 		{"admin sessions without user", []string{"admin", "sessions"}, 2, "", "needs --user USER"},
 		{"admin bad server", []string{"admin", "status", "x", "--server", "ftp://host"}, 1, "", "is not an http(s) URL"},
 	}
@@ -114,7 +117,7 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("without a token: %s", out)
 	}
 	var list adminapi.Sessions
-	if err := json.Unmarshal([]byte(call(0, "sessions", "--user", "carol", "--token-file", tokenFile)), &list); err != nil || len(list.Sessions) != 1 || list.Sessions[0].ID != s.ID {
+	if err := json.Unmarshal([]byte(call(0, "sessions", "--user", "carol", "--token-file", tokenFile, "-o", "json")), &list); err != nil || len(list.Sessions) != 1 || list.Sessions[0].ID != s.ID {
 		t.Fatalf("sessions: %+v %v", list, err)
 	}
 	t.Setenv(envAdminToken, "wrong-token-wrong-token")
@@ -126,15 +129,15 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("unknown session: %s", out)
 	}
 	var lo adminapi.LogoutResponse
-	if err := json.Unmarshal([]byte(call(0, "logout", "--user", "carol")), &lo); err != nil || len(lo.Logout.SessionIDs) != 1 {
+	if err := json.Unmarshal([]byte(call(0, "logout", "--user", "carol", "-o", "json")), &lo); err != nil || len(lo.Logout.SessionIDs) != 1 {
 		t.Fatalf("logout --user: %+v %v", lo, err)
 	}
 	var status slobridge.LogoutStatus
-	if err := json.Unmarshal([]byte(call(0, "status", lo.Logout.ID)), &status); err != nil || status.Logout.ID != lo.Logout.ID {
+	if err := json.Unmarshal([]byte(call(0, "status", lo.Logout.ID, "-o", "json")), &status); err != nil || status.Logout.ID != lo.Logout.ID {
 		t.Fatalf("status: %+v %v", status, err)
 	}
 	var rr adminapi.RetryResponse
-	if err := json.Unmarshal([]byte(call(0, "retry", lo.Logout.ID, "--timeout", "10s")), &rr); err != nil || rr.LogoutID != lo.Logout.ID || rr.Reset != 0 {
+	if err := json.Unmarshal([]byte(call(0, "retry", lo.Logout.ID, "--timeout", "10s", "-o", "json")), &rr); err != nil || rr.LogoutID != lo.Logout.ID || rr.Reset != 0 {
 		t.Fatalf("retry: %+v %v", rr, err)
 	}
 }
@@ -174,7 +177,7 @@ func TestAdminReceiverCommands(t *testing.T) {
 		return stdout.String() + stderr.String()
 	}
 	call(0, "add-receiver", "orders", "--push-url", "http://127.0.0.1:9/events", "--name", "Orders", "--authorization-file", authFile)
-	out := call(0, "receivers")
+	out := call(0, "receivers", "-o", "json")
 	if !strings.Contains(out, `"id": "orders"`) || !strings.Contains(out, `"has_authorization": true`) || strings.Contains(out, "push-secret") {
 		t.Fatalf("receivers: %s", out)
 	}
@@ -194,7 +197,7 @@ func TestAdminReceiverCommands(t *testing.T) {
 		t.Fatalf("register-sp without an IdP: %s", out)
 	}
 	// The static upstream of this configuration.
-	if out := call(0, "upstreams"); !strings.Contains(out, `"name": "static"`) || !strings.Contains(out, `"available": true`) {
+	if out := call(0, "upstreams", "-o", "json"); !strings.Contains(out, `"name": "static"`) || !strings.Contains(out, `"available": true`) {
 		t.Fatalf("upstreams: %s", out)
 	}
 	call(2, "upstreams", "extra")

@@ -40,7 +40,7 @@ commands:
   check --config FILE     validate the configuration (and its secrets) without starting
   migrate --config FILE   migrate the PostgreSQL schema (store.driver: postgres)
   demo                    run the bridge and demo apps on 127.0.0.1
-  admin <sub-command>     call the admin API: sessions, logout, status, retry
+  admin <sub-command>     call the admin API (slobridge admin --help lists the sub-commands)
   version                 print the version
 `
 

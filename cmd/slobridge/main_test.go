@@ -184,7 +184,7 @@ func admin(t *testing.T, base string, out any, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, append([]string{"admin"}, args...)...)
+	cmd := exec.CommandContext(ctx, binary, append(append([]string{"admin"}, args...), "-o", "json")...)
 	cmd.Env = append(os.Environ(), "SLOBRIDGE_URL="+base, "SLOBRIDGE_ADMIN_TOKEN="+adminToken)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -619,8 +619,11 @@ Try it (a fresh browser window, or a private one):
        go run ./cmd/slobridge admin logout --user alice
   With no browser in the loop, the bridge tells %[7]s and the upstream IdP
   by SOAP, Calendar by its logout token; Chat notices at its next check.
-  Status of any logout (LOGOUT_ID is the last part of the logout page's
-  address, /logout/page/LOGOUT_ID, and "admin logout" prints it as logout.id):
+  The recent logouts and how each went, then one of them participant by
+  participant (LOGOUT_ID from the list, from "admin logout", or the last
+  part of the logout page's address, /logout/page/LOGOUT_ID):
+     SLOBRIDGE_URL=%[5]s SLOBRIDGE_ADMIN_TOKEN=%[6]s \
+       go run ./cmd/slobridge admin status
      SLOBRIDGE_URL=%[5]s SLOBRIDGE_ADMIN_TOKEN=%[6]s \
        go run ./cmd/slobridge admin status LOGOUT_ID
 `, d.BackApp.URL, d.FrontApp.URL, d.SAMLApp.URL, d.UpstreamURL, d.BridgeURL, d.AdminToken, d.SAMLApp.Name)
