@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -423,5 +424,76 @@ func TestCheckPrintsTheUpstreamOPRegistration(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("check output lacks %q:\n%s", want, stdout.String())
 		}
+	}
+}
+
+// TestKeysGenerate: keys generate writes matching RSA 3072 key pairs,
+// a cookie secret and an admin token with safe permissions, refuses to
+// overwrite them, and the configuration it prints passes check.
+func TestKeysGenerate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"keys", "generate", "--dir", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("keys generate: exit %d: %s", code, stderr.String())
+	}
+	for name, want := range map[string]os.FileMode{"saml-sp.key": 0o600, "saml-sp.crt": 0o644, "saml-idp.key": 0o600,
+		"saml-idp.crt": 0o644, "cookie": 0o600, "admin-token": 0o600} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, mode %v, want %v", name, err, fi.Mode().Perm(), want)
+		}
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the directory: %v %v, want mode 0700", err, fi.Mode().Perm())
+	}
+	for _, p := range []string{"saml-sp", "saml-idp"} {
+		pair, err := tls.LoadX509KeyPair(filepath.Join(dir, p+".crt"), filepath.Join(dir, p+".key"))
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if k, ok := pair.PrivateKey.(*rsa.PrivateKey); !ok || k.N.BitLen() != 3072 {
+			t.Errorf("%s: key %T, want RSA 3072", p, pair.PrivateKey)
+		}
+	}
+	for _, p := range []string{"cookie", "admin-token"} {
+		if b, _ := os.ReadFile(filepath.Join(dir, p)); len(strings.TrimSpace(string(b))) < 64 {
+			t.Errorf("%s is %d characters", p, len(strings.TrimSpace(string(b))))
+		}
+	}
+	out := stdout.String()
+	snippet := out[strings.Index(out, "session:"):strings.Index(out, "\nThe admin CLI")]
+	doc := fmt.Sprintf(`server:
+  listen: 127.0.0.1:0
+  base_url: http://127.0.0.1:8080
+store:
+  bolt:
+    path: %s
+oidc:
+  allow_loopback_http: true
+upstream:
+  type: static
+  static:
+    users:
+      - username: alice
+        password: {env: SLOBRIDGE_TEST_PASSWORD}
+`, filepath.Join(t.TempDir(), "k.db")) + snippet
+	cfg := filepath.Join(t.TempDir(), "slobridge.yaml")
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SLOBRIDGE_TEST_PASSWORD", "password-of-alice")
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"check", "--config", cfg}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check of the printed configuration: exit %d\n%s\n%s%s", code, doc, stdout.String(), stderr.String())
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "cookie"))
+	stderr.Reset()
+	if code := run(context.Background(), []string{"keys", "generate", "--dir", dir}, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "exists: nothing was written") {
+		t.Fatalf("a second run: exit %d: %s", code, stderr.String())
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "cookie")); !bytes.Equal(before, after) {
+		t.Fatal("a refused run changed the cookie secret")
 	}
 }

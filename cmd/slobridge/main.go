@@ -41,6 +41,7 @@ commands:
   migrate --config FILE   migrate the PostgreSQL schema (store.driver: postgres)
   demo                    run the bridge and demo apps on 127.0.0.1
   admin <sub-command>     call the admin API (slobridge admin --help lists the sub-commands)
+  keys generate           write SAML keys and certificates, a cookie secret and an admin token
   version                 print the version
 `
 
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runDemo(ctx, args[1:])
 	case "admin":
 		err = runAdmin(ctx, args[1:], stdout, stderr)
+	case "keys":
+		err = runKeys(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "slobridge", version())
 	case "help", "-h", "-help", "--help":
