@@ -254,19 +254,10 @@ type RetryResponse struct {
 func (a *API) handleUserSessions(c *gin.Context) {
 	ctx := c.Request.Context()
 	user := c.Param("user_id")
-	ss, err := a.opts.Engine.Store().ListSessionsByUser(ctx, user)
+	user, ss, err := FindUserSessions(ctx, a.opts.Engine.Store(), a.opts.Upstreams, user)
 	if err != nil {
-		a.internal(c, "list sessions", err)
+		a.internal(c, "find sessions", err)
 		return
-	}
-	if len(ss) == 0 {
-		// Not a user ID: perhaps an email address, or the NameID an
-		// upstream knows the user by (an operator often has only what
-		// the IdP or the person shows).
-		if user, ss, err = a.byEmailOrNameID(ctx, user); err != nil {
-			a.internal(c, "find sessions by email or NameID", err)
-			return
-		}
 	}
 	if len(ss) == 0 {
 		adminError(c, http.StatusNotFound, "not_found", "the user has no sessions")
@@ -286,20 +277,25 @@ func (a *API) handleUserSessions(c *gin.Context) {
 	c.JSON(http.StatusOK, out)
 }
 
-// byEmailOrNameID finds the user whose sessions carry email address v, or
-// whom an upstream knows by NameID value v, and returns that user's
-// sessions (of the most recent match); none when nothing matches.
-func (a *API) byEmailOrNameID(ctx context.Context, v string) (string, []store.Session, error) {
-	st := a.opts.Engine.Store()
-	found, err := st.FindSessionsByEmail(ctx, v)
+// FindUserSessions returns the sessions of the user q names: a user ID,
+// else an email address the sessions carry, else the NameID one of the
+// upstreams knows the user by (an operator often has only what the IdP or
+// the person shows). It returns the user ID found; none when nothing
+// matches.
+func FindUserSessions(ctx context.Context, st store.Store, upstreams []string, q string) (string, []store.Session, error) {
+	ss, err := st.ListSessionsByUser(ctx, q)
+	if err != nil || len(ss) > 0 {
+		return q, ss, err
+	}
+	found, err := st.FindSessionsByEmail(ctx, q)
 	if err != nil {
 		return "", nil, err
 	}
-	for _, up := range a.opts.Upstreams {
+	for _, up := range upstreams {
 		if len(found) > 0 {
 			break
 		}
-		if found, err = st.FindSessionsByNameID(ctx, up, store.NameID{Value: v}, ""); err != nil {
+		if found, err = st.FindSessionsByNameID(ctx, up, store.NameID{Value: q}, ""); err != nil {
 			return "", nil, err
 		}
 	}
@@ -307,7 +303,7 @@ func (a *API) byEmailOrNameID(ctx context.Context, v string) (string, []store.Se
 		return "", nil, nil
 	}
 	user := found[len(found)-1].UserID
-	ss, err := st.ListSessionsByUser(ctx, user)
+	ss, err = st.ListSessionsByUser(ctx, user)
 	return user, ss, err
 }
 
@@ -381,11 +377,17 @@ type Outcome struct {
 	Failed   []slobridge.FailedLeg `json:"failed,omitempty"`
 }
 
-// outcome is the logout's outcome now (Engine.Outcome without waiting).
-// Logouts an operator or the system started had no browser.
+// outcome is the logout's outcome now (LogoutOutcome).
 func (a *API) outcome(ctx context.Context, lo store.Logout) (slobridge.Outcome, error) {
+	return LogoutOutcome(ctx, a.opts.Engine, lo)
+}
+
+// LogoutOutcome is a logout's outcome now, as every operator answer gives
+// it (Engine.Outcome without waiting). Logouts an operator or the system
+// started had no browser.
+func LogoutOutcome(ctx context.Context, e *slobridge.Engine, lo store.Logout) (slobridge.Outcome, error) {
 	browser := lo.Initiator.Kind != store.InitiatorAdmin && lo.Initiator.Kind != store.InitiatorSystem
-	return a.opts.Engine.Outcome(ctx, lo.ID, 0, browser)
+	return e.Outcome(ctx, lo.ID, 0, browser)
 }
 
 // Default and largest page of GET /admin/v1/logouts.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/cmd/internal/admin"
+	"github.com/slobridge/slobridge/cmd/internal/console"
 	"github.com/slobridge/slobridge/oidc"
 	"github.com/slobridge/slobridge/oidc/ssf"
 	"github.com/slobridge/slobridge/oidc/upstream"
@@ -151,6 +152,13 @@ func (a *App) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cc := cfg.Admin.Console
+	con, err := console.New(console.Options{Engine: a.eng, Cookies: cookies, Authenticator: auth, BaseURL: a.BaseURL(),
+		BasePath: a.basePath, AllowedUsers: cc.AllowedUsers, AllowedGroups: cc.AllowedGroups, GroupAttribute: cc.GroupAttribute,
+		Upstreams: a.upstreamNames(), UpstreamState: a.upstreamState, Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("app: console: %w", err)
+	}
 	// The only place routes are wired.
 	separate := cfg.Admin.Listen != ""
 	opsOptions := func() slobridge.OpsOptions {
@@ -176,6 +184,9 @@ func (a *App) build(ctx context.Context) error {
 		if admin != nil && !separate {
 			admin.Mount(r)
 		}
+		// The console signs operators in through the upstream login, so it
+		// lives on the main listener.
+		con.Mount(r)
 	})
 	if separate {
 		a.adminHandler = a.router(func(r gin.IRouter) {

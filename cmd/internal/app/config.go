@@ -213,6 +213,20 @@ type AdminConfig struct {
 	// and /readyz are served on both. Plain HTTP: keep it on loopback or
 	// a private network.
 	Listen string `yaml:"listen"`
+	// Console admits operators to the web console under /admin/.
+	Console ConsoleConfig `yaml:"console"`
+}
+
+// ConsoleConfig says who may use the operator console. Operators sign in
+// through the bridge's own upstream login; with neither list set the
+// console is off.
+type ConsoleConfig struct {
+	// AllowedUsers are bridge user IDs admitted as operators.
+	AllowedUsers []string `yaml:"allowed_users"`
+	// AllowedGroups admit every user whose GroupAttribute (default
+	// "groups") holds one of them.
+	AllowedGroups  []string `yaml:"allowed_groups"`
+	GroupAttribute string   `yaml:"group_attribute"`
 }
 
 // OIDCConfig is the OpenID Provider toward downstream apps.

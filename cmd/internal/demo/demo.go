@@ -89,6 +89,9 @@ type UpstreamOIDC struct {
 	AlongsideSAML bool
 }
 
+// DemoOperator is the demo user the operator console admits.
+const DemoOperator = "bob"
+
 // UpstreamOIDCName names the demo's upstream OpenID Provider in the
 // bridge's configuration and paths.
 const UpstreamOIDCName = "op"
@@ -128,6 +131,8 @@ type Demo struct {
 	bridge  *app.App
 	log     *slog.Logger
 	servers map[string]*http.Server
+	// stopped remembers each part's address and handler (RestartPart).
+	stopped map[string]stoppedPart
 	tmpDir  string
 	closers []func() error
 	cancel  context.CancelFunc
@@ -144,7 +149,7 @@ func Start(ctx context.Context, opts Options) (d *Demo, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d = &Demo{log: opts.Logger, servers: map[string]*http.Server{}}
+	d = &Demo{log: opts.Logger, servers: map[string]*http.Server{}, stopped: map[string]stoppedPart{}}
 	defer func() {
 		if err != nil {
 			for _, ln := range lns {
@@ -270,6 +275,7 @@ func (d *Demo) home() app.Home {
 	}
 	h.Links = append(h.Links,
 		app.HomeLink{Name: "Reports API", URL: strings.TrimSuffix(d.APIURL, "/data") + "/", Note: "a resource server both OIDC apps call"},
+		app.HomeLink{Name: "Operator console", URL: d.BridgeURL + "/admin/", Note: "sign in as " + DemoOperator + ": find a user's sessions, log them out, follow and retry deliveries"},
 		app.HomeLink{Name: "Upstream " + d.UpstreamKind, URL: d.UpstreamURL, Note: "where the users sign in"})
 	var users []string
 	for _, u := range d.Users {
@@ -374,6 +380,8 @@ func (d *Demo) bridgeConfig(opts Options, addr, pushAuth string, rps ...RPConfig
 	cfg.Session.CookieSecret = app.LiteralSecret(secret() + secret())
 	cfg.Admin.Token = app.LiteralSecret(d.AdminToken)
 	cfg.Admin.TokenName = "demo-admin"
+	// bob is the demo's operator: the console at /admin/ admits him.
+	cfg.Admin.Console.AllowedUsers = []string{DemoOperator}
 	// Every demo part is on 127.0.0.1 over plain HTTP.
 	cfg.OIDC.AllowLoopbackHTTP = true
 	cfg.OIDC.AllowPrivateBackchannel = true
@@ -509,6 +517,7 @@ func (d *Demo) serve(name string, ln net.Listener, h http.Handler) {
 		ErrorLog: slog.NewLogLogger(d.log.With("part", name).Handler(), slog.LevelWarn)}
 	d.mu.Lock()
 	d.servers[name] = srv
+	d.stopped[name] = stoppedPart{addr: ln.Addr().String(), h: h}
 	d.mu.Unlock()
 	d.wg.Add(1)
 	go func() {
@@ -517,6 +526,30 @@ func (d *Demo) serve(name string, ln net.Listener, h http.Handler) {
 			d.fail(fmt.Errorf("%s: %w", name, err))
 		}
 	}()
+}
+
+// stoppedPart is what RestartPart needs to serve a part again.
+type stoppedPart struct {
+	addr string
+	h    http.Handler
+}
+
+// RestartPart serves a part StopPart stopped again, on its address (the
+// operator "fixed the receiver").
+func (d *Demo) RestartPart(name string) error {
+	d.mu.Lock()
+	p, ok := d.stopped[name]
+	_, running := d.servers[name]
+	d.mu.Unlock()
+	if !ok || running {
+		return fmt.Errorf("demo: no stopped part %q", name)
+	}
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		return fmt.Errorf("demo: listen again on %s: %w", p.addr, err)
+	}
+	d.serve(name, ln, p.h)
+	return nil
 }
 
 // StopPart stops one demo part ("api", "Calendar", "Chat", "upstream",
@@ -586,6 +619,7 @@ slobridge demo is running (Ctrl-C stops it).
 		fmt.Fprintf(w, "  %-24s %s   (%s, %s)\n", d.SAMLApp.Name, d.SAMLApp.URL, d.SAMLApp.Protocol, d.SAMLApp.Channel)
 	}
 	fmt.Fprintf(w, "  %-24s %s   (resource server; both OIDC apps call it; its page says what it accepts)\n", "Reports API", strings.TrimSuffix(d.APIURL, "/data")+"/")
+	fmt.Fprintf(w, "  %-24s %s   (sign in as %s)\n", "Operator console", d.BridgeURL+"/admin/", DemoOperator)
 	if d.UpstreamKind != "SAML IdP" {
 		r := upstream.RegistrationFor(d.BridgeURL, UpstreamOIDCName)
 		fmt.Fprintf(w, "\nRegister the bridge at the upstream OpenID Provider (confidential client, code flow):\n"+

@@ -1,0 +1,255 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/store"
+	"github.com/slobridge/slobridge/store/bolt"
+)
+
+// loginRecorder is an authenticator that records where a login would
+// return to.
+type loginRecorder struct {
+	mu      sync.Mutex
+	returns []string
+}
+
+func (l *loginRecorder) StartLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
+	l.mu.Lock()
+	l.returns = append(l.returns, returnTo)
+	l.mu.Unlock()
+	http.Redirect(w, r, "/upstream-login", http.StatusSeeOther)
+	return nil
+}
+
+// harness is a console over a real engine and bbolt store, with bob an
+// operator and eve not.
+type harness struct {
+	srv     *httptest.Server
+	eng     *slobridge.Engine
+	cookies slobridge.SessionCookies
+	login   *loginRecorder
+	logs    *bytes.Buffer
+	bob     store.Session
+	eve     store.Session
+}
+
+func newHarness(t *testing.T, users, groups []string) *harness {
+	t.Helper()
+	gin.SetMode(gin.ReleaseMode)
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "c.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	eng, err := slobridge.NewEngine(slobridge.Options{Store: db, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{eng: eng, cookies: slobridge.SessionCookies{Secret: bytes.Repeat([]byte("k"), 32), Path: "/"},
+		login: &loginRecorder{}, logs: &bytes.Buffer{}}
+	h.srv = httptest.NewUnstartedServer(nil)
+	c, err := New(Options{Engine: eng, Cookies: h.cookies, Authenticator: h.login, BaseURL: "http://" + h.srv.Listener.Addr().String(),
+		AllowedUsers: users, AllowedGroups: groups,
+		Logger: slog.New(slog.NewJSONHandler(h.logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := gin.New()
+	c.Mount(r)
+	h.srv.Config.Handler = r
+	h.srv.Start()
+	t.Cleanup(h.srv.Close)
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	if h.bob, err = eng.CreateSession(ctx, store.Session{UserID: "bob", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if h.eve, err = eng.CreateSession(ctx, store.Session{UserID: "eve", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// cookie is the bridge session cookie of s.
+func (h *harness) cookie(s store.Session) *http.Cookie {
+	rec := httptest.NewRecorder()
+	h.cookies.Set(rec, s.ID, s.ExpiresAt)
+	return rec.Result().Cookies()[0]
+}
+
+// do sends a request without following redirects.
+func (h *harness) do(t *testing.T, method, path string, ck *http.Cookie, form url.Values, hdr map[string]string) (int, http.Header, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, h.srv.URL+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if ck != nil {
+		req.AddCookie(ck)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// csrf reads the CSRF token of a console page.
+func csrf(t *testing.T, page string) string {
+	t.Helper()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token in the page:\n%s", page)
+	}
+	return m[1]
+}
+
+// TestConsoleRefusals: no session goes through the upstream login (the
+// admin token, as a cookie or a bearer token, is no session); a
+// signed-in non-operator gets 403; a POST without the CSRF token, with a
+// foreign Origin or cross-site Fetch metadata is refused and changes
+// nothing; each refusal and the action leave an audit line.
+func TestConsoleRefusals(t *testing.T) {
+	h := newHarness(t, []string{"bob"}, []string{"sso-admins"})
+	const adminToken = "the-admin-api-token-0123456789"
+	for name, ck := range map[string]*http.Cookie{"no cookie": nil,
+		"admin token as cookie": {Name: slobridge.SessionCookieName, Value: adminToken}} {
+		code, hdr, _ := h.do(t, "GET", "/admin/?q=alice", ck, nil, map[string]string{"Authorization": "Bearer " + adminToken})
+		if code != http.StatusSeeOther || hdr.Get("Location") != "/upstream-login" {
+			t.Fatalf("%s: %d %s, want the upstream login", name, code, hdr.Get("Location"))
+		}
+	}
+	if len(h.login.returns) != 2 || h.login.returns[0] != "/admin/?q=alice" {
+		t.Fatalf("logins returned to %q", h.login.returns)
+	}
+	if code, _, body := h.do(t, "GET", "/admin/", h.cookie(h.eve), nil, nil); code != 403 || !strings.Contains(body, "not an operator") {
+		t.Fatalf("eve: %d %s", code, body)
+	}
+	if code, _, _ := h.do(t, "POST", "/admin/logout", nil, url.Values{"user": {"eve"}, "reason": {"x"}}, nil); code != 403 {
+		t.Fatalf("a POST without a session: %d", code)
+	}
+
+	bob := h.cookie(h.bob)
+	_, _, page := h.do(t, "GET", "/admin/logout?user=eve", bob, nil, nil)
+	token := csrf(t, page)
+	form := url.Values{"user": {"eve"}, "reason": {"leaving"}, "csrf": {token}}
+	refusals := []struct {
+		name string
+		form url.Values
+		hdr  map[string]string
+	}{
+		{"no CSRF token", url.Values{"user": {"eve"}, "reason": {"leaving"}}, nil},
+		{"another session's CSRF token", url.Values{"user": {"eve"}, "reason": {"leaving"}, "csrf": {"AAAA" + token[4:]}}, nil},
+		{"a foreign Origin", form, map[string]string{"Origin": "https://evil.example"}},
+		{"cross-site Fetch metadata", form, map[string]string{"Sec-Fetch-Site": "cross-site"}},
+	}
+	for _, r := range refusals {
+		code, _, body := h.do(t, "POST", "/admin/logout", bob, r.form, r.hdr)
+		if code != 403 || !strings.Contains(body, "refused") {
+			t.Fatalf("%s: %d %s", r.name, code, body)
+		}
+		if s, _ := h.eng.Store().GetSession(context.Background(), h.eve.ID); !s.EndedAt.IsZero() {
+			t.Fatalf("%s ended eve's session", r.name)
+		}
+	}
+	code, hdr, _ := h.do(t, "POST", "/admin/logout", bob, form, map[string]string{"Origin": h.srv.URL, "Sec-Fetch-Site": "same-origin"})
+	if code != http.StatusSeeOther || !strings.HasPrefix(hdr.Get("Location"), "/admin/logouts/") {
+		t.Fatalf("the operator's logout: %d %s", code, hdr.Get("Location"))
+	}
+	if s, _ := h.eng.Store().GetSession(context.Background(), h.eve.ID); s.EndedAt.IsZero() {
+		t.Fatal("the operator's logout did not end eve's session")
+	}
+	logs := h.logs.String()
+	for _, want := range []string{`"operator":"eve","operator_session":"` + h.eve.ID + `","action":"access"`,
+		`"result":"missing or wrong CSRF token"`, `"result":"cross-site request (Origin https://evil.example)"`,
+		`"result":"cross-site request (Sec-Fetch-Site cross-site)"`,
+		`"operator":"bob","operator_session":"` + h.bob.ID + `","action":"logout","target":"user eve","reason":"leaving","result":"started logout `} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the audit log lacks %s:\n%s", want, logs)
+		}
+	}
+}
+
+// TestConsoleEscapes: user attributes, upstream NameIDs and app names
+// reach the page as text, never as markup.
+func TestConsoleEscapes(t *testing.T) {
+	h := newHarness(t, []string{"bob"}, []string{"sso-admins"})
+	ctx := context.Background()
+	s, err := h.eng.CreateSession(ctx, store.Session{UserID: "alice", Upstream: "corp", ExpiresAt: time.Now().Add(time.Hour),
+		NameID:     store.NameID{Value: `"><script>alert(1)</script>`},
+		Attributes: map[string][]string{"email": {"alice@example.com"}, "name": {`<img src=x onerror=alert(2)>`}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.eng.Store().AddParticipant(ctx, store.Participant{SessionID: s.ID, Key: "saml:x", Kind: "saml",
+		AppID: `https://sp.example/"onmouseover="alert(3)`, Name: `<svg onload=alert(4)>`, Channels: store.ChannelBack, JoinedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, page := h.do(t, "GET", "/admin/?q=alice@example.com", h.cookie(h.bob), nil, nil)
+	if code != 200 {
+		t.Fatalf("search: %d", code)
+	}
+	for _, raw := range []string{"<script>alert(1)", "<img src=x", "<svg onload", `"onmouseover="`} {
+		if strings.Contains(page, raw) {
+			t.Errorf("the page carries %q unescaped", raw)
+		}
+	}
+	for _, esc := range []string{"&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;img src=x onerror=alert(2)&gt;", "&lt;svg onload=alert(4)&gt;"} {
+		if !strings.Contains(page, esc) {
+			t.Errorf("the page lacks the escaped text %q", esc)
+		}
+	}
+}
+
+// TestConsoleOff: with no operator configured the console says how to
+// turn it on, and serves nothing else.
+func TestConsoleOff(t *testing.T) {
+	h2 := newHarness(t, nil, nil)
+	code, _, body := h2.do(t, "GET", "/admin/", h2.cookie(h2.bob), nil, nil)
+	if code != 404 || !strings.Contains(body, "admin.console.allowed_users") {
+		t.Fatalf("console off: %d %s", code, body)
+	}
+	if code, _, _ := h2.do(t, "GET", "/admin/logouts", h2.cookie(h2.bob), nil, nil); code != 404 {
+		t.Fatalf("a page of the console while off: %d", code)
+	}
+}
+
+// TestConsoleAdmitsByGroup: a user whose groups attribute holds an
+// allowed group is an operator.
+func TestConsoleAdmitsByGroup(t *testing.T) {
+	h := newHarness(t, []string{"bob"}, []string{"sso-admins"})
+	carol, err := h.eng.CreateSession(context.Background(), store.Session{UserID: "carol", ExpiresAt: time.Now().Add(time.Hour),
+		Attributes: map[string][]string{"groups": {"staff", "sso-admins"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, body := h.do(t, "GET", "/admin/", h.cookie(carol), nil, nil); code != 200 || !strings.Contains(body, `<span id="operator">carol</span>`) {
+		t.Fatalf("carol of sso-admins: %d %s", code, body)
+	}
+}

@@ -1,0 +1,279 @@
+package console
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/cmd/internal/admin"
+	"github.com/slobridge/slobridge/store"
+)
+
+// logoutPage is how many logouts the Logouts page lists at a time.
+const logoutPage = 50
+
+// stamp formats a time for people, UTC to the second.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+// sessionView is one session on the Sessions page.
+type sessionView struct {
+	store.Session
+	State        string
+	Participants []store.Participant
+}
+
+// sessionsView is the Sessions page.
+type sessionsView struct {
+	Query, UserID string
+	Searched      bool
+	Sessions      []sessionView
+	Active        int
+}
+
+// handleSessions finds a user's sessions by user ID, email address or
+// upstream NameID, with their participants.
+func (c *Console) handleSessions(g *gin.Context) {
+	ctx := g.Request.Context()
+	v := sessionsView{Query: strings.TrimSpace(g.Query("q"))}
+	if v.Query != "" {
+		v.Searched = true
+		user, ss, err := admin.FindUserSessions(ctx, c.opts.Engine.Store(), c.opts.Upstreams, v.Query)
+		if err != nil {
+			c.fail(g, "find sessions", err)
+			return
+		}
+		v.UserID = user
+		now := c.opts.Engine.Now()
+		for _, s := range ss {
+			ps, err := c.opts.Engine.Store().ListParticipants(ctx, s.ID)
+			if err != nil {
+				c.fail(g, "list participants", err)
+				return
+			}
+			sv := sessionView{Session: s, Participants: ps, State: "active"}
+			switch {
+			case !s.EndedAt.IsZero():
+				sv.State = "ended"
+			case !s.Active(now):
+				sv.State = "expired"
+			default:
+				v.Active++
+			}
+			v.Sessions = append(v.Sessions, sv)
+		}
+	}
+	c.page(g, http.StatusOK, "sessions", v)
+}
+
+// confirmView is the confirmation step of a logout.
+type confirmView struct {
+	// SessionID or UserID is what is logged out.
+	SessionID, UserID string
+	Sessions          []sessionView
+}
+
+// handleLogoutConfirm shows what a logout will end and asks for a reason.
+func (c *Console) handleLogoutConfirm(g *gin.Context) {
+	ctx := g.Request.Context()
+	v := confirmView{SessionID: g.Query("session"), UserID: g.Query("user")}
+	if (v.SessionID == "") == (v.UserID == "") {
+		c.page(g, http.StatusBadRequest, "message", msgView{Title: "Log out", Message: "Say which session or which user to log out."})
+		return
+	}
+	st := c.opts.Engine.Store()
+	var ss []store.Session
+	if v.SessionID != "" {
+		s, err := st.GetSession(ctx, v.SessionID)
+		if errors.Is(err, store.ErrNotFound) {
+			c.page(g, http.StatusNotFound, "message", msgView{Title: "Log out", Message: "There is no such session."})
+			return
+		} else if err != nil {
+			c.fail(g, "read the session", err)
+			return
+		}
+		ss = []store.Session{s}
+	} else {
+		var err error
+		if ss, err = st.ListSessionsByUser(ctx, v.UserID); err != nil {
+			c.fail(g, "list the user's sessions", err)
+			return
+		}
+	}
+	now := c.opts.Engine.Now()
+	for _, s := range ss {
+		if !s.Active(now) {
+			continue
+		}
+		ps, err := st.ListParticipants(ctx, s.ID)
+		if err != nil {
+			c.fail(g, "list participants", err)
+			return
+		}
+		v.Sessions = append(v.Sessions, sessionView{Session: s, Participants: ps, State: "active"})
+	}
+	if len(v.Sessions) == 0 {
+		c.page(g, http.StatusConflict, "message", msgView{Title: "Log out", Message: "Nothing to log out: no active session."})
+		return
+	}
+	c.page(g, http.StatusOK, "confirm", v)
+}
+
+// handleLogout ends a session or every session of a user, with the
+// operator's reason, and goes to that logout's live status.
+func (c *Console) handleLogout(g *gin.Context) {
+	ctx := g.Request.Context()
+	op := g.MustGet(ctxOperator).(store.Session)
+	f := g.Request.PostForm
+	sid, user, reason := f.Get("session"), f.Get("user"), trimReason(f.Get("reason"))
+	target := "session " + sid
+	if user != "" {
+		target = "user " + user
+	}
+	if (sid == "") == (user == "") || reason == "" {
+		c.audit(g, op, "logout", target, reason, "refused: a target and a reason are required")
+		c.page(g, http.StatusBadRequest, "message", msgView{Title: "Log out", Message: "Say which session or user to log out, and why."})
+		return
+	}
+	req := slobridge.LogoutRequest{UserID: user, Initiator: store.Initiator{Kind: store.InitiatorAdmin, ID: "console:" + op.UserID}}
+	if sid != "" {
+		req.SessionIDs = []string{sid}
+	}
+	lo, err := c.opts.Engine.Logout(ctx, req)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		c.audit(g, op, "logout", target, reason, "refused: no such session")
+		c.page(g, http.StatusNotFound, "message", msgView{Title: "Log out", Message: "There is no such session."})
+		return
+	case err != nil:
+		c.audit(g, op, "logout", target, reason, "error: "+err.Error())
+		c.fail(g, "logout", err)
+		return
+	case len(lo.SessionIDs) == 0:
+		c.audit(g, op, "logout", target, reason, "nothing to log out")
+		c.page(g, http.StatusConflict, "message", msgView{Title: "Log out", Message: "Nothing to log out: the session(s) already ended or expired."})
+		return
+	}
+	c.audit(g, op, "logout", target, reason, "started logout "+lo.ID)
+	g.Redirect(http.StatusSeeOther, c.path("/logouts/"+url.PathEscape(lo.ID)))
+}
+
+// logoutRow is one logout on the Logouts page.
+type logoutRow struct {
+	store.Logout
+	Outcome slobridge.Outcome
+}
+
+// logoutsView is the Logouts page.
+type logoutsView struct {
+	Logouts []logoutRow
+	// Next is the query of the following page, empty on the last.
+	Next string
+}
+
+// handleLogouts lists the logouts, newest first, a page at a time.
+func (c *Console) handleLogouts(g *gin.Context) {
+	ctx := g.Request.Context()
+	var cur store.LogoutCursor
+	if t := g.Query("before_time"); t != "" {
+		at, err := time.Parse(time.RFC3339Nano, t)
+		if err != nil || g.Query("before_id") == "" {
+			c.page(g, http.StatusBadRequest, "message", msgView{Title: "Logouts", Message: "That page position is not valid."})
+			return
+		}
+		cur = store.LogoutCursor{CreatedAt: at, ID: g.Query("before_id")}
+	}
+	los, err := c.opts.Engine.Store().ListLogouts(ctx, cur, logoutPage)
+	if err != nil {
+		c.fail(g, "list logouts", err)
+		return
+	}
+	var v logoutsView
+	for _, lo := range los {
+		oc, err := admin.LogoutOutcome(ctx, c.opts.Engine, lo)
+		if err != nil {
+			c.fail(g, "logout outcome", err)
+			return
+		}
+		v.Logouts = append(v.Logouts, logoutRow{Logout: lo, Outcome: oc})
+	}
+	if len(los) == logoutPage {
+		last := los[len(los)-1]
+		v.Next = url.Values{"before_time": {last.CreatedAt.UTC().Format(time.RFC3339Nano)}, "before_id": {last.ID}}.Encode()
+	}
+	c.page(g, http.StatusOK, "logouts", v)
+}
+
+// statusView is one logout's page.
+type statusView struct {
+	Outcome slobridge.Outcome
+	// Retryable is true when a delivery failed and may be sent again.
+	Retryable bool
+	// Refresh reloads the page while deliveries are still running.
+	Refresh bool
+}
+
+// handleLogoutStatus shows one logout leg by leg, reloading itself while
+// it runs.
+func (c *Console) handleLogoutStatus(g *gin.Context) {
+	ctx := g.Request.Context()
+	lo, err := c.opts.Engine.Store().GetLogout(ctx, g.Param("logout_id"))
+	if errors.Is(err, store.ErrNotFound) {
+		c.page(g, http.StatusNotFound, "message", msgView{Title: "Logout", Message: "There is no such logout."})
+		return
+	} else if err != nil {
+		c.fail(g, "read the logout", err)
+		return
+	}
+	oc, err := admin.LogoutOutcome(ctx, c.opts.Engine, lo)
+	if err != nil {
+		c.fail(g, "logout outcome", err)
+		return
+	}
+	v := statusView{Outcome: oc, Refresh: !oc.Status.Done}
+	for _, p := range oc.Status.Participants {
+		if p.State == string(store.DeliveryFailed) {
+			v.Retryable = true
+		}
+	}
+	c.page(g, http.StatusOK, "status", v)
+}
+
+// handleRetry sends a logout's failed deliveries again.
+func (c *Console) handleRetry(g *gin.Context) {
+	ctx := g.Request.Context()
+	op := g.MustGet(ctxOperator).(store.Session)
+	id := g.Param("logout_id")
+	n, err := c.opts.Engine.RetryFailed(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		c.audit(g, op, "retry", "logout "+id, "", "refused: no such logout")
+		c.page(g, http.StatusNotFound, "message", msgView{Title: "Retry", Message: "There is no such logout."})
+		return
+	case err != nil:
+		c.audit(g, op, "retry", "logout "+id, "", "error: "+err.Error())
+		c.fail(g, "retry", err)
+		return
+	}
+	c.audit(g, op, "retry", "logout "+id, "", "sent again: "+strconv.Itoa(n))
+	g.Redirect(http.StatusSeeOther, c.path("/logouts/"+url.PathEscape(id)))
+}
+
+// handleUpstreams lists the upstreams and their state.
+func (c *Console) handleUpstreams(g *gin.Context) {
+	var ups []admin.Upstream
+	if c.opts.UpstreamState != nil {
+		ups = c.opts.UpstreamState()
+	}
+	c.page(g, http.StatusOK, "upstreams", ups)
+}

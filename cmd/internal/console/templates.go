@@ -1,0 +1,97 @@
+package console
+
+// layoutTmpl is every page's frame: the navigation, the operator and the
+// page's own style (by nonce; no script anywhere).
+const layoutTmpl = `
+{{define "top"}}<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>slobridge console</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+{{if .Refresh}}<meta http-equiv="refresh" content="2">{{end}}
+<style nonce="{{.Nonce}}">
+body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
+header{background:#1f2a37;color:#fff;padding:.6em 1.2em;display:flex;gap:1.4em;align-items:center}
+header a{color:#cfe3ff;text-decoration:none}header .who{margin-left:auto;color:#9fb0c3}
+main{padding:1em 1.4em;max-width:72em}
+table{border-collapse:collapse;width:100%;background:#fff;margin:.6em 0 1.2em}
+th,td{border-bottom:1px solid #e3e6ea;padding:.35em .6em;text-align:left;vertical-align:top}
+th{background:#eef1f4;font-weight:600}
+.ok{color:#126b2f}.bad{color:#a3131d}.wait{color:#8a5a00}
+.card{background:#fff;border:1px solid #e3e6ea;border-radius:6px;padding:.6em 1em;margin:.8em 0}
+input[type=text],textarea{width:28em;max-width:100%;padding:.3em}
+button,.button{background:#1f5fbf;color:#fff;border:0;border-radius:4px;padding:.4em .9em;text-decoration:none;cursor:pointer}
+.danger{background:#a3131d}
+code{background:#eef1f4;padding:0 .2em}
+</style></head>
+<body><header><strong>slobridge</strong>
+<a href="{{.Base}}/">Sessions</a><a href="{{.Base}}/logouts">Logouts</a><a href="{{.Base}}/upstreams">Upstreams</a>
+{{if .Operator}}<span class="who">operator <span id="operator">{{.Operator}}</span></span>{{end}}</header>
+<main>{{end}}
+{{define "bottom"}}</main></body></html>
+{{end}}
+{{define "participants"}}<table class="participants"><tr><th>App</th><th>Protocol</th><th>Channel</th><th>Joined</th></tr>
+{{range .}}<tr><td class="app">{{if .Name}}{{.Name}}{{else}}{{.AppID}}{{end}}</td><td>{{.Kind}}</td><td>{{channel .Channels}}</td><td>{{stamp .JoinedAt}}</td></tr>
+{{else}}<tr><td colspan="4">No app joined this session.</td></tr>{{end}}</table>{{end}}
+`
+
+// pagesTmpl are the pages.
+const pagesTmpl = `
+{{define "message"}}{{template "top" .}}<h1>{{.Data.Title}}</h1><p id="message">{{.Data.Message}}</p>{{template "bottom" .}}{{end}}
+
+{{define "sessions"}}{{template "top" .}}{{with .Data}}
+<h1>Sessions</h1>
+<form method="get" action=""><label>User ID, email address or upstream NameID
+<input type="text" name="q" value="{{.Query}}" autofocus></label> <button type="submit">Find</button></form>
+{{if .Searched}}
+{{if .Sessions}}
+<h2>Sessions of <span id="user">{{.UserID}}</span> ({{.Active}} active)</h2>
+{{if .Active}}<p><a class="button danger" id="logout-user" href="{{$.Base}}/logout?user={{query .UserID}}">Log {{.UserID}} out everywhere</a></p>{{end}}
+{{range .Sessions}}<div class="card session" data-session="{{.ID}}" data-state="{{.State}}">
+<p><strong>Session <code>{{.ID}}</code></strong> — <span class="state {{if eq .State "active"}}ok{{else}}wait{{end}}">{{.State}}</span>
+{{if eq .State "active"}} · <a href="{{$.Base}}/logout?session={{query .ID}}">log this session out</a>{{end}}
+{{if .LogoutID}} · ended by <a href="{{$.Base}}/logouts/{{.LogoutID}}">logout {{.LogoutID}}</a>{{end}}</p>
+<p>Upstream <strong>{{if .Upstream}}{{.Upstream}}{{else}}—{{end}}</strong>{{if .NameID.Value}}, NameID <code class="nameid">{{.NameID.Value}}</code>{{end}};
+authenticated {{stamp .AuthTime}}{{if .Attributes.amr}} by {{range .Attributes.amr}}{{.}} {{end}}{{end}}; expires {{stamp .ExpiresAt}}{{if not .EndedAt.IsZero}}; ended {{stamp .EndedAt}}{{end}}</p>
+{{if .Attributes}}<p class="attrs">{{range $k, $v := .Attributes}}<span>{{$k}}: {{range $v}}<code>{{.}}</code> {{end}}</span> {{end}}</p>{{end}}
+{{template "participants" .Participants}}</div>{{end}}
+{{else}}<p id="none">No sessions found for <code>{{.Query}}</code>.</p>{{end}}
+{{end}}{{end}}{{template "bottom" .}}{{end}}
+
+{{define "confirm"}}{{template "top" .}}{{with .Data}}
+<h1>Log out {{if .UserID}}<span id="target">{{.UserID}}</span> everywhere{{else}}session <code id="target">{{.SessionID}}</code>{{end}}?</h1>
+<p>This ends {{len .Sessions}} active session(s); every app below is told, and the tokens issued in them stop working.</p>
+{{range .Sessions}}<div class="card"><p>Session <code>{{.ID}}</code> of <strong>{{.UserID}}</strong> at {{if .Upstream}}{{.Upstream}}{{else}}—{{end}}</p>{{template "participants" .Participants}}</div>{{end}}
+<form method="post" action="{{$.Base}}/logout"><input type="hidden" name="csrf" value="{{$.CSRF}}">
+{{if .UserID}}<input type="hidden" name="user" value="{{.UserID}}">{{else}}<input type="hidden" name="session" value="{{.SessionID}}">{{end}}
+<p><label>Reason (written to the audit log)<br><textarea name="reason" rows="2" required></textarea></label></p>
+<p><button type="submit" class="danger" id="confirm">Log out</button> <a href="{{$.Base}}/">Cancel</a></p></form>
+{{end}}{{template "bottom" .}}{{end}}
+
+{{define "logouts"}}{{template "top" .}}{{with .Data}}
+<h1>Logouts</h1>
+<table id="logouts"><tr><th>Logout</th><th>Started</th><th>User</th><th>Started by</th><th>Sessions</th><th>Outcome</th></tr>
+{{range .Logouts}}<tr data-logout="{{.ID}}"><td><a href="{{$.Base}}/logouts/{{.ID}}">{{.ID}}</a></td><td>{{stamp .CreatedAt}}</td><td>{{.UserID}}</td>
+<td>{{.Initiator.Kind}}{{if .Initiator.ID}} {{.Initiator.ID}}{{end}}</td><td>{{len .SessionIDs}}</td>
+<td class="outcome">{{if .Outcome.Complete}}<span class="ok">complete</span>{{else if .Outcome.Status.Done}}<span class="bad">partial: {{len .Outcome.Failed}} not logged out</span>{{else}}<span class="wait">in progress</span>{{end}}</td></tr>
+{{else}}<tr><td colspan="6">No logouts yet.</td></tr>{{end}}</table>
+{{if .Next}}<p><a href="{{$.Base}}/logouts?{{.Next}}">Older logouts</a></p>{{end}}
+{{end}}{{template "bottom" .}}{{end}}
+
+{{define "status"}}{{template "top" .}}{{with .Data}}{{with .Outcome.Status}}
+<h1>Logout <code id="logout-id">{{.Logout.ID}}</code></h1>
+<p>Of <strong>{{.Logout.UserID}}</strong>, started {{stamp .Logout.CreatedAt}} by {{.Logout.Initiator.Kind}}{{if .Logout.Initiator.ID}} {{.Logout.Initiator.ID}}{{end}}; {{len .Logout.SessionIDs}} session(s).</p>{{end}}
+<p id="summary" class="{{if .Outcome.Complete}}ok{{else if .Outcome.Status.Done}}bad{{else}}wait{{end}}">{{if .Outcome.Complete}}Complete: every participant confirmed the logout.{{else if .Outcome.Status.Done}}Partial: {{len .Outcome.Failed}} leg(s) not logged out.{{else}}In progress; this page reloads itself.{{end}}</p>
+<table id="participants"><tr><th>Participant</th><th>Protocol</th><th>Channel</th><th>State</th><th>Attempts</th><th>Last change</th><th>Last error</th><th>Delivery</th></tr>
+{{range .Outcome.Status.Participants}}<tr data-state="{{.State}}" data-key="{{.Key}}"><td class="name">{{if .Name}}{{.Name}}{{else}}{{.AppID}}{{end}}</td><td>{{.Kind}}</td><td>{{.Channel}}</td>
+<td class="state">{{.State}}</td><td>{{.Attempts}}</td><td>{{stamp .UpdatedAt}}</td><td class="error">{{.LastError}}</td><td>{{if .DeliveryID}}<code>{{.DeliveryID}}</code>{{end}}</td></tr>{{end}}</table>
+{{range .Outcome.Failed}}<p class="bad failed-leg">Not logged out: {{.Key}}: {{.Why}}</p>{{end}}
+{{if .Retryable}}<form method="post" action="{{$.Base}}/logouts/{{.Outcome.Status.Logout.ID}}/retry"><input type="hidden" name="csrf" value="{{$.CSRF}}">
+<button type="submit" id="retry">Retry the failed deliveries now</button></form>{{end}}
+{{end}}{{template "bottom" .}}{{end}}
+
+{{define "upstreams"}}{{template "top" .}}
+<h1>Upstreams</h1>
+<table id="upstreams"><tr><th>Upstream</th><th>Type</th><th>State</th><th>Source</th><th>Register at it</th></tr>
+{{range .Data}}<tr><td>{{.Name}}</td><td>{{.Type}}</td><td>{{if .Available}}<span class="ok">available</span>{{else}}<span class="bad">unavailable: {{.Error}}</span>{{end}}</td>
+<td>{{.ID}}</td><td>{{range $k, $v := .Register}}{{$k}}: <code>{{$v}}</code><br>{{end}}</td></tr>{{end}}</table>
+{{template "bottom" .}}{{end}}
+`
