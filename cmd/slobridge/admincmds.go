@@ -407,6 +407,11 @@ func upstreamsTable(w io.Writer, b []byte) error {
 		return err
 	}
 	for _, u := range l.Upstreams {
+		for _, w2 := range u.Warnings {
+			fmt.Fprintf(w, "warning: %s: %s\n", u.Name, w2)
+		}
+	}
+	for _, u := range l.Upstreams {
 		if len(u.Register) == 0 {
 			continue
 		}

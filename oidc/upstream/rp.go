@@ -154,6 +154,8 @@ type discovered struct {
 	verifier *gooidc.IDTokenVerifier
 	oauth    oauth2.Config
 	meta     providerMeta
+	// at is when discovery succeeded.
+	at time.Time
 }
 
 // providerMeta are the discovery members go-oidc does not expose.
@@ -314,7 +316,7 @@ func (rp *RP) discover(ctx context.Context) (*discovered, error) {
 		return nil, fmt.Errorf("upstream %s: discovery document: %w", rp.cfg.Name, err)
 	}
 	d := &discovered{
-		provider: p, meta: meta,
+		provider: p, meta: meta, at: rp.opts.Engine.Now(),
 		verifier: p.VerifierContext(rp.ctx(context.Background()), &gooidc.Config{ClientID: rp.cfg.ClientID,
 			SupportedSigningAlgs: rp.cfg.SigningAlgs, Now: rp.opts.Engine.Now}),
 		oauth: oauth2.Config{ClientID: rp.cfg.ClientID, ClientSecret: rp.cfg.ClientSecret, Endpoint: p.Endpoint(),
@@ -347,6 +349,15 @@ func (rp *RP) Run(ctx context.Context) {
 		case <-time.After(discoveryRetry):
 		}
 	}
+}
+
+// DiscoveredAt is when the OP's discovery document was read; zero
+// before.
+func (rp *RP) DiscoveredAt() time.Time {
+	if d := rp.disc.Load(); d != nil {
+		return d.at
+	}
+	return time.Time{}
 }
 
 // Unavailable reports why the upstream cannot be used now (nil once

@@ -1,6 +1,7 @@
 package sp
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -46,6 +47,42 @@ func (sp *SP) Unavailable() map[string]string {
 	return out
 }
 
+// UpstreamHealth is what an operator needs to know of one upstream's
+// metadata.
+type UpstreamHealth struct {
+	Name string
+	// Loaded is when the metadata in use was read; zero while the
+	// upstream is unavailable.
+	Loaded time.Time
+	// RefreshError says why the last refresh failed while an older copy
+	// is in use (or why the upstream is unavailable).
+	RefreshError string
+	// CertNotAfter is when the first of the IdP's signing certificates
+	// expires.
+	CertNotAfter time.Time
+}
+
+// Health reports each configured upstream's metadata, in configuration
+// order.
+func (sp *SP) Health() []UpstreamHealth {
+	reg := sp.reg.Load()
+	down := sp.Unavailable()
+	out := make([]UpstreamHealth, 0, len(sp.opts.Upstreams))
+	for _, c := range sp.opts.Upstreams {
+		h := UpstreamHealth{Name: c.Name, RefreshError: cmp.Or(reg.stale[c.Name], down[c.Name])}
+		if u := reg.byName[c.Name]; u != nil {
+			h.Loaded = u.loaded
+			for _, cert := range u.trust.Certs {
+				if h.CertNotAfter.IsZero() || cert.NotAfter.Before(h.CertNotAfter) {
+					h.CertNotAfter = cert.NotAfter
+				}
+			}
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
 // upstream is one IdP with its parsed metadata.
 type upstream struct {
 	cfg   UpstreamConfig
@@ -55,6 +92,9 @@ type upstream struct {
 	// csp is crewjam's service provider toward this IdP, used for the
 	// AuthnRequest and the SSO Response validation.
 	csp *crewjam.ServiceProvider
+	// loaded is when this metadata was read from its source (or, for a
+	// kept copy read back from the store at start, when that happened).
+	loaded time.Time
 }
 
 // registry is an immutable snapshot of the upstreams, swapped on refresh.
@@ -66,6 +106,9 @@ type registry struct {
 	// could not be read and of which no copy is kept: the bridge runs
 	// without them and Run retries them.
 	down []downUpstream
+	// stale names the upstreams running on a kept copy because the last
+	// refresh failed, with why.
+	stale map[string]string
 }
 
 // downUpstream is an upstream the bridge cannot use yet.
@@ -78,7 +121,7 @@ type downUpstream struct {
 // upstream whose metadata cannot be loaded it keeps the copy in prev, then
 // the one in the store; with neither it fails.
 func (sp *SP) loadAll(ctx context.Context, prev *registry) (*registry, error) {
-	reg := &registry{byName: map[string]*upstream{}, byEntity: map[string]*upstream{}}
+	reg := &registry{byName: map[string]*upstream{}, byEntity: map[string]*upstream{}, stale: map[string]string{}}
 	var errs []error
 	for _, cfg := range sp.opts.Upstreams {
 		u, err := sp.loadUpstream(ctx, cfg)
@@ -107,6 +150,7 @@ func (sp *SP) loadAll(ctx context.Context, prev *registry) (*registry, error) {
 			sp.log.WarnContext(ctx, "SAML upstream metadata unavailable, keeping the last good copy",
 				"upstream", cfg.Name, "error", err)
 			u = old
+			reg.stale[cfg.Name] = err.Error()
 		}
 		if other, dup := reg.byEntity[u.idp.EntityID]; dup {
 			errs = append(errs, fmt.Errorf("upstreams %q and %q have the same entity ID %q", other.cfg.Name, cfg.Name, u.idp.EntityID))
@@ -150,7 +194,11 @@ func (sp *SP) storedUpstream(ctx context.Context, cfg UpstreamConfig) (*upstream
 	if err != nil {
 		return nil, err
 	}
-	return sp.buildUpstream(cfg, rec.Value)
+	u, err := sp.buildUpstream(cfg, rec.Value)
+	if err == nil {
+		u.loaded = rec.ExpiresAt.Add(-metadataKeep) // when the copy was kept
+	}
+	return u, err
 }
 
 // parseIdPMetadata checks and parses an upstream's metadata: its
@@ -246,7 +294,7 @@ func (sp *SP) buildUpstream(cfg UpstreamConfig, data []byte) (*upstream, error) 
 		AllowIDPInitiated: false,
 		HTTPClient:        sp.opts.HTTPClient,
 	}
-	return &upstream{cfg: cfg, raw: data, idp: ed, csp: csp,
+	return &upstream{cfg: cfg, raw: data, idp: ed, csp: csp, loaded: sp.opts.Now(),
 		trust: saml.Trust{EntityID: ed.EntityID, Certs: certs, AllowSHA1: cfg.AllowSHA1}}, nil
 }
 

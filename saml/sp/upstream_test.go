@@ -41,11 +41,23 @@ func TestMetadataRefreshKeepsLastGoodCopy(t *testing.T) {
 		t.Fatalf("refresh did not load the new metadata: %s", ep.Location)
 	}
 
-	// The IdP's metadata URL fails: the last good copy stays.
+	// Health says when the metadata was read and when its certificate
+	// expires, and no error.
+	h := b.sp.Health()
+	if len(h) != 1 || h[0].Loaded.IsZero() || !h[0].CertNotAfter.Equal(loadSigner(t, "other").Cert.NotAfter) || h[0].RefreshError != "" {
+		t.Fatalf("health after a good refresh: %+v", h)
+	}
+	loaded := h[0].Loaded
+
+	// The IdP's metadata URL fails: the last good copy stays, and Health
+	// says the refresh fails.
 	down.Store(true)
 	b.sp.Refresh(t.Context())
 	if ep, _ := b.sp.reg.Load().byName["corp"].sso(saml.BindingRedirect); ep.Location != "https://idp.example.test/sso2" {
 		t.Fatalf("failed refresh dropped the metadata: %s", ep.Location)
+	}
+	if h := b.sp.Health(); !h[0].Loaded.Equal(loaded) || !strings.Contains(h[0].RefreshError, "503") {
+		t.Fatalf("health after a failed refresh: %+v", h)
 	}
 
 	// A restart while the URL is down starts from the copy in the store.

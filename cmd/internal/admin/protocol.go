@@ -142,7 +142,20 @@ type Upstream struct {
 	// Register lists what an operator registers for the bridge at the
 	// upstream: the SP metadata URL, or the OP's redirect and logout URIs.
 	Register map[string]string `json:"register,omitempty"`
+	// MetadataLoadedAt is when the SAML metadata in use, or the OP's
+	// discovery document, was read.
+	MetadataLoadedAt time.Time `json:"metadata_loaded_at,omitzero"`
+	// CertificateNotAfter is when the first of a SAML IdP's signing
+	// certificates expires.
+	CertificateNotAfter time.Time `json:"certificate_not_after,omitzero"`
+	// Warnings are what needs an operator soon: a metadata refresh that
+	// keeps failing, a certificate that expires within 30 days.
+	Warnings []string `json:"warnings,omitempty"`
 }
+
+// CertificateWarnAhead is how long before a certificate expires the
+// upstream shows a warning.
+const CertificateWarnAhead = 30 * 24 * time.Hour
 
 // Upstreams is the answer of GET /admin/v1/upstreams.
 type Upstreams struct {

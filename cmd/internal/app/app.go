@@ -475,17 +475,31 @@ func (a *App) upstreamState() []admin.Upstream {
 	}
 	if a.samlSP != nil {
 		down := a.samlSP.Unavailable()
-		for _, c := range a.cfg.SAML.SP.Upstreams {
+		now := a.eng.Now()
+		for i, h := range a.samlSP.Health() {
+			c := a.cfg.SAML.SP.Upstreams[i]
 			u := admin.Upstream{Name: c.Name, Type: "saml", ID: cmp.Or(c.MetadataURL, c.MetadataFile), Available: true,
-				Register: map[string]string{"sp_metadata_url": a.BaseURL() + sp.PathMetadata}}
+				Register:         map[string]string{"sp_metadata_url": a.BaseURL() + sp.PathMetadata},
+				MetadataLoadedAt: h.Loaded, CertificateNotAfter: h.CertNotAfter}
 			if why, ok := down[c.Name]; ok {
 				u.Available, u.Error = false, why
+			} else if h.RefreshError != "" {
+				u.Warnings = append(u.Warnings, "the metadata refresh fails ("+h.RefreshError+"); the copy read "+
+					h.Loaded.UTC().Format(time.DateTime)+" UTC is in use")
+			}
+			switch left := h.CertNotAfter.Sub(now); {
+			case h.CertNotAfter.IsZero():
+			case left <= 0:
+				u.Warnings = append(u.Warnings, "its signing certificate expired on "+h.CertNotAfter.UTC().Format(time.DateOnly))
+			case left < admin.CertificateWarnAhead:
+				u.Warnings = append(u.Warnings, "its signing certificate expires on "+h.CertNotAfter.UTC().Format(time.DateOnly))
 			}
 			out = append(out, u)
 		}
 	}
 	for i, rp := range a.oidcRPs {
-		u := admin.Upstream{Name: rp.Name(), Type: "oidc", ID: a.cfg.Upstream.OIDC[i].Issuer, Available: true}
+		u := admin.Upstream{Name: rp.Name(), Type: "oidc", ID: a.cfg.Upstream.OIDC[i].Issuer, Available: true,
+			MetadataLoadedAt: rp.DiscoveredAt()}
 		if err := rp.Unavailable(); err != nil {
 			u.Available, u.Error = false, err.Error()
 		}

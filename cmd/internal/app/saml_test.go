@@ -2,16 +2,25 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSAMLIdPWiring serves the SAML IdP from the configuration: its
@@ -179,5 +188,57 @@ func TestRootPageAndFavicon(t *testing.T) {
 	}
 	if code, _ := get(t, http.DefaultClient, base+"/favicon.ico"); code != http.StatusNoContent {
 		t.Fatalf("/favicon.ico answered %d", code)
+	}
+}
+
+// TestUpstreamsWarnOfExpiringCertificate: the admin API shows when an
+// upstream's metadata was read and when its signing certificate expires,
+// with a warning 30 days ahead.
+func TestUpstreamsWarnOfExpiringCertificate(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notAfter := time.Now().Add(10 * 24 * time.Hour).UTC().Truncate(time.Second)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "expiring IdP"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("testdata/upstream-metadata.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := regexp.MustCompile(`<ds:X509Certificate>[^<]+</ds:X509Certificate>`).ReplaceAllString(string(raw),
+		"<ds:X509Certificate>"+base64.StdEncoding.EncodeToString(der)+"</ds:X509Certificate>")
+	mdFile := filepath.Join(t.TempDir(), "expiring.xml")
+	if err := os.WriteFile(mdFile, []byte(md), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.NewReplacer("{{DB}}", filepath.Join(t.TempDir(), "exp.db"), "{{RP}}", "http://127.0.0.1:1", "{{SSF}}", "http://127.0.0.1:2").
+		Replace(wiringConfig)
+	doc = strings.Replace(doc, "  type: static\n", "  type: saml\n", 1) + `
+saml:
+  sp:
+    cert_file: testdata/bridge-sp.crt
+    key_file: testdata/bridge-sp.key
+    upstreams:
+      - name: corp
+        metadata_file: ` + mdFile + "\n"
+	_, base := startApp(t, doc, map[string]string{
+		"COOKIE": strings.Repeat("c", 40), "ADMIN": "admin-token-0123456789", "PASSWORD": "alice-password",
+		"APP1_SECRET": "app1-secret-0123456789", "SSF_AUTH": "Bearer x",
+	})
+	got := adminJSON(t, base, "admin-token-0123456789", "GET", "/admin/v1/upstreams", "", http.StatusOK)
+	ups, _ := got["upstreams"].([]any)
+	if len(ups) != 1 {
+		t.Fatalf("upstreams: %v", got)
+	}
+	u := ups[0].(map[string]any)
+	warnings := fmt.Sprint(u["warnings"])
+	if u["certificate_not_after"] != notAfter.Format(time.RFC3339) || u["metadata_loaded_at"] == nil ||
+		!strings.Contains(warnings, "its signing certificate expires on "+notAfter.Format(time.DateOnly)) {
+		t.Fatalf("upstream %v: want the certificate's expiry and a warning", u)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -261,4 +262,14 @@ var templates = template.Must(template.New("console").Funcs(template.FuncMap{
 	"stamp":   stamp,
 	"channel": func(ch store.Channel) string { return ch.String() },
 	"query":   url.QueryEscape,
+	"source":  source,
 }).Parse(layoutTmpl + pagesTmpl))
+
+// source shows an upstream's metadata source: a URL or issuer as it is,
+// a metadata file by its name (the admin API gives the whole path).
+func source(id string) string {
+	if u, err := url.Parse(id); err == nil && u.Scheme != "" && u.Host != "" {
+		return id
+	}
+	return "file " + filepath.Base(id)
+}

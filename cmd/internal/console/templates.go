@@ -90,8 +90,9 @@ authenticated {{stamp .AuthTime}}{{if .Attributes.amr}} by {{range .Attributes.a
 
 {{define "upstreams"}}{{template "top" .}}
 <h1>Upstreams</h1>
-<table id="upstreams"><tr><th>Upstream</th><th>Type</th><th>State</th><th>Source</th><th>Register at it</th></tr>
-{{range .Data}}<tr><td>{{.Name}}</td><td>{{.Type}}</td><td>{{if .Available}}<span class="ok">available</span>{{else}}<span class="bad">unavailable: {{.Error}}</span>{{end}}</td>
-<td>{{.ID}}</td><td>{{range $k, $v := .Register}}{{$k}}: <code>{{$v}}</code><br>{{end}}</td></tr>{{end}}</table>
+<table id="upstreams"><tr><th>Upstream</th><th>Type</th><th>State</th><th>Source</th><th>Metadata read</th><th>Certificate expires</th><th>Register at it</th></tr>
+{{range .Data}}<tr data-upstream="{{.Name}}"><td>{{.Name}}</td><td>{{.Type}}</td><td class="state">{{if .Available}}<span class="ok">available</span>{{else}}<span class="bad">unavailable: {{.Error}}</span>{{end}}
+{{range .Warnings}}<br><span class="wait warning">{{.}}</span>{{end}}</td>
+<td>{{source .ID}}</td><td>{{stamp .MetadataLoadedAt}}</td><td>{{stamp .CertificateNotAfter}}</td><td>{{range $k, $v := .Register}}{{$k}}: <code>{{$v}}</code><br>{{end}}</td></tr>{{end}}</table>
 {{template "bottom" .}}{{end}}
 `

@@ -105,6 +105,9 @@ func TestOperatorConsole(t *testing.T) {
 	navigate(t, ops, d.BridgeURL+"/admin/logouts")
 	waitJS(t, ops, "the logouts list", `document.querySelectorAll("#logouts tr[data-logout]").length >= 1`)
 	screenshot(t, ops, "console-logouts.png")
+	navigate(t, ops, d.BridgeURL+"/admin/upstreams")
+	waitJS(t, ops, "the upstream available", `(function(){var r=document.querySelector("#upstreams tr[data-upstream=demo-idp] .state");return !!r && r.textContent.indexOf("available")===0})()`)
+	screenshot(t, ops, "console-upstreams.png")
 	audit := logs.String()
 	for _, want := range []string{`"action":"access","target":"","reason":"","result":"refused: not an operator"`,
 		`"operator":"bob"`, `"action":"logout","target":"user alice","reason":"laptop stolen","result":"started logout `,
