@@ -137,7 +137,7 @@ func TestThirdPartyOpenIDProvider(t *testing.T) {
 	ctx := newBrowser(t)
 	port := freePort(t)
 	issuer := "http://localhost:" + strconv.Itoa(port)
-	clientID, secret := "slobridge-demo", "client-secret-"+secretForTest()
+	clientID, secret := "slobridge-demo", "client-secret-"+secret()
 	d := startDemo(t, Options{UpstreamOIDC: &UpstreamOIDC{Issuer: issuer, ClientID: clientID, ClientSecret: secret}})
 	// The OP is not there yet: the admin API says so, and what to
 	// register there.
@@ -189,6 +189,3 @@ func TestThirdPartyOpenIDProvider(t *testing.T) {
 	waitJS(t, ctx, "the OP's login form again (the OP session ended)",
 		fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.querySelector("input[type=password]")`, issuer))
 }
-
-// secretForTest is a random client secret.
-func secretForTest() string { return secret() }
