@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/store"
@@ -100,6 +101,31 @@ func (p *Provider) client(ctx context.Context, id string) (Client, error) {
 		return Client{}, fmt.Errorf("oidc: decode client %s: %w", id, err)
 	}
 	return Client{ID: sc.ID, Metadata: s.Metadata, SecretHash: s.SecretHash}, nil
+}
+
+// Clients returns every client: the configured ones, then those
+// registered at run time, each group by client ID.
+func (p *Provider) Clients(ctx context.Context) ([]Client, error) {
+	out := make([]Client, 0, len(p.static))
+	for _, c := range p.static {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b Client) int { return strings.Compare(a.ID, b.ID) })
+	stored, err := p.st.ListClients(ctx, ClientKind)
+	if err != nil {
+		return nil, fmt.Errorf("oidc: list clients: %w", err)
+	}
+	for _, sc := range stored {
+		if _, static := p.static[sc.ID]; static {
+			continue
+		}
+		var s storedClient
+		if err := json.Unmarshal(sc.Metadata, &s); err != nil {
+			return nil, fmt.Errorf("oidc: decode client %s: %w", sc.ID, err)
+		}
+		out = append(out, Client{ID: sc.ID, Metadata: s.Metadata})
+	}
+	return out, nil
 }
 
 // staticClient validates a configured client.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/crewjam/saml"
 
@@ -307,6 +308,37 @@ type parsedSP struct {
 }
 
 // staticSP returns an SP from the configuration.
+// ServiceProviders returns every SP: the configured ones, then those
+// registered at run time, each group by entity ID.
+func (idp *IdP) ServiceProviders(ctx context.Context) ([]*SP, error) {
+	idp.mu.RLock()
+	out := make([]*SP, 0, len(idp.static))
+	for _, sp := range idp.static {
+		out = append(out, sp)
+	}
+	idp.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *SP) int { return strings.Compare(a.EntityID, b.EntityID) })
+	stored, err := idp.st.ListClients(ctx, ClientKind)
+	if err != nil {
+		return nil, fmt.Errorf("saml idp: list SPs: %w", err)
+	}
+	for _, c := range stored {
+		if _, static := idp.staticSP(c.ID); static {
+			continue
+		}
+		sp, err := idp.ServiceProvider(ctx, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sp)
+	}
+	return out, nil
+}
+
+// Channels names the SP's logout channels ("back", "front",
+// "back+front" or "none").
+func (sp *SP) Channels() string { return sp.channels().String() }
+
 func (idp *IdP) staticSP(entityID string) (*SP, bool) {
 	idp.mu.RLock()
 	defer idp.mu.RUnlock()

@@ -25,6 +25,7 @@ import (
 	"github.com/slobridge/slobridge/oidc"
 	"github.com/slobridge/slobridge/oidc/ssf"
 	"github.com/slobridge/slobridge/oidc/upstream"
+	"github.com/slobridge/slobridge/saml"
 	"github.com/slobridge/slobridge/saml/idp"
 	"github.com/slobridge/slobridge/saml/sp"
 	"github.com/slobridge/slobridge/store"
@@ -155,7 +156,7 @@ func (a *App) build(ctx context.Context) error {
 	cc := cfg.Admin.Console
 	con, err := console.New(console.Options{Engine: a.eng, Cookies: cookies, Authenticator: auth, BaseURL: a.BaseURL(),
 		BasePath: a.basePath, AllowedUsers: cc.AllowedUsers, AllowedGroups: cc.AllowedGroups, GroupAttribute: cc.GroupAttribute,
-		Upstreams: a.upstreamNames(), UpstreamState: a.upstreamState, Logger: a.log})
+		Upstreams: a.upstreamNames(), UpstreamState: a.upstreamState, Apps: a.apps, Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("app: console: %w", err)
 	}
@@ -447,6 +448,39 @@ func (a *App) BaseURL() string { return strings.TrimSuffix(a.cfg.Server.BaseURL,
 
 // Config returns the configuration the app was built from.
 func (a *App) Config() Config { return a.cfg }
+
+// apps lists the registered OIDC clients and SAML SPs for the console.
+func (a *App) apps(ctx context.Context) ([]console.App, error) {
+	cs, err := a.provider.Clients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []console.App
+	for _, c := range cs {
+		m := c.Metadata
+		ch := store.Channel(0)
+		if m.BackchannelLogoutURI != "" {
+			ch |= store.ChannelBack
+		}
+		if m.FrontchannelLogoutURI != "" {
+			ch |= store.ChannelFront
+		}
+		out = append(out, console.App{Kind: oidc.ClientKind, ID: c.ID, Name: cmp.Or(m.ClientName, c.ID), Channels: ch.String(),
+			BackChannel: m.BackchannelLogoutURI, FrontChannel: m.FrontchannelLogoutURI})
+	}
+	if a.samlIdP == nil {
+		return out, nil
+	}
+	sps, err := a.samlIdP.ServiceProviders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, sp := range sps {
+		out = append(out, console.App{Kind: idp.ClientKind, ID: sp.EntityID, Name: sp.Name, Channels: sp.Channels(),
+			BackChannel: sp.SLOLocation(saml.BindingSOAP), FrontChannel: cmp.Or(sp.SLOLocation(saml.BindingRedirect), sp.SLOLocation(saml.BindingPOST))})
+	}
+	return out, nil
+}
 
 // unavailableUpstreams names the upstreams the bridge cannot use now,
 // with why (/readyz).

@@ -9,6 +9,7 @@
 package console
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -52,8 +53,19 @@ type Options struct {
 	// UpstreamState describes them for the Upstreams page.
 	Upstreams     []string
 	UpstreamState func() []admin.Upstream
+	// Apps lists the registered OIDC clients and SAML SPs (Apps page).
+	Apps func(ctx context.Context) ([]App, error)
 	// Logger receives the audit lines ("console audit") and errors.
 	Logger *slog.Logger
+}
+
+// App is one registered app as the Apps page shows it.
+type App struct {
+	// Kind is "oidc" or "saml"; ID the client ID or SP entity ID.
+	Kind, ID, Name string
+	// Channels is "back", "front", "back+front" or "none"; BackChannel
+	// and FrontChannel are where each goes.
+	Channels, BackChannel, FrontChannel string
 }
 
 // Console is the operator console.
@@ -99,6 +111,7 @@ func (c *Console) Mount(r gin.IRouter) {
 	g.GET("/logouts/:logout_id", c.handleLogoutStatus)
 	g.POST("/logouts/:logout_id/retry", c.checkCSRF, c.handleRetry)
 	g.GET("/upstreams", c.handleUpstreams)
+	g.GET("/apps", c.handleApps)
 }
 
 // ctxOperator is the gin context key of the signed-in operator's session.

@@ -66,6 +66,9 @@ func newHarness(t *testing.T, users, groups []string) *harness {
 	h.srv = httptest.NewUnstartedServer(nil)
 	c, err := New(Options{Engine: eng, Cookies: h.cookies, Authenticator: h.login, BaseURL: "http://" + h.srv.Listener.Addr().String(),
 		AllowedUsers: users, AllowedGroups: groups,
+		Apps: func(context.Context) ([]App, error) {
+			return []App{{Kind: "saml", ID: `https://sp.example/"><b>x</b>`, Name: `<iframe src=javascript:alert(5)>`, Channels: "back"}}, nil
+		},
 		Logger: slog.New(slog.NewJSONHandler(h.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -214,6 +217,10 @@ func TestConsoleEscapes(t *testing.T) {
 	code, _, page := h.do(t, "GET", "/admin/?q=alice@example.com", h.cookie(h.bob), nil, nil)
 	if code != 200 {
 		t.Fatalf("search: %d", code)
+	}
+	_, _, apps := h.do(t, "GET", "/admin/apps", h.cookie(h.bob), nil, nil)
+	if strings.Contains(apps, "<iframe") || strings.Contains(apps, "<b>x</b>") || !strings.Contains(apps, "&lt;iframe src=javascript:alert(5)&gt;") {
+		t.Errorf("the Apps page does not escape app names and IDs:\n%s", apps)
 	}
 	for _, raw := range []string{"<script>alert(1)", "<img src=x", "<svg onload", `"onmouseover="`} {
 		if strings.Contains(page, raw) {

@@ -277,3 +277,16 @@ func (c *Console) handleUpstreams(g *gin.Context) {
 	}
 	c.page(g, http.StatusOK, "upstreams", ups)
 }
+
+// handleApps lists the registered apps with their logout channels.
+func (c *Console) handleApps(g *gin.Context) {
+	var apps []App
+	if c.opts.Apps != nil {
+		var err error
+		if apps, err = c.opts.Apps(g.Request.Context()); err != nil {
+			c.fail(g, "list apps", err)
+			return
+		}
+	}
+	c.page(g, http.StatusOK, "apps", apps)
+}

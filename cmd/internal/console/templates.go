@@ -20,10 +20,10 @@ th{background:#eef1f4;font-weight:600}
 input[type=text],textarea{width:28em;max-width:100%;padding:.3em}
 button,.button{background:#1f5fbf;color:#fff;border:0;border-radius:4px;padding:.4em .9em;text-decoration:none;cursor:pointer}
 .danger{background:#a3131d}
-code{background:#eef1f4;padding:0 .2em}
+code{background:#eef1f4;padding:0 .2em;word-break:break-all}
 </style></head>
 <body><header><strong>slobridge</strong>
-<a href="{{.Base}}/">Sessions</a><a href="{{.Base}}/logouts">Logouts</a><a href="{{.Base}}/upstreams">Upstreams</a>
+<a href="{{.Base}}/">Sessions</a><a href="{{.Base}}/logouts">Logouts</a><a href="{{.Base}}/apps">Apps</a><a href="{{.Base}}/upstreams">Upstreams</a>
 {{if .Operator}}<span class="who">operator <span id="operator">{{.Operator}}</span></span>{{end}}</header>
 <main>{{end}}
 {{define "bottom"}}</main></body></html>
@@ -87,6 +87,14 @@ authenticated {{stamp .AuthTime}}{{if .Attributes.amr}} by {{range .Attributes.a
 {{if .Retryable}}<form method="post" action="{{$.Base}}/logouts/{{.Outcome.Status.Logout.ID}}/retry"><input type="hidden" name="csrf" value="{{$.CSRF}}">
 <button type="submit" id="retry">Retry the failed deliveries now</button></form>{{end}}
 {{end}}{{template "bottom" .}}{{end}}
+
+{{define "apps"}}{{template "top" .}}
+<h1>Apps</h1>
+<table id="apps"><tr><th>App</th><th>Protocol</th><th>ID</th><th>Logout channels</th><th>Back channel</th><th>Front channel</th></tr>
+{{range .Data}}<tr data-app="{{.ID}}"><td class="name">{{.Name}}</td><td>{{.Kind}}</td><td><code>{{.ID}}</code></td><td class="channels">{{.Channels}}</td>
+<td>{{if .BackChannel}}<code>{{.BackChannel}}</code>{{end}}</td><td>{{if .FrontChannel}}<code>{{.FrontChannel}}</code>{{end}}</td></tr>
+{{else}}<tr><td colspan="6">No apps are registered.</td></tr>{{end}}</table>
+{{template "bottom" .}}{{end}}
 
 {{define "upstreams"}}{{template "top" .}}
 <h1>Upstreams</h1>

@@ -105,6 +105,16 @@ func TestOperatorConsole(t *testing.T) {
 	navigate(t, ops, d.BridgeURL+"/admin/logouts")
 	waitJS(t, ops, "the logouts list", `document.querySelectorAll("#logouts tr[data-logout]").length >= 1`)
 	screenshot(t, ops, "console-logouts.png")
+	navigate(t, ops, d.BridgeURL+"/admin/apps")
+	waitJS(t, ops, "the apps", `document.querySelectorAll("#apps tr[data-app]").length >= 3`)
+	channels, err := chromedp.Run(ops, chromedp.Evaluate[map[string]string](`(function(){var o={};document.querySelectorAll("#apps tr[data-app]").forEach(function(r){o[r.querySelector(".name").textContent]=r.querySelector(".channels").textContent});return o})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if channels[d.BackApp.Name] != "back" || channels[d.FrontApp.Name] != "front" || channels[d.SAMLApp.Name] != "back+front" {
+		t.Errorf("the Apps page lists %v", channels)
+	}
+	screenshot(t, ops, "console-apps.png")
 	navigate(t, ops, d.BridgeURL+"/admin/upstreams")
 	waitJS(t, ops, "the upstream available", `(function(){var r=document.querySelector("#upstreams tr[data-upstream=demo-idp] .state");return !!r && r.textContent.indexOf("available")===0})()`)
 	screenshot(t, ops, "console-upstreams.png")
