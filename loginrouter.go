@@ -132,8 +132,7 @@ func (lr *LoginRouter) StartLogin(w http.ResponseWriter, r *http.Request, return
 		return lr.start(w, r, *u, returnTo)
 	}
 	if !slices.ContainsFunc(allowed, LoginUpstream.available) {
-		w.Header().Set("Retry-After", RetryAfter)
-		return writeRouterPage(w, http.StatusServiceUnavailable, "The identity provider cannot be reached right now; try again in a minute.")
+		return lr.unavailable(w, r, "", ErrUpstreamUnavailable)
 	}
 	ch := loginChoice{ReturnTo: returnTo}
 	for _, u := range allowed {
@@ -153,12 +152,17 @@ func (lr *LoginRouter) StartLogin(w http.ResponseWriter, r *http.Request, return
 func (lr *LoginRouter) start(w http.ResponseWriter, r *http.Request, u LoginUpstream, returnTo string) error {
 	err := u.Start(w, r, returnTo)
 	if errors.Is(err, ErrUpstreamUnavailable) {
-		lr.log.WarnContext(r.Context(), "login at an unavailable upstream", "upstream", u.Name, "err", err)
-		msg, _ := Unavailable(err)
-		w.Header().Set("Retry-After", RetryAfter)
-		return writeRouterPage(w, http.StatusServiceUnavailable, msg)
+		return lr.unavailable(w, r, u.Name, err)
 	}
 	return err
+}
+
+// unavailable answers 503 with Retry-After and Unavailable's sentence.
+func (lr *LoginRouter) unavailable(w http.ResponseWriter, r *http.Request, upstream string, err error) error {
+	lr.log.WarnContext(r.Context(), "login at an unavailable upstream", "upstream", upstream, "err", err)
+	msg, _ := Unavailable(err)
+	w.Header().Set("Retry-After", RetryAfter)
+	return writeRouterPage(w, http.StatusServiceUnavailable, msg)
 }
 
 // loginHints are what a downstream request says about where to log in.

@@ -37,15 +37,26 @@ func participantFor(cl Client, s store.Session, issuer string) store.Participant
 	if a := md.IDTokenSignedResponseAlg; a != "" {
 		p.Data[DataAlg] = a
 	}
-	if md.BackchannelLogoutURI != "" {
-		p.Channels |= store.ChannelBack
+	p.Channels = md.Channels()
+	if p.Channels.Has(store.ChannelBack) {
 		p.BackChannelURL = md.BackchannelLogoutURI
 	}
-	if md.FrontchannelLogoutURI != "" {
-		p.Channels |= store.ChannelFront
+	if p.Channels.Has(store.ChannelFront) {
 		p.FrontChannelURL = FrontChannelURL(md.FrontchannelLogoutURI, md.FrontchannelLogoutSessionRequired, issuer, s.ID)
 	}
 	return p
+}
+
+// Channels are the logout channels the registration asks for.
+func (m ClientMetadata) Channels() store.Channel {
+	var c store.Channel
+	if m.BackchannelLogoutURI != "" {
+		c |= store.ChannelBack
+	}
+	if m.FrontchannelLogoutURI != "" {
+		c |= store.ChannelFront
+	}
+	return c
 }
 
 // FrontChannelURL is the URL the logout page loads in an iframe for a

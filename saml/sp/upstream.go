@@ -1,7 +1,6 @@
 package sp
 
 import (
-	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -55,7 +54,7 @@ type UpstreamHealth struct {
 	// upstream is unavailable.
 	Loaded time.Time
 	// RefreshError says why the last refresh failed while an older copy
-	// is in use (or why the upstream is unavailable).
+	// is in use (an upstream without any copy is in Unavailable instead).
 	RefreshError string
 	// CertNotAfter is when the first of the IdP's signing certificates
 	// expires.
@@ -66,10 +65,9 @@ type UpstreamHealth struct {
 // order.
 func (sp *SP) Health() []UpstreamHealth {
 	reg := sp.reg.Load()
-	down := sp.Unavailable()
 	out := make([]UpstreamHealth, 0, len(sp.opts.Upstreams))
 	for _, c := range sp.opts.Upstreams {
-		h := UpstreamHealth{Name: c.Name, RefreshError: cmp.Or(reg.stale[c.Name], down[c.Name])}
+		h := UpstreamHealth{Name: c.Name, RefreshError: reg.stale[c.Name]}
 		if u := reg.byName[c.Name]; u != nil {
 			h.Loaded = u.loaded
 			for _, cert := range u.trust.Certs {

@@ -458,14 +458,7 @@ func (a *App) apps(ctx context.Context) ([]console.App, error) {
 	var out []console.App
 	for _, c := range cs {
 		m := c.Metadata
-		ch := store.Channel(0)
-		if m.BackchannelLogoutURI != "" {
-			ch |= store.ChannelBack
-		}
-		if m.FrontchannelLogoutURI != "" {
-			ch |= store.ChannelFront
-		}
-		out = append(out, console.App{Kind: oidc.ClientKind, ID: c.ID, Name: cmp.Or(m.ClientName, c.ID), Channels: ch.String(),
+		out = append(out, console.App{Kind: oidc.ClientKind, ID: c.ID, Name: cmp.Or(m.ClientName, c.ID), Channels: m.Channels().String(),
 			BackChannel: m.BackchannelLogoutURI, FrontChannel: m.FrontchannelLogoutURI})
 	}
 	if a.samlIdP == nil {
@@ -517,7 +510,7 @@ func (a *App) upstreamState() []admin.Upstream {
 				MetadataLoadedAt: h.Loaded, CertificateNotAfter: h.CertNotAfter}
 			if why, ok := down[c.Name]; ok {
 				u.Available, u.Error = false, why
-			} else if h.RefreshError != "" {
+			} else if h.RefreshError != "" { // running on a kept copy
 				u.Warnings = append(u.Warnings, "the metadata refresh fails ("+h.RefreshError+"); the copy read "+
 					h.Loaded.UTC().Format(time.DateTime)+" UTC is in use")
 			}

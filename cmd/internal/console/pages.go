@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -33,6 +34,32 @@ type sessionView struct {
 	Participants []store.Participant
 }
 
+// sessionViews describes sessions with their state and participants;
+// activeOnly leaves out those that ended or expired.
+func (c *Console) sessionViews(ctx context.Context, ss []store.Session, activeOnly bool) ([]sessionView, error) {
+	now := c.opts.Engine.Now()
+	var out []sessionView
+	for _, s := range ss {
+		sv := sessionView{Session: s, State: "active"}
+		switch {
+		case !s.EndedAt.IsZero():
+			sv.State = "ended"
+		case !s.Active(now):
+			sv.State = "expired"
+		}
+		if activeOnly && sv.State != "active" {
+			continue
+		}
+		ps, err := c.opts.Engine.Store().ListParticipants(ctx, s.ID)
+		if err != nil {
+			return nil, err
+		}
+		sv.Participants = ps
+		out = append(out, sv)
+	}
+	return out, nil
+}
+
 // sessionsView is the Sessions page.
 type sessionsView struct {
 	Query, UserID string
@@ -54,23 +81,14 @@ func (c *Console) handleSessions(g *gin.Context) {
 			return
 		}
 		v.UserID = user
-		now := c.opts.Engine.Now()
-		for _, s := range ss {
-			ps, err := c.opts.Engine.Store().ListParticipants(ctx, s.ID)
-			if err != nil {
-				c.fail(g, "list participants", err)
-				return
-			}
-			sv := sessionView{Session: s, Participants: ps, State: "active"}
-			switch {
-			case !s.EndedAt.IsZero():
-				sv.State = "ended"
-			case !s.Active(now):
-				sv.State = "expired"
-			default:
+		if v.Sessions, err = c.sessionViews(ctx, ss, false); err != nil {
+			c.fail(g, "list participants", err)
+			return
+		}
+		for _, sv := range v.Sessions {
+			if sv.State == "active" {
 				v.Active++
 			}
-			v.Sessions = append(v.Sessions, sv)
 		}
 	}
 	c.page(g, http.StatusOK, "sessions", v)
@@ -110,17 +128,10 @@ func (c *Console) handleLogoutConfirm(g *gin.Context) {
 			return
 		}
 	}
-	now := c.opts.Engine.Now()
-	for _, s := range ss {
-		if !s.Active(now) {
-			continue
-		}
-		ps, err := st.ListParticipants(ctx, s.ID)
-		if err != nil {
-			c.fail(g, "list participants", err)
-			return
-		}
-		v.Sessions = append(v.Sessions, sessionView{Session: s, Participants: ps, State: "active"})
+	var err error
+	if v.Sessions, err = c.sessionViews(ctx, ss, true); err != nil {
+		c.fail(g, "list participants", err)
+		return
 	}
 	if len(v.Sessions) == 0 {
 		c.page(g, http.StatusConflict, "message", msgView{Title: "Log out", Message: "Nothing to log out: no active session."})
