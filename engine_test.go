@@ -392,6 +392,41 @@ func TestRetryFailed(t *testing.T) {
 	}
 }
 
+// TestRetryDelivery: an operator sends one failed delivery again; the
+// worker delivers it at once with the same delivery ID.
+func TestRetryDelivery(t *testing.T) {
+	var mu sync.Mutex
+	code := http.StatusGone
+	rc := newReceiver(t, func(int, *http.Request) int { mu.Lock(); defer mu.Unlock(); return code })
+	st := openStore(t, t.TempDir()+"/slobridge.db")
+	e, _ := runEngine(t, testOptions(st))
+	s := newSession(t, e, "erin", backParticipant("app", rc.srv.URL))
+	lo, err := e.Logout(context.Background(), LogoutRequest{SessionIDs: []string{s.ID}, Initiator: store.Initiator{Kind: store.InitiatorAdmin, ID: "ops"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := waitStatus(t, e, lo.ID, "failed", allDone).Participants[0].DeliveryID
+	mu.Lock()
+	code = http.StatusNoContent
+	mu.Unlock()
+	d, changed, err := e.RetryDelivery(context.Background(), id)
+	if err != nil || !changed || d.State != store.DeliveryPending {
+		t.Fatalf("RetryDelivery = %s, %v, %v; want pending, changed", d.State, changed, err)
+	}
+	r := waitStatus(t, e, lo.ID, "delivered after retry", func(st LogoutStatus) bool {
+		return st.Participants[0].State == "delivered"
+	}).Participants[0]
+	if got := rc.got(); r.Attempts != 2 || len(got) != 2 || got[1] != id {
+		t.Errorf("after retry: %+v, receiver got %q; want 2 attempts of delivery %s", r, got, id)
+	}
+	if _, changed, err := e.RetryDelivery(context.Background(), id); err != nil || changed {
+		t.Errorf("RetryDelivery of a delivered delivery: changed %v, %v; want unchanged", changed, err)
+	}
+	if _, _, err := e.RetryDelivery(context.Background(), "no-such-delivery"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RetryDelivery of an unknown delivery: %v, want ErrNotFound", err)
+	}
+}
+
 func TestLogoutByUserAndUnknownSession(t *testing.T) {
 	st := openStore(t, t.TempDir()+"/slobridge.db")
 	e, _ := runEngine(t, testOptions(st))

@@ -160,6 +160,23 @@ func (e *Engine) RetryFailed(ctx context.Context, logoutID string) (int, error) 
 	return n, nil
 }
 
+// RetryDelivery makes one delivery due now (store.RetryNow: a failed one
+// pending again, a retrying one at once instead of at its next attempt),
+// wakes the delivery workers and returns the delivery with whether it
+// changed. An unknown delivery yields an error wrapping store.ErrNotFound.
+func (e *Engine) RetryDelivery(ctx context.Context, id string) (store.Delivery, bool, error) {
+	d, changed, err := e.st.RetryDelivery(ctx, id, e.now())
+	if err != nil {
+		return store.Delivery{}, false, fmt.Errorf("slobridge: retry delivery %s: %w", id, err)
+	}
+	if changed {
+		e.log.InfoContext(ctx, "retry delivery", "logout_id", d.LogoutID, "delivery_id", id)
+		e.hub.publish(Event{LogoutID: d.LogoutID, Delivery: &d})
+		e.Kick()
+	}
+	return d, changed, nil
+}
+
 // publishPending announces the pending deliveries of a logout to event
 // subscribers (after an operator's retry reset them). Best effort: the
 // status page re-reads the store anyway.

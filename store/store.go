@@ -15,7 +15,15 @@ type LogoutCursor struct {
 	ID        string
 }
 
-// MaxPage caps a page of ListLogouts.
+// DeliveryCursor positions a page of ListFailingDeliveries as LogoutCursor
+// does a page of ListLogouts: the page holds the deliveries created
+// strictly before (CreatedAt, ID).
+type DeliveryCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// MaxPage caps a page of ListLogouts and ListFailingDeliveries.
 const MaxPage = 1000
 
 // LogoutSpec says which sessions one logout ends.
@@ -148,6 +156,15 @@ type Store interface {
 	// RetryDeliveries resets the failed deliveries of a logout to pending,
 	// due at now, and returns how many it reset.
 	RetryDeliveries(ctx context.Context, logoutID string, now time.Time) (int, error)
+	// RetryDelivery makes one delivery due at now, as RetryNow says
+	// (a failed one pending again, a retrying one not under a running
+	// lease due at once), in one transaction, and returns it with whether
+	// it changed. ErrNotFound for an unknown delivery.
+	RetryDelivery(ctx context.Context, id string, now time.Time) (Delivery, bool, error)
+	// ListFailingDeliveries returns a page of at most limit deliveries
+	// failing now (DeliveryState.Failing), newest first, of those created
+	// before the cursor (from an index: the cost is the page's).
+	ListFailingDeliveries(ctx context.Context, before DeliveryCursor, limit int) ([]Delivery, error)
 	// NextDueAt returns the earliest NextAttemptAt over pending and
 	// retrying deliveries, and false when there is none.
 	NextDueAt(ctx context.Context) (time.Time, bool, error)

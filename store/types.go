@@ -253,6 +253,28 @@ const (
 // Final reports whether no further attempt will be made.
 func (s DeliveryState) Final() bool { return s == DeliveryDelivered || s == DeliveryFailed }
 
+// Failing reports whether deliveries in state s are failing now: their
+// last attempt failed and they either wait for the next (retrying) or have
+// given up (failed).
+func (s DeliveryState) Failing() bool { return s == DeliveryRetrying || s == DeliveryFailed }
+
+// RetryNow is d made due at now by an operator, and whether that changes
+// it: a failed delivery goes back to pending, a retrying one not under a
+// running lease is due at now instead of at its next attempt. A delivered
+// or pending delivery, or one a worker holds, is left as it is.
+func RetryNow(d Delivery, now time.Time) (Delivery, bool) {
+	switch {
+	case d.State == DeliveryFailed:
+		d.State, d.DoneAt = DeliveryPending, time.Time{}
+	case d.State == DeliveryRetrying && (d.LeaseOwner == "" || !d.LeaseUntil.After(now)):
+	default:
+		return d, false
+	}
+	d.NextAttemptAt = now
+	d.LeaseOwner, d.LeaseUntil = "", time.Time{}
+	return d, true
+}
+
 // Attempt is the record of one delivery attempt.
 type Attempt struct {
 	At       time.Time     `json:"at"`

@@ -300,3 +300,48 @@ func TestClientKindIndex(t *testing.T) {
 		t.Fatalf("after rebuilding the index: %q, want ssf:api|chat", got)
 	}
 }
+
+// TestFailingIndexBuiltForOlderFiles: a file written before the index of
+// failing deliveries existed gets it built when it is opened.
+func TestFailingIndexBuiltForOlderFiles(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := db.CreateSession(ctx, store.Session{ID: "s1", UserID: "alice", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, app := range []string{"a", "b"} {
+		p := store.Participant{SessionID: "s1", Key: "oidc:" + app, Kind: "oidc", AppID: app, Channels: store.ChannelBack,
+			BackChannelURL: "https://" + app + ".example/logout", JoinedAt: now}
+		if _, err := db.AddParticipant(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	_, ds, err := db.EndSessions(ctx, store.LogoutSpec{LogoutID: "lo1", SessionIDs: []string{"s1"}, Now: now,
+		NewDeliveryID: func() string { n++; return fmt.Sprintf("d%d", n) }})
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("EndSessions: %d deliveries, %v", len(ds), err)
+	}
+	if _, err := db.ClaimDueDeliveries(ctx, "w", now, time.Minute, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CompleteAttempt(ctx, "d2", "w", store.Attempt{At: now, Error: "refused"}, store.DeliveryFailed, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.bolt.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte(bkDelFailing)) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(db.Path(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = again.Close() })
+	got, err := again.ListFailingDeliveries(ctx, store.DeliveryCursor{}, 10)
+	if err != nil || len(got) != 1 || got[0].ID != "d2" {
+		t.Fatalf("failing deliveries after rebuilding the index: %+v, %v; want d2", got, err)
+	}
+}

@@ -32,6 +32,7 @@ const (
 	bkDelByLogout   = "deliveries_by_logout"
 	bkDelDue        = "deliveries_due"
 	bkDelCounts     = "delivery_counts"
+	bkDelFailing    = "deliveries_failing"
 	bkRecords       = "records"
 	bkRecordsExp    = "records_exp"
 	bkReplay        = "replay"
@@ -54,7 +55,7 @@ func allBuckets() []string {
 	return []string{
 		bkSessions, bkSessByUser, bkSessByNameID, bkSessByEmail, bkSessActive, bkSessEnded,
 		bkParticipants, bkLogouts, bkLogoutsByUser, bkLogoutsByTime,
-		bkDeliveries, bkDelByLogout, bkDelDue, bkDelCounts,
+		bkDeliveries, bkDelByLogout, bkDelDue, bkDelCounts, bkDelFailing,
 		bkRecords, bkRecordsExp, bkReplay, bkReplayExp, bkClients, bkClientsByKind, bkKeys, bkMeta,
 	}
 }
@@ -192,6 +193,7 @@ func Open(path string, opts Options) (*DB, error) {
 		kindIndexNew := tx.Bucket([]byte(bkClientsByKind)) == nil
 		emailIndexNew := tx.Bucket([]byte(bkSessByEmail)) == nil
 		countNew := tx.Bucket([]byte(bkMeta)) == nil
+		failingIndexNew := tx.Bucket([]byte(bkDelFailing)) == nil
 		for _, name := range allBuckets() {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
@@ -206,6 +208,12 @@ func Open(path string, opts Options) (*DB, error) {
 		if emailIndexNew {
 			// A file written before the index existed: build it.
 			if err := indexSessionsByEmail(tx); err != nil {
+				return err
+			}
+		}
+		if failingIndexNew {
+			// A file written before the index existed: build it.
+			if err := indexFailingDeliveries(tx); err != nil {
 				return err
 			}
 		}

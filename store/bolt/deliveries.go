@@ -20,6 +20,26 @@ func due(s store.DeliveryState) bool {
 // dueKey is the deliveries_due entry of d.
 func dueKey(d store.Delivery) []byte { return key(timeBytes(d.NextAttemptAt), []byte(d.ID)) }
 
+// failingKey is the deliveries_failing entry of d: newest last, so that
+// ListFailingDeliveries walks it backwards.
+func failingKey(d store.Delivery) []byte { return key(timeBytes(d.CreatedAt), []byte(d.ID)) }
+
+// indexFailingDeliveries builds deliveries_failing from the deliveries (a
+// file written before the index existed).
+func indexFailingDeliveries(tx *bbolt.Tx) error {
+	idx := tx.Bucket([]byte(bkDelFailing))
+	return tx.Bucket([]byte(bkDeliveries)).ForEach(func(k, v []byte) error {
+		d, err := decodeDelivery(string(k), v)
+		if err != nil {
+			return err
+		}
+		if d.State.Failing() {
+			return idx.Put(failingKey(d), nil)
+		}
+		return nil
+	})
+}
+
 // addCount adds delta to the stored count of deliveries in state s.
 func addCount(tx *bbolt.Tx, s store.DeliveryState, delta int64) error {
 	b := tx.Bucket([]byte(bkDelCounts))
@@ -30,13 +50,18 @@ func addCount(tx *bbolt.Tx, s store.DeliveryState, delta int64) error {
 	return b.Put([]byte(s), u64(uint64(n+delta)))
 }
 
-// putDelivery writes d, keeping the due index and the state counts in step
-// with the change from old (nil for a new delivery).
+// putDelivery writes d, keeping the due and failing indexes and the state
+// counts in step with the change from old (nil for a new delivery).
 func putDelivery(tx *bbolt.Tx, old *store.Delivery, d store.Delivery) error {
-	dueB := tx.Bucket([]byte(bkDelDue))
+	dueB, failB := tx.Bucket([]byte(bkDelDue)), tx.Bucket([]byte(bkDelFailing))
 	if old != nil {
 		if due(old.State) {
 			if err := dueB.Delete(dueKey(*old)); err != nil {
+				return err
+			}
+		}
+		if old.State.Failing() && !d.State.Failing() {
+			if err := failB.Delete(failingKey(*old)); err != nil {
 				return err
 			}
 		}
@@ -49,16 +74,26 @@ func putDelivery(tx *bbolt.Tx, old *store.Delivery, d store.Delivery) error {
 			return err
 		}
 	}
+	if d.State.Failing() && (old == nil || !old.State.Failing()) {
+		if err := failB.Put(failingKey(d), nil); err != nil {
+			return err
+		}
+	}
 	if err := addCount(tx, d.State, 1); err != nil {
 		return err
 	}
 	return tx.Bucket([]byte(bkDeliveries)).Put([]byte(d.ID), encodeDelivery(d))
 }
 
-// deleteDelivery removes d, its due entry and its count.
+// deleteDelivery removes d, its index entries and its count.
 func deleteDelivery(tx *bbolt.Tx, d store.Delivery) error {
 	if due(d.State) {
 		if err := tx.Bucket([]byte(bkDelDue)).Delete(dueKey(d)); err != nil {
+			return err
+		}
+	}
+	if d.State.Failing() {
+		if err := tx.Bucket([]byte(bkDelFailing)).Delete(failingKey(d)); err != nil {
 			return err
 		}
 	}
@@ -261,6 +296,49 @@ func (db *DB) RetryDeliveries(ctx context.Context, logoutID string, now time.Tim
 		return nil
 	})
 	return n, err
+}
+
+// RetryDelivery makes one delivery due at now (store.RetryNow) and returns
+// it with whether it changed. ErrNotFound for an unknown delivery.
+func (db *DB) RetryDelivery(ctx context.Context, id string, now time.Time) (store.Delivery, bool, error) {
+	var out store.Delivery
+	var changed bool
+	err := db.update(ctx, "retry delivery", func(tx *bbolt.Tx) error {
+		d, err := getDelivery(tx, id)
+		if err != nil {
+			return err
+		}
+		out, changed = store.RetryNow(d, now)
+		if !changed {
+			return nil
+		}
+		return putDelivery(tx, &d, out)
+	})
+	if err != nil {
+		return store.Delivery{}, false, err
+	}
+	return out, changed, nil
+}
+
+// ListFailingDeliveries returns a page of the deliveries failing now,
+// newest first, walking the failing index backwards from the cursor.
+func (db *DB) ListFailingDeliveries(ctx context.Context, before store.DeliveryCursor, limit int) ([]store.Delivery, error) {
+	if limit <= 0 || limit > store.MaxPage {
+		return nil, fmt.Errorf("bolt: list failing deliveries: %w: limit %d is not in 1..%d", store.ErrInvalid, limit, store.MaxPage)
+	}
+	var out []store.Delivery
+	err := db.view(ctx, "list failing deliveries", func(tx *bbolt.Tx) error {
+		c := tx.Bucket([]byte(bkDelFailing)).Cursor()
+		for k := lastBefore(c, before.CreatedAt, before.ID); k != nil && len(out) < limit; k, _ = c.Prev() {
+			d, err := getDelivery(tx, string(k[timeLen:]))
+			if err != nil {
+				return fmt.Errorf("index %s points at a missing delivery: %w", bkDelFailing, err)
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // NextDueAt returns the earliest NextAttemptAt over pending and retrying

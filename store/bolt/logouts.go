@@ -1,6 +1,8 @@
 package bolt
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 	"slices"
@@ -173,6 +175,23 @@ func (db *DB) GetLogout(ctx context.Context, id string) (store.Logout, error) {
 	return lo, err
 }
 
+// lastBefore positions c, over an index of timeBytes+ID keys, on the last
+// key before (at, id) — the last key of all for the zero time — and
+// returns it (nil when there is none): where a page newest first starts.
+func lastBefore(c *bbolt.Cursor, at time.Time, id string) []byte {
+	if at.IsZero() {
+		k, _ := c.Last()
+		return k
+	}
+	if k, _ := c.Seek(key(timeBytes(at), []byte(id))); k == nil {
+		k, _ = c.Last() // the cursor is after every key
+		return k
+	}
+	// The first key at or after the cursor: the page starts just before it.
+	k, _ := c.Prev()
+	return k
+}
+
 // ListLogouts returns a page of logouts, newest first, walking the time
 // index backwards from the cursor.
 func (db *DB) ListLogouts(ctx context.Context, before store.LogoutCursor, limit int) ([]store.Logout, error) {
@@ -182,17 +201,7 @@ func (db *DB) ListLogouts(ctx context.Context, before store.LogoutCursor, limit 
 	var out []store.Logout
 	err := db.view(ctx, "list logouts", func(tx *bbolt.Tx) error {
 		c := tx.Bucket([]byte(bkLogoutsByTime)).Cursor()
-		var k []byte
-		if before.CreatedAt.IsZero() {
-			k, _ = c.Last()
-		} else if at, _ := c.Seek(key(timeBytes(before.CreatedAt), []byte(before.ID))); at != nil {
-			// The first key at or after the cursor: the page starts
-			// just before it.
-			k, _ = c.Prev()
-		} else {
-			k, _ = c.Last() // the cursor is after every logout
-		}
-		for ; k != nil && len(out) < limit; k, _ = c.Prev() {
+		for k := lastBefore(c, before.CreatedAt, before.ID); k != nil && len(out) < limit; k, _ = c.Prev() {
 			lo, err := getLogout(tx, string(k[timeLen:]))
 			if err != nil {
 				return fmt.Errorf("index %s points at a missing logout: %w", bkLogoutsByTime, err)

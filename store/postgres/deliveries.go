@@ -240,6 +240,65 @@ func (db *DB) RetryDeliveries(ctx context.Context, logoutID string, now time.Tim
 	return n, nil
 }
 
+// RetryDelivery makes one delivery due at now (store.RetryNow) and returns
+// it with whether it changed, in one transaction that holds the row, so a
+// worker's claim or completion waits for it or it for them. ErrNotFound for
+// an unknown delivery.
+func (db *DB) RetryDelivery(ctx context.Context, id string, now time.Time) (store.Delivery, bool, error) {
+	if checkIDs("delivery ID", id) != nil {
+		return store.Delivery{}, false, fmt.Errorf("postgres: retry delivery: %w", store.ErrNotFound)
+	}
+	var out store.Delivery
+	var changed bool
+	err := db.inTx(ctx, "retry delivery", func(tx pgx.Tx) error {
+		d, err := scanDelivery(tx.QueryRow(ctx, "SELECT "+deliveryColumns+" FROM deliveries WHERE id = $1 FOR UPDATE", id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+		if out, changed = store.RetryNow(d, now); !changed {
+			return nil
+		}
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE deliveries SET state = $2, next_attempt_at = $3, done_at = $4,
+			lease_owner = NULL, lease_until = NULL WHERE id = $1`, id, string(out.State), out.NextAttemptAt, tz(out.DoneAt))
+		b.Queue("INSERT INTO changes (logout_id, delivery_id, state) VALUES ($1, $2, $3)", out.LogoutID, id, string(out.State))
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return store.Delivery{}, false, err
+	}
+	if changed {
+		db.notifier.poke()
+	}
+	return out, changed, nil
+}
+
+// ListFailingDeliveries returns a page of the deliveries failing now,
+// newest first, from the partial index deliveries_failing_idx.
+func (db *DB) ListFailingDeliveries(ctx context.Context, before store.DeliveryCursor, limit int) ([]store.Delivery, error) {
+	if limit <= 0 || limit > store.MaxPage {
+		return nil, fmt.Errorf("postgres: list failing deliveries: %w: limit %d is not in 1..%d", store.ErrInvalid, limit, store.MaxPage)
+	}
+	const q = "SELECT " + deliveryColumns + " FROM deliveries WHERE state IN ('retrying', 'failed')"
+	var rows pgx.Rows
+	var err error
+	if before.CreatedAt.IsZero() {
+		rows, err = db.pool.Query(ctx, q+" ORDER BY created_at DESC, id DESC LIMIT $1", limit)
+	} else {
+		rows, err = db.pool.Query(ctx, q+" AND (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3",
+			before.CreatedAt.UTC(), before.ID, limit)
+	}
+	if err == nil {
+		var out []store.Delivery
+		if out, err = collectDeliveries(rows); err == nil {
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("postgres: list failing deliveries: %w", dbError(err))
+}
+
 // NextDueAt returns the earliest NextAttemptAt over pending and retrying
 // deliveries (for a leased one, the end of its lease), false when none.
 func (db *DB) NextDueAt(ctx context.Context) (time.Time, bool, error) {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,8 @@ func testDeliveries(t *testing.T, f Factory) {
 		{"CompleteAttempt", testCompleteAttempt},
 		{"FinalNeverClaimed", testFinalNeverClaimed},
 		{"RetryDeliveries", testRetryDeliveries},
+		{"RetryDelivery", testRetryDelivery},
+		{"ListFailingDeliveries", testListFailingDeliveries},
 		{"NextDueAt", testNextDueAt},
 	})
 }
@@ -195,6 +198,125 @@ func testRetryDeliveries(t *testing.T, s store.Store) {
 	}
 	_, err = s.RetryDeliveries(ctx(t), "nope", at(time.Hour))
 	wantErr(t, err, store.ErrNotFound, "RetryDeliveries of an unknown logout")
+}
+
+// testRetryDelivery: an operator's retry of one delivery makes a failed
+// one pending and a retrying one due at once, keeping its attempts, and
+// leaves a delivered one and one a worker holds alone.
+func testRetryDelivery(t *testing.T, s store.Store) {
+	ds := queueLogout(t, s, "lo1", 4, at(0))
+	claim(t, s, "w1", at(0), time.Minute, 10)
+	complete := func(i int, st store.DeliveryState, next time.Time) {
+		t.Helper()
+		_, err := s.CompleteAttempt(ctx(t), ds[i].ID, "w1", store.Attempt{At: at(time.Second), OK: st == store.DeliveryDelivered,
+			StatusCode: 503, Error: "HTTP 503"}, st, next)
+		must(t, err, "CompleteAttempt")
+	}
+	complete(0, store.DeliveryFailed, time.Time{})
+	complete(1, store.DeliveryDelivered, time.Time{})
+	complete(2, store.DeliveryRetrying, at(time.Hour))
+	// ds[3] stays leased to w1 until at(time.Minute).
+
+	cases := []struct {
+		i       int
+		now     time.Time
+		changed bool
+		state   store.DeliveryState
+		next    time.Time
+	}{
+		{0, at(10 * time.Second), true, store.DeliveryPending, at(10 * time.Second)},
+		{1, at(10 * time.Second), false, store.DeliveryDelivered, time.Time{}},
+		{2, at(10 * time.Second), true, store.DeliveryRetrying, at(10 * time.Second)},
+		{3, at(30 * time.Second), false, store.DeliveryPending, at(time.Minute)},
+	}
+	for _, c := range cases {
+		d, changed, err := s.RetryDelivery(ctx(t), ds[c.i].ID, c.now)
+		must(t, err, "RetryDelivery")
+		d = norm(d)
+		if changed != c.changed || d.State != c.state || !d.NextAttemptAt.Equal(c.next) {
+			t.Fatalf("RetryDelivery of delivery %d: changed %v state %s next %v, want %v %s %v", c.i, changed, d.State, d.NextAttemptAt, c.changed, c.state, c.next)
+		}
+		stored, err := s.GetDelivery(ctx(t), ds[c.i].ID)
+		must(t, err, "GetDelivery")
+		if stored = norm(stored); stored.State != d.State || !stored.NextAttemptAt.Equal(d.NextAttemptAt) {
+			t.Fatalf("RetryDelivery of delivery %d answered %s at %v but stored %s at %v", c.i, d.State, d.NextAttemptAt, stored.State, stored.NextAttemptAt)
+		}
+		if c.i != 3 && (len(stored.Attempts) != 1 || !stored.DoneAt.IsZero() != (c.i == 1) || stored.LeaseOwner != "") {
+			t.Fatalf("retried delivery %d: %d attempts, done %v, lease %q", c.i, len(stored.Attempts), stored.DoneAt, stored.LeaseOwner)
+		}
+	}
+	got := claim(t, s, "w2", at(20*time.Second), time.Minute, 10)
+	wantEqual(t, sorted(deliveryIDs(got)), sorted([]string{ds[0].ID, ds[2].ID}), "claimed after retrying one by one")
+	_, _, err := s.RetryDelivery(ctx(t), "nope", at(time.Hour))
+	wantErr(t, err, store.ErrNotFound, "RetryDelivery of an unknown delivery")
+}
+
+// testListFailingDeliveries: the failing deliveries (retrying or failed)
+// page newest first, and one leaves the list when it is delivered or sent
+// again.
+func testListFailingDeliveries(t *testing.T, s store.Store) {
+	a := queueLogout(t, s, "lo1", 3, at(0))
+	b := queueLogout(t, s, "lo2", 3, at(time.Minute))
+	claim(t, s, "w1", at(time.Minute), time.Hour, 10)
+	states := []store.DeliveryState{store.DeliveryFailed, store.DeliveryRetrying, store.DeliveryDelivered}
+	for i, st := range states {
+		for _, d := range []store.Delivery{a[i], b[(i+1)%3]} {
+			_, err := s.CompleteAttempt(ctx(t), d.ID, "w1", store.Attempt{At: at(2 * time.Minute), OK: st == store.DeliveryDelivered, Error: "refused"},
+				st, at(time.Hour))
+			must(t, err, "CompleteAttempt")
+		}
+	}
+	// Failing: a[0], a[1], b[1], b[2]; newest first, by ID within a time.
+	failing := []store.Delivery{a[0], a[1], b[1], b[2]}
+	slices.SortFunc(failing, func(x, y store.Delivery) int {
+		if c := y.CreatedAt.Compare(x.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(y.ID, x.ID)
+	})
+	pageAll := func() []string {
+		t.Helper()
+		var got []string
+		var cur store.DeliveryCursor
+		for range 10 {
+			page, err := s.ListFailingDeliveries(ctx(t), cur, 3)
+			must(t, err, "ListFailingDeliveries")
+			if len(page) == 0 {
+				return got
+			}
+			for _, d := range page {
+				if !d.State.Failing() {
+					t.Fatalf("ListFailingDeliveries listed %s in state %s", d.ID, d.State)
+				}
+				got = append(got, d.ID)
+			}
+			last := page[len(page)-1]
+			cur = store.DeliveryCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+		}
+		t.Fatal("ListFailingDeliveries never ends")
+		return nil
+	}
+	wantEqual(t, pageAll(), deliveryIDs(failing), "failing deliveries, newest first, page after page")
+
+	_, changed, err := s.RetryDelivery(ctx(t), a[0].ID, at(3*time.Minute))
+	must(t, err, "RetryDelivery")
+	if !changed {
+		t.Fatal("RetryDelivery of a failed delivery changed nothing")
+	}
+	w := claim(t, s, "w2", at(time.Hour), time.Minute, 10)
+	for _, d := range w {
+		if d.ID == b[2].ID {
+			_, err := s.CompleteAttempt(ctx(t), d.ID, "w2", store.Attempt{At: at(time.Hour), OK: true}, store.DeliveryDelivered, time.Time{})
+			must(t, err, "CompleteAttempt")
+		}
+	}
+	want := slices.DeleteFunc(deliveryIDs(failing), func(id string) bool { return id == a[0].ID || id == b[2].ID })
+	wantEqual(t, pageAll(), want, "failing deliveries after a retry and a delivery")
+
+	for _, limit := range []int{0, -1, store.MaxPage + 1} {
+		_, err := s.ListFailingDeliveries(ctx(t), store.DeliveryCursor{}, limit)
+		wantErr(t, err, store.ErrInvalid, fmt.Sprintf("ListFailingDeliveries with limit %d", limit))
+	}
 }
 
 func testNextDueAt(t *testing.T, s store.Store) {
