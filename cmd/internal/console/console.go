@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -110,6 +111,9 @@ func (c *Console) Mount(r gin.IRouter) {
 	g.GET("/logouts", c.handleLogouts)
 	g.GET("/logouts/:logout_id", c.handleLogoutStatus)
 	g.POST("/logouts/:logout_id/retry", c.checkCSRF, c.handleRetry)
+	g.GET("/deliveries", c.handleDeliveries)
+	g.GET("/deliveries/:delivery_id", c.handleDelivery)
+	g.POST("/deliveries/:delivery_id/retry", c.checkCSRF, c.handleRetryDelivery)
 	g.GET("/upstreams", c.handleUpstreams)
 	g.GET("/apps", c.handleApps)
 }
@@ -237,11 +241,15 @@ type view struct {
 	Data    any
 }
 
+// refresher is a page's data that says whether the page reloads itself
+// (something still running).
+type refresher interface{ refresh() bool }
+
 // page renders a template in the layout.
 func (c *Console) page(g *gin.Context, status int, name string, data any) {
 	v := view{Nonce: g.GetString("console.nonce"), Base: c.opts.BasePath + Prefix, Data: data}
-	if sv, ok := data.(statusView); ok {
-		v.Refresh = sv.Refresh
+	if r, ok := data.(refresher); ok {
+		v.Refresh = r.refresh()
 	}
 	if s, ok := g.Get(ctxOperator); ok {
 		op := s.(store.Session)
@@ -273,6 +281,8 @@ func trimReason(s string) string {
 
 var templates = template.Must(template.New("console").Funcs(template.FuncMap{
 	"stamp":   stamp,
+	"add":     func(a, b int) int { return a + b },
+	"ms":      func(d time.Duration) int64 { return d.Milliseconds() },
 	"channel": func(ch store.Channel) string { return ch.String() },
 	"query":   url.QueryEscape,
 	"source":  source,

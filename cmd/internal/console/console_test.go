@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -258,5 +259,88 @@ func TestConsoleAdmitsByGroup(t *testing.T) {
 	}
 	if code, _, body := h.do(t, "GET", "/admin/", h.cookie(carol), nil, nil); code != 200 || !strings.Contains(body, `<span id="operator">carol</span>`) {
 		t.Fatalf("carol of sso-admins: %d %s", code, body)
+	}
+}
+
+// TestConsoleDeliveries: the Deliveries page groups what is failing by
+// receiver host with counts and the last error; a delivery's page lists
+// its attempts; Retry now needs the CSRF token, sends that one delivery
+// again and leaves an audit line.
+func TestConsoleDeliveries(t *testing.T) {
+	h := newHarness(t, []string{"bob"}, nil)
+	ctx := context.Background()
+	st := h.eng.Store()
+	for i, host := range []string{"payroll.example", "payroll.example", "wiki.example"} {
+		s, err := h.eng.CreateSession(ctx, store.Session{UserID: fmt.Sprintf("u%d", i), ExpiresAt: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.AddParticipant(ctx, store.Participant{SessionID: s.ID, Key: "oidc:" + host, Kind: "oidc", AppID: host, Name: host,
+			Channels: store.ChannelBack, BackChannelURL: "https://" + host + "/logout", JoinedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.eng.Logout(ctx, slobridge.LogoutRequest{SessionIDs: []string{s.ID}, Initiator: store.Initiator{Kind: store.InitiatorAdmin}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := st.ClaimDueDeliveries(ctx, "test", time.Now().Add(time.Minute), time.Minute, 10)
+	if err != nil || len(ds) != 3 {
+		t.Fatalf("claim: %d, %v", len(ds), err)
+	}
+	byHost := map[string][]store.Delivery{}
+	for _, d := range ds {
+		host := d.Participant.AppID
+		state, next := store.DeliveryFailed, time.Time{}
+		if len(byHost[host]) == 1 || host == "wiki.example" {
+			state, next = store.DeliveryRetrying, time.Now().Add(time.Hour)
+		}
+		if _, err := st.CompleteAttempt(ctx, d.ID, "test", store.Attempt{At: time.Now(), StatusCode: 503, Error: "HTTP 503 from " + host},
+			state, next); err != nil {
+			t.Fatal(err)
+		}
+		byHost[host] = append(byHost[host], d)
+	}
+	bob := h.cookie(h.bob)
+	code, _, page := h.do(t, "GET", "/admin/deliveries", bob, nil, nil)
+	if code != 200 {
+		t.Fatalf("Deliveries: %d", code)
+	}
+	for _, want := range []string{`<p id="totals">2 retrying, 1 given up.</p>`,
+		`<tr data-host="payroll.example"><td><code>payroll.example</code></td><td class="retrying">1</td><td class="failed">1</td>`,
+		`<td class="error">HTTP 503 from payroll.example</td>`,
+		`<tr data-host="wiki.example"><td><code>wiki.example</code></td><td class="retrying">1</td><td class="failed">0</td>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the Deliveries page lacks %s:\n%s", want, page)
+		}
+	}
+	if i, j := strings.Index(page, `data-host="payroll.example"`), strings.Index(page, `data-host="wiki.example"`); i > j {
+		t.Error("the host with more failures is not listed first")
+	}
+
+	failed := byHost["payroll.example"][0]
+	code, _, page = h.do(t, "GET", "/admin/deliveries/"+failed.ID, bob, nil, nil)
+	if code != 200 || !strings.Contains(page, `<tr class="attempt" data-ok="false"><td>1</td>`) ||
+		!strings.Contains(page, `<td>503</td><td class="error">HTTP 503 from payroll.example</td>`) || !strings.Contains(page, `id="retry-delivery"`) {
+		t.Fatalf("the delivery's page: %d\n%s", code, page)
+	}
+	if code, _, _ := h.do(t, "POST", "/admin/deliveries/"+failed.ID+"/retry", bob, url.Values{}, nil); code != 403 {
+		t.Fatalf("Retry now without the CSRF token: %d", code)
+	}
+	if d, _ := st.GetDelivery(ctx, failed.ID); d.State != store.DeliveryFailed {
+		t.Fatalf("a refused retry changed the delivery to %s", d.State)
+	}
+	code, hdr, _ := h.do(t, "POST", "/admin/deliveries/"+failed.ID+"/retry", bob, url.Values{"csrf": {csrf(t, page)}}, nil)
+	if code != http.StatusSeeOther || hdr.Get("Location") != "/admin/deliveries/"+failed.ID {
+		t.Fatalf("Retry now: %d %s", code, hdr.Get("Location"))
+	}
+	if d, _ := st.GetDelivery(ctx, failed.ID); d.State != store.DeliveryPending {
+		t.Fatalf("after Retry now the delivery is %s, want pending", d.State)
+	}
+	if code, _, _ := h.do(t, "GET", "/admin/deliveries/nope", bob, nil, nil); code != 404 {
+		t.Fatalf("an unknown delivery: %d", code)
+	}
+	want := `"action":"retry","target":"delivery ` + failed.ID + ` of logout ` + failed.LogoutID + `","reason":"","result":"sent again"`
+	if !strings.Contains(h.logs.String(), want) {
+		t.Errorf("the audit log lacks %s:\n%s", want, h.logs.String())
 	}
 }

@@ -234,6 +234,8 @@ type statusView struct {
 	Refresh bool
 }
 
+func (v statusView) refresh() bool { return v.Refresh }
+
 // handleLogoutStatus shows one logout leg by leg, reloading itself while
 // it runs.
 func (c *Console) handleLogoutStatus(g *gin.Context) {

@@ -23,7 +23,7 @@ button,.button{background:#1f5fbf;color:#fff;border:0;border-radius:4px;padding:
 code{background:#eef1f4;padding:0 .2em;word-break:break-all}
 </style></head>
 <body><header><strong>slobridge</strong>
-<a href="{{.Base}}/">Sessions</a><a href="{{.Base}}/logouts">Logouts</a><a href="{{.Base}}/apps">Apps</a><a href="{{.Base}}/upstreams">Upstreams</a>
+<a href="{{.Base}}/">Sessions</a><a href="{{.Base}}/logouts">Logouts</a><a href="{{.Base}}/deliveries">Deliveries</a><a href="{{.Base}}/apps">Apps</a><a href="{{.Base}}/upstreams">Upstreams</a>
 {{if .Operator}}<span class="who">operator <span id="operator">{{.Operator}}</span></span>{{end}}</header>
 <main>{{end}}
 {{define "bottom"}}</main></body></html>
@@ -82,10 +82,33 @@ authenticated {{stamp .AuthTime}}{{if .Attributes.amr}} by {{range .Attributes.a
 <p id="summary" class="{{if .Outcome.Complete}}ok{{else if .Outcome.Status.Done}}bad{{else}}wait{{end}}">{{if .Outcome.Complete}}Complete: every participant confirmed the logout.{{else if .Outcome.Status.Done}}Partial: {{len .Outcome.Failed}} leg(s) not logged out.{{else}}In progress; this page reloads itself.{{end}}</p>
 <table id="participants"><tr><th>Participant</th><th>Protocol</th><th>Channel</th><th>State</th><th>Attempts</th><th>Last change</th><th>Last error</th><th>Delivery</th></tr>
 {{range .Outcome.Status.Participants}}<tr data-state="{{.State}}" data-key="{{.Key}}"><td class="name">{{if .Name}}{{.Name}}{{else}}{{.AppID}}{{end}}</td><td>{{.Kind}}</td><td>{{.Channel}}</td>
-<td class="state">{{.State}}</td><td>{{.Attempts}}</td><td>{{stamp .UpdatedAt}}</td><td class="error">{{.LastError}}</td><td>{{if .DeliveryID}}<code>{{.DeliveryID}}</code>{{end}}</td></tr>{{end}}</table>
+<td class="state">{{.State}}</td><td>{{.Attempts}}</td><td>{{stamp .UpdatedAt}}</td><td class="error">{{.LastError}}</td><td>{{if .DeliveryID}}<a class="delivery" href="{{$.Base}}/deliveries/{{.DeliveryID}}"><code>{{.DeliveryID}}</code></a>{{end}}</td></tr>{{end}}</table>
 {{range .Outcome.Failed}}<p class="bad failed-leg">Not logged out: {{.Key}}: {{.Why}}</p>{{end}}
 {{if .Retryable}}<form method="post" action="{{$.Base}}/logouts/{{.Outcome.Status.Logout.ID}}/retry"><input type="hidden" name="csrf" value="{{$.CSRF}}">
 <button type="submit" id="retry">Retry the failed deliveries now</button></form>{{end}}
+{{end}}{{template "bottom" .}}{{end}}
+
+{{define "deliveries"}}{{template "top" .}}{{with .Data}}
+<h1>Deliveries failing now</h1>
+<p id="totals">{{.Retrying}} retrying, {{.Failed}} given up{{if lt .Listed (add .Retrying .Failed)}}; grouped below: the newest {{.Listed}}{{end}}.</p>
+<table id="hosts"><tr><th>Receiver host</th><th>Retrying</th><th>Given up</th><th>Last attempt</th><th>Last error</th><th>Newest deliveries</th></tr>
+{{range .Hosts}}<tr data-host="{{.Host}}"><td><code>{{.Host}}</code></td><td class="retrying">{{.Retrying}}</td><td class="failed">{{.Failed}}</td><td>{{stamp .LastAt}}</td>
+<td class="error">{{.LastError}}</td><td>{{range .Deliveries}}<a class="delivery" href="{{$.Base}}/deliveries/{{.ID}}">{{if .Participant.Name}}{{.Participant.Name}}{{else}}{{.Participant.AppID}}{{end}}</a> ({{.State}}) {{end}}</td></tr>
+{{else}}<tr><td colspan="6" id="none">Nothing is failing.</td></tr>{{end}}</table>
+{{if .Next}}<p><a href="{{$.Base}}/deliveries?{{.Next}}">Older failures</a></p>{{end}}
+{{end}}{{template "bottom" .}}{{end}}
+
+{{define "delivery"}}{{template "top" .}}{{with .Data}}
+<h1>Delivery <code id="delivery-id">{{.ID}}</code></h1>
+<p>To <strong class="name">{{if .Participant.Name}}{{.Participant.Name}}{{else}}{{.Participant.AppID}}{{end}}</strong> ({{.Participant.Kind}}, <code>{{.Participant.AppID}}</code>)
+at <code>{{.Participant.BackChannelURL}}</code>, for <a href="{{$.Base}}/logouts/{{.LogoutID}}">logout {{.LogoutID}}</a>; created {{stamp .CreatedAt}}.</p>
+<p>State <strong id="state" class="{{if eq .State "delivered"}}ok{{else if eq .State "failed"}}bad{{else}}wait{{end}}">{{.State}}</strong>{{if not .DoneAt.IsZero}} since {{stamp .DoneAt}}{{end}}{{if not .NextAttemptAt.IsZero}}; next attempt {{stamp .NextAttemptAt}}{{end}}{{if .LeaseOwner}}; being sent by {{.LeaseOwner}}{{end}}.</p>
+<table id="attempts"><tr><th>#</th><th>At</th><th>Took</th><th>Result</th><th>HTTP status</th><th>Error</th><th>Next attempt</th></tr>
+{{range $i, $a := .Attempts}}<tr class="attempt" data-ok="{{$a.OK}}"><td>{{add $i 1}}</td><td>{{stamp $a.At}}</td><td>{{ms $a.Duration}} ms</td><td>{{if $a.OK}}<span class="ok">delivered</span>{{else}}<span class="bad">failed</span>{{end}}</td>
+<td>{{if $a.StatusCode}}{{$a.StatusCode}}{{else}}—{{end}}</td><td class="error">{{$a.Error}}</td><td>{{stamp $a.Next}}</td></tr>
+{{else}}<tr><td colspan="7">Not tried yet.</td></tr>{{end}}</table>
+{{if .Retryable}}<form method="post" action="{{$.Base}}/deliveries/{{.ID}}/retry"><input type="hidden" name="csrf" value="{{$.CSRF}}">
+<button type="submit" id="retry-delivery">Retry now</button></form>{{end}}
 {{end}}{{template "bottom" .}}{{end}}
 
 {{define "apps"}}{{template "top" .}}

@@ -1,6 +1,8 @@
 package demo
 
 import (
+	"github.com/slobridge/slobridge/cmd/internal/browsertest"
+
 	"fmt"
 	"net"
 	"net/http"
@@ -76,7 +78,7 @@ func chainedDemos(t *testing.T) (upper, lower *Demo) {
 //     browser step) and the upper's apps and upstream IdP; both logouts
 //     are complete.
 func TestChainedBridges(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	upper, lower := chainedDemos(t)
 	alice := &upper.Users[0]
 
@@ -110,13 +112,13 @@ func TestChainedBridges(t *testing.T) {
 
 	// Lower → upper: alice logs out in the lower bridge's OIDC app.
 	signInBoth(true)
-	navigate(t, ctx, lower.BackApp.URL+"/")
-	click(t, ctx, "#logout")
+	browsertest.Navigate(t, ctx, lower.BackApp.URL+"/")
+	browsertest.Click(t, ctx, "#logout")
 	// The upper OP asks whether to log out there too (the lower bridge
 	// sends client_id, not an ID token).
-	waitJS(t, ctx, "the upper bridge's logout question", fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.querySelector("form button[type=submit]")`, upper.BridgeURL+oidc.PathEndSession))
-	click(t, ctx, "form button[type=submit]")
-	waitJS(t, ctx, "back at the lower app, logged out", fmt.Sprintf(`location.href === %q`, lower.BackApp.URL+"/?logged_out=1"))
+	browsertest.WaitJS(t, ctx, "the upper bridge's logout question", fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.querySelector("form button[type=submit]")`, upper.BridgeURL+oidc.PathEndSession))
+	browsertest.Click(t, ctx, "form button[type=submit]")
+	browsertest.WaitJS(t, ctx, "back at the lower app, logged out", fmt.Sprintf(`location.href === %q`, lower.BackApp.URL+"/?logged_out=1"))
 	expectLoggedOut(t, ctx, lower.BackApp, EndedByRP)
 	expectSAMLNotified(t, ctx, lower.SAMLApp, "", []string{EndedBySAMLRequest}, nil)
 	expectLoggedOut(t, ctx, upper.BackApp, EndedByBackChannel)
@@ -187,7 +189,7 @@ func lastLogoutOutcome(t *testing.T, d *Demo, user string) outcome {
 // person picks the OP and signs in there; idp_hint sends a login straight
 // to either.
 func TestSAMLAndOIDCUpstreamsTogether(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	port := freeBlock(t, parts)
 	lowerURL := "http://localhost:" + strconv.Itoa(port)
 	reg := upstream.RegistrationFor(lowerURL, UpstreamOIDCName)
@@ -224,13 +226,13 @@ func TestSAMLAndOIDCUpstreamsTogether(t *testing.T) {
 	}
 
 	// No hint: the chooser lists both (names escaped); pick the OP.
-	navigate(t, ctx, lower.BackApp.URL+"/login")
-	waitJS(t, ctx, "the chooser with both upstreams", `!!document.querySelector("#upstreams") && document.querySelectorAll("#upstreams a").length === 2`)
-	names := text(t, ctx, "#upstreams")
+	browsertest.Navigate(t, ctx, lower.BackApp.URL+"/login")
+	browsertest.WaitJS(t, ctx, "the chooser with both upstreams", `!!document.querySelector("#upstreams") && document.querySelectorAll("#upstreams a").length === 2`)
+	names := browsertest.Text(t, ctx, "#upstreams")
 	if !strings.Contains(names, "Demo upstream IdP") || !strings.Contains(names, "Upper <bridge>") {
 		t.Fatalf("chooser lists %q", names)
 	}
-	click(t, ctx, `#upstreams a[href*="upstream=`+UpstreamOIDCName+`"]`)
+	browsertest.Click(t, ctx, `#upstreams a[href*="upstream=`+UpstreamOIDCName+`"]`)
 	fillUpstreamLogin(t, ctx, &upper.Users[0])
 	waitLoggedIn(t, ctx, lower.BackApp)
 	var out struct {

@@ -1,6 +1,8 @@
 package demo
 
 import (
+	"github.com/slobridge/slobridge/cmd/internal/browsertest"
+
 	"bytes"
 	"fmt"
 	"log/slog"
@@ -33,31 +35,32 @@ func (s *syncBuffer) String() string {
 // TestOperatorConsole drives the console as an operator in Chromium:
 // find alice by email and see her participants, log her out everywhere
 // with a reason, watch the logout finish with one participant failing
-// (Calendar is down), fix it, press Retry and see it delivered. Alice
+// (Calendar is down), see it on the Deliveries page, open that delivery's
+// attempt history, fix the receiver, press Retry now and see it delivered. Alice
 // herself is refused (not an operator); every action leaves an audit line.
 func TestOperatorConsole(t *testing.T) {
 	logs := &syncBuffer{}
 	d := startDemo(t, Options{BackoffBase: 100 * time.Millisecond, GiveUpAfter: 2 * time.Second,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
-	alice := newBrowser(t)
+	alice := browsertest.New(t)
 	loginEverywhere(t, alice, d, &d.Users[0])
 
 	// Alice is signed in but no operator.
-	navigate(t, alice, d.BridgeURL+"/admin/")
-	waitJS(t, alice, "the refusal", `!!document.getElementById("message")`)
-	if got := text(t, alice, "h1"); got != "Not an operator" {
+	browsertest.Navigate(t, alice, d.BridgeURL+"/admin/")
+	browsertest.WaitJS(t, alice, "the refusal", `!!document.getElementById("message")`)
+	if got := browsertest.Text(t, alice, "h1"); got != "Not an operator" {
 		t.Fatalf("alice at the console sees %q", got)
 	}
 
 	// Bob signs in through the upstream login and lands on his search.
-	ops := newBrowser(t)
-	navigate(t, ops, d.BridgeURL+"/admin/?q="+d.Users[0].Email)
+	ops := browsertest.New(t)
+	browsertest.Navigate(t, ops, d.BridgeURL+"/admin/?q="+d.Users[0].Email)
 	fillUpstreamLogin(t, ops, &d.Users[1])
-	waitJS(t, ops, "alice's sessions", `!!document.getElementById("user")`)
-	if got := text(t, ops, "#user"); got != "alice" {
+	browsertest.WaitJS(t, ops, "alice's sessions", `!!document.getElementById("user")`)
+	if got := browsertest.Text(t, ops, "#user"); got != "alice" {
 		t.Fatalf("the search for %s found %q", d.Users[0].Email, got)
 	}
-	if got := text(t, ops, "#operator"); got != DemoOperator {
+	if got := browsertest.Text(t, ops, "#operator"); got != DemoOperator {
 		t.Fatalf("the console names the operator %q", got)
 	}
 	apps, err := chromedp.Run(ops, chromedp.Evaluate[[]string](`Array.prototype.map.call(document.querySelectorAll(".session[data-state=active] .participants td.app"), function(e){return e.textContent})`))
@@ -75,38 +78,61 @@ func TestOperatorConsole(t *testing.T) {
 	if err := d.StopPart(d.BackApp.Name); err != nil {
 		t.Fatal(err)
 	}
-	click(t, ops, "#logout-user")
-	waitJS(t, ops, "the confirmation", `!!document.getElementById("confirm")`)
+	browsertest.Click(t, ops, "#logout-user")
+	browsertest.WaitJS(t, ops, "the confirmation", `!!document.getElementById("confirm")`)
 	if _, err := chromedp.Run(ops, chromedp.Evaluate[bool](`(function(){document.querySelector("textarea[name=reason]").value="laptop stolen";return true})()`)); err != nil {
 		t.Fatal(err)
 	}
-	click(t, ops, "#confirm")
-	waitJS(t, ops, "the logout's status page", `!!document.getElementById("logout-id")`)
+	browsertest.Click(t, ops, "#confirm")
+	browsertest.WaitJS(t, ops, "the logout's status page", `!!document.getElementById("logout-id")`)
 	row := func(name string) string {
 		return fmt.Sprintf(`(function(){var r=document.querySelectorAll("#participants tr[data-state]");for(var i=0;i<r.length;i++){if(r[i].querySelector(".name").textContent===%q)return r[i].getAttribute("data-state")}return ""})()`, name)
 	}
-	waitJS(t, ops, "Calendar failed, the logout partial", fmt.Sprintf(`%s === "failed" && document.getElementById("summary").className === "bad"`, row(d.BackApp.Name)))
-	if got := text(t, ops, "#participants tr[data-state=failed] .error"); !strings.Contains(got, "connect") {
+	browsertest.WaitJS(t, ops, "Calendar failed, the logout partial", fmt.Sprintf(`%s === "failed" && document.getElementById("summary").className === "bad"`, row(d.BackApp.Name)))
+	if got := browsertest.Text(t, ops, "#participants tr[data-state=failed] .error"); !strings.Contains(got, "connect") {
 		t.Errorf("the failed row says %q, want the connection error", got)
 	}
 	screenshot(t, ops, "console-logout-failed.png")
 	expectSAMLNotified(t, alice, d.SAMLApp, EndedBySAMLSOAP, []string{EndedBySAMLSOAP}, nil)
 
-	// The receiver is fixed; Retry sends its delivery again.
+	logoutID := browsertest.Text(t, ops, "#logout-id")
+
+	// The Deliveries page shows Calendar's host failing; its delivery's
+	// history lists the failed attempts with their error.
+	browsertest.Navigate(t, ops, d.BridgeURL+"/admin/deliveries")
+	browsertest.WaitJS(t, ops, "the failing hosts", `document.querySelectorAll("#hosts tr[data-host]").length === 1`)
+	if got := browsertest.Text(t, ops, "#hosts tr[data-host] .failed"); got != "1" {
+		t.Errorf("the Deliveries page counts %q given up", got)
+	}
+	screenshot(t, ops, "console-deliveries.png")
+	browsertest.Click(t, ops, "#hosts a.delivery")
+	browsertest.WaitJS(t, ops, "the delivery's history", `!!document.getElementById("delivery-id") && document.querySelectorAll("#attempts tr.attempt[data-ok=false]").length >= 2`)
+	if got := browsertest.Text(t, ops, "#attempts tr.attempt .error"); !strings.Contains(got, "connect") {
+		t.Errorf("the first attempt says %q, want the connection error", got)
+	}
+	if got := browsertest.Text(t, ops, ".name"); got != d.BackApp.Name {
+		t.Errorf("the delivery's page is of %q, want %s", got, d.BackApp.Name)
+	}
+	screenshot(t, ops, "console-delivery.png")
+
+	// The receiver is fixed; Retry now sends that delivery again.
 	if err := d.RestartPart(d.BackApp.Name); err != nil {
 		t.Fatal(err)
 	}
-	navigate(t, ops, d.BridgeURL+"/admin/logouts/"+text(t, ops, "#logout-id"))
-	click(t, ops, "#retry")
-	waitJS(t, ops, "Calendar delivered", fmt.Sprintf(`%s === "delivered"`, row(d.BackApp.Name)))
+	browsertest.Click(t, ops, "#retry-delivery")
+	browsertest.WaitJS(t, ops, "the delivery delivered", `document.getElementById("state").textContent === "delivered" && document.querySelectorAll("#attempts tr.attempt[data-ok=true]").length === 1`)
 	expectLoggedOut(t, alice, d.BackApp, EndedByBackChannel)
+	browsertest.Navigate(t, ops, d.BridgeURL+"/admin/logouts/"+logoutID)
+	browsertest.WaitJS(t, ops, "Calendar delivered in the logout", fmt.Sprintf(`%s === "delivered"`, row(d.BackApp.Name)))
+	browsertest.Navigate(t, ops, d.BridgeURL+"/admin/deliveries")
+	browsertest.WaitJS(t, ops, "nothing failing", `!!document.getElementById("none")`)
 
 	// The Logouts page lists it; the audit log has every action.
-	navigate(t, ops, d.BridgeURL+"/admin/logouts")
-	waitJS(t, ops, "the logouts list", `document.querySelectorAll("#logouts tr[data-logout]").length >= 1`)
+	browsertest.Navigate(t, ops, d.BridgeURL+"/admin/logouts")
+	browsertest.WaitJS(t, ops, "the logouts list", `document.querySelectorAll("#logouts tr[data-logout]").length >= 1`)
 	screenshot(t, ops, "console-logouts.png")
-	navigate(t, ops, d.BridgeURL+"/admin/apps")
-	waitJS(t, ops, "the apps", `document.querySelectorAll("#apps tr[data-app]").length >= 3`)
+	browsertest.Navigate(t, ops, d.BridgeURL+"/admin/apps")
+	browsertest.WaitJS(t, ops, "the apps", `document.querySelectorAll("#apps tr[data-app]").length >= 3`)
 	channels, err := chromedp.Run(ops, chromedp.Evaluate[map[string]string](`(function(){var o={};document.querySelectorAll("#apps tr[data-app]").forEach(function(r){o[r.querySelector(".name").textContent]=r.querySelector(".channels").textContent});return o})()`))
 	if err != nil {
 		t.Fatal(err)
@@ -115,13 +141,13 @@ func TestOperatorConsole(t *testing.T) {
 		t.Errorf("the Apps page lists %v", channels)
 	}
 	screenshot(t, ops, "console-apps.png")
-	navigate(t, ops, d.BridgeURL+"/admin/upstreams")
-	waitJS(t, ops, "the upstream available", `(function(){var r=document.querySelector("#upstreams tr[data-upstream=demo-idp] .state");return !!r && r.textContent.indexOf("available")===0})()`)
+	browsertest.Navigate(t, ops, d.BridgeURL+"/admin/upstreams")
+	browsertest.WaitJS(t, ops, "the upstream available", `(function(){var r=document.querySelector("#upstreams tr[data-upstream=demo-idp] .state");return !!r && r.textContent.indexOf("available")===0})()`)
 	screenshot(t, ops, "console-upstreams.png")
 	audit := logs.String()
 	for _, want := range []string{`"action":"access","target":"","reason":"","result":"refused: not an operator"`,
 		`"operator":"bob"`, `"action":"logout","target":"user alice","reason":"laptop stolen","result":"started logout `,
-		`"action":"retry"`} {
+		`"action":"retry","target":"delivery `} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("the audit log lacks %s", want)
 		}

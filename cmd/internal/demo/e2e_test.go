@@ -1,6 +1,8 @@
 package demo
 
 import (
+	"github.com/slobridge/slobridge/cmd/internal/browsertest"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -55,7 +57,7 @@ func startDemo(t *testing.T, opts Options) *Demo {
 // logged in.
 func login(t *testing.T, ctx context.Context, d *Demo, app AppInfo, user *User) {
 	t.Helper()
-	navigate(t, ctx, app.URL+"/login")
+	browsertest.Navigate(t, ctx, app.URL+"/login")
 	if user != nil {
 		fillUpstreamLogin(t, ctx, user)
 	}
@@ -66,7 +68,7 @@ func login(t *testing.T, ctx context.Context, d *Demo, app AppInfo, user *User) 
 // the user in.
 func fillUpstreamLogin(t *testing.T, ctx context.Context, user *User) {
 	t.Helper()
-	waitJS(t, ctx, "the upstream login form", `!!document.querySelector("input[name=user]")`)
+	browsertest.WaitJS(t, ctx, "the upstream login form", `!!document.querySelector("input[name=user]")`)
 	fill := fmt.Sprintf(`(function(){var u=document.querySelector("input[name=user]"),p=document.querySelector("input[name=password]");u.value=%q;p.value=%q;u.form.requestSubmit();return true})()`, user.Username, user.Password)
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fill)); err != nil {
 		t.Fatalf("fill the login form: %v", err)
@@ -76,15 +78,15 @@ func fillUpstreamLogin(t *testing.T, ctx context.Context, user *User) {
 // waitLoggedIn waits until the browser is on the app's page, logged in.
 func waitLoggedIn(t *testing.T, ctx context.Context, app AppInfo) {
 	t.Helper()
-	waitJS(t, ctx, app.Name+" logged in", fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.getElementById("state") && document.getElementById("state").textContent.indexOf("Logged in") === 0`, app.URL))
+	browsertest.WaitJS(t, ctx, app.Name+" logged in", fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.getElementById("state") && document.getElementById("state").textContent.indexOf("Logged in") === 0`, app.URL))
 }
 
 // appState reloads the app's page and returns its login state, how it
 // learned of a logout and what the API says of its token.
 func appState(t *testing.T, ctx context.Context, app AppInfo) (state, endedBy, api string) {
 	t.Helper()
-	navigate(t, ctx, app.URL+"/")
-	return text(t, ctx, "#state"), text(t, ctx, "#ended-by"), text(t, ctx, "#api")
+	browsertest.Navigate(t, ctx, app.URL+"/")
+	return browsertest.Text(t, ctx, "#state"), browsertest.Text(t, ctx, "#ended-by"), browsertest.Text(t, ctx, "#api")
 }
 
 // expectLoggedOut reloads the app until it shows logged out (back-channel
@@ -115,13 +117,13 @@ func expectLoggedOut(t *testing.T, ctx context.Context, app AppInfo, wantEndedBy
 // logout notice it lists, first one first.
 func samlNotices(t *testing.T, ctx context.Context, app AppInfo) (string, []string) {
 	t.Helper()
-	navigate(t, ctx, app.URL+"/")
+	browsertest.Navigate(t, ctx, app.URL+"/")
 	js := `(function(){var l=document.querySelectorAll("#notices li");if(l.length===0){var e=document.getElementById("ended-by");return e?[e.textContent]:[]}return Array.prototype.map.call(l,function(x){return x.textContent})})()`
 	notices, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](js))
 	if err != nil {
 		t.Fatalf("%s: read the logout notices: %v", app.Name, err)
 	}
-	return text(t, ctx, "#state"), notices
+	return browsertest.Text(t, ctx, "#state"), notices
 }
 
 // expectSAMLNotified reloads the SAML app until it shows logged out and
@@ -221,24 +223,24 @@ func rowStateJS(name string) string {
 // apps, logout from the back-channel app; every app then shows logged
 // out, the bridge session is ended and the API rejects the tokens.
 func TestSingleLogoutFromOIDCApp(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	d := startDemo(t, Options{})
 	loginEverywhere(t, ctx, d, &d.Users[0])
 	if n := activeSessions(t, d, "alice"); n != 1 {
 		t.Fatalf("alice has %d active bridge sessions after SSO, want 1", n)
 	}
 
-	navigate(t, ctx, d.BackApp.URL+"/")
-	click(t, ctx, "#logout")
+	browsertest.Navigate(t, ctx, d.BackApp.URL+"/")
+	browsertest.Click(t, ctx, "#logout")
 	// The logout page shows every participant done, then continues back
 	// to the app.
-	waitJS(t, ctx, "the logout status page", `location.pathname.indexOf("/logout/page/") === 0`)
-	waitJS(t, ctx, "the status page all done, or the way back", fmt.Sprintf(`location.href.indexOf(%q) === 0 || (%s === "done" && %s === "done" && %s === "done" && document.getElementById("summary").className.indexOf("ok") >= 0)`,
+	browsertest.WaitJS(t, ctx, "the logout status page", `location.pathname.indexOf("/logout/page/") === 0`)
+	browsertest.WaitJS(t, ctx, "the status page all done, or the way back", fmt.Sprintf(`location.href.indexOf(%q) === 0 || (%s === "done" && %s === "done" && %s === "done" && document.getElementById("summary").className.indexOf("ok") >= 0)`,
 		d.BackApp.URL, rowStateJS(d.FrontApp.Name), rowStateJS("Reports API"), rowStateJS(d.SAMLApp.Name)))
 	if loc, _ := chromedp.Run(ctx, chromedp.Location()); strings.Contains(loc, "/logout/page/") {
 		screenshot(t, ctx, "logout-status-done.png")
 	}
-	waitJS(t, ctx, "back at the app, logged out", fmt.Sprintf(`location.href === %q`, d.BackApp.URL+"/?logged_out=1"))
+	browsertest.WaitJS(t, ctx, "back at the app, logged out", fmt.Sprintf(`location.href === %q`, d.BackApp.URL+"/?logged_out=1"))
 
 	expectLoggedOut(t, ctx, d.BackApp, EndedByRP)
 	expectLoggedOut(t, ctx, d.FrontApp, EndedByFrontChannel)
@@ -259,8 +261,8 @@ func loginEverywhere(t *testing.T, ctx context.Context, d *Demo, user *User) {
 	login(t, ctx, d, d.SAMLApp, nil)
 	expectAPIAccepted(t, ctx, d.BackApp)
 	expectAPIAccepted(t, ctx, d.FrontApp)
-	navigate(t, ctx, d.UpstreamURL+"/")
-	if got := text(t, ctx, "#state"); !strings.HasPrefix(got, "Logged in as "+user.Username) {
+	browsertest.Navigate(t, ctx, d.UpstreamURL+"/")
+	if got := browsertest.Text(t, ctx, "#state"); !strings.HasPrefix(got, "Logged in as "+user.Username) {
 		t.Fatalf("upstream IdP shows %q after login", got)
 	}
 }
@@ -273,8 +275,8 @@ func expectUpstreamEnded(t *testing.T, ctx context.Context, d *Demo) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
-		navigate(t, ctx, d.UpstreamURL+"/")
-		got := text(t, ctx, "#state")
+		browsertest.Navigate(t, ctx, d.UpstreamURL+"/")
+		got := browsertest.Text(t, ctx, "#state")
 		if got == "No session at the upstream IdP" {
 			break
 		}
@@ -283,23 +285,23 @@ func expectUpstreamEnded(t *testing.T, ctx context.Context, d *Demo) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	navigate(t, ctx, d.FrontApp.URL+"/login")
-	waitJS(t, ctx, "the upstream login form again", `!!document.querySelector("input[name=user]")`)
+	browsertest.Navigate(t, ctx, d.FrontApp.URL+"/login")
+	browsertest.WaitJS(t, ctx, "the upstream login form again", `!!document.querySelector("input[name=user]")`)
 }
 
 // TestSingleLogoutFromSAMLApp: SP-initiated SAML logout at the SAML app
 // ends the session everywhere and the app gets its LogoutResponse.
 func TestSingleLogoutFromSAMLApp(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	d := startDemo(t, Options{})
 	loginEverywhere(t, ctx, d, &d.Users[1])
-	navigate(t, ctx, d.SAMLApp.URL+"/")
+	browsertest.Navigate(t, ctx, d.SAMLApp.URL+"/")
 	// The SAML app names what it holds for what it is: a SessionIndex.
-	if got := text(t, ctx, "#status"); !strings.Contains(got, "SessionIndex") || strings.Contains(got, "OIDC sid") {
+	if got := browsertest.Text(t, ctx, "#status"); !strings.Contains(got, "SessionIndex") || strings.Contains(got, "OIDC sid") {
 		t.Fatalf("the SAML app's page: %q", got)
 	}
-	click(t, ctx, "#logout")
-	waitJS(t, ctx, "back at the SAML app after its LogoutResponse", fmt.Sprintf(`location.href === %q`, d.SAMLApp.URL+"/?logged_out=1"))
+	browsertest.Click(t, ctx, "#logout")
+	browsertest.WaitJS(t, ctx, "back at the SAML app after its LogoutResponse", fmt.Sprintf(`location.href === %q`, d.SAMLApp.URL+"/?logged_out=1"))
 	// The initiator is told by neither channel: it ended its login itself.
 	expectSAMLNotified(t, ctx, d.SAMLApp, EndedBySAMLHere, []string{EndedBySAMLHere}, bothSAMLChannels)
 	expectLoggedOut(t, ctx, d.BackApp, EndedByBackChannel)
@@ -314,13 +316,13 @@ func TestSingleLogoutFromSAMLApp(t *testing.T) {
 // reaches every app through the bridge, and the upstream gets a
 // LogoutResponse.
 func TestSingleLogoutFromUpstream(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	d := startDemo(t, Options{})
 	loginEverywhere(t, ctx, d, &d.Users[0])
-	navigate(t, ctx, d.UpstreamURL+"/")
-	click(t, ctx, "#logout")
-	waitJS(t, ctx, "back at the upstream IdP with the bridge's answer", fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.getElementById("message")`, d.UpstreamURL+"/?msg="))
-	if got := text(t, ctx, "#message"); !strings.Contains(got, "logged you out of every app") {
+	browsertest.Navigate(t, ctx, d.UpstreamURL+"/")
+	browsertest.Click(t, ctx, "#logout")
+	browsertest.WaitJS(t, ctx, "back at the upstream IdP with the bridge's answer", fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.getElementById("message")`, d.UpstreamURL+"/?msg="))
+	if got := browsertest.Text(t, ctx, "#message"); !strings.Contains(got, "logged you out of every app") {
 		t.Errorf("upstream IdP says %q", got)
 	}
 	expectLoggedOut(t, ctx, d.BackApp, EndedByBackChannel)
@@ -339,7 +341,7 @@ func TestSingleLogoutFromUpstream(t *testing.T) {
 // the bridge ends the upstream IdP session over SOAP, and the API rejects
 // both OIDC apps' tokens.
 func TestSingleLogoutFromAdmin(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	d := startDemo(t, Options{})
 	loginEverywhere(t, ctx, d, &d.Users[1])
 
@@ -379,28 +381,28 @@ func TestSingleLogoutFromAdmin(t *testing.T) {
 // status page shows it retrying and then failed while the others are
 // done, and does not pretend the logout was complete.
 func TestParticipantDown(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	d := startDemo(t, Options{BackoffBase: 100 * time.Millisecond, GiveUpAfter: 3 * time.Second})
 	loginEverywhere(t, ctx, d, &d.Users[0])
 	if err := d.StopPart(d.BackApp.Name); err != nil {
 		t.Fatal(err)
 	}
-	navigate(t, ctx, d.FrontApp.URL+"/")
-	click(t, ctx, "#logout")
-	waitJS(t, ctx, "the down app retrying", fmt.Sprintf(`%s === "retrying" || %s === "failed"`, rowStateJS(d.BackApp.Name), rowStateJS(d.BackApp.Name)))
-	waitJS(t, ctx, "the down app failed, the others done", fmt.Sprintf(`%s === "failed" && %s === "done" && %s === "done" && %s === "done"`,
+	browsertest.Navigate(t, ctx, d.FrontApp.URL+"/")
+	browsertest.Click(t, ctx, "#logout")
+	browsertest.WaitJS(t, ctx, "the down app retrying", fmt.Sprintf(`%s === "retrying" || %s === "failed"`, rowStateJS(d.BackApp.Name), rowStateJS(d.BackApp.Name)))
+	browsertest.WaitJS(t, ctx, "the down app failed, the others done", fmt.Sprintf(`%s === "failed" && %s === "done" && %s === "done" && %s === "done"`,
 		rowStateJS(d.BackApp.Name), rowStateJS(d.FrontApp.Name), rowStateJS("Reports API"), rowStateJS(d.SAMLApp.Name)))
-	waitJS(t, ctx, "the problem summary", `document.getElementById("summary").className.indexOf("bad") >= 0`)
+	browsertest.WaitJS(t, ctx, "the problem summary", `document.getElementById("summary").className.indexOf("bad") >= 0`)
 	screenshot(t, ctx, "logout-status-failed.png")
 	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || !strings.Contains(loc, "/logout/page/") {
 		t.Fatalf("the status page did not stay with a failed participant: at %s (%v)", loc, err)
 	}
-	errText := text(t, ctx, "tr[data-state=failed] .error")
+	errText := browsertest.Text(t, ctx, "tr[data-state=failed] .error")
 	if !strings.Contains(errText, "connection refused") && !strings.Contains(errText, "connect") {
 		t.Errorf("the failed row does not say why: %q", errText)
 	}
-	click(t, ctx, "#continue")
-	waitJS(t, ctx, "back at the app", fmt.Sprintf(`location.href === %q`, d.FrontApp.URL+"/?logged_out=1"))
+	browsertest.Click(t, ctx, "#continue")
+	browsertest.WaitJS(t, ctx, "back at the app", fmt.Sprintf(`location.href === %q`, d.FrontApp.URL+"/?logged_out=1"))
 	expectLoggedOut(t, ctx, d.FrontApp, EndedByRP)
 	expectSAMLNotified(t, ctx, d.SAMLApp, "", bothSAMLChannels, nil)
 	expectUpstreamEnded(t, ctx, d)
@@ -412,7 +414,7 @@ func TestParticipantDown(t *testing.T) {
 // bridge picks its metadata up and a person logs in through it in
 // Chromium, with no restart.
 func TestBridgeStartsBeforeItsUpstream(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	d := startDemo(t, Options{UpstreamLate: 3 * time.Second})
 	var ready struct {
 		Status    string            `json:"status"`

@@ -1,6 +1,8 @@
 package demo
 
 import (
+	"github.com/slobridge/slobridge/cmd/internal/browsertest"
+
 	"bufio"
 	"context"
 	"encoding/json"
@@ -111,20 +113,20 @@ func (w testWriter) Write(p []byte) (int, error) {
 // any login and password) and waits until the browser is back at app.
 func signInAtOP(t *testing.T, ctx context.Context, issuer string, app AppInfo, login string) {
 	t.Helper()
-	waitJS(t, ctx, "the OpenID Provider's login form, asking for a password",
+	browsertest.WaitJS(t, ctx, "the OpenID Provider's login form, asking for a password",
 		fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.querySelector("input[name=login]") && !!document.querySelector("input[type=password]")`, issuer))
 	fill := fmt.Sprintf(`(function(){var u=document.querySelector("input[name=login]"),p=document.querySelector("input[name=password]");u.value=%q;p.value="any password";u.form.submit();return true})()`, login)
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fill)); err != nil {
 		t.Fatalf("fill the OP's login form: %v", err)
 	}
-	waitJS(t, ctx, app.Name+" logged in", fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.getElementById("state") && document.getElementById("state").textContent.indexOf("Logged in") === 0`, app.URL))
+	browsertest.WaitJS(t, ctx, app.Name+" logged in", fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.getElementById("state") && document.getElementById("state").textContent.indexOf("Logged in") === 0`, app.URL))
 }
 
 // confirmOPLogout answers oidc-provider's "sign out?" question with yes.
 func confirmOPLogout(t *testing.T, ctx context.Context, issuer string) {
 	t.Helper()
-	waitJS(t, ctx, "the OpenID Provider's logout question", fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.querySelector("button[name=logout]")`, issuer))
-	click(t, ctx, "button[name=logout]")
+	browsertest.WaitJS(t, ctx, "the OpenID Provider's logout question", fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.querySelector("button[name=logout]")`, issuer))
+	browsertest.Click(t, ctx, "button[name=logout]")
 }
 
 // TestThirdPartyOpenIDProvider runs the demo with panva's oidc-provider
@@ -134,7 +136,7 @@ func confirmOPLogout(t *testing.T, ctx context.Context, issuer string) {
 // the OP (RP-Initiated Logout), so the next login asks for the password.
 func TestThirdPartyOpenIDProvider(t *testing.T) {
 	node := needOIDCProvider(t)
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	port := freePort(t)
 	issuer := "http://localhost:" + strconv.Itoa(port)
 	clientID, secret := "slobridge-demo", "client-secret-"+secret()
@@ -148,7 +150,7 @@ func TestThirdPartyOpenIDProvider(t *testing.T) {
 	startOIDCProvider(t, node, issuer, port, clientID, secret, d.BridgeURL)
 
 	// Login at the OP into the OIDC app, then SSO into the SAML app.
-	navigate(t, ctx, d.BackApp.URL+"/login")
+	browsertest.Navigate(t, ctx, d.BackApp.URL+"/login")
 	signInAtOP(t, ctx, issuer, d.BackApp, "alice")
 	login(t, ctx, d, d.SAMLApp, nil)
 	expectAPIAccepted(t, ctx, d.BackApp)
@@ -159,9 +161,9 @@ func TestThirdPartyOpenIDProvider(t *testing.T) {
 
 	// The user logs out at the OP: its back-channel logout token reaches
 	// the bridge, which ends the session in both apps.
-	navigate(t, ctx, issuer+"/session/end")
+	browsertest.Navigate(t, ctx, issuer+"/session/end")
 	confirmOPLogout(t, ctx, issuer)
-	waitJS(t, ctx, "the OP's signed-out page", fmt.Sprintf(`location.href.indexOf(%q) === 0`, issuer+"/session/end/success"))
+	browsertest.WaitJS(t, ctx, "the OP's signed-out page", fmt.Sprintf(`location.href.indexOf(%q) === 0`, issuer+"/session/end/success"))
 	expectLoggedOut(t, ctx, d.BackApp, EndedByBackChannel)
 	expectSAMLNotified(t, ctx, d.SAMLApp, "", []string{EndedBySAMLSOAP}, []string{EndedBySAMLRequest})
 	if n := activeSessions(t, d, "alice"); n != 0 {
@@ -169,15 +171,15 @@ func TestThirdPartyOpenIDProvider(t *testing.T) {
 	}
 
 	// The OP session is gone too: the next login asks for the password.
-	navigate(t, ctx, d.BackApp.URL+"/login")
+	browsertest.Navigate(t, ctx, d.BackApp.URL+"/login")
 	signInAtOP(t, ctx, issuer, d.BackApp, "alice")
 
 	// A logout in the app: the bridge's logout page, then RP-Initiated
 	// Logout at the OP as its last browser step, then back to the app.
-	navigate(t, ctx, d.BackApp.URL+"/")
-	click(t, ctx, "#logout")
+	browsertest.Navigate(t, ctx, d.BackApp.URL+"/")
+	browsertest.Click(t, ctx, "#logout")
 	confirmOPLogout(t, ctx, issuer)
-	waitJS(t, ctx, "back at the app, logged out", fmt.Sprintf(`location.href === %q`, d.BackApp.URL+"/?logged_out=1"))
+	browsertest.WaitJS(t, ctx, "back at the app, logged out", fmt.Sprintf(`location.href === %q`, d.BackApp.URL+"/?logged_out=1"))
 	expectLoggedOut(t, ctx, d.BackApp, EndedByRP)
 
 	// Every party is told the same: the logout is complete, the OP's
@@ -185,7 +187,7 @@ func TestThirdPartyOpenIDProvider(t *testing.T) {
 	if out := lastLogoutOutcome(t, d, "alice"); !out.Complete {
 		t.Errorf("the app's logout is not complete: %+v", out.Failed)
 	}
-	navigate(t, ctx, d.BackApp.URL+"/login")
-	waitJS(t, ctx, "the OP's login form again (the OP session ended)",
+	browsertest.Navigate(t, ctx, d.BackApp.URL+"/login")
+	browsertest.WaitJS(t, ctx, "the OP's login form again (the OP session ended)",
 		fmt.Sprintf(`location.href.indexOf(%q) === 0 && !!document.querySelector("input[type=password]")`, issuer))
 }
