@@ -274,25 +274,31 @@ func (idp *IdP) ServiceProvider(ctx context.Context, entityID string) (*SP, erro
 	if err != nil {
 		return nil, fmt.Errorf("saml idp: look up SP %q: %w", entityID, err)
 	}
+	return idp.registeredSP(c)
+}
+
+// registeredSP is the SP of a run-time registration as stored, parsed
+// once per stored version.
+func (idp *IdP) registeredSP(c store.Client) (*SP, error) {
 	idp.mu.RLock()
-	cached, ok := idp.registered[entityID]
+	cached, ok := idp.registered[c.ID]
 	idp.mu.RUnlock()
 	if ok && bytes.Equal(cached.stored, c.Metadata) {
 		return cached.sp, nil
 	}
 	var s storedSP
 	if err := json.Unmarshal(c.Metadata, &s); err != nil {
-		return nil, fmt.Errorf("saml idp: decode registration of %q: %w", entityID, err)
+		return nil, fmt.Errorf("saml idp: decode registration of %q: %w", c.ID, err)
 	}
 	sp, err := parseSP(s.Config, s.Metadata)
 	if err != nil {
-		return nil, fmt.Errorf("saml idp: registration of %q: %w", entityID, err)
+		return nil, fmt.Errorf("saml idp: registration of %q: %w", c.ID, err)
 	}
 	idp.mu.Lock()
 	if idp.registered == nil {
 		idp.registered = map[string]parsedSP{}
 	}
-	idp.registered[entityID] = parsedSP{stored: c.Metadata, sp: sp}
+	idp.registered[c.ID] = parsedSP{stored: c.Metadata, sp: sp}
 	idp.mu.Unlock()
 	return sp, nil
 }
@@ -326,7 +332,7 @@ func (idp *IdP) ServiceProviders(ctx context.Context) ([]*SP, error) {
 		if _, static := idp.staticSP(c.ID); static {
 			continue
 		}
-		sp, err := idp.ServiceProvider(ctx, c.ID)
+		sp, err := idp.registeredSP(c)
 		if err != nil {
 			return nil, err
 		}

@@ -52,6 +52,13 @@ type harness struct {
 
 func newHarness(t *testing.T, users, groups []string) *harness {
 	t.Helper()
+	return newHarnessApps(t, users, groups, []App{{Kind: "saml", ID: `https://sp.example/"><b>x</b>`, Name: `<iframe src=javascript:alert(5)>`, Channels: "back"}})
+}
+
+// newHarnessApps is newHarness with the registered apps the Apps page
+// lists.
+func newHarnessApps(t *testing.T, users, groups []string, apps []App) *harness {
+	t.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "c.db"), bolt.Options{NoSync: true})
 	if err != nil {
@@ -67,9 +74,7 @@ func newHarness(t *testing.T, users, groups []string) *harness {
 	h.srv = httptest.NewUnstartedServer(nil)
 	c, err := New(Options{Engine: eng, Cookies: h.cookies, Authenticator: h.login, BaseURL: "http://" + h.srv.Listener.Addr().String(),
 		AllowedUsers: users, AllowedGroups: groups,
-		Apps: func(context.Context) ([]App, error) {
-			return []App{{Kind: "saml", ID: `https://sp.example/"><b>x</b>`, Name: `<iframe src=javascript:alert(5)>`, Channels: "back"}}, nil
-		},
+		Apps:   func(context.Context) ([]App, error) { return apps, nil },
 		Logger: slog.New(slog.NewJSONHandler(h.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -342,5 +347,41 @@ func TestConsoleDeliveries(t *testing.T) {
 	want := `"action":"retry","target":"delivery ` + failed.ID + ` of logout ` + failed.LogoutID + `","reason":"","result":"sent again"`
 	if !strings.Contains(h.logs.String(), want) {
 		t.Errorf("the audit log lacks %s:\n%s", want, h.logs.String())
+	}
+}
+
+// TestConsoleAppsPages: the Apps page lists 100 apps at a time with links
+// to the neighbouring pages, and refuses a position past the end.
+func TestConsoleAppsPages(t *testing.T) {
+	var apps []App
+	for i := range 250 {
+		apps = append(apps, App{Kind: "oidc", ID: fmt.Sprintf("app-%03d", i), Name: fmt.Sprintf("App %03d", i), Channels: "back"})
+	}
+	h := newHarnessApps(t, []string{"bob"}, nil, apps)
+	bob := h.cookie(h.bob)
+	rows := regexp.MustCompile(`<tr data-app="([^"]+)">`)
+	for _, c := range []struct {
+		from, first, last string
+		n                 int
+		prev, next        string
+	}{
+		{"", "app-000", "app-099", 100, "", `href="/admin/apps?from=100"`},
+		{"100", "app-100", "app-199", 100, `href="/admin/apps?from=0"`, `href="/admin/apps?from=200"`},
+		{"200", "app-200", "app-249", 50, `href="/admin/apps?from=100"`, ""},
+	} {
+		code, _, page := h.do(t, "GET", "/admin/apps?from="+c.from, bob, nil, nil)
+		got := rows.FindAllStringSubmatch(page, -1)
+		if code != 200 || len(got) != c.n || got[0][1] != c.first || got[len(got)-1][1] != c.last {
+			t.Fatalf("apps from %q: %d, %d rows", c.from, code, len(got))
+		}
+		if !strings.Contains(page, `<p id="count">250 app(s)`) || (c.prev != "") != strings.Contains(page, `id="prev"`) ||
+			!strings.Contains(page, c.prev) || (c.next != "") != strings.Contains(page, `id="next"`) || !strings.Contains(page, c.next) {
+			t.Errorf("apps from %q: count or links wrong:\n%s", c.from, page)
+		}
+	}
+	for _, bad := range []string{"250", "-1", "x"} {
+		if code, _, _ := h.do(t, "GET", "/admin/apps?from="+bad, bob, nil, nil); code != 400 {
+			t.Errorf("apps from %s: %d, want 400", bad, code)
+		}
 	}
 }

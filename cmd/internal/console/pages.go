@@ -291,7 +291,19 @@ func (c *Console) handleUpstreams(g *gin.Context) {
 	c.page(g, http.StatusOK, "upstreams", ups)
 }
 
-// handleApps lists the registered apps with their logout channels.
+// appPage is how many apps the Apps page lists at a time.
+const appPage = 100
+
+// appsView is a page of the Apps page.
+type appsView struct {
+	Apps []App
+	// From is the first app's position; Total counts every app; Prev and
+	// Next are the positions of the neighbouring pages (-1 for none).
+	From, Total, Prev, Next int
+}
+
+// handleApps lists the registered apps with their logout channels, a page
+// at a time.
 func (c *Console) handleApps(g *gin.Context) {
 	var apps []App
 	if c.opts.Apps != nil {
@@ -301,5 +313,21 @@ func (c *Console) handleApps(g *gin.Context) {
 			return
 		}
 	}
-	c.page(g, http.StatusOK, "apps", apps)
+	from := 0
+	if f := g.Query("from"); f != "" {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 || (n > 0 && n >= len(apps)) {
+			c.page(g, http.StatusBadRequest, "message", msgView{Title: "Apps", Message: "That page position is not valid."})
+			return
+		}
+		from = n
+	}
+	v := appsView{Apps: apps[from:min(from+appPage, len(apps))], From: from, Total: len(apps), Prev: -1, Next: -1}
+	if from > 0 {
+		v.Prev = max(from-appPage, 0)
+	}
+	if from+appPage < len(apps) {
+		v.Next = from + appPage
+	}
+	c.page(g, http.StatusOK, "apps", v)
 }

@@ -111,13 +111,15 @@ at <code>{{.Participant.BackChannelURL}}</code>, for <a href="{{$.Base}}/logouts
 <button type="submit" id="retry-delivery">Retry now</button></form>{{end}}
 {{end}}{{template "bottom" .}}{{end}}
 
-{{define "apps"}}{{template "top" .}}
+{{define "apps"}}{{template "top" .}}{{with .Data}}
 <h1>Apps</h1>
+<p id="count">{{.Total}} app(s){{if or (ge .Prev 0) (ge .Next 0)}}; {{add .From 1}} to {{add .From (len .Apps)}} below{{end}}.</p>
 <table id="apps"><tr><th>App</th><th>Protocol</th><th>ID</th><th>Logout channels</th><th>Back channel</th><th>Front channel</th></tr>
-{{range .Data}}<tr data-app="{{.ID}}"><td class="name">{{.Name}}</td><td>{{.Kind}}</td><td><code>{{.ID}}</code></td><td class="channels">{{.Channels}}</td>
+{{range .Apps}}<tr data-app="{{.ID}}"><td class="name">{{.Name}}</td><td>{{.Kind}}</td><td><code>{{.ID}}</code></td><td class="channels">{{.Channels}}</td>
 <td>{{if .BackChannel}}<code>{{.BackChannel}}</code>{{end}}</td><td>{{if .FrontChannel}}<code>{{.FrontChannel}}</code>{{end}}</td></tr>
 {{else}}<tr><td colspan="6">No apps are registered.</td></tr>{{end}}</table>
-{{template "bottom" .}}{{end}}
+<p>{{if ge .Prev 0}}<a id="prev" href="{{$.Base}}/apps?from={{.Prev}}">Previous apps</a> {{end}}{{if ge .Next 0}}<a id="next" href="{{$.Base}}/apps?from={{.Next}}">More apps</a>{{end}}</p>
+{{end}}{{template "bottom" .}}{{end}}
 
 {{define "upstreams"}}{{template "top" .}}
 <h1>Upstreams</h1>
