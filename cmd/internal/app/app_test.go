@@ -77,13 +77,13 @@ func newLoopbackServer(t *testing.T, h http.Handler) string {
 
 // startApp builds and serves an App from a YAML document (with
 // {{BASE}} replaced by its URL) until the test ends.
-func startApp(t *testing.T, doc string, env map[string]string) (*App, string) {
+func startApp(t testing.TB, doc string, env map[string]string) (*App, string) {
 	t.Helper()
 	return startAppLog(t, doc, env, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // startAppLog is startApp with the logger every component must use.
-func startAppLog(t *testing.T, doc string, env map[string]string, log *slog.Logger) (*App, string) {
+func startAppLog(t testing.TB, doc string, env map[string]string, log *slog.Logger) (*App, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
