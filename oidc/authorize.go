@@ -107,6 +107,9 @@ func (p *Provider) ValidateAuthorizeClient(ctx context.Context, r AuthRequest) (
 	if err != nil {
 		return Client{}, serverErr(err)
 	}
+	if cl.Disabled {
+		return Client{}, errDisabledClient()
+	}
 	// Exact string match (OpenID Connect Core §3.1.2.1): no prefix,
 	// normalisation or trailing-slash leniency.
 	if r.RedirectURI == "" || !slices.Contains(cl.Metadata.RedirectURIs, r.RedirectURI) {

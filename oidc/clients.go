@@ -54,12 +54,63 @@ type Client struct {
 	// random values issued by the bridge, or configured; a fast hash is
 	// enough for high-entropy secrets). Empty for public clients.
 	SecretHash string `json:"secret_hash,omitempty"`
+	// Static marks a client from the configuration file.
+	Static bool `json:"-"`
+	// Disabled is set on a run-time registration an operator disabled: it
+	// can no longer sign anyone in nor redeem codes and refresh tokens;
+	// its sessions are still logged out like any other.
+	Disabled bool `json:"-"`
 }
 
 // storedClient is the JSON kept in store.Client.Metadata.
 type storedClient struct {
 	Metadata   ClientMetadata `json:"metadata"`
 	SecretHash string         `json:"secret_hash,omitempty"`
+	Disabled   bool           `json:"disabled,omitempty"`
+}
+
+// errDisabledClient refuses a client an operator disabled.
+func errDisabledClient() error {
+	return oauthErr(ErrUnauthorizedClient, http.StatusBadRequest, "the client is disabled at the bridge")
+}
+
+// enabled returns the client, or errDisabledClient when it is disabled
+// (judged after its credentials, so that only the client learns it).
+func (c Client) enabled() (Client, error) {
+	if c.Disabled {
+		return Client{}, errDisabledClient()
+	}
+	return c, nil
+}
+
+// SetDisabled disables (or enables again) a client registered at run time.
+// Clients from the configuration are changed there; an unknown client
+// yields an error wrapping store.ErrNotFound.
+func (p *Provider) SetDisabled(ctx context.Context, id string, disabled bool) error {
+	if _, ok := p.static[id]; ok {
+		return fmt.Errorf("oidc: client %s is configured in the configuration file: change it there", id)
+	}
+	err := p.st.UpdateClient(ctx, id, func(c store.Client) (store.Client, error) {
+		if c.Kind != ClientKind {
+			return c, fmt.Errorf("client %q: %w", id, store.ErrNotFound)
+		}
+		var s storedClient
+		if err := json.Unmarshal(c.Metadata, &s); err != nil {
+			return c, fmt.Errorf("decode client %s: %w", id, err)
+		}
+		s.Disabled = disabled
+		raw, err := json.Marshal(s)
+		if err != nil {
+			return c, err
+		}
+		c.Metadata, c.UpdatedAt = raw, p.now()
+		return c, nil
+	})
+	if err != nil {
+		return fmt.Errorf("oidc: disable client: %w", err)
+	}
+	p.log.InfoContext(ctx, "client disabled", "client_id", id, "disabled", disabled)
+	return nil
 }
 
 // Public reports whether the client has no secret (PKCE is then required).
@@ -100,7 +151,7 @@ func (p *Provider) client(ctx context.Context, id string) (Client, error) {
 	if err := json.Unmarshal(sc.Metadata, &s); err != nil {
 		return Client{}, fmt.Errorf("oidc: decode client %s: %w", id, err)
 	}
-	return Client{ID: sc.ID, Metadata: s.Metadata, SecretHash: s.SecretHash}, nil
+	return Client{ID: sc.ID, Metadata: s.Metadata, SecretHash: s.SecretHash, Disabled: s.Disabled}, nil
 }
 
 // Clients returns every client: the configured ones, then those
@@ -108,6 +159,7 @@ func (p *Provider) client(ctx context.Context, id string) (Client, error) {
 func (p *Provider) Clients(ctx context.Context) ([]Client, error) {
 	out := make([]Client, 0, len(p.static))
 	for _, c := range p.static {
+		c.Static = true
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b Client) int { return strings.Compare(a.ID, b.ID) })
@@ -123,7 +175,7 @@ func (p *Provider) Clients(ctx context.Context) ([]Client, error) {
 		if err := json.Unmarshal(sc.Metadata, &s); err != nil {
 			return nil, fmt.Errorf("oidc: decode client %s: %w", sc.ID, err)
 		}
-		out = append(out, Client{ID: sc.ID, Metadata: s.Metadata})
+		out = append(out, Client{ID: sc.ID, Metadata: s.Metadata, Disabled: s.Disabled})
 	}
 	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/slobridge/slobridge"
+	"github.com/slobridge/slobridge/store"
 )
 
 // TestRegistration: RFC 7591 §3.2.1 responses. The bridge picks the
@@ -196,5 +197,51 @@ func TestRegistrationUsesTheAddressPolicy(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		t.Errorf("private back-channel host with allow_private_backchannel: HTTP %d, want 201", resp.StatusCode)
+	}
+}
+
+// TestDisabledClient: a client an operator disabled cannot start a login
+// (the person sees unauthorized_client, nothing is redirected) nor redeem a
+// code it got before, and is still registered; enabled again it signs in.
+// A configured client is changed in the configuration, not here.
+func TestDisabledClient(t *testing.T) {
+	e := newBadEnv(t)
+	ctx := context.Background()
+	e.getCode(t, e.app)
+	if err := e.b.p.SetDisabled(ctx, e.app.clientID, true); err != nil {
+		t.Fatal(err)
+	}
+	resp := get(t, e.nf, e.authorizeURL(e.app, "", "v"))
+	if body := readBody(t, resp); resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" || !strings.Contains(body, "disabled") {
+		t.Fatalf("authorize for a disabled client: HTTP %d to %q: %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	tok := e.tokenRequest(t, e.app.clientID, e.app.oauth.ClientSecret, e.exchangeForm(e.app.url("/callback"), e.verifier))
+	var answer map[string]any
+	if err := json.NewDecoder(tok.Body).Decode(&answer); err != nil || tok.StatusCode != http.StatusBadRequest || answer["error"] != ErrUnauthorizedClient {
+		t.Fatalf("code exchange of a disabled client: HTTP %d %v (%v)", tok.StatusCode, answer, err)
+	}
+	wrong := e.tokenRequest(t, e.app.clientID, "not-the-secret", e.exchangeForm(e.app.url("/callback"), e.verifier))
+	if wrong.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong secret for a disabled client: HTTP %d, want 401 (nothing learnt of its state)", wrong.StatusCode)
+	}
+	cs, err := e.b.p.Clients(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range cs {
+		if c.ID == e.app.clientID {
+			found = c.Disabled
+		}
+	}
+	if !found {
+		t.Fatal("Clients does not list the client as disabled")
+	}
+	if err := e.b.p.SetDisabled(ctx, e.app.clientID, false); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, e.br, e.app, "")
+	if err := e.b.p.SetDisabled(ctx, "no-such-client", true); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetDisabled of an unknown client: %v, want ErrNotFound", err)
 	}
 }

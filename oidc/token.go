@@ -132,7 +132,7 @@ func (p *Provider) AuthenticateClient(ctx context.Context, r *http.Request, form
 		if registered == AuthNone && method == AuthSecretBasic && c.secret == "" {
 			// "id:" with an empty password: a public client naming itself
 			// in the header (x/oauth2 does so before trying the form).
-			return cl, nil
+			return cl.enabled()
 		}
 		if (registered == AuthNone) != (method == AuthNone) {
 			continue
@@ -140,7 +140,7 @@ func (p *Provider) AuthenticateClient(ctx context.Context, r *http.Request, form
 		if method != AuthNone && !cl.checkSecret(c.secret) {
 			continue
 		}
-		return cl, nil
+		return cl.enabled()
 	}
 	return Client{}, unauth
 }

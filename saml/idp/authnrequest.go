@@ -60,6 +60,9 @@ func (idp *IdP) ValidateAuthnRequest(ctx context.Context, m *bsaml.Message) (Aut
 	if err != nil {
 		return AuthnRequest{}, nil, err
 	}
+	if sp.Disabled {
+		return AuthnRequest{}, nil, fmt.Errorf("%w: %s", ErrDisabledSP, sp.EntityID)
+	}
 	el := m.Root()
 	signed := m.Signature != nil || hasSignatureChild(el)
 	if sp.wantsSignedAuthnRequests(idp.cfg.RequireSignedAuthnRequests) && !signed {

@@ -191,6 +191,13 @@ func (s SPConfig) validate() error {
 	case s.MetadataFile != "" && s.MetadataURL != "":
 		errs = append(errs, errors.New("metadata_file and metadata_url are exclusive"))
 	}
+	return errors.Join(append(errs, s.validateOptions())...)
+}
+
+// validateOptions checks a registration apart from where its metadata
+// comes from (metadata pasted by an operator has no source to name).
+func (s SPConfig) validateOptions() error {
+	var errs []error
 	if s.MetadataURL != "" {
 		if u, err := url.Parse(s.MetadataURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("metadata_url: %q is not an http(s) URL", s.MetadataURL))

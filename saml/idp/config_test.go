@@ -4,6 +4,9 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
+	"io"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -194,5 +197,62 @@ func TestRegister(t *testing.T) {
 	}
 	if got, err := b.idp.ServiceProvider(ctx, static); err != nil || got.EntityID != static {
 		t.Fatalf("configured SP: %+v, %v", got, err)
+	}
+}
+
+// TestRegisterPastedMetadataAndDisable: an SP registered from pasted
+// metadata signs people in; disabled, its AuthnRequests are refused with
+// 403 and it stays registered (its sessions are still logged out); enabled
+// again it signs in. A configured SP cannot be disabled here.
+func TestRegisterPastedMetadataAndDisable(t *testing.T) {
+	dir := t.TempDir()
+	static, sf := ssoSP(t, dir, "static")
+	dyn, df := ssoSP(t, dir, "pasted")
+	raw, err := os.ReadFile(df)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBridge(t, bridgeOpts{cfg: Config{ServiceProviders: []SPConfig{{MetadataFile: sf}}}})
+	ctx := t.Context()
+	if _, err := b.idp.RegisterMetadata(ctx, SPConfig{Name: "Pasted"}, []byte("<not-metadata/>")); err == nil {
+		t.Fatal("RegisterMetadata accepted a document that is no EntityDescriptor")
+	}
+	if _, err := b.idp.RegisterMetadata(ctx, SPConfig{Name: "Pasted"}, raw); err != nil {
+		t.Fatalf("RegisterMetadata: %v", err)
+	}
+	c := newBrowserlessClient()
+	if a := sso(t, b, c, authnReq{sp: dyn}, 1); a.infoErr != nil {
+		t.Fatalf("login at the pasted SP: %+v", a)
+	}
+	if err := b.idp.SetDisabled(ctx, dyn, true); err != nil {
+		t.Fatal(err)
+	}
+	u, err := bsaml.RedirectURL(b.srv.URL+PathSSO, bsaml.ParamRequest, authnReq{sp: dyn}.element("_sso-2", b.idp.endpoint(PathSSO)), "r", testSigner(t, "sp2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(page), "disabled") {
+		t.Fatalf("AuthnRequest of a disabled SP: %d %s", resp.StatusCode, page)
+	}
+	if sp, err := b.idp.ServiceProvider(ctx, dyn); err != nil || !sp.Disabled {
+		t.Fatalf("the disabled SP: %+v, %v; want it registered and disabled", sp, err)
+	}
+	if err := b.idp.SetDisabled(ctx, dyn, false); err != nil {
+		t.Fatal(err)
+	}
+	if a := sso(t, b, c, authnReq{sp: dyn}, 3); a.infoErr != nil {
+		t.Fatalf("login at the SP enabled again: %+v", a)
+	}
+	if err := b.idp.SetDisabled(ctx, static, true); err == nil {
+		t.Error("SetDisabled changed a configured SP")
+	}
+	if err := b.idp.SetDisabled(ctx, "https://unknown.test", true); !errors.Is(err, ErrUnknownSP) {
+		t.Errorf("SetDisabled of an unknown SP: %v, want ErrUnknownSP", err)
 	}
 }

@@ -17,6 +17,8 @@ import (
 // for our own failures.
 func httpStatus(err error) int {
 	switch {
+	case errors.Is(err, ErrDisabledSP):
+		return http.StatusForbidden
 	case errors.Is(err, ErrUnknownSP), errors.Is(err, errACS), errors.Is(err, bsaml.ErrReplay):
 		return http.StatusBadRequest
 	}
@@ -26,6 +28,9 @@ func httpStatus(err error) int {
 // publicMessage is what the person sees for an error; details go to the
 // log only.
 func publicMessage(status int) string {
+	if status == http.StatusForbidden {
+		return "This application is disabled at the sign-in bridge; ask its administrators."
+	}
 	if status == http.StatusBadRequest {
 		return "The sign-in or sign-out request from the application is not valid."
 	}

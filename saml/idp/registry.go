@@ -35,6 +35,10 @@ const (
 // ErrUnknownSP reports an entity ID that is not a registered SP.
 var ErrUnknownSP = errors.New("saml idp: unknown service provider")
 
+// ErrDisabledSP reports an SP an operator disabled: it may not sign
+// anyone in.
+var ErrDisabledSP = errors.New("saml idp: service provider is disabled")
+
 // SP is a registered service provider, parsed from its metadata.
 type SP struct {
 	// EntityID is the SP's entity ID.
@@ -54,17 +58,22 @@ type SP struct {
 	// registration leaves it open, an AuthnRequest's NameIDPolicy may ask
 	// for another format the bridge issues.
 	NameIDPolicy string
+	// Disabled is set on a run-time registration an operator disabled:
+	// the SP can no longer sign anyone in, and its sessions are still
+	// logged out like any other.
+	Disabled bool
 }
 
 // storedSP is the store.Client Metadata of an SP registered at run time.
 type storedSP struct {
 	Config   SPConfig `json:"config"`
 	Metadata []byte   `json:"metadata"`
+	Disabled bool     `json:"disabled,omitempty"`
 }
 
 // parseSP parses SP metadata and applies the registration.
 func parseSP(cfg SPConfig, raw []byte) (*SP, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validateOptions(); err != nil {
 		return nil, err
 	}
 	if len(raw) > maxMetadataBytes {
@@ -231,10 +240,19 @@ func (idp *IdP) loadMetadata(ctx context.Context, cfg SPConfig) ([]byte, error) 
 // entity ID. SPs from the configuration cannot be replaced. It returns the
 // registered SP.
 func (idp *IdP) Register(ctx context.Context, cfg SPConfig) (*SP, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("saml idp: register SP: %w", err)
+	}
 	raw, err := idp.loadMetadata(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("saml idp: register SP: %w", err)
 	}
+	return idp.RegisterMetadata(ctx, cfg, raw)
+}
+
+// RegisterMetadata is Register with the SP's metadata given (pasted by an
+// operator); cfg's metadata file and URL are not read and may be empty.
+func (idp *IdP) RegisterMetadata(ctx context.Context, cfg SPConfig, raw []byte) (*SP, error) {
 	sp, err := parseSP(cfg, raw)
 	if err != nil {
 		return nil, fmt.Errorf("saml idp: register SP: %w", err)
@@ -294,6 +312,7 @@ func (idp *IdP) registeredSP(c store.Client) (*SP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("saml idp: registration of %q: %w", c.ID, err)
 	}
+	sp.Disabled = s.Disabled
 	idp.mu.Lock()
 	if idp.registered == nil {
 		idp.registered = map[string]parsedSP{}
@@ -341,9 +360,49 @@ func (idp *IdP) ServiceProviders(ctx context.Context) ([]*SP, error) {
 	return out, nil
 }
 
+// SetDisabled disables (or enables again) an SP registered at run time.
+// SPs from the configuration are changed there; an unknown SP yields an
+// error wrapping ErrUnknownSP.
+func (idp *IdP) SetDisabled(ctx context.Context, entityID string, disabled bool) error {
+	if _, ok := idp.staticSP(entityID); ok {
+		return fmt.Errorf("saml idp: %s is configured in the configuration file: change it there", entityID)
+	}
+	err := idp.st.UpdateClient(ctx, entityID, func(c store.Client) (store.Client, error) {
+		if c.Kind != ClientKind {
+			return c, fmt.Errorf("%w: %q", ErrUnknownSP, entityID)
+		}
+		var s storedSP
+		if err := json.Unmarshal(c.Metadata, &s); err != nil {
+			return c, fmt.Errorf("decode registration of %q: %w", entityID, err)
+		}
+		s.Disabled = disabled
+		raw, err := json.Marshal(s)
+		if err != nil {
+			return c, err
+		}
+		c.Metadata, c.UpdatedAt = raw, idp.now()
+		return c, nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %q", ErrUnknownSP, entityID)
+	}
+	if err != nil {
+		return fmt.Errorf("saml idp: disable SP: %w", err)
+	}
+	idp.log.InfoContext(ctx, "saml sp disabled", "sp", entityID, "disabled", disabled)
+	return nil
+}
+
 // Channels names the SP's logout channels ("back", "front",
 // "back+front" or "none").
 func (sp *SP) Channels() string { return sp.channels().String() }
+
+// Configured reports whether the SP comes from the configuration file
+// (and is changed there, not at run time).
+func (idp *IdP) Configured(entityID string) bool {
+	_, ok := idp.staticSP(entityID)
+	return ok
+}
 
 func (idp *IdP) staticSP(entityID string) (*SP, bool) {
 	idp.mu.RLock()

@@ -140,6 +140,9 @@ func (idp *IdP) handleResume(c *gin.Context) {
 		return
 	}
 	sp, err := idp.ServiceProvider(ctx, req.SP)
+	if err == nil && sp.Disabled {
+		err = fmt.Errorf("%w: %s", ErrDisabledSP, sp.EntityID)
+	}
 	if err != nil {
 		idp.renderError(c, err)
 		return

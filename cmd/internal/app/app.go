@@ -156,7 +156,7 @@ func (a *App) build(ctx context.Context) error {
 	cc := cfg.Admin.Console
 	con, err := console.New(console.Options{Engine: a.eng, Cookies: cookies, Authenticator: auth, BaseURL: a.BaseURL(),
 		BasePath: a.basePath, AllowedUsers: cc.AllowedUsers, AllowedGroups: cc.AllowedGroups, GroupAttribute: cc.GroupAttribute,
-		Upstreams: a.upstreamNames(), UpstreamState: a.upstreamState, Apps: a.apps, Logger: a.log})
+		Upstreams: a.upstreamNames(), UpstreamState: a.upstreamState, Apps: a.apps, AppActions: appActions{a}, Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("app: console: %w", err)
 	}
@@ -457,9 +457,7 @@ func (a *App) apps(ctx context.Context) ([]console.App, error) {
 	}
 	var out []console.App
 	for _, c := range cs {
-		m := c.Metadata
-		out = append(out, console.App{Kind: oidc.ClientKind, ID: c.ID, Name: cmp.Or(m.ClientName, c.ID), Channels: m.Channels().String(),
-			BackChannel: m.BackchannelLogoutURI, FrontChannel: m.FrontchannelLogoutURI})
+		out = append(out, oidcApp(c))
 	}
 	if a.samlIdP == nil {
 		return out, nil
@@ -469,10 +467,91 @@ func (a *App) apps(ctx context.Context) ([]console.App, error) {
 		return nil, err
 	}
 	for _, sp := range sps {
-		out = append(out, console.App{Kind: idp.ClientKind, ID: sp.EntityID, Name: sp.Name, Channels: sp.Channels(),
-			BackChannel: sp.SLOLocation(saml.BindingSOAP), FrontChannel: cmp.Or(sp.SLOLocation(saml.BindingRedirect), sp.SLOLocation(saml.BindingPOST))})
+		out = append(out, a.samlApp(sp))
 	}
 	return out, nil
+}
+
+// oidcApp is an OIDC client as the console shows it.
+func oidcApp(c oidc.Client) console.App {
+	m := c.Metadata
+	return console.App{Kind: oidc.ClientKind, ID: c.ID, Name: cmp.Or(m.ClientName, c.ID), Channels: m.Channels().String(),
+		BackChannel: m.BackchannelLogoutURI, FrontChannel: m.FrontchannelLogoutURI, Static: c.Static, Disabled: c.Disabled}
+}
+
+// samlApp is a SAML SP as the console shows it.
+func (a *App) samlApp(sp *idp.SP) console.App {
+	return console.App{Kind: idp.ClientKind, ID: sp.EntityID, Name: sp.Name, Channels: sp.Channels(),
+		BackChannel: sp.SLOLocation(saml.BindingSOAP), FrontChannel: cmp.Or(sp.SLOLocation(saml.BindingRedirect), sp.SLOLocation(saml.BindingPOST)),
+		Static: a.samlIdP.Configured(sp.EntityID), Disabled: sp.Disabled}
+}
+
+// appActions registers and disables apps from the console's Apps page.
+type appActions struct{ a *App }
+
+// operatorError marks err as the operator's to fix (console.ErrInvalidApp)
+// unless it is the bridge's storage failing.
+func operatorError(err error) error {
+	if _, unavailable := slobridge.Unavailable(err); unavailable {
+		return err
+	}
+	return fmt.Errorf("%w: %w", console.ErrInvalidApp, err)
+}
+
+// RegisterSAML registers a SAML SP from its metadata URL or its metadata.
+func (x appActions) RegisterSAML(ctx context.Context, metadataURL string, metadata []byte, name string) (console.App, error) {
+	if x.a.samlIdP == nil {
+		return console.App{}, fmt.Errorf("%w: the bridge is no SAML IdP (saml.idp.enabled is false)", console.ErrInvalidApp)
+	}
+	cfg := idp.SPConfig{MetadataURL: metadataURL, Name: name}
+	var sp *idp.SP
+	var err error
+	if metadata != nil {
+		sp, err = x.a.samlIdP.RegisterMetadata(ctx, cfg, metadata)
+	} else {
+		sp, err = x.a.samlIdP.Register(ctx, cfg)
+	}
+	if err != nil {
+		return console.App{}, operatorError(err)
+	}
+	return x.a.samlApp(sp), nil
+}
+
+// RegisterOIDC registers an OIDC client as dynamic registration does.
+func (x appActions) RegisterOIDC(ctx context.Context, f console.OIDCClientForm) (console.App, string, error) {
+	md := oidc.ClientMetadata{ClientName: f.Name, RedirectURIs: f.RedirectURIs, PostLogoutRedirectURIs: f.PostLogoutRedirectURIs,
+		BackchannelLogoutURI: f.BackChannelLogoutURI, FrontchannelLogoutURI: f.FrontChannelLogoutURI}
+	if md.BackchannelLogoutURI != "" {
+		md.BackchannelLogoutSessionRequired = true
+	}
+	if md.FrontchannelLogoutURI != "" {
+		md.FrontchannelLogoutSessionRequired = true
+	}
+	if f.Public {
+		md.TokenEndpointAuthMethod = oidc.AuthNone
+	}
+	resp, err := x.a.provider.Register(ctx, md)
+	if err != nil {
+		return console.App{}, "", operatorError(err)
+	}
+	return oidcApp(oidc.Client{ID: resp.ClientID, Metadata: resp.ClientMetadata}), resp.ClientSecret, nil
+}
+
+// SetDisabled disables or enables a run-time registration.
+func (x appActions) SetDisabled(ctx context.Context, kind, id string, disabled bool) error {
+	var err error
+	switch {
+	case kind == oidc.ClientKind:
+		err = x.a.provider.SetDisabled(ctx, id, disabled)
+	case kind == idp.ClientKind && x.a.samlIdP != nil:
+		err = x.a.samlIdP.SetDisabled(ctx, id, disabled)
+	default:
+		return fmt.Errorf("%w: no %s app %q", console.ErrInvalidApp, kind, id)
+	}
+	if err != nil {
+		return operatorError(err)
+	}
+	return nil
 }
 
 // unavailableUpstreams names the upstreams the bridge cannot use now,

@@ -56,17 +56,11 @@ type Options struct {
 	UpstreamState func() []admin.Upstream
 	// Apps lists the registered OIDC clients and SAML SPs (Apps page).
 	Apps func(ctx context.Context) ([]App, error)
+	// AppActions registers and disables apps from the Apps page; nil
+	// leaves the page read-only.
+	AppActions AppActions
 	// Logger receives the audit lines ("console audit") and errors.
 	Logger *slog.Logger
-}
-
-// App is one registered app as the Apps page shows it.
-type App struct {
-	// Kind is "oidc" or "saml"; ID the client ID or SP entity ID.
-	Kind, ID, Name string
-	// Channels is "back", "front", "back+front" or "none"; BackChannel
-	// and FrontChannel are where each goes.
-	Channels, BackChannel, FrontChannel string
 }
 
 // Console is the operator console.
@@ -116,6 +110,9 @@ func (c *Console) Mount(r gin.IRouter) {
 	g.POST("/deliveries/:delivery_id/retry", c.checkCSRF, c.handleRetryDelivery)
 	g.GET("/upstreams", c.handleUpstreams)
 	g.GET("/apps", c.handleApps)
+	g.POST("/apps/saml", c.checkCSRF, c.handleRegisterSAML)
+	g.POST("/apps/oidc", c.checkCSRF, c.handleRegisterOIDC)
+	g.POST("/apps/disable", c.checkCSRF, c.handleDisableApp)
 }
 
 // ctxOperator is the gin context key of the signed-in operator's session.

@@ -74,8 +74,9 @@ func newHarnessApps(t *testing.T, users, groups []string, apps []App) *harness {
 	h.srv = httptest.NewUnstartedServer(nil)
 	c, err := New(Options{Engine: eng, Cookies: h.cookies, Authenticator: h.login, BaseURL: "http://" + h.srv.Listener.Addr().String(),
 		AllowedUsers: users, AllowedGroups: groups,
-		Apps:   func(context.Context) ([]App, error) { return apps, nil },
-		Logger: slog.New(slog.NewJSONHandler(h.logs, nil))})
+		Apps:       func(context.Context) ([]App, error) { return apps, nil },
+		AppActions: &fakeActions{},
+		Logger:     slog.New(slog.NewJSONHandler(h.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,5 +384,80 @@ func TestConsoleAppsPages(t *testing.T) {
 		if code, _, _ := h.do(t, "GET", "/admin/apps?from="+bad, bob, nil, nil); code != 400 {
 			t.Errorf("apps from %s: %d, want 400", bad, code)
 		}
+	}
+}
+
+// fakeActions records app actions; metadata "bad" is refused as the
+// operator's mistake.
+type fakeActions struct {
+	mu       sync.Mutex
+	disabled map[string]bool
+}
+
+func (f *fakeActions) RegisterSAML(_ context.Context, u string, md []byte, name string) (App, error) {
+	if string(md) == "bad" {
+		return App{}, fmt.Errorf("%w: metadata is not an EntityDescriptor <b>here</b>", ErrInvalidApp)
+	}
+	return App{Kind: "saml", ID: "https://sp.example", Name: name}, nil
+}
+
+func (f *fakeActions) RegisterOIDC(_ context.Context, form OIDCClientForm) (App, string, error) {
+	return App{Kind: "oidc", ID: "client-1", Name: form.Name}, "s3cr3t-shown-once", nil
+}
+
+func (f *fakeActions) SetDisabled(_ context.Context, kind, id string, disabled bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.disabled == nil {
+		f.disabled = map[string]bool{}
+	}
+	f.disabled[kind+" "+id] = disabled
+	return nil
+}
+
+// TestConsoleAppActions: registering and disabling apps needs the CSRF
+// token; the operator's mistakes come back as 400 with why (escaped); a
+// registration shows the new client's secret once; each action leaves an
+// audit line.
+func TestConsoleAppActions(t *testing.T) {
+	h := newHarness(t, []string{"bob"}, nil)
+	bob := h.cookie(h.bob)
+	_, _, page := h.do(t, "GET", "/admin/apps", bob, nil, nil)
+	token := csrf(t, page)
+	if !strings.Contains(page, `id="register-saml"`) || !strings.Contains(page, `id="register-oidc"`) {
+		t.Fatalf("the Apps page has no registration forms:\n%s", page)
+	}
+	if code, _, _ := h.do(t, "POST", "/admin/apps/disable", bob, url.Values{"kind": {"saml"}, "id": {"x"}, "disabled": {"true"}}, nil); code != 403 {
+		t.Fatalf("disable without the CSRF token: %d", code)
+	}
+	cases := []struct {
+		path string
+		form url.Values
+		code int
+		want string
+	}{
+		{"/admin/apps/saml", url.Values{"metadata_url": {"https://sp.example/md"}, "metadata": {"<x/>"}}, 400, "one of the two"},
+		{"/admin/apps/saml", url.Values{"metadata": {"bad"}}, 400, "metadata is not an EntityDescriptor &lt;b&gt;here&lt;/b&gt;"},
+		{"/admin/apps/saml", url.Values{"metadata_url": {"https://sp.example/md"}, "name": {"<i>SP</i>"}}, 200, `<span id="registered-name">&lt;i&gt;SP&lt;/i&gt;</span>`},
+		{"/admin/apps/oidc", url.Values{"name": {"Payroll"}, "redirect_uris": {"https://p.example/cb\n\n"}}, 200, `<code id="secret">s3cr3t-shown-once</code>`},
+		{"/admin/apps/disable", url.Values{"kind": {"saml"}, "id": {"https://sp.example"}, "disabled": {"true"}}, 303, ""},
+	}
+	for _, c := range cases {
+		c.form.Set("csrf", token)
+		code, _, body := h.do(t, "POST", c.path, bob, c.form, nil)
+		if code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("POST %s %v: %d, want %d with %q:\n%s", c.path, c.form, code, c.code, c.want, body)
+		}
+	}
+	logs := h.logs.String()
+	for _, want := range []string{`"action":"register saml sp","target":"sp https://sp.example","reason":"","result":"registered"`,
+		`"action":"register oidc client","target":"client client-1"`, `"action":"disable app","target":"saml https://sp.example","reason":"","result":"done"`,
+		`"action":"register saml sp","target":"","reason":"","result":"refused: console: invalid app: metadata is not an EntityDescriptor`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the audit log lacks %s", want)
+		}
+	}
+	if strings.Contains(logs, "s3cr3t-shown-once") {
+		t.Error("the audit log holds the client secret")
 	}
 }

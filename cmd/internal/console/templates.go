@@ -114,11 +114,38 @@ at <code>{{.Participant.BackChannelURL}}</code>, for <a href="{{$.Base}}/logouts
 {{define "apps"}}{{template "top" .}}{{with .Data}}
 <h1>Apps</h1>
 <p id="count">{{.Total}} app(s){{if or (ge .Prev 0) (ge .Next 0)}}; {{add .From 1}} to {{add .From (len .Apps)}} below{{end}}.</p>
-<table id="apps"><tr><th>App</th><th>Protocol</th><th>ID</th><th>Logout channels</th><th>Back channel</th><th>Front channel</th></tr>
+<table id="apps"><tr><th>App</th><th>Protocol</th><th>ID</th><th>Logout channels</th><th>Back channel</th><th>Front channel</th><th>State</th></tr>
 {{range .Apps}}<tr data-app="{{.ID}}"><td class="name">{{.Name}}</td><td>{{.Kind}}</td><td><code>{{.ID}}</code></td><td class="channels">{{.Channels}}</td>
-<td>{{if .BackChannel}}<code>{{.BackChannel}}</code>{{end}}</td><td>{{if .FrontChannel}}<code>{{.FrontChannel}}</code>{{end}}</td></tr>
-{{else}}<tr><td colspan="6">No apps are registered.</td></tr>{{end}}</table>
+<td>{{if .BackChannel}}<code>{{.BackChannel}}</code>{{end}}</td><td>{{if .FrontChannel}}<code>{{.FrontChannel}}</code>{{end}}</td>
+<td class="state">{{if .Disabled}}<span class="bad">disabled</span>{{else}}<span class="ok">enabled</span>{{end}}{{if .Static}} (configuration file){{else if $.Data.Actions}}
+<form method="post" action="{{$.Base}}/apps/disable"><input type="hidden" name="csrf" value="{{$.CSRF}}"><input type="hidden" name="kind" value="{{.Kind}}"><input type="hidden" name="id" value="{{.ID}}">
+<input type="hidden" name="disabled" value="{{not .Disabled}}"><button type="submit" class="{{if not .Disabled}}danger {{end}}toggle">{{if .Disabled}}Enable{{else}}Disable{{end}}</button></form>{{end}}</td></tr>
+{{else}}<tr><td colspan="7">No apps are registered.</td></tr>{{end}}</table>
 <p>{{if ge .Prev 0}}<a id="prev" href="{{$.Base}}/apps?from={{.Prev}}">Previous apps</a> {{end}}{{if ge .Next 0}}<a id="next" href="{{$.Base}}/apps?from={{.Next}}">More apps</a>{{end}}</p>
+{{if .Actions}}
+<div class="card"><h2>Register a SAML service provider</h2>
+<form method="post" action="{{$.Base}}/apps/saml" id="register-saml"><input type="hidden" name="csrf" value="{{$.CSRF}}">
+<p><label>Name<br><input type="text" name="name"></label></p>
+<p><label>Metadata URL<br><input type="text" name="metadata_url" placeholder="https://app.example.com/saml/metadata"></label></p>
+<p><label>or its metadata (an EntityDescriptor)<br><textarea name="metadata" rows="5"></textarea></label></p>
+<p><button type="submit">Register the SP</button></p></form></div>
+<div class="card"><h2>Register an OpenID Connect client</h2>
+<form method="post" action="{{$.Base}}/apps/oidc" id="register-oidc"><input type="hidden" name="csrf" value="{{$.CSRF}}">
+<p><label>Name<br><input type="text" name="name" required></label></p>
+<p><label>Redirect URIs (one per line, matched exactly)<br><textarea name="redirect_uris" rows="2" required></textarea></label></p>
+<p><label>Back-channel logout URI<br><input type="text" name="backchannel_logout_uri"></label></p>
+<p><label>Front-channel logout URI<br><input type="text" name="frontchannel_logout_uri"></label></p>
+<p><label>Post-logout redirect URIs (one per line)<br><textarea name="post_logout_redirect_uris" rows="2"></textarea></label></p>
+<p><label><input type="checkbox" name="public"> Public client (no secret; PKCE)</label></p>
+<p><button type="submit">Register the client</button></p></form></div>
+{{end}}
+{{end}}{{template "bottom" .}}{{end}}
+
+{{define "registered"}}{{template "top" .}}{{with .Data}}
+<h1>Registered <span id="registered-name">{{.App.Name}}</span></h1>
+<p>{{.App.Kind}} app <code id="registered-id">{{.App.ID}}</code>, logout channels <strong>{{.App.Channels}}</strong>{{if .App.BackChannel}}, back channel <code>{{.App.BackChannel}}</code>{{end}}{{if .App.FrontChannel}}, front channel <code>{{.App.FrontChannel}}</code>{{end}}.</p>
+{{if .Secret}}<p class="card">Client secret, shown this once (only its hash is kept): <code id="secret">{{.Secret}}</code></p>{{end}}
+<p><a href="{{$.Base}}/apps">Back to the apps</a></p>
 {{end}}{{template "bottom" .}}{{end}}
 
 {{define "upstreams"}}{{template "top" .}}

@@ -1,8 +1,6 @@
 package demo
 
 import (
-	"github.com/slobridge/slobridge/cmd/internal/browsertest"
-
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slobridge/slobridge/cmd/internal/app"
+	"github.com/slobridge/slobridge/cmd/internal/browsertest"
 	"github.com/slobridge/slobridge/oidc"
 	"github.com/slobridge/slobridge/oidc/upstream"
 )

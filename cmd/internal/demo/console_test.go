@@ -1,9 +1,8 @@
 package demo
 
 import (
-	"github.com/slobridge/slobridge/cmd/internal/browsertest"
-
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/slobridge/slobridge/cmd/internal/browsertest"
 )
 
 // syncBuffer is a log sink the test reads while the demo writes.
@@ -141,13 +142,56 @@ func TestOperatorConsole(t *testing.T) {
 		t.Errorf("the Apps page lists %v", channels)
 	}
 	screenshot(t, ops, "console-apps.png")
+
+	// Register an OIDC client by form and a SAML SP by pasted metadata,
+	// then disable the SP and enable it again.
+	fill := func(form string, values map[string]string) {
+		t.Helper()
+		for name, v := range values {
+			js := fmt.Sprintf(`(function(){var e=document.querySelector(%q).elements[%q];e.value=%q;return true})()`, form, name, v)
+			if _, err := chromedp.Run(ops, chromedp.Evaluate[bool](js)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fill("#register-oidc", map[string]string{"name": "Payroll", "redirect_uris": "http://127.0.0.1:9/payroll/cb",
+		"backchannel_logout_uri": "http://127.0.0.1:9/payroll/bc"})
+	browsertest.Click(t, ops, "#register-oidc button")
+	browsertest.WaitJS(t, ops, "the new client", `!!document.getElementById("registered-id")`)
+	if id, secret := browsertest.Text(t, ops, "#registered-id"), browsertest.Text(t, ops, "#secret"); id == "" || len(secret) < 32 {
+		t.Fatalf("registered client %q with secret %q", id, secret)
+	}
+	browsertest.Navigate(t, ops, d.BridgeURL+"/admin/apps")
+	const spID = "https://expenses.example.com/saml"
+	fill("#register-saml", map[string]string{"name": "Expenses", "metadata": `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="` + spID + `">
+<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="https://expenses.example.com/saml/slo"/>
+<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://expenses.example.com/saml/acs" index="0"/>
+</md:SPSSODescriptor></md:EntityDescriptor>`})
+	browsertest.Click(t, ops, "#register-saml button")
+	browsertest.WaitJS(t, ops, "the new SP", `!!document.getElementById("registered-id")`)
+	if got := browsertest.Text(t, ops, "#registered-id"); got != spID {
+		t.Fatalf("registered SP %q, want %s", got, spID)
+	}
+	browsertest.Navigate(t, ops, d.BridgeURL+"/admin/apps")
+	appState := fmt.Sprintf(`(function(){var r=document.querySelector('#apps tr[data-app=%q] .state');return r?r.textContent.trim().split(/\s/)[0]:""})()`, spID)
+	browsertest.WaitJS(t, ops, "the SP listed, enabled", appState+` === "enabled"`)
+	browsertest.Click(t, ops, fmt.Sprintf(`#apps tr[data-app=%q] button.toggle`, spID))
+	browsertest.WaitJS(t, ops, "the SP disabled", appState+` === "disabled"`)
+	if sp, err := d.bridge.SAMLIdP().ServiceProvider(context.Background(), spID); err != nil || !sp.Disabled {
+		t.Fatalf("the SP after Disable: %+v, %v", sp, err)
+	}
+	screenshot(t, ops, "console-apps-actions.png")
+	browsertest.Click(t, ops, fmt.Sprintf(`#apps tr[data-app=%q] button.toggle`, spID))
+	browsertest.WaitJS(t, ops, "the SP enabled again", appState+` === "enabled"`)
 	browsertest.Navigate(t, ops, d.BridgeURL+"/admin/upstreams")
 	browsertest.WaitJS(t, ops, "the upstream available", `(function(){var r=document.querySelector("#upstreams tr[data-upstream=demo-idp] .state");return !!r && r.textContent.indexOf("available")===0})()`)
 	screenshot(t, ops, "console-upstreams.png")
 	audit := logs.String()
 	for _, want := range []string{`"action":"access","target":"","reason":"","result":"refused: not an operator"`,
 		`"operator":"bob"`, `"action":"logout","target":"user alice","reason":"laptop stolen","result":"started logout `,
-		`"action":"retry","target":"delivery `} {
+		`"action":"retry","target":"delivery `, `"action":"register oidc client"`, `"action":"register saml sp","target":"sp ` + spID + `"`,
+		`"action":"disable app","target":"saml ` + spID + `"`, `"action":"enable app"`} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("the audit log lacks %s", want)
 		}

@@ -1,8 +1,6 @@
 package demo
 
 import (
-	"github.com/slobridge/slobridge/cmd/internal/browsertest"
-
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/slobridge/slobridge"
 	adminapi "github.com/slobridge/slobridge/cmd/internal/admin"
+	"github.com/slobridge/slobridge/cmd/internal/browsertest"
 )
 
 func TestMain(m *testing.M) {

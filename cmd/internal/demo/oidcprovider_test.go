@@ -1,8 +1,6 @@
 package demo
 
 import (
-	"github.com/slobridge/slobridge/cmd/internal/browsertest"
-
 	"bufio"
 	"context"
 	"encoding/json"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/slobridge/slobridge/cmd/internal/browsertest"
 	"github.com/slobridge/slobridge/oidc/upstream"
 )
 
