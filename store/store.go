@@ -6,24 +6,27 @@ import (
 	"time"
 )
 
-// LogoutCursor positions a page of ListLogouts: the page holds the
-// logouts created strictly before (CreatedAt, ID) in that order; the zero
-// cursor starts at the newest. The last logout of a page is the cursor of
-// the next.
-type LogoutCursor struct {
+// Cursor positions a page of a list newest first (ListLogouts,
+// ListFailingDeliveries, ListSessions): the page holds the items created
+// strictly before (CreatedAt, ID) in that order; the zero cursor starts at
+// the newest. The last item of a page is the cursor of the next.
+type Cursor struct {
 	CreatedAt time.Time
 	ID        string
 }
 
-// DeliveryCursor positions a page of ListFailingDeliveries as LogoutCursor
-// does a page of ListLogouts: the page holds the deliveries created
-// strictly before (CreatedAt, ID).
-type DeliveryCursor struct {
-	CreatedAt time.Time
-	ID        string
+// LogoutCursor positions a page of ListLogouts.
+type LogoutCursor = Cursor
+
+// SessionFilter selects the sessions ListSessions pages through: those
+// whose current upstream login is at Upstream, or those an app joined
+// (a participant's AppID). Exactly one is set.
+type SessionFilter struct {
+	Upstream, AppID string
 }
 
-// MaxPage caps a page of ListLogouts and ListFailingDeliveries.
+// MaxPage caps a page of ListLogouts, ListFailingDeliveries and
+// ListSessions.
 const MaxPage = 1000
 
 // LogoutSpec says which sessions one logout ends.
@@ -103,6 +106,11 @@ type Store interface {
 	// holds exactly email, oldest first (an index, not a scan: the admin
 	// API looks users up by it).
 	FindSessionsByEmail(ctx context.Context, email string) ([]Session, error)
+	// ListSessions returns a page of at most limit sessions the filter
+	// selects, active or ended, newest first, of those created before the
+	// cursor (from an index). ErrInvalid for a filter with neither or both
+	// set, or a limit outside 1..MaxPage.
+	ListSessions(ctx context.Context, f SessionFilter, before Cursor, limit int) ([]Session, error)
 	// CountActiveSessions counts sessions neither ended nor expired at now.
 	CountActiveSessions(ctx context.Context, now time.Time) (int, error)
 	// ReauthenticateSession records a new upstream login of the session's
@@ -164,7 +172,7 @@ type Store interface {
 	// ListFailingDeliveries returns a page of at most limit deliveries
 	// failing now (DeliveryState.Failing), newest first, of those created
 	// before the cursor (from an index: the cost is the page's).
-	ListFailingDeliveries(ctx context.Context, before DeliveryCursor, limit int) ([]Delivery, error)
+	ListFailingDeliveries(ctx context.Context, before Cursor, limit int) ([]Delivery, error)
 	// NextDueAt returns the earliest NextAttemptAt over pending and
 	// retrying deliveries, and false when there is none.
 	NextDueAt(ctx context.Context) (time.Time, bool, error)

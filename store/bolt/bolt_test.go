@@ -340,8 +340,43 @@ func TestFailingIndexBuiltForOlderFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = again.Close() })
-	got, err := again.ListFailingDeliveries(ctx, store.DeliveryCursor{}, 10)
+	got, err := again.ListFailingDeliveries(ctx, store.Cursor{}, 10)
 	if err != nil || len(got) != 1 || got[0].ID != "d2" {
 		t.Fatalf("failing deliveries after rebuilding the index: %+v, %v; want d2", got, err)
+	}
+}
+
+// TestSessionFilterIndexesBuiltForOlderFiles: a file written before the
+// indexes of sessions by upstream and by app existed gets them built when
+// it is opened.
+func TestSessionFilterIndexesBuiltForOlderFiles(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := db.CreateSession(ctx, store.Session{ID: "s1", UserID: "alice", Upstream: "corp", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AddParticipant(ctx, store.Participant{SessionID: "s1", Key: "oidc:payroll", Kind: "oidc", AppID: "payroll", JoinedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		return errors.Join(tx.DeleteBucket([]byte(bkSessByUp)), tx.DeleteBucket([]byte(bkSessByApp)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(db.Path(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = again.Close() })
+	for _, f := range []store.SessionFilter{{Upstream: "corp"}, {AppID: "payroll"}} {
+		got, err := again.ListSessions(ctx, f, store.Cursor{}, 10)
+		if err != nil || len(got) != 1 || got[0].ID != "s1" {
+			t.Fatalf("sessions by %+v after rebuilding the indexes: %+v, %v; want s1", f, got, err)
+		}
 	}
 }

@@ -23,6 +23,8 @@ const (
 	bkSessByNameID  = "sessions_by_nameid"
 	bkSessByEmail   = "sessions_by_email"
 	bkSessActive    = "sessions_active"
+	bkSessByUp      = "sessions_by_upstream"
+	bkSessByApp     = "sessions_by_app"
 	bkSessEnded     = "sessions_ended"
 	bkParticipants  = "participants"
 	bkLogouts       = "logouts"
@@ -53,7 +55,7 @@ const (
 // allBuckets lists every bucket Open creates.
 func allBuckets() []string {
 	return []string{
-		bkSessions, bkSessByUser, bkSessByNameID, bkSessByEmail, bkSessActive, bkSessEnded,
+		bkSessions, bkSessByUser, bkSessByNameID, bkSessByEmail, bkSessActive, bkSessEnded, bkSessByUp, bkSessByApp,
 		bkParticipants, bkLogouts, bkLogoutsByUser, bkLogoutsByTime,
 		bkDeliveries, bkDelByLogout, bkDelDue, bkDelCounts, bkDelFailing,
 		bkRecords, bkRecordsExp, bkReplay, bkReplayExp, bkClients, bkClientsByKind, bkKeys, bkMeta,
@@ -194,6 +196,7 @@ func Open(path string, opts Options) (*DB, error) {
 		emailIndexNew := tx.Bucket([]byte(bkSessByEmail)) == nil
 		countNew := tx.Bucket([]byte(bkMeta)) == nil
 		failingIndexNew := tx.Bucket([]byte(bkDelFailing)) == nil
+		filterIndexNew := tx.Bucket([]byte(bkSessByApp)) == nil
 		for _, name := range allBuckets() {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
@@ -208,6 +211,12 @@ func Open(path string, opts Options) (*DB, error) {
 		if emailIndexNew {
 			// A file written before the index existed: build it.
 			if err := indexSessionsByEmail(tx); err != nil {
+				return err
+			}
+		}
+		if filterIndexNew {
+			// A file written before the indexes existed: build them.
+			if err := indexSessionFilters(tx); err != nil {
 				return err
 			}
 		}

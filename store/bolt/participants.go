@@ -40,6 +40,11 @@ func (db *DB) AddParticipant(ctx context.Context, p store.Participant) (bool, er
 		if err := pb.Put(k, v); err != nil {
 			return err
 		}
+		if validID(p.AppID) {
+			if err := tx.Bucket([]byte(bkSessByApp)).Put(appKey(p.AppID, s), nil); err != nil {
+				return err
+			}
+		}
 		added = true
 		return nil
 	})

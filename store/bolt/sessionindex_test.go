@@ -19,7 +19,7 @@ func sessionIndexEntries(t *testing.T, db *DB, id string) []string {
 	t.Helper()
 	var out []string
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
-		for _, name := range []string{bkSessByUser, bkSessByNameID, bkSessActive, bkSessEnded} {
+		for _, name := range []string{bkSessByUser, bkSessByNameID, bkSessByUp, bkSessActive, bkSessEnded} {
 			err := tx.Bucket([]byte(name)).ForEach(func(k, _ []byte) error {
 				if strings.HasSuffix(string(k), id) {
 					out = append(out, fmt.Sprintf("%s/%q", name, k))

@@ -42,8 +42,8 @@ func (e indexEntry) delete(tx *bbolt.Tx) error {
 }
 
 // sessionIndexKeys returns the index entries of s: by user, by upstream
-// NameID (for the current upstream login and every prior one), and active
-// by expiry or ended by end time.
+// NameID (for the current upstream login and every prior one), by its
+// current upstream, by email, and active by expiry or ended by end time.
 func sessionIndexKeys(s store.Session) []indexEntry {
 	id := []byte(s.ID)
 	idx := []indexEntry{{bkSessByUser, key(prefix(s.UserID), timeBytes(s.CreatedAt), id)}}
@@ -51,6 +51,9 @@ func sessionIndexKeys(s store.Session) []indexEntry {
 		if l.NameID.Value != "" {
 			idx = append(idx, indexEntry{bkSessByNameID, key(prefix(l.Upstream, l.NameID.Value), timeBytes(s.CreatedAt), id)})
 		}
+	}
+	if validID(s.Upstream) {
+		idx = append(idx, indexEntry{bkSessByUp, key(prefix(s.Upstream), timeBytes(s.CreatedAt), id)})
 	}
 	for _, e := range s.Attributes["email"] {
 		if validID(e) {
@@ -315,17 +318,31 @@ func countActiveIndex(tx *bbolt.Tx) error {
 	return setActiveCount(tx, uint64(n))
 }
 
-// deleteSession removes a session, its index entries and its participants.
+// appKey is the sessions_by_app entry of a session an app joined.
+func appKey(appID string, s store.Session) []byte {
+	return key(prefix(appID), timeBytes(s.CreatedAt), []byte(s.ID))
+}
+
+// deleteSession removes a session, its index entries and its participants
+// (with their sessions_by_app entries).
 func deleteSession(tx *bbolt.Tx, s store.Session) error {
 	for _, e := range sessionIndexKeys(s) {
 		if err := e.delete(tx); err != nil {
 			return err
 		}
 	}
-	pb := tx.Bucket([]byte(bkParticipants))
+	pb, byApp := tx.Bucket([]byte(bkParticipants)), tx.Bucket([]byte(bkSessByApp))
 	var keys [][]byte
-	err := scanPrefix(pb, prefix(s.ID), func(k, _ []byte) error {
+	p := prefix(s.ID)
+	err := scanPrefix(pb, p, func(k, v []byte) error {
 		keys = append(keys, bytes.Clone(k))
+		_, part, err := decodeParticipantValue(s.ID, string(k[len(p):]), v)
+		if err != nil {
+			return err
+		}
+		if validID(part.AppID) {
+			return byApp.Delete(appKey(part.AppID, s))
+		}
 		return nil
 	})
 	if err != nil {
@@ -337,4 +354,74 @@ func deleteSession(tx *bbolt.Tx, s store.Session) error {
 		}
 	}
 	return tx.Bucket([]byte(bkSessions)).Delete([]byte(s.ID))
+}
+
+// indexSessionFilters builds sessions_by_upstream and sessions_by_app from
+// the sessions and participants (a file written before they existed).
+func indexSessionFilters(tx *bbolt.Tx) error {
+	byUp, byApp, pb := tx.Bucket([]byte(bkSessByUp)), tx.Bucket([]byte(bkSessByApp)), tx.Bucket([]byte(bkParticipants))
+	return tx.Bucket([]byte(bkSessions)).ForEach(func(k, v []byte) error {
+		s, err := decodeSession(string(k), v)
+		if err != nil {
+			return err
+		}
+		if validID(s.Upstream) {
+			if err := byUp.Put(key(prefix(s.Upstream), timeBytes(s.CreatedAt), k), nil); err != nil {
+				return err
+			}
+		}
+		p := prefix(s.ID)
+		return scanPrefix(pb, p, func(pk, pv []byte) error {
+			_, part, err := decodeParticipantValue(s.ID, string(pk[len(p):]), pv)
+			if err != nil || !validID(part.AppID) {
+				return err
+			}
+			return byApp.Put(appKey(part.AppID, s), nil)
+		})
+	})
+}
+
+// ListSessions returns a page of the sessions of an upstream or of an
+// app, newest first, walking its index backwards from the cursor.
+func (db *DB) ListSessions(ctx context.Context, f store.SessionFilter, before store.Cursor, limit int) ([]store.Session, error) {
+	if limit <= 0 || limit > store.MaxPage {
+		return nil, fmt.Errorf("bolt: list sessions: %w: limit %d is not in 1..%d", store.ErrInvalid, limit, store.MaxPage)
+	}
+	bucket, value := bkSessByUp, f.Upstream
+	if f.AppID != "" {
+		bucket, value = bkSessByApp, f.AppID
+	}
+	if (f.Upstream == "") == (f.AppID == "") {
+		return nil, fmt.Errorf("bolt: list sessions: %w: give an upstream or an app", store.ErrInvalid)
+	}
+	if !validID(value) {
+		return nil, nil
+	}
+	p := prefix(value)
+	var out []store.Session
+	err := db.view(ctx, "list sessions", func(tx *bbolt.Tx) error {
+		c := tx.Bucket([]byte(bucket)).Cursor()
+		var k []byte
+		if before.CreatedAt.IsZero() {
+			// Past the prefix's last key (times never begin with 0xff).
+			if k, _ = c.Seek(key(p, []byte{0xff})); k == nil {
+				k, _ = c.Last()
+			} else {
+				k, _ = c.Prev()
+			}
+		} else if k, _ = c.Seek(key(p, timeBytes(before.CreatedAt), []byte(before.ID))); k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+		for ; k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, _ = c.Prev() {
+			s, err := getSession(tx, idAfterPrefix(k, len(p)))
+			if err != nil {
+				return fmt.Errorf("index %s points at a missing session: %w", bucket, err)
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, err
 }

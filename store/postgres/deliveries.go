@@ -277,7 +277,7 @@ func (db *DB) RetryDelivery(ctx context.Context, id string, now time.Time) (stor
 
 // ListFailingDeliveries returns a page of the deliveries failing now,
 // newest first, from the partial index deliveries_failing_idx.
-func (db *DB) ListFailingDeliveries(ctx context.Context, before store.DeliveryCursor, limit int) ([]store.Delivery, error) {
+func (db *DB) ListFailingDeliveries(ctx context.Context, before store.Cursor, limit int) ([]store.Delivery, error) {
 	if limit <= 0 || limit > store.MaxPage {
 		return nil, fmt.Errorf("postgres: list failing deliveries: %w: limit %d is not in 1..%d", store.ErrInvalid, limit, store.MaxPage)
 	}

@@ -245,3 +245,35 @@ func (db *DB) CountActiveSessions(ctx context.Context, now time.Time) (int, erro
 	}
 	return n, nil
 }
+
+// ListSessions returns a page of the sessions of an upstream (index
+// sessions_upstream_idx) or of an app that joined them (participants_app_idx),
+// newest first.
+func (db *DB) ListSessions(ctx context.Context, f store.SessionFilter, before store.Cursor, limit int) ([]store.Session, error) {
+	if limit <= 0 || limit > store.MaxPage {
+		return nil, fmt.Errorf("postgres: list sessions: %w: limit %d is not in 1..%d", store.ErrInvalid, limit, store.MaxPage)
+	}
+	if (f.Upstream == "") == (f.AppID == "") {
+		return nil, fmt.Errorf("postgres: list sessions: %w: give an upstream or an app", store.ErrInvalid)
+	}
+	where, value := "upstream = $1", f.Upstream
+	if f.AppID != "" {
+		where, value = "id IN (SELECT session_id FROM participants WHERE app_id = $1)", f.AppID
+	}
+	if checkIDs("filter", value) != nil {
+		return nil, nil
+	}
+	q := "SELECT " + sessionColumns + " FROM sessions WHERE " + where
+	var out []store.Session
+	var err error
+	if before.CreatedAt.IsZero() {
+		out, err = querySessions(ctx, db.pool, q+" ORDER BY created_at DESC, id DESC LIMIT $2", value, limit)
+	} else {
+		out, err = querySessions(ctx, db.pool, q+" AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4",
+			value, before.CreatedAt.UTC(), before.ID, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list sessions: %w", dbError(err))
+	}
+	return out, nil
+}

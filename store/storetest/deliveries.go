@@ -277,7 +277,7 @@ func testListFailingDeliveries(t *testing.T, s store.Store) {
 	pageAll := func() []string {
 		t.Helper()
 		var got []string
-		var cur store.DeliveryCursor
+		var cur store.Cursor
 		for range 10 {
 			page, err := s.ListFailingDeliveries(ctx(t), cur, 3)
 			must(t, err, "ListFailingDeliveries")
@@ -291,7 +291,7 @@ func testListFailingDeliveries(t *testing.T, s store.Store) {
 				got = append(got, d.ID)
 			}
 			last := page[len(page)-1]
-			cur = store.DeliveryCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+			cur = store.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
 		}
 		t.Fatal("ListFailingDeliveries never ends")
 		return nil
@@ -314,7 +314,7 @@ func testListFailingDeliveries(t *testing.T, s store.Store) {
 	wantEqual(t, pageAll(), want, "failing deliveries after a retry and a delivery")
 
 	for _, limit := range []int{0, -1, store.MaxPage + 1} {
-		_, err := s.ListFailingDeliveries(ctx(t), store.DeliveryCursor{}, limit)
+		_, err := s.ListFailingDeliveries(ctx(t), store.Cursor{}, limit)
 		wantErr(t, err, store.ErrInvalid, fmt.Sprintf("ListFailingDeliveries with limit %d", limit))
 	}
 }

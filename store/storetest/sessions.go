@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"context"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ func testSessions(t *testing.T, f Factory) {
 		{"FindByNameID", testSessionsByNameID},
 		{"FindByEmail", testSessionsByEmail},
 		{"CountActive", testCountActive},
+		{"ListByUpstreamOrApp", testListSessions},
 	})
 }
 
@@ -194,5 +196,80 @@ func testSessionsByEmail(t *testing.T, s store.Store) {
 		got, err := s.FindSessionsByEmail(ctx(t), email)
 		must(t, err, "FindSessionsByEmail "+email)
 		wantEqual(t, sessionIDs(got), want, "after re-authentication, sessions of "+email)
+	}
+}
+
+// testListSessions: ListSessions pages through the sessions of an
+// upstream or of an app, newest first, ended ones included; a session
+// re-authenticated at another upstream moves; swept sessions leave both
+// indexes; a filter with neither or both set, or a bad limit, is refused.
+func testListSessions(t *testing.T, s store.Store) {
+	var corp []string
+	for i := range 7 {
+		id := fmt.Sprintf("s%d", i)
+		se := newSession(id, fmt.Sprintf("u%d", i), at(time.Duration(i)*time.Minute))
+		if i%2 == 1 {
+			se.Upstream = "partner"
+		} else {
+			corp = append([]string{id}, corp...)
+		}
+		createSessions(t, s, se)
+		if i < 5 {
+			addParticipants(t, s, newParticipant(id, "payroll", store.ChannelBack, at(time.Hour)))
+		}
+		addParticipants(t, s, newParticipant(id, "wiki", store.ChannelBack, at(time.Hour)))
+	}
+	endSessions(t, s, "lo1", store.LogoutSpec{SessionIDs: []string{"s2"}, Now: at(2 * time.Hour)})
+	pageAll := func(f store.SessionFilter, size int) []string {
+		t.Helper()
+		var got []string
+		var cur store.Cursor
+		for range 20 {
+			page, err := s.ListSessions(ctx(t), f, cur, size)
+			must(t, err, "ListSessions")
+			if len(page) == 0 {
+				return got
+			}
+			for _, se := range page {
+				got = append(got, se.ID)
+			}
+			last := page[len(page)-1]
+			cur = store.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
+		}
+		t.Fatal("ListSessions never ends")
+		return nil
+	}
+	wantEqual(t, pageAll(store.SessionFilter{Upstream: "idp"}, 2), corp, "sessions at upstream idp, newest first, ended included")
+	wantEqual(t, pageAll(store.SessionFilter{Upstream: "partner"}, 3), []string{"s5", "s3", "s1"}, "sessions at upstream partner")
+	wantEqual(t, pageAll(store.SessionFilter{AppID: "payroll"}, 2), []string{"s4", "s3", "s2", "s1", "s0"}, "sessions payroll joined")
+	wantEqual(t, pageAll(store.SessionFilter{AppID: "wiki"}, 100), []string{"s6", "s5", "s4", "s3", "s2", "s1", "s0"}, "sessions wiki joined")
+	if got := pageAll(store.SessionFilter{AppID: "nobody"}, 5); len(got) != 0 {
+		t.Fatalf("sessions of an app that joined none: %v", got)
+	}
+
+	upd := store.SessionAuth{UserID: "u4", Upstream: "partner", NameID: store.NameID{Value: "u4@partner"}, AuthTime: at(3 * time.Hour), ExpiresAt: at(48 * time.Hour)}
+	_, err := s.ReauthenticateSession(ctx(t), "s4", upd, at(3*time.Hour))
+	must(t, err, "ReauthenticateSession")
+	wantEqual(t, pageAll(store.SessionFilter{Upstream: "partner"}, 10), []string{"s5", "s4", "s3", "s1"}, "partner's sessions after s4 re-authenticated there")
+	wantEqual(t, pageAll(store.SessionFilter{Upstream: "idp"}, 10), []string{"s6", "s2", "s0"}, "idp's sessions after s4 left")
+
+	// s2 ended at 2h; swept with a day's retention a week later, it
+	// leaves every list.
+	_, err = s.Sweep(ctx(t), at(7*24*time.Hour), 24*time.Hour)
+	must(t, err, "Sweep")
+	for _, f := range []store.SessionFilter{{Upstream: "idp"}, {AppID: "payroll"}} {
+		for _, id := range pageAll(f, 10) {
+			if id == "s2" {
+				t.Fatalf("a swept session is still listed by %+v", f)
+			}
+		}
+	}
+	for _, f := range []store.SessionFilter{{}, {Upstream: "idp", AppID: "wiki"}} {
+		_, err := s.ListSessions(ctx(t), f, store.Cursor{}, 10)
+		wantErr(t, err, store.ErrInvalid, fmt.Sprintf("ListSessions with filter %+v", f))
+	}
+	for _, limit := range []int{0, store.MaxPage + 1} {
+		_, err := s.ListSessions(ctx(t), store.SessionFilter{AppID: "wiki"}, store.Cursor{}, limit)
+		wantErr(t, err, store.ErrInvalid, fmt.Sprintf("ListSessions with limit %d", limit))
 	}
 }

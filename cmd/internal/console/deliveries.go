@@ -90,14 +90,14 @@ func groupByHost(ds []store.Delivery) []hostFailures {
 // the page an on-call operator opens first.
 func (c *Console) handleDeliveries(g *gin.Context) {
 	ctx := g.Request.Context()
-	var cur store.DeliveryCursor
+	var cur store.Cursor
 	if t := g.Query("before_time"); t != "" {
 		at, err := time.Parse(time.RFC3339Nano, t)
 		if err != nil || g.Query("before_id") == "" {
 			c.page(g, http.StatusBadRequest, "message", msgView{Title: "Deliveries", Message: "That page position is not valid."})
 			return
 		}
-		cur = store.DeliveryCursor{CreatedAt: at, ID: g.Query("before_id")}
+		cur = store.Cursor{CreatedAt: at, ID: g.Query("before_id")}
 	}
 	st := c.opts.Engine.Store()
 	ds, err := st.ListFailingDeliveries(ctx, cur, failingPage)
