@@ -130,7 +130,7 @@ func seedConsole(b *testing.B, st store.Store, n int) consoleFixture {
 		user := fmt.Sprintf("user-%07d", u)
 		seq := 0
 		lo, ds, err := st.EndSessions(ctx, store.LogoutSpec{LogoutID: "lo-" + user, UserID: user, Now: now,
-			Initiator: store.Initiator{Kind: store.InitiatorAdmin, ID: "bench"},
+			Initiator:     store.Initiator{Kind: store.InitiatorAdmin, ID: "bench"},
 			NewDeliveryID: func() string { seq++; return fmt.Sprintf("lo-%s.%d", user, seq) }})
 		if err != nil {
 			b.Fatalf("seed logouts: %v", err)
@@ -236,6 +236,8 @@ saml:
 	pages := []struct{ name, path string }{
 		{"sessions-by-email", "/admin/?q=" + url.QueryEscape(f.email)},
 		{"sessions-by-user", "/admin/?q=" + f.user},
+		{"sessions-by-app", "/admin/?by=app&q=app-500"},
+		{"sessions-by-upstream", "/admin/?by=upstream&q=static"},
 		{"logout-confirm", "/admin/logout?user=" + f.user},
 		{"logouts", "/admin/logouts"},
 		{"logout-status", "/admin/logouts/" + f.logoutID},

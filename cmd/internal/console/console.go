@@ -230,6 +230,13 @@ func (c *Console) fail(g *gin.Context, op string, err error) {
 // path is the absolute path of a console page.
 func (c *Console) path(p string) string { return c.opts.BasePath + Prefix + p }
 
+// pageURL is the link to a console page with a query the console built
+// (the next page of a list): encoded here, so the template takes it as a
+// URL and does not escape it a second time.
+func (c *Console) pageURL(p string, q url.Values) template.URL {
+	return template.URL(c.path(p) + "?" + q.Encode())
+}
+
 // view is what every page template gets besides its own data.
 type view struct {
 	Nonce, Base, CSRF, Operator string

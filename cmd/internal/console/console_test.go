@@ -461,3 +461,78 @@ func TestConsoleAppActions(t *testing.T) {
 		t.Error("the audit log holds the client secret")
 	}
 }
+
+// TestConsoleSearchByUpstreamAndApp: the Sessions page lists the sessions
+// at an upstream or that an app joined, 50 at a time, newest first, ended
+// ones included, with a link to the older ones.
+func TestConsoleSearchByUpstreamAndApp(t *testing.T) {
+	h := newHarness(t, []string{"bob"}, nil)
+	ctx := context.Background()
+	st := h.eng.Store()
+	t0 := time.Now().Add(-time.Hour)
+	for i := range 60 {
+		s := store.Session{ID: fmt.Sprintf("s%02d", i), UserID: fmt.Sprintf("u%02d", i), Upstream: "corp", CreatedAt: t0.Add(time.Duration(i) * time.Second),
+			ExpiresAt: time.Now().Add(time.Hour)}
+		if i%2 == 1 {
+			s.Upstream = "partner"
+		}
+		if err := st.CreateSession(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if i < 55 {
+			if _, err := st.AddParticipant(ctx, store.Participant{SessionID: s.ID, Key: "oidc:payroll", Kind: "oidc", AppID: "payroll", Name: "Payroll", JoinedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	bob := h.cookie(h.bob)
+	ids := regexp.MustCompile(`data-session="([^"]+)"`)
+	older := regexp.MustCompile(`<a id="older" href="/admin/\?([^"]+)"`)
+	code, _, page := h.do(t, "GET", "/admin/?by=app&q=payroll", bob, nil, nil)
+	got := ids.FindAllStringSubmatch(page, -1)
+	if code != 200 || len(got) != 50 || got[0][1] != "s54" || got[49][1] != "s05" || !strings.Contains(page, `<h2 id="listed">Sessions <code>payroll</code> joined`) {
+		t.Fatalf("sessions payroll joined: %d, %d listed:\n%s", code, len(got), page)
+	}
+	m := older.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no link to the older sessions")
+	}
+	_, _, page = h.do(t, "GET", "/admin/?"+strings.ReplaceAll(m[1], "&amp;", "&"), bob, nil, nil)
+	if got := ids.FindAllStringSubmatch(page, -1); len(got) != 5 || got[0][1] != "s04" || got[4][1] != "s00" || older.MatchString(page) {
+		t.Fatalf("the older sessions payroll joined: %v", got)
+	}
+	_, _, page = h.do(t, "GET", "/admin/?by=upstream&q=partner", bob, nil, nil)
+	if got := ids.FindAllStringSubmatch(page, -1); len(got) != 30 || got[0][1] != "s59" || !strings.Contains(page, `Sessions at <code>partner</code>`) {
+		t.Fatalf("sessions at partner: %d listed", len(got))
+	}
+	if code, _, _ := h.do(t, "GET", "/admin/?by=nonsense&q=x", bob, nil, nil); code != 400 {
+		t.Fatalf("search by nonsense: %d", code)
+	}
+}
+
+// TestConsoleLogoutsPages: the Logouts page lists 50 logouts and links to
+// the older ones, which the link opens.
+func TestConsoleLogoutsPages(t *testing.T) {
+	h := newHarness(t, []string{"bob"}, nil)
+	ctx := context.Background()
+	for i := range 51 {
+		s, err := h.eng.CreateSession(ctx, store.Session{UserID: fmt.Sprintf("u%02d", i), ExpiresAt: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.eng.Logout(ctx, slobridge.LogoutRequest{SessionIDs: []string{s.ID}, Initiator: store.Initiator{Kind: store.InitiatorAdmin}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob := h.cookie(h.bob)
+	rows := regexp.MustCompile(`<tr data-logout="`)
+	_, _, page := h.do(t, "GET", "/admin/logouts", bob, nil, nil)
+	m := regexp.MustCompile(`<a id="older" href="(/admin/logouts\?[^"]+)"`).FindStringSubmatch(page)
+	if n := len(rows.FindAllString(page, -1)); n != 50 || m == nil {
+		t.Fatalf("first page: %d logouts, link %v", n, m)
+	}
+	code, _, page := h.do(t, "GET", strings.ReplaceAll(m[1], "&amp;", "&"), bob, nil, nil)
+	if n := len(rows.FindAllString(page, -1)); code != 200 || n != 1 || strings.Contains(page, `id="older"`) {
+		t.Fatalf("second page: %d, %d logouts", code, n)
+	}
+}

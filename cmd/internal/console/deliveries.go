@@ -3,6 +3,7 @@ package console
 import (
 	"cmp"
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -42,8 +43,8 @@ type deliveriesView struct {
 	// Listed is how many failing deliveries the groups hold; Retrying and
 	// Failed count every delivery in those states.
 	Listed, Retrying, Failed int
-	// Next is the query of the page of older failures, empty on the last.
-	Next string
+	// Next links to the page of older failures, empty on the last.
+	Next template.URL
 }
 
 // lastAttemptAt is when d was last tried (its creation before any try).
@@ -114,7 +115,7 @@ func (c *Console) handleDeliveries(g *gin.Context) {
 		Retrying: counts[store.DeliveryRetrying], Failed: counts[store.DeliveryFailed]}
 	if len(ds) == failingPage {
 		last := ds[len(ds)-1]
-		v.Next = url.Values{"before_time": {last.CreatedAt.UTC().Format(time.RFC3339Nano)}, "before_id": {last.ID}}.Encode()
+		v.Next = c.pageURL("/deliveries", url.Values{"before_time": {last.CreatedAt.UTC().Format(time.RFC3339Nano)}, "before_id": {last.ID}})
 	}
 	c.page(g, http.StatusOK, "deliveries", v)
 }

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -60,35 +61,73 @@ func (c *Console) sessionViews(ctx context.Context, ss []store.Session, activeOn
 	return out, nil
 }
 
+// sessionPage is how many sessions a search by upstream or app lists at
+// a time.
+const sessionPage = 50
+
 // sessionsView is the Sessions page.
 type sessionsView struct {
-	Query, UserID string
-	Searched      bool
-	Sessions      []sessionView
-	Active        int
+	// By is what Query names: "user" (a user ID, email address or
+	// upstream NameID), "upstream" or "app".
+	By, Query, UserID string
+	Searched          bool
+	Sessions          []sessionView
+	Active            int
+	// Next links to the page of older sessions (by upstream or app),
+	// empty on the last.
+	Next template.URL
 }
 
-// handleSessions finds a user's sessions by user ID, email address or
-// upstream NameID, with their participants.
+// handleSessions finds sessions: a user's by user ID, email address or
+// upstream NameID, or a page of those at an upstream or that an app
+// joined; each with its participants.
 func (c *Console) handleSessions(g *gin.Context) {
 	ctx := g.Request.Context()
-	v := sessionsView{Query: strings.TrimSpace(g.Query("q"))}
-	if v.Query != "" {
-		v.Searched = true
-		user, ss, err := admin.FindUserSessions(ctx, c.opts.Engine.Store(), c.opts.Upstreams, v.Query)
-		if err != nil {
-			c.fail(g, "find sessions", err)
-			return
+	v := sessionsView{By: g.DefaultQuery("by", "user"), Query: strings.TrimSpace(g.Query("q"))}
+	if v.Query == "" {
+		c.page(g, http.StatusOK, "sessions", v)
+		return
+	}
+	v.Searched = true
+	var ss []store.Session
+	var err error
+	switch v.By {
+	case "user":
+		v.UserID, ss, err = admin.FindUserSessions(ctx, c.opts.Engine.Store(), c.opts.Upstreams, v.Query)
+	case "upstream", "app":
+		f := store.SessionFilter{Upstream: v.Query}
+		if v.By == "app" {
+			f = store.SessionFilter{AppID: v.Query}
 		}
-		v.UserID = user
-		if v.Sessions, err = c.sessionViews(ctx, ss, false); err != nil {
-			c.fail(g, "list participants", err)
-			return
-		}
-		for _, sv := range v.Sessions {
-			if sv.State == "active" {
-				v.Active++
+		var cur store.Cursor
+		if t := g.Query("before_time"); t != "" {
+			at, perr := time.Parse(time.RFC3339Nano, t)
+			if perr != nil || g.Query("before_id") == "" {
+				c.page(g, http.StatusBadRequest, "message", msgView{Title: "Sessions", Message: "That page position is not valid."})
+				return
 			}
+			cur = store.Cursor{CreatedAt: at, ID: g.Query("before_id")}
+		}
+		ss, err = c.opts.Engine.Store().ListSessions(ctx, f, cur, sessionPage)
+		if err == nil && len(ss) == sessionPage {
+			last := ss[len(ss)-1]
+			v.Next = c.pageURL("/", url.Values{"by": {v.By}, "q": {v.Query}, "before_time": {last.CreatedAt.UTC().Format(time.RFC3339Nano)}, "before_id": {last.ID}})
+		}
+	default:
+		c.page(g, http.StatusBadRequest, "message", msgView{Title: "Sessions", Message: "Search by user, upstream or app."})
+		return
+	}
+	if err != nil {
+		c.fail(g, "find sessions", err)
+		return
+	}
+	if v.Sessions, err = c.sessionViews(ctx, ss, false); err != nil {
+		c.fail(g, "list participants", err)
+		return
+	}
+	for _, sv := range v.Sessions {
+		if sv.State == "active" {
+			v.Active++
 		}
 	}
 	c.page(g, http.StatusOK, "sessions", v)
@@ -188,8 +227,8 @@ type logoutRow struct {
 // logoutsView is the Logouts page.
 type logoutsView struct {
 	Logouts []logoutRow
-	// Next is the query of the following page, empty on the last.
-	Next string
+	// Next links to the following page, empty on the last.
+	Next template.URL
 }
 
 // handleLogouts lists the logouts, newest first, a page at a time.
@@ -220,7 +259,7 @@ func (c *Console) handleLogouts(g *gin.Context) {
 	}
 	if len(los) == logoutPage {
 		last := los[len(los)-1]
-		v.Next = url.Values{"before_time": {last.CreatedAt.UTC().Format(time.RFC3339Nano)}, "before_id": {last.ID}}.Encode()
+		v.Next = c.pageURL("/logouts", url.Values{"before_time": {last.CreatedAt.UTC().Format(time.RFC3339Nano)}, "before_id": {last.ID}})
 	}
 	c.page(g, http.StatusOK, "logouts", v)
 }

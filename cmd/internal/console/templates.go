@@ -39,20 +39,25 @@ const pagesTmpl = `
 
 {{define "sessions"}}{{template "top" .}}{{with .Data}}
 <h1>Sessions</h1>
-<form method="get" action=""><label>User ID, email address or upstream NameID
-<input type="text" name="q" value="{{.Query}}" autofocus></label> <button type="submit">Find</button></form>
+<form method="get" action="" id="search"><label>Find by <select name="by">
+<option value="user"{{if eq .By "user"}} selected{{end}}>user ID, email address or upstream NameID</option>
+<option value="upstream"{{if eq .By "upstream"}} selected{{end}}>upstream</option>
+<option value="app"{{if eq .By "app"}} selected{{end}}>app (client ID or SP entity ID)</option></select></label>
+<input type="text" name="q" value="{{.Query}}" autofocus> <button type="submit">Find</button></form>
 {{if .Searched}}
 {{if .Sessions}}
-<h2>Sessions of <span id="user">{{.UserID}}</span> ({{.Active}} active)</h2>
+{{if eq .By "user"}}<h2>Sessions of <span id="user">{{.UserID}}</span> ({{.Active}} active)</h2>
 {{if .Active}}<p><a class="button danger" id="logout-user" href="{{$.Base}}/logout?user={{query .UserID}}">Log {{.UserID}} out everywhere</a></p>{{end}}
+{{else}}<h2 id="listed">Sessions {{if eq .By "app"}}<code>{{.Query}}</code> joined{{else}}at <code>{{.Query}}</code>{{end}}, newest first ({{.Active}} of {{len .Sessions}} active)</h2>{{end}}
 {{range .Sessions}}<div class="card session" data-session="{{.ID}}" data-state="{{.State}}">
-<p><strong>Session <code>{{.ID}}</code></strong> — <span class="state {{if eq .State "active"}}ok{{else}}wait{{end}}">{{.State}}</span>
+<p><strong>Session <code>{{.ID}}</code></strong> of <strong class="session-user">{{.UserID}}</strong> — <span class="state {{if eq .State "active"}}ok{{else}}wait{{end}}">{{.State}}</span>
 {{if eq .State "active"}} · <a href="{{$.Base}}/logout?session={{query .ID}}">log this session out</a>{{end}}
 {{if .LogoutID}} · ended by <a href="{{$.Base}}/logouts/{{.LogoutID}}">logout {{.LogoutID}}</a>{{end}}</p>
 <p>Upstream <strong>{{if .Upstream}}{{.Upstream}}{{else}}—{{end}}</strong>{{if .NameID.Value}}, NameID <code class="nameid">{{.NameID.Value}}</code>{{end}};
 authenticated {{stamp .AuthTime}}{{if .Attributes.amr}} by {{range .Attributes.amr}}{{.}} {{end}}{{end}}; expires {{stamp .ExpiresAt}}{{if not .EndedAt.IsZero}}; ended {{stamp .EndedAt}}{{end}}</p>
 {{if .Attributes}}<p class="attrs">{{range $k, $v := .Attributes}}<span>{{$k}}: {{range $v}}<code>{{.}}</code> {{end}}</span> {{end}}</p>{{end}}
 {{template "participants" .Participants}}</div>{{end}}
+{{if .Next}}<p><a id="older" href="{{.Next}}">Older sessions</a></p>{{end}}
 {{else}}<p id="none">No sessions found for <code>{{.Query}}</code>.</p>{{end}}
 {{end}}{{end}}{{template "bottom" .}}{{end}}
 
@@ -73,7 +78,7 @@ authenticated {{stamp .AuthTime}}{{if .Attributes.amr}} by {{range .Attributes.a
 <td>{{.Initiator.Kind}}{{if .Initiator.ID}} {{.Initiator.ID}}{{end}}</td><td>{{len .SessionIDs}}</td>
 <td class="outcome">{{if .Outcome.Complete}}<span class="ok">complete</span>{{else if .Outcome.Status.Done}}<span class="bad">partial: {{len .Outcome.Failed}} not logged out</span>{{else}}<span class="wait">in progress</span>{{end}}</td></tr>
 {{else}}<tr><td colspan="6">No logouts yet.</td></tr>{{end}}</table>
-{{if .Next}}<p><a href="{{$.Base}}/logouts?{{.Next}}">Older logouts</a></p>{{end}}
+{{if .Next}}<p><a id="older" href="{{.Next}}">Older logouts</a></p>{{end}}
 {{end}}{{template "bottom" .}}{{end}}
 
 {{define "status"}}{{template "top" .}}{{with .Data}}{{with .Outcome.Status}}
@@ -95,7 +100,7 @@ authenticated {{stamp .AuthTime}}{{if .Attributes.amr}} by {{range .Attributes.a
 {{range .Hosts}}<tr data-host="{{.Host}}"><td><code>{{.Host}}</code></td><td class="retrying">{{.Retrying}}</td><td class="failed">{{.Failed}}</td><td>{{stamp .LastAt}}</td>
 <td class="error">{{.LastError}}</td><td>{{range .Deliveries}}<a class="delivery" href="{{$.Base}}/deliveries/{{.ID}}">{{if .Participant.Name}}{{.Participant.Name}}{{else}}{{.Participant.AppID}}{{end}}</a> ({{.State}}) {{end}}</td></tr>
 {{else}}<tr><td colspan="6" id="none">Nothing is failing.</td></tr>{{end}}</table>
-{{if .Next}}<p><a href="{{$.Base}}/deliveries?{{.Next}}">Older failures</a></p>{{end}}
+{{if .Next}}<p><a id="older" href="{{.Next}}">Older failures</a></p>{{end}}
 {{end}}{{template "bottom" .}}{{end}}
 
 {{define "delivery"}}{{template "top" .}}{{with .Data}}
