@@ -39,3 +39,31 @@ func (e *Engine) WaitDone(ctx context.Context, logoutID string, wait time.Durati
 		}
 	}
 }
+
+// Watch calls fn with the status of logout logoutID now and again after
+// each change of it (its events, or every waitPoll for changes made by
+// other replicas), until every back-channel delivery is final
+// (LogoutStatus.Done), fn fails or ctx ends; it returns fn's error or
+// ctx's. It waits as WaitDone does, for a caller that follows every step
+// (the operator console's live pages).
+func (e *Engine) Watch(ctx context.Context, logoutID string, fn func(LogoutStatus) error) error {
+	events, stop := e.Subscribe(64)
+	defer stop()
+	tick := time.NewTicker(waitPoll)
+	defer tick.Stop()
+	for {
+		st, err := e.Status(ctx, logoutID)
+		if err != nil {
+			return err
+		}
+		if err := fn(st); err != nil {
+			return err
+		}
+		if st.Done {
+			return nil
+		}
+		if !waitChange(ctx, events, tick.C, logoutID) {
+			return ctx.Err()
+		}
+	}
+}

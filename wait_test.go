@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,5 +47,44 @@ func TestWaitDone(t *testing.T) {
 	}
 	if _, err := e.WaitDone(ctx, "no-such-logout", time.Second); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("WaitDone of an unknown logout: %v", err)
+	}
+}
+
+// TestWatch: Watch reports the status at once and after each change until
+// the logout is done; a receiver that recovers shows as failing, then
+// delivered; fn's error ends the watch.
+func TestWatch(t *testing.T) {
+	var fails atomic.Int32
+	fails.Store(2)
+	rc := newReceiver(t, func(int, *http.Request) int {
+		if fails.Add(-1) >= 0 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusNoContent
+	})
+	opts := testOptions(openStore(t, filepath.Join(t.TempDir(), "w.db")))
+	e, _ := runEngine(t, opts)
+	ctx := context.Background()
+	s := newSession(t, e, "alice", backParticipant("app", rc.srv.URL))
+	lo, err := e.Logout(ctx, LogoutRequest{SessionIDs: []string{s.ID}, Initiator: store.Initiator{Kind: store.InitiatorAdmin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []string
+	err = e.Watch(ctx, lo.ID, func(st LogoutStatus) error {
+		if n := len(states); n == 0 || states[n-1] != st.Participants[0].State {
+			states = append(states, st.Participants[0].State)
+		}
+		return nil
+	})
+	if err != nil || len(states) < 2 || states[len(states)-1] != "delivered" || !slices.Contains(states, "retrying") {
+		t.Fatalf("Watch saw %v (%v); want the retries, then delivered", states, err)
+	}
+	stopped := errors.New("stop")
+	if err := e.Watch(ctx, lo.ID, func(LogoutStatus) error { return stopped }); !errors.Is(err, stopped) {
+		t.Fatalf("Watch with a failing fn: %v", err)
+	}
+	if err := e.Watch(ctx, "no-such-logout", func(LogoutStatus) error { return nil }); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Watch of an unknown logout: %v", err)
 	}
 }

@@ -105,3 +105,55 @@ func TestConsoleXSSInChromium(t *testing.T) {
 		t.Errorf("the Apps page does not show the app's name and entity ID as text:\n%s", body)
 	}
 }
+
+// TestConsoleLiveInChromium: a delivery's page, while the delivery is
+// retrying, follows its logout's event stream (the page's script, allowed
+// by the CSP nonce) and shows the delivery delivered when it is.
+func TestConsoleLiveInChromium(t *testing.T) {
+	h := newHarness(t, []string{"bob"}, nil)
+	ctx := context.Background()
+	st := h.eng.Store()
+	s, err := h.eng.CreateSession(ctx, store.Session{UserID: "alice", ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AddParticipant(ctx, store.Participant{SessionID: s.ID, Key: "oidc:app", Kind: "oidc", AppID: "app", Name: "Payroll",
+		Channels: store.ChannelBack, BackChannelURL: "https://payroll.example/bc", JoinedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.eng.Logout(ctx, slobridge.LogoutRequest{SessionIDs: []string{s.ID}, Initiator: store.Initiator{Kind: store.InitiatorAdmin}}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := st.ClaimDueDeliveries(ctx, "test", time.Now().Add(time.Minute), time.Minute, 1)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("claim: %v", err)
+	}
+	id := ds[0].ID
+	if _, err := st.CompleteAttempt(ctx, id, "test", store.Attempt{At: time.Now(), StatusCode: 503, Error: "HTTP 503"}, store.DeliveryRetrying, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	b := browsertest.New(t)
+	u, _ := url.Parse(h.srv.URL)
+	if _, err := chromedp.Call(b, network.SetCookie, network.SetCookieParams{Name: slobridge.SessionCookieName,
+		Value: h.cookie(h.bob).Value, Domain: u.Hostname(), Path: "/"}); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Navigate(t, b, h.srv.URL+"/admin/deliveries/"+id)
+	browsertest.WaitJS(t, b, "the retrying delivery", `document.getElementById("state").textContent === "retrying"`)
+	deadline := time.Now().Add(browsertest.WaitTimeout)
+	for h.streams.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the page never opened its logout's event stream")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A worker claims it again and delivers it.
+	if _, err := st.ClaimDueDeliveries(ctx, "test2", time.Now().Add(time.Minute), time.Minute, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CompleteAttempt(ctx, id, "test2", store.Attempt{At: time.Now(), OK: true, StatusCode: 200}, store.DeliveryDelivered, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitJS(t, b, "the delivery delivered", `document.getElementById("state").textContent === "delivered"`)
+}

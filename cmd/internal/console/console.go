@@ -104,6 +104,7 @@ func (c *Console) Mount(r gin.IRouter) {
 	g.POST("/logout", c.checkCSRF, c.handleLogout)
 	g.GET("/logouts", c.handleLogouts)
 	g.GET("/logouts/:logout_id", c.handleLogoutStatus)
+	g.GET("/logouts/:logout_id/events", c.handleLogoutEvents)
 	g.POST("/logouts/:logout_id/retry", c.checkCSRF, c.handleRetry)
 	g.GET("/deliveries", c.handleDeliveries)
 	g.GET("/deliveries/:delivery_id", c.handleDelivery)
@@ -119,13 +120,13 @@ func (c *Console) Mount(r gin.IRouter) {
 const ctxOperator = "console.operator"
 
 // headers sets what every console answer carries: no caching, no framing,
-// and a policy that runs nothing but the page's own style.
+// and a policy that runs nothing but the page's own style and script.
 func (c *Console) headers(g *gin.Context) {
 	nonce := newNonce()
 	g.Set("console.nonce", nonce)
 	h := g.Writer.Header()
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+nonce+"'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+nonce+"'; script-src 'nonce-"+nonce+"'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 }
@@ -240,20 +241,32 @@ func (c *Console) pageURL(p string, q url.Values) template.URL {
 // view is what every page template gets besides its own data.
 type view struct {
 	Nonce, Base, CSRF, Operator string
-	// Refresh reloads the page every two seconds (a logout still running).
+	// Refresh reloads the page while a logout runs: at each change its
+	// Live event stream announces (the page's script), every two seconds
+	// without scripts.
 	Refresh bool
-	Data    any
+	// Live is the event stream of the logout the page shows, and Sig the
+	// signature (statusSig) of the status the page was rendered from.
+	Live template.URL
+	Sig  string
+	Data any
 }
 
 // refresher is a page's data that says whether the page reloads itself
-// (something still running).
-type refresher interface{ refresh() bool }
+// (a logout still running), and from which logout's changes.
+type refresher interface {
+	refresh() bool
+	// live is the logout the page follows and the signature of its
+	// status as rendered.
+	live() (logoutID, sig string)
+}
 
 // page renders a template in the layout.
 func (c *Console) page(g *gin.Context, status int, name string, data any) {
 	v := view{Nonce: g.GetString("console.nonce"), Base: c.opts.BasePath + Prefix, Data: data}
-	if r, ok := data.(refresher); ok {
-		v.Refresh = r.refresh()
+	if r, ok := data.(refresher); ok && r.refresh() {
+		id, sig := r.live()
+		v.Refresh, v.Live, v.Sig = true, template.URL(c.path("/logouts/"+url.PathEscape(id)+"/events")), sig
 	}
 	if s, ok := g.Get(ctxOperator); ok {
 		op := s.(store.Session)

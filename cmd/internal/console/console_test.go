@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,6 +50,8 @@ type harness struct {
 	logs    *bytes.Buffer
 	bob     store.Session
 	eve     store.Session
+	// streams counts the requests for event streams.
+	streams atomic.Int32
 }
 
 func newHarness(t *testing.T, users, groups []string) *harness {
@@ -81,6 +85,11 @@ func newHarnessApps(t *testing.T, users, groups []string, apps []App) *harness {
 		t.Fatal(err)
 	}
 	r := gin.New()
+	r.Use(func(g *gin.Context) {
+		if strings.HasSuffix(g.Request.URL.Path, "/events") {
+			h.streams.Add(1)
+		}
+	})
 	c.Mount(r)
 	h.srv.Config.Handler = r
 	h.srv.Start()
@@ -534,5 +543,68 @@ func TestConsoleLogoutsPages(t *testing.T) {
 	code, _, page := h.do(t, "GET", strings.ReplaceAll(m[1], "&amp;", "&"), bob, nil, nil)
 	if n := len(rows.FindAllString(page, -1)); code != 200 || n != 1 || strings.Contains(page, `id="older"`) {
 		t.Fatalf("second page: %d, %d logouts", code, n)
+	}
+}
+
+// TestConsoleLogoutEvents: a logout's event stream sends the signature of
+// its status now and again after each change, and ends when the logout is
+// done; an unknown logout is 404.
+func TestConsoleLogoutEvents(t *testing.T) {
+	h := newHarness(t, []string{"bob"}, nil)
+	ctx := context.Background()
+	st := h.eng.Store()
+	s, err := h.eng.CreateSession(ctx, store.Session{UserID: "alice", ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AddParticipant(ctx, store.Participant{SessionID: s.ID, Key: "oidc:app", Kind: "oidc", AppID: "app", Channels: store.ChannelBack,
+		BackChannelURL: "https://app.example/bc", JoinedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	lo, err := h.eng.Logout(ctx, slobridge.LogoutRequest{SessionIDs: []string{s.ID}, Initiator: store.Initiator{Kind: store.InitiatorAdmin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", h.srv.URL+"/admin/logouts/"+lo.ID+"/events", nil)
+	req.AddCookie(h.cookie(h.bob))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	lines := make(chan string, 16)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if l, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				lines <- l
+			}
+		}
+	}()
+	first := <-lines
+	// The delivery is attempted and delivered: the stream announces the
+	// change and ends (the logout is done).
+	ds, err := st.ClaimDueDeliveries(ctx, "test", time.Now().Add(time.Minute), time.Minute, 1)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("claim: %v", err)
+	}
+	if _, err := st.CompleteAttempt(ctx, ds[0].ID, "test", store.Attempt{At: time.Now(), OK: true, StatusCode: 200}, store.DeliveryDelivered, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	var rest []string
+	for l := range lines {
+		rest = append(rest, l)
+	}
+	if len(rest) == 0 || rest[len(rest)-1] == first {
+		t.Fatalf("the stream sent %q then %v; want a new signature after the delivery", first, rest)
+	}
+	req, _ = http.NewRequest("GET", h.srv.URL+"/admin/logouts/nope/events", nil)
+	req.AddCookie(h.cookie(h.bob))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("events of an unknown logout: %v %v", resp.StatusCode, err)
 	}
 }

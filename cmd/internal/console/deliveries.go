@@ -134,10 +134,15 @@ type deliveryView struct {
 	Attempts []attemptRow
 	// Retryable is true when Retry now would send it (store.RetryNow).
 	Retryable bool
+	// Sig is the signature of its logout's status (statusSig) while it is
+	// not final.
+	Sig string
 }
 
 // refresh reloads the page until the delivery is final.
 func (v deliveryView) refresh() bool { return !v.State.Final() }
+
+func (v deliveryView) live() (string, string) { return v.LogoutID, v.Sig }
 
 // handleDelivery shows one delivery with the history of its attempts.
 func (c *Console) handleDelivery(g *gin.Context) {
@@ -159,6 +164,14 @@ func (c *Console) handleDelivery(g *gin.Context) {
 			row.Next = d.NextAttemptAt
 		}
 		v.Attempts = append(v.Attempts, row)
+	}
+	if !d.State.Final() {
+		st, err := c.opts.Engine.Status(g.Request.Context(), d.LogoutID)
+		if err != nil {
+			c.fail(g, "read the delivery's logout", err)
+			return
+		}
+		v.Sig = statusSig(st)
 	}
 	c.page(g, http.StatusOK, "delivery", v)
 }

@@ -2,7 +2,11 @@ package console
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -274,6 +278,54 @@ type statusView struct {
 }
 
 func (v statusView) refresh() bool { return v.Refresh }
+
+func (v statusView) live() (string, string) {
+	return v.Outcome.Status.Logout.ID, statusSig(v.Outcome.Status)
+}
+
+// statusSig is a short signature of a logout's status: a live page
+// reloads when the stream's differs from the one it was rendered from.
+func statusSig(st slobridge.LogoutStatus) string {
+	b, _ := json.Marshal(st)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// maxStream bounds one event stream of a live page; the page opens
+// another when it ends.
+const maxStream = 10 * time.Minute
+
+// handleLogoutEvents streams a logout's changes as server-sent events, the
+// signature of its status (statusSig) now and after each change, until it
+// is done: the live status and delivery pages reload on each.
+func (c *Console) handleLogoutEvents(g *gin.Context) {
+	ctx, cancel := context.WithTimeout(g.Request.Context(), maxStream)
+	defer cancel()
+	id := g.Param("logout_id")
+	started := false
+	err := c.opts.Engine.Watch(ctx, id, func(st slobridge.LogoutStatus) error {
+		if !started {
+			h := g.Writer.Header()
+			h.Set("Content-Type", "text/event-stream")
+			h.Set("X-Accel-Buffering", "no")
+			g.Status(http.StatusOK)
+			started = true
+		}
+		if _, err := fmt.Fprintf(g.Writer, "data: %s\n\n", statusSig(st)); err != nil {
+			return err
+		}
+		g.Writer.Flush()
+		return nil
+	})
+	switch {
+	case started:
+	case errors.Is(err, store.ErrNotFound):
+		g.AbortWithStatus(http.StatusNotFound)
+	case err != nil:
+		c.log.ErrorContext(ctx, "console: logout events", "logout_id", id, "err", err)
+		g.AbortWithStatus(slobridge.FailureStatus(g.Writer.Header(), err))
+	}
+}
 
 // handleLogoutStatus shows one logout leg by leg, reloading itself while
 // it runs.

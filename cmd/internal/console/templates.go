@@ -1,12 +1,24 @@
 package console
 
-// layoutTmpl is every page's frame: the navigation, the operator and the
-// page's own style (by nonce; no script anywhere).
+// layoutTmpl is every page's frame: the navigation, the operator, the
+// page's own style and, on a page that follows a running logout, a small
+// script (both by nonce) that reloads it at each change the logout's
+// event stream announces; without scripts the page reloads every two
+// seconds.
 const layoutTmpl = `
 {{define "top"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>slobridge console</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-{{if .Refresh}}<meta http-equiv="refresh" content="2">{{end}}
+{{if .Refresh}}<noscript><meta http-equiv="refresh" content="2"></noscript>
+<script nonce="{{.Nonce}}">
+(function () {
+  var reload = function () { location.reload(); };
+  if (!window.EventSource) { setTimeout(reload, 2000); return; }
+  var es = new EventSource({{.Live}});
+  es.onmessage = function (e) { if (e.data !== {{.Sig}}) { es.close(); reload(); } };
+  es.onerror = function () { es.close(); setTimeout(reload, 2000); };
+})();
+</script>{{end}}
 <style nonce="{{.Nonce}}">
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
 header{background:#1f2a37;color:#fff;padding:.6em 1.2em;display:flex;gap:1.4em;align-items:center}
