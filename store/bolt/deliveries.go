@@ -329,7 +329,7 @@ func (db *DB) ListFailingDeliveries(ctx context.Context, before store.Cursor, li
 	var out []store.Delivery
 	err := db.view(ctx, "list failing deliveries", func(tx *bbolt.Tx) error {
 		c := tx.Bucket([]byte(bkDelFailing)).Cursor()
-		for k := lastBefore(c, before.CreatedAt, before.ID); k != nil && len(out) < limit; k, _ = c.Prev() {
+		for k := lastBefore(c, nil, before.CreatedAt, before.ID); k != nil && len(out) < limit; k, _ = c.Prev() {
 			d, err := getDelivery(tx, string(k[timeLen:]))
 			if err != nil {
 				return fmt.Errorf("index %s points at a missing delivery: %w", bkDelFailing, err)

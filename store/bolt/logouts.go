@@ -175,19 +175,19 @@ func (db *DB) GetLogout(ctx context.Context, id string) (store.Logout, error) {
 	return lo, err
 }
 
-// lastBefore positions c, over an index of timeBytes+ID keys, on the last
-// key before (at, id) — the last key of all for the zero time — and
-// returns it (nil when there is none): where a page newest first starts.
-func lastBefore(c *bbolt.Cursor, at time.Time, id string) []byte {
-	if at.IsZero() {
-		k, _ := c.Last()
+// lastBefore positions c, over an index of p+timeBytes+ID keys, on the
+// last key before (at, id) — the last key of p for the zero time — and
+// returns it (nil when there is none; a key outside p when p has none
+// before): where a page newest first starts. Times never begin with 0xff.
+func lastBefore(c *bbolt.Cursor, p []byte, at time.Time, id string) []byte {
+	seek := key(p, []byte{0xff})
+	if !at.IsZero() {
+		seek = key(p, timeBytes(at), []byte(id))
+	}
+	if k, _ := c.Seek(seek); k == nil {
+		k, _ = c.Last() // past every key
 		return k
 	}
-	if k, _ := c.Seek(key(timeBytes(at), []byte(id))); k == nil {
-		k, _ = c.Last() // the cursor is after every key
-		return k
-	}
-	// The first key at or after the cursor: the page starts just before it.
 	k, _ := c.Prev()
 	return k
 }
@@ -201,7 +201,7 @@ func (db *DB) ListLogouts(ctx context.Context, before store.LogoutCursor, limit 
 	var out []store.Logout
 	err := db.view(ctx, "list logouts", func(tx *bbolt.Tx) error {
 		c := tx.Bucket([]byte(bkLogoutsByTime)).Cursor()
-		for k := lastBefore(c, before.CreatedAt, before.ID); k != nil && len(out) < limit; k, _ = c.Prev() {
+		for k := lastBefore(c, nil, before.CreatedAt, before.ID); k != nil && len(out) < limit; k, _ = c.Prev() {
 			lo, err := getLogout(tx, string(k[timeLen:]))
 			if err != nil {
 				return fmt.Errorf("index %s points at a missing logout: %w", bkLogoutsByTime, err)

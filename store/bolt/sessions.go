@@ -401,20 +401,7 @@ func (db *DB) ListSessions(ctx context.Context, f store.SessionFilter, before st
 	var out []store.Session
 	err := db.view(ctx, "list sessions", func(tx *bbolt.Tx) error {
 		c := tx.Bucket([]byte(bucket)).Cursor()
-		var k []byte
-		if before.CreatedAt.IsZero() {
-			// Past the prefix's last key (times never begin with 0xff).
-			if k, _ = c.Seek(key(p, []byte{0xff})); k == nil {
-				k, _ = c.Last()
-			} else {
-				k, _ = c.Prev()
-			}
-		} else if k, _ = c.Seek(key(p, timeBytes(before.CreatedAt), []byte(before.ID))); k == nil {
-			k, _ = c.Last()
-		} else {
-			k, _ = c.Prev()
-		}
-		for ; k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, _ = c.Prev() {
+		for k := lastBefore(c, p, before.CreatedAt, before.ID); k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, _ = c.Prev() {
 			s, err := getSession(tx, idAfterPrefix(k, len(p)))
 			if err != nil {
 				return fmt.Errorf("index %s points at a missing session: %w", bucket, err)

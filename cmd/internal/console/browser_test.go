@@ -25,6 +25,18 @@ var xss = map[string]string{
 	"error text": `<img src=x onerror="document.title='xss-error'"><b>bold</b>`,
 }
 
+// operatorBrowser is a Chromium tab signed in as bob.
+func (h *harness) operatorBrowser(t *testing.T) context.Context {
+	t.Helper()
+	b := browsertest.New(t)
+	u, _ := url.Parse(h.srv.URL)
+	if _, err := chromedp.Call(b, network.SetCookie, network.SetCookieParams{Name: slobridge.SessionCookieName,
+		Value: h.cookie(h.bob).Value, Domain: u.Hostname(), Path: "/"}); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestConsoleXSSInChromium: user attributes, NameIDs, client names, SP
 // entity IDs and delivery error texts reach every console page as text:
 // Chromium's DOM holds no element they would have made, the title is the
@@ -62,12 +74,7 @@ func TestConsoleXSSInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b := browsertest.New(t)
-	u, _ := url.Parse(h.srv.URL)
-	if _, err := chromedp.Call(b, network.SetCookie, network.SetCookieParams{Name: slobridge.SessionCookieName,
-		Value: h.cookie(h.bob).Value, Domain: u.Hostname(), Path: "/"}); err != nil {
-		t.Fatal(err)
-	}
+	b := h.operatorBrowser(t)
 	pages := []struct {
 		path string
 		show []string // attacks the page shows as text
@@ -133,12 +140,7 @@ func TestConsoleLiveInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b := browsertest.New(t)
-	u, _ := url.Parse(h.srv.URL)
-	if _, err := chromedp.Call(b, network.SetCookie, network.SetCookieParams{Name: slobridge.SessionCookieName,
-		Value: h.cookie(h.bob).Value, Domain: u.Hostname(), Path: "/"}); err != nil {
-		t.Fatal(err)
-	}
+	b := h.operatorBrowser(t)
 	browsertest.Navigate(t, b, h.srv.URL+"/admin/deliveries/"+id)
 	browsertest.WaitJS(t, b, "the retrying delivery", `document.getElementById("state").textContent === "retrying"`)
 	deadline := time.Now().Add(browsertest.WaitTimeout)

@@ -231,11 +231,32 @@ func (c *Console) fail(g *gin.Context, op string, err error) {
 // path is the absolute path of a console page.
 func (c *Console) path(p string) string { return c.opts.BasePath + Prefix + p }
 
-// pageURL is the link to a console page with a query the console built
-// (the next page of a list): encoded here, so the template takes it as a
-// URL and does not escape it a second time.
-func (c *Console) pageURL(p string, q url.Values) template.URL {
+// nextPage is the link to the page of a list after the one whose last
+// item was created at at with ID id, q holding the list's other
+// parameters: encoded here, so the template takes it as a URL and does not
+// escape it a second time.
+func (c *Console) nextPage(p string, q url.Values, at time.Time, id string) template.URL {
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("before_time", at.UTC().Format(time.RFC3339Nano))
+	q.Set("before_id", id)
 	return template.URL(c.path(p) + "?" + q.Encode())
+}
+
+// cursor reads the page position nextPage wrote; false (after answering
+// 400) when it is not valid.
+func (c *Console) cursor(g *gin.Context, title string) (store.Cursor, bool) {
+	t := g.Query("before_time")
+	if t == "" {
+		return store.Cursor{}, true
+	}
+	at, err := time.Parse(time.RFC3339Nano, t)
+	if err != nil || g.Query("before_id") == "" {
+		c.page(g, http.StatusBadRequest, "message", msgView{Title: title, Message: "That page position is not valid."})
+		return store.Cursor{}, false
+	}
+	return store.Cursor{CreatedAt: at, ID: g.Query("before_id")}, true
 }
 
 // view is what every page template gets besides its own data.

@@ -91,14 +91,9 @@ func groupByHost(ds []store.Delivery) []hostFailures {
 // the page an on-call operator opens first.
 func (c *Console) handleDeliveries(g *gin.Context) {
 	ctx := g.Request.Context()
-	var cur store.Cursor
-	if t := g.Query("before_time"); t != "" {
-		at, err := time.Parse(time.RFC3339Nano, t)
-		if err != nil || g.Query("before_id") == "" {
-			c.page(g, http.StatusBadRequest, "message", msgView{Title: "Deliveries", Message: "That page position is not valid."})
-			return
-		}
-		cur = store.Cursor{CreatedAt: at, ID: g.Query("before_id")}
+	cur, ok := c.cursor(g, "Deliveries")
+	if !ok {
+		return
 	}
 	st := c.opts.Engine.Store()
 	ds, err := st.ListFailingDeliveries(ctx, cur, failingPage)
@@ -115,7 +110,7 @@ func (c *Console) handleDeliveries(g *gin.Context) {
 		Retrying: counts[store.DeliveryRetrying], Failed: counts[store.DeliveryFailed]}
 	if len(ds) == failingPage {
 		last := ds[len(ds)-1]
-		v.Next = c.pageURL("/deliveries", url.Values{"before_time": {last.CreatedAt.UTC().Format(time.RFC3339Nano)}, "before_id": {last.ID}})
+		v.Next = c.nextPage("/deliveries", nil, last.CreatedAt, last.ID)
 	}
 	c.page(g, http.StatusOK, "deliveries", v)
 }
@@ -130,7 +125,9 @@ type attemptRow struct {
 // deliveryView is one delivery's page.
 type deliveryView struct {
 	store.Delivery
-	Host     string
+	Host string
+	// Attempts, with when each next one followed, stand in for the
+	// delivery's own.
 	Attempts []attemptRow
 	// Retryable is true when Retry now would send it (store.RetryNow).
 	Retryable bool

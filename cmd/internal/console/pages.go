@@ -103,19 +103,14 @@ func (c *Console) handleSessions(g *gin.Context) {
 		if v.By == "app" {
 			f = store.SessionFilter{AppID: v.Query}
 		}
-		var cur store.Cursor
-		if t := g.Query("before_time"); t != "" {
-			at, perr := time.Parse(time.RFC3339Nano, t)
-			if perr != nil || g.Query("before_id") == "" {
-				c.page(g, http.StatusBadRequest, "message", msgView{Title: "Sessions", Message: "That page position is not valid."})
-				return
-			}
-			cur = store.Cursor{CreatedAt: at, ID: g.Query("before_id")}
+		cur, ok := c.cursor(g, "Sessions")
+		if !ok {
+			return
 		}
 		ss, err = c.opts.Engine.Store().ListSessions(ctx, f, cur, sessionPage)
 		if err == nil && len(ss) == sessionPage {
 			last := ss[len(ss)-1]
-			v.Next = c.pageURL("/", url.Values{"by": {v.By}, "q": {v.Query}, "before_time": {last.CreatedAt.UTC().Format(time.RFC3339Nano)}, "before_id": {last.ID}})
+			v.Next = c.nextPage("/", url.Values{"by": {v.By}, "q": {v.Query}}, last.CreatedAt, last.ID)
 		}
 	default:
 		c.page(g, http.StatusBadRequest, "message", msgView{Title: "Sessions", Message: "Search by user, upstream or app."})
@@ -238,14 +233,9 @@ type logoutsView struct {
 // handleLogouts lists the logouts, newest first, a page at a time.
 func (c *Console) handleLogouts(g *gin.Context) {
 	ctx := g.Request.Context()
-	var cur store.LogoutCursor
-	if t := g.Query("before_time"); t != "" {
-		at, err := time.Parse(time.RFC3339Nano, t)
-		if err != nil || g.Query("before_id") == "" {
-			c.page(g, http.StatusBadRequest, "message", msgView{Title: "Logouts", Message: "That page position is not valid."})
-			return
-		}
-		cur = store.LogoutCursor{CreatedAt: at, ID: g.Query("before_id")}
+	cur, ok := c.cursor(g, "Logouts")
+	if !ok {
+		return
 	}
 	los, err := c.opts.Engine.Store().ListLogouts(ctx, cur, logoutPage)
 	if err != nil {
@@ -263,7 +253,7 @@ func (c *Console) handleLogouts(g *gin.Context) {
 	}
 	if len(los) == logoutPage {
 		last := los[len(los)-1]
-		v.Next = c.pageURL("/logouts", url.Values{"before_time": {last.CreatedAt.UTC().Format(time.RFC3339Nano)}, "before_id": {last.ID}})
+		v.Next = c.nextPage("/logouts", nil, last.CreatedAt, last.ID)
 	}
 	c.page(g, http.StatusOK, "logouts", v)
 }
