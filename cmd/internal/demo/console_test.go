@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -74,6 +75,19 @@ func TestOperatorConsole(t *testing.T) {
 		}
 	}
 	screenshot(t, ops, "console-sessions.png")
+
+	// The sessions Calendar joined, and those at the demo's upstream,
+	// list alice's.
+	for _, q := range []string{"by=app&q=calendar", "by=upstream&q=demo-idp"} {
+		browsertest.Navigate(t, ops, d.BridgeURL+"/admin/?"+q)
+		browsertest.WaitJS(t, ops, "the sessions listed ("+q+")", `!!document.getElementById("listed")`)
+		users, err := chromedp.Run(ops, chromedp.Evaluate[[]string](`Array.prototype.map.call(document.querySelectorAll(".session .session-user"), function(e){return e.textContent})`))
+		if err != nil || !slices.Contains(users, "alice") {
+			t.Errorf("the sessions listed %s are of %q (%v), want alice's among them", q, users, err)
+		}
+	}
+	browsertest.Navigate(t, ops, d.BridgeURL+"/admin/?q="+d.Users[0].Email)
+	browsertest.WaitJS(t, ops, "alice's sessions again", `!!document.getElementById("logout-user")`)
 
 	// Calendar is down when the operator logs alice out everywhere.
 	if err := d.StopPart(d.BackApp.Name); err != nil {
