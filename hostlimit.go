@@ -66,7 +66,7 @@ func (l *hostLimiter) unref(host string, s *hostSem) {
 // hostKey returns the receiver a URL points at, as scheme://host:port with
 // the default port made explicit, lower-cased. An unparsable URL maps to
 // its own text, so it is still bounded (its attempts fail in the notifier).
-func hostKey(raw string) string {
+func ReceiverOf(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
 		return raw

@@ -18,8 +18,8 @@ func TestHostKey(t *testing.T) {
 		"":                                  "",
 	}
 	for in, want := range tests {
-		if got := hostKey(in); got != want {
-			t.Errorf("hostKey(%q) = %q, want %q", in, got, want)
+		if got := ReceiverOf(in); got != want {
+			t.Errorf("ReceiverOf(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -77,7 +77,7 @@ func (n *HTTPNotifier) Notify(ctx context.Context, d store.Delivery) error {
 	req.Header.Set(DeliveryIDHeader, d.ID)
 	resp, err := n.Client.Do(req)
 	if err != nil {
-		return fmt.Errorf("http notifier: post to %s: %w", hostKey(p.BackChannelURL), err)
+		return fmt.Errorf("http notifier: post to %s: %w", ReceiverOf(p.BackChannelURL), err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxReceiverBody))

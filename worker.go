@@ -158,7 +158,7 @@ func (p *pool) leaseLeft(id string) time.Duration {
 func (p *pool) deliver(ctx context.Context, d store.Delivery, leaseUntil time.Time) {
 	defer p.wg.Done()
 	defer p.unhold(d.ID)
-	host := hostKey(d.Participant.BackChannelURL)
+	host := ReceiverOf(d.Participant.BackChannelURL)
 	if err := p.hosts.acquire(ctx, host); err != nil {
 		return // shutting down: the lease expires and the delivery is claimed again
 	}

@@ -472,8 +472,13 @@ func dbError(err error) error {
 // high fill percent splits the same page again and again into a full one
 // and a nearly empty one (measured: 21% of the page bytes in use).
 var fillPercents = map[string]float64{
-	bkSessActive:    0.9,
-	bkSessEnded:     0.9,
+	bkSessActive: 0.9,
+	bkSessEnded:  0.9,
+	// Keyed by upstream or app, then time: appended at the end of each
+	// upstream's or app's range.
+	bkSessByUp:      0.9,
+	bkSessByApp:     0.9,
+	bkDelFailing:    0.9,
 	bkLogoutsByTime: 0.9,
 	bkDelDue:        0.9,
 	bkRecordsExp:    0.9,

@@ -285,9 +285,7 @@ func (db *DB) RetryDeliveries(ctx context.Context, logoutID string, now time.Tim
 			if d.State != store.DeliveryFailed {
 				continue
 			}
-			reset := d
-			reset.State, reset.NextAttemptAt, reset.DoneAt = store.DeliveryPending, now, time.Time{}
-			reset.LeaseOwner, reset.LeaseUntil = "", time.Time{}
+			reset, _ := store.RetryNow(d, now)
 			if err := putDelivery(tx, &d, reset); err != nil {
 				return err
 			}

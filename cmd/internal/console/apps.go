@@ -55,9 +55,6 @@ type AppActions interface {
 // configured app); its message says why.
 var ErrInvalidApp = errors.New("console: invalid app")
 
-// maxMetadataForm caps pasted SP metadata.
-const maxMetadataForm = 256 << 10
-
 // appPage is how many apps the Apps page lists at a time.
 const appPage = 100
 
@@ -112,7 +109,7 @@ type registeredView struct {
 // mistake (400, with why) or the bridge's failure.
 func (c *Console) appRefused(g *gin.Context, op store.Session, action, target string, err error) {
 	c.audit(g, op, action, target, "", "refused: "+err.Error())
-	if errors.Is(err, ErrInvalidApp) || c.opts.AppActions == nil {
+	if errors.Is(err, ErrInvalidApp) {
 		c.page(g, http.StatusBadRequest, "message", msgView{Title: "Apps", Message: strings.TrimPrefix(err.Error(), ErrInvalidApp.Error()+": ")})
 		return
 	}
@@ -125,15 +122,8 @@ func (c *Console) handleRegisterSAML(g *gin.Context) {
 	op := g.MustGet(ctxOperator).(store.Session)
 	f := g.Request.PostForm
 	u, md, name := strings.TrimSpace(f.Get("metadata_url")), strings.TrimSpace(f.Get("metadata")), strings.TrimSpace(f.Get("name"))
-	switch {
-	case c.opts.AppActions == nil:
-		c.appRefused(g, op, "register saml sp", u, errors.New("apps cannot be registered here"))
-		return
-	case (u == "") == (md == ""):
+	if (u == "") == (md == "") {
 		c.appRefused(g, op, "register saml sp", u, fmt.Errorf("%w: give the SP's metadata URL or paste its metadata, one of the two", ErrInvalidApp))
-		return
-	case len(md) > maxMetadataForm:
-		c.appRefused(g, op, "register saml sp", "", fmt.Errorf("%w: the pasted metadata is larger than %d KiB", ErrInvalidApp, maxMetadataForm>>10))
 		return
 	}
 	var raw []byte
@@ -164,10 +154,6 @@ func lines(s string) []string {
 // secret once.
 func (c *Console) handleRegisterOIDC(g *gin.Context) {
 	op := g.MustGet(ctxOperator).(store.Session)
-	if c.opts.AppActions == nil {
-		c.appRefused(g, op, "register oidc client", "", errors.New("apps cannot be registered here"))
-		return
-	}
 	f := g.Request.PostForm
 	form := OIDCClientForm{Name: strings.TrimSpace(f.Get("name")), RedirectURIs: lines(f.Get("redirect_uris")),
 		PostLogoutRedirectURIs: lines(f.Get("post_logout_redirect_uris")), BackChannelLogoutURI: strings.TrimSpace(f.Get("backchannel_logout_uri")),
@@ -189,10 +175,6 @@ func (c *Console) handleDisableApp(g *gin.Context) {
 	action := "enable app"
 	if disabled {
 		action = "disable app"
-	}
-	if c.opts.AppActions == nil {
-		c.appRefused(g, op, action, kind+" "+id, errors.New("apps cannot be changed here"))
-		return
 	}
 	if err := c.opts.AppActions.SetDisabled(g.Request.Context(), kind, id, disabled); err != nil {
 		c.appRefused(g, op, action, kind+" "+id, err)

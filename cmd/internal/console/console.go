@@ -111,9 +111,11 @@ func (c *Console) Mount(r gin.IRouter) {
 	g.POST("/deliveries/:delivery_id/retry", c.checkCSRF, c.handleRetryDelivery)
 	g.GET("/upstreams", c.handleUpstreams)
 	g.GET("/apps", c.handleApps)
-	g.POST("/apps/saml", c.checkCSRF, c.handleRegisterSAML)
-	g.POST("/apps/oidc", c.checkCSRF, c.handleRegisterOIDC)
-	g.POST("/apps/disable", c.checkCSRF, c.handleDisableApp)
+	if c.opts.AppActions != nil {
+		g.POST("/apps/saml", c.checkCSRF, c.handleRegisterSAML)
+		g.POST("/apps/oidc", c.checkCSRF, c.handleRegisterOIDC)
+		g.POST("/apps/disable", c.checkCSRF, c.handleDisableApp)
+	}
 }
 
 // ctxOperator is the gin context key of the signed-in operator's session.
@@ -186,6 +188,9 @@ func (c *Console) csrfToken(sessionID string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
+// maxForm caps a console form's body (pasted SP metadata is the largest).
+const maxForm = 512 << 10
+
 // checkCSRF refuses a state-changing request that is cross-site (Fetch
 // metadata or Origin) or lacks the operator's CSRF token.
 func (c *Console) checkCSRF(g *gin.Context) {
@@ -196,8 +201,8 @@ func (c *Console) checkCSRF(g *gin.Context) {
 		why = "cross-site request (Sec-Fetch-Site " + site + ")"
 	} else if o := r.Header.Get("Origin"); o != "" && o != c.origin {
 		why = "cross-site request (Origin " + o + ")"
-	} else if err := r.ParseForm(); err != nil {
-		why = "unreadable form"
+	} else if r.Body = http.MaxBytesReader(g.Writer, r.Body, maxForm); r.ParseForm() != nil {
+		why = "unreadable or too large form"
 	} else if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(c.csrfToken(s.ID))) {
 		why = "missing or wrong CSRF token"
 	}

@@ -321,14 +321,14 @@ func TestConsoleDeliveries(t *testing.T) {
 		t.Fatalf("Deliveries: %d", code)
 	}
 	for _, want := range []string{`<p id="totals">2 retrying, 1 given up.</p>`,
-		`<tr data-host="payroll.example"><td><code>payroll.example</code></td><td class="retrying">1</td><td class="failed">1</td>`,
+		`<tr data-host="https://payroll.example:443"><td><code>https://payroll.example:443</code></td><td class="retrying">1</td><td class="failed">1</td>`,
 		`<td class="error">HTTP 503 from payroll.example</td>`,
-		`<tr data-host="wiki.example"><td><code>wiki.example</code></td><td class="retrying">1</td><td class="failed">0</td>`} {
+		`<tr data-host="https://wiki.example:443"><td><code>https://wiki.example:443</code></td><td class="retrying">1</td><td class="failed">0</td>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the Deliveries page lacks %s:\n%s", want, page)
 		}
 	}
-	if i, j := strings.Index(page, `data-host="payroll.example"`), strings.Index(page, `data-host="wiki.example"`); i > j {
+	if i, j := strings.Index(page, `data-host="https://payroll.example:443"`), strings.Index(page, `data-host="https://wiki.example:443"`); i > j {
 		t.Error("the host with more failures is not listed first")
 	}
 
@@ -447,6 +447,7 @@ func TestConsoleAppActions(t *testing.T) {
 	}{
 		{"/admin/apps/saml", url.Values{"metadata_url": {"https://sp.example/md"}, "metadata": {"<x/>"}}, 400, "one of the two"},
 		{"/admin/apps/saml", url.Values{"metadata": {"bad"}}, 400, "metadata is not an EntityDescriptor &lt;b&gt;here&lt;/b&gt;"},
+		{"/admin/apps/saml", url.Values{"metadata": {strings.Repeat("x", 600<<10)}}, 403, "too large form"},
 		{"/admin/apps/saml", url.Values{"metadata_url": {"https://sp.example/md"}, "name": {"<i>SP</i>"}}, 200, `<span id="registered-name">&lt;i&gt;SP&lt;/i&gt;</span>`},
 		{"/admin/apps/oidc", url.Values{"name": {"Payroll"}, "redirect_uris": {"https://p.example/cb\n\n"}}, 200, `<code id="secret">s3cr3t-shown-once</code>`},
 		{"/admin/apps/disable", url.Values{"kind": {"saml"}, "id": {"https://sp.example"}, "disabled": {"true"}}, 303, ""},
@@ -565,6 +566,13 @@ func TestConsoleLogoutEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The status page is rendered with the signature the stream starts
+	// from: a page that saw another would reload at once, and again.
+	_, _, page := h.do(t, "GET", "/admin/logouts/"+lo.ID, h.cookie(h.bob), nil, nil)
+	m := regexp.MustCompile(`e\.data !== "([0-9a-f]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("the running logout's page does not follow its stream:\n%s", page)
+	}
 	req, _ := http.NewRequest("GET", h.srv.URL+"/admin/logouts/"+lo.ID+"/events", nil)
 	req.AddCookie(h.cookie(h.bob))
 	resp, err := http.DefaultClient.Do(req)
@@ -586,6 +594,9 @@ func TestConsoleLogoutEvents(t *testing.T) {
 		}
 	}()
 	first := <-lines
+	if first != m[1] {
+		t.Fatalf("the stream starts from %s, the page was rendered from %s", first, m[1])
+	}
 	// The delivery is attempted and delivered: the stream announces the
 	// change and ends (the logout is done).
 	ds, err := st.ClaimDueDeliveries(ctx, "test", time.Now().Add(time.Minute), time.Minute, 1)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/slobridge/slobridge"
 	"github.com/slobridge/slobridge/store"
 )
 
@@ -18,13 +19,14 @@ import (
 // a time (newest first).
 const failingPage = store.MaxPage
 
-// receiverHost is the host a delivery goes to, the Deliveries page's
-// grouping.
+// receiverHost is the receiver a delivery goes to (slobridge.ReceiverOf,
+// as the delivery workers' per-host limit counts them), the Deliveries
+// page's grouping.
 func receiverHost(d store.Delivery) string {
-	if u, err := url.Parse(d.Participant.BackChannelURL); err == nil && u.Host != "" {
-		return u.Host
+	if d.Participant.BackChannelURL == "" {
+		return "(no back-channel URL)"
 	}
-	return "(no back-channel URL)"
+	return slobridge.ReceiverOf(d.Participant.BackChannelURL)
 }
 
 // hostFailures sums the failing deliveries to one receiver host.

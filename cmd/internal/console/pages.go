@@ -263,11 +263,10 @@ type statusView struct {
 	Outcome slobridge.Outcome
 	// Retryable is true when a delivery failed and may be sent again.
 	Retryable bool
-	// Refresh reloads the page while deliveries are still running.
-	Refresh bool
 }
 
-func (v statusView) refresh() bool { return v.Refresh }
+// refresh reloads the page while deliveries are still running.
+func (v statusView) refresh() bool { return !v.Outcome.Status.Done }
 
 func (v statusView) live() (string, string) {
 	return v.Outcome.Status.Logout.ID, statusSig(v.Outcome.Status)
@@ -334,7 +333,7 @@ func (c *Console) handleLogoutStatus(g *gin.Context) {
 		c.fail(g, "logout outcome", err)
 		return
 	}
-	v := statusView{Outcome: oc, Refresh: !oc.Status.Done}
+	v := statusView{Outcome: oc}
 	for _, p := range oc.Status.Participants {
 		if p.State == string(store.DeliveryFailed) {
 			v.Retryable = true
