@@ -15,37 +15,32 @@ const waitPoll = time.Second
 // at the end. It is the one wait on a logout: the SAML SOAP and browser
 // answers (through Outcome) and the status page's final wait use it.
 //
-// The status is read after subscribing, again on each event of the logout
-// (queued events are taken together, waitChange), every waitPoll, and once
-// more when the wait ends, so that deliveries finished meanwhile count.
-// When ctx ends first, the last status read is returned with ctx's error.
+// It follows the logout with Watch: the status is read after subscribing,
+// again on each event of the logout (queued events are taken together,
+// waitChange) and every waitPoll; once more when the wait ends, so that
+// deliveries finished meanwhile count. When ctx ends first, the last
+// status read is returned with ctx's error.
 func (e *Engine) WaitDone(ctx context.Context, logoutID string, wait time.Duration) (LogoutStatus, error) {
-	events, stop := e.Subscribe(64)
-	defer stop()
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	tick := time.NewTicker(waitPoll)
-	defer tick.Stop()
-	for {
-		st, err := e.Status(ctx, logoutID)
-		if err != nil || st.Done {
-			return st, err
-		}
-		if !waitChange(wctx, events, tick.C, logoutID) {
-			if ctx.Err() != nil {
-				return st, ctx.Err()
-			}
-			return e.Status(ctx, logoutID)
-		}
+	var st LogoutStatus
+	err := e.Watch(wctx, logoutID, func(s LogoutStatus) error { st = s; return nil })
+	switch {
+	case err == nil:
+		return st, nil
+	case ctx.Err() != nil:
+		return st, ctx.Err()
+	case wctx.Err() != nil:
+		return e.Status(ctx, logoutID)
 	}
+	return st, err
 }
 
 // Watch calls fn with the status of logout logoutID now and again after
 // each change of it (its events, or every waitPoll for changes made by
 // other replicas), until every back-channel delivery is final
 // (LogoutStatus.Done), fn fails or ctx ends; it returns fn's error or
-// ctx's. It waits as WaitDone does, for a caller that follows every step
-// (the operator console's live pages).
+// ctx's. WaitDone and the operator console's live pages wait through it.
 func (e *Engine) Watch(ctx context.Context, logoutID string, fn func(LogoutStatus) error) error {
 	events, stop := e.Subscribe(64)
 	defer stop()
